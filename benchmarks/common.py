@@ -1,0 +1,52 @@
+"""What every benchmark module shares: the row it reports and a median timer.
+
+A benchmark module ``benchmarks/bench_NAME.py`` defines ``run(quick: bool) -> list[Row]``; the runner in
+``__main__`` collects the rows of every module into one table. Each row is one figure beside its baseline,
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Row:
+    """One measured figure. ``value``/``baseline_value`` are in ``unit``; ``target`` says what the issue asks."""
+
+    benchmark: str
+    case: str
+    value: float | None
+    unit: str
+    baseline: str = ""
+    baseline_value: float | None = None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs, after ``warmup`` unmeasured runs (seconds)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def median_cpu_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median CPU time of this process for ``fn()`` (seconds; ``time.process_time``)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return statistics.median(times)

@@ -1,0 +1,107 @@
+"""A live call: its queue of requests, the player of the current one, the caller's audio and where it goes."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from .dtmf import KeyEvent
+from .errors import QueueFullError
+from .format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
+from .player import PlayerEvent, RequestPlayer, RequestReport, Result
+from .sinks import Sink
+from .timeline import Program
+
+_SILENT_FRAME = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
+_SILENT_FRAME.setflags(write=False)
+
+
+class CallerSource(Protocol):
+    """The caller's audio, read one frame at a time; told when each request starts playing."""
+
+    def read(self, count: int) -> np.ndarray: ...
+
+    def request_started(self) -> None: ...
+
+
+#: ``on_event(call, event, at_sample)``: ``at_sample`` counts from the call's start.
+EventHandler = Callable[["Call", PlayerEvent, int], None]
+
+
+class Call:
+    """One call: requests run one after another in arrival order, one frame per tick.
+
+    ``queue_limit``: how many requests may wait behind the one playing (``108102`` beyond).
+    """
+
+    def __init__(self, app_id: str, call_id: str, caller: CallerSource, sink: Sink, on_event: EventHandler,
+                 queue_limit: int = 8) -> None:
+        self.app_id = app_id
+        self.call_id = call_id
+        self.caller = caller
+        self.sink = sink
+        self.on_event = on_event
+        self.queue_limit = queue_limit
+        self.position = 0
+        self.player: RequestPlayer | None = None
+        self.request_start = 0
+        self.pending: deque[Program] = deque()
+        self.hung_up = False
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing plays and nothing waits."""
+        return self.player is None and not self.pending
+
+    def submit(self, program: Program) -> None:
+        """Queue a request behind the others; :class:`QueueFullError` when the queue is full."""
+        if len(self.pending) >= self.queue_limit:
+            raise QueueFullError(f"callId: the call's queue is full ({self.queue_limit} requests waiting)")
+        self.pending.append(program)
+
+    def next_frame(self) -> np.ndarray:
+        """The frame to play to the caller in this tick (silence when idle)."""
+        if self.player is None and self.pending and not self.hung_up:
+            self.player = RequestPlayer(self.pending.popleft())
+            self.request_start = self.position
+            self.caller.request_started()
+        player = self.player
+        self.position += SAMPLES_PER_FRAME
+        if player is None:
+            return _SILENT_FRAME
+        frame = player.next_frame()
+        self._drain(player)
+        return frame
+
+    def on_key(self, event: KeyEvent) -> None:
+        """A key decoded from the caller's audio (``start_sample`` counted from the call's start)."""
+        player = self.player
+        if player is not None:
+            player.on_key(event.key, event.start_sample - self.request_start)
+            self._drain(player)
+
+    def stop(self) -> None:
+        """``stoPlay``: the request playing now ends with ``stopped``; the queue goes on."""
+        if self.player is not None:
+            self.player.stop()
+            self._drain(self.player)
+
+    def hang_up(self) -> None:
+        """``disConnect``: the request playing and every pending one end with ``hangup``."""
+        self.hung_up = True
+        if self.player is not None:
+            self.player.hang_up()
+            self._drain(self.player)
+        while self.pending:
+            self.pending.popleft()
+            self.on_event(self, RequestReport(Result.HANGUP, None, 0), self.position)
+
+    def _drain(self, player: RequestPlayer) -> None:
+        for event in player.events:
+            self.on_event(self, event, self.request_start + event.at)
+        player.events.clear()
+        if player.done:
+            self.player = None

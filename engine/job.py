@@ -1,0 +1,114 @@
+"""The render job behind ``render`` and ``demo``: a request body in; the response, events and a WAV out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .call import CallerSource
+from .caller import ScriptedCaller, ScriptError, file_caller, parse_key_script
+from .config import ConfigError, load_config
+from .errors import EngineError, RequestError
+from .intake import check_request
+from .library import VoiceLibrary
+from .media import prepare
+from .render import Rendered, render, render_seconds
+from .request import error_response, response
+from .sinks import write_wav
+from .speech import synthesizer
+from .timeline import Program
+
+EXIT_OK = 0
+EXIT_REFUSED = 2
+
+
+class SetupError(ValueError):
+    """A command-line option is unusable (not a request error): the message names it."""
+
+
+@dataclass
+class JobResult:
+    """The outcome of a render job: the exit status and, when accepted, the program and what it rendered."""
+
+    status: int
+    program: Program | None = None
+    rendered: Rendered | None = None
+
+
+def _print(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def make_caller(args: argparse.Namespace) -> CallerSource | None:
+    """The caller named by ``--keys`` or ``--caller`` (None: a silent caller)."""
+    if args.keys and args.caller:
+        raise SetupError("--keys and --caller: give one caller, not both")
+    if args.caller:
+        try:
+            return file_caller(args.caller)
+        except ValueError as exc:
+            raise SetupError(f"--caller: {exc}") from None
+    if args.keys:
+        try:
+            return ScriptedCaller(parse_key_script(args.keys))
+        except ScriptError as exc:
+            raise SetupError(f"--keys: {exc}") from None
+    return None
+
+
+def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> JobResult:
+    """Check, prepare and render ``body``; print the response line and event lines; write ``args.output``."""
+    try:
+        config = load_config(args.config)
+        library = VoiceLibrary(args.voices)
+        caller = make_caller(args)
+    except (ConfigError, SetupError, NotADirectoryError) as exc:
+        print(f"ipcc-engine: {exc}", file=sys.stderr)
+        return JobResult(EXIT_REFUSED)
+    fields: dict = {}
+    try:
+        request, application = check_request(body, config, library)
+        fields = {"appId": request.app_id, "callId": request.call_id}
+        program = prepare(request, library, synthesizer(args.cache), application.voice)
+        seconds = render_seconds(program)
+        if seconds > args.max_seconds:
+            raise RequestError("request", f"plays {seconds:.1f} s without keys, over --max-seconds {args.max_seconds:g}")
+        rendered = render(program, caller, start)
+    except EngineError as exc:
+        _print(error_response(exc, fields or _ids(body)))
+        return JobResult(EXIT_REFUSED)
+    except Exception as exc:  # an internal failure: reported as the contract's 108104, with the traceback
+        traceback.print_exc(file=sys.stderr)
+        _print(response("108104", f"internal failure: {exc}", *_ids(body).values()))
+        return JobResult(EXIT_REFUSED)
+    _print(response("000000", "ok", request.app_id, request.call_id))
+    for event in rendered.events:
+        _print(event)
+    _write_atomically(args.output, rendered, args.stereo, args.encoding)
+    return JobResult(EXIT_OK, program, rendered)
+
+
+def _ids(body: bytes) -> dict[str, str]:
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return {"appId": "", "callId": ""}
+    if not isinstance(fields, dict):
+        return {"appId": "", "callId": ""}
+    fields = {str(k).strip(): v for k, v in fields.items()}
+    return {k: fields[k] if isinstance(fields.get(k), str) else "" for k in ("appId", "callId")}
+
+
+def _write_atomically(path: Path, rendered: Rendered, stereo: bool, encoding: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write_wav(tmp, rendered.played, rendered.heard if stereo else None, encoding)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
