@@ -8,12 +8,12 @@ total time (``total_samples`` after opening), or — when that is 0 — the end 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from .orders import KeyCollection
 
 
-class EndReason(str, Enum):
+class EndReason(StrEnum):
     """Why collection ended; the values are the contract's ``endReason`` spellings."""
 
     MAX_KEYS = "maxRevCnt"

@@ -78,7 +78,8 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> Jo
         program = prepare(request, library, synthesizer(args.cache), application.voice)
         seconds = render_seconds(program)
         if seconds > args.max_seconds:
-            raise RequestError("request", f"plays {seconds:.1f} s without keys, over --max-seconds {args.max_seconds:g}")
+            limit = f"over --max-seconds {args.max_seconds:g}"
+            raise RequestError("request", f"plays {seconds:.1f} s without keys, {limit}")
         rendered = render(program, caller, start)
     except EngineError as exc:
         _print(error_response(exc, fields or _ids(body)))

@@ -9,7 +9,7 @@ request's sample position, so the player never reads a clock. Events come out as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -21,7 +21,7 @@ _SILENT_FRAME = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
 _SILENT_FRAME.setflags(write=False)
 
 
-class Result(str, Enum):
+class Result(StrEnum):
     """How a request finished; the values are the contract's ``multrpt`` ``result`` spellings."""
 
     COMPLETE = "complete"
