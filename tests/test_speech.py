@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import speech
+from engine import espeak, speech
 from engine.errors import RequestError
 from engine.format import SAMPLE_RATE_HZ
 from engine.speech import (
@@ -263,10 +263,10 @@ def test_singleton_per_cache_dir_and_close(tmp_path: Path) -> None:
 
 
 def test_espeak_is_the_wheels_1_52_and_older_is_refused() -> None:
-    assert speech.espeak_library()[1].startswith("1.52")
-    speech.check_espeak_version("1.52.0")
+    assert espeak.espeak_library()[1].startswith("1.52")
+    espeak.check_espeak_version("1.52.0")
     with pytest.raises(speech.EspeakVersionError, match=r"1\.51\.1 is too old: 1\.52 or newer") as info:
-        speech.check_espeak_version("1.51.1")
+        espeak.check_espeak_version("1.51.1")
     assert info.value.code == "108104"
 
 
