@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Row:
-    """One measured figure. ``value``/``baseline_value`` are in ``unit``; ``target`` says what the issue asks."""
+    """One measured figure. ``value``/``baseline_value`` are in ``unit``; ``target``: what the issue asks."""
 
     benchmark: str
     case: str
@@ -26,6 +26,10 @@ class Row:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    #: Optional data for ``--plot``: ``{"x": [...], "y": [...] or {"label": [...], ...}, "xlabel": str,
+    #: "ylabel": str}``, optionally ``"title"``, ``"logx"``/``"logy"`` (bool) and ``"hline"`` (a target line).
+    #: Must be JSON-serialisable (rows travel from each benchmark's subprocess to the runner as JSON).
+    series: dict | None = None
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
