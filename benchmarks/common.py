@@ -32,25 +32,20 @@ class Row:
     series: dict | None = None
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs, after ``warmup`` unmeasured runs (seconds)."""
+def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
+                   clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median time of ``fn()`` by ``clock`` (default: wall time) over ``repeats`` runs, after ``warmup``
+    unmeasured runs (seconds)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
 def median_cpu_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
     """Median CPU time of this process for ``fn()`` (seconds; ``time.process_time``)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+    return median_seconds(fn, repeats, warmup, clock=time.process_time)
