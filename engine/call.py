@@ -34,7 +34,9 @@ EventHandler = Callable[["Call", PlayerEvent, int], None]
 class Call:
     """One call: requests run one after another in arrival order, one frame per tick.
 
-    ``queue_limit``: how many requests may wait behind the one playing (``108102`` beyond).
+    ``queue_limit``: how many requests may wait behind the one playing (``108102`` beyond); a call may hold
+    ``queue_limit + 1`` requests in all (playing and waiting). ``ended``: set by an endpoint whose caller went
+    away (the media thread then hangs the call up).
     """
 
     def __init__(self, app_id: str, call_id: str, caller: CallerSource, sink: Sink, on_event: EventHandler,
@@ -50,30 +52,42 @@ class Call:
         self.request_start = 0
         self.pending: deque[Program] = deque()
         self.hung_up = False
+        self.ended = False
 
     @property
     def idle(self) -> bool:
         """True when nothing plays and nothing waits."""
         return self.player is None and not self.pending
 
+    @property
+    def outstanding(self) -> int:
+        """Requests held: the one playing (if any) and those waiting."""
+        return len(self.pending) + (self.player is not None)
+
     def submit(self, program: Program) -> None:
         """Queue a request behind the others; :class:`QueueFullError` when the queue is full."""
-        if len(self.pending) >= self.queue_limit:
+        if self.outstanding > self.queue_limit:
             raise QueueFullError(f"callId: the call's queue is full ({self.queue_limit} requests waiting)")
         self.pending.append(program)
 
+    def _start_next(self) -> RequestPlayer:
+        player = self.player = RequestPlayer(self.pending.popleft())
+        self.request_start = self.position
+        self.caller.request_started()
+        return player
+
     def next_frame(self) -> np.ndarray:
         """The frame to play to the caller in this tick (silence when idle)."""
-        if self.player is None and self.pending and not self.hung_up:
-            self.player = RequestPlayer(self.pending.popleft())
-            self.request_start = self.position
-            self.caller.request_started()
         player = self.player
-        self.position += SAMPLES_PER_FRAME
         if player is None:
-            return _SILENT_FRAME
+            if not self.pending or self.hung_up:
+                self.position += SAMPLES_PER_FRAME
+                return _SILENT_FRAME
+            player = self._start_next()
+        self.position += SAMPLES_PER_FRAME
         frame = player.next_frame()
-        self._drain(player)
+        if player.events:
+            self.drain_events(player)
         return frame
 
     def on_key(self, event: KeyEvent) -> None:
@@ -81,25 +95,39 @@ class Call:
         player = self.player
         if player is not None:
             player.on_key(event.key, event.start_sample - self.request_start)
-            self._drain(player)
+            self.drain_events(player)
 
     def stop(self) -> None:
-        """``stoPlay``: the request playing now ends with ``stopped``; the queue goes on."""
+        """``stoPlay``: the request playing now ends with ``stopped``; the queue goes on.
+
+        A request queued but not yet started (it would start in this tick) counts as playing now.
+        """
+        if self.player is None and self.pending and not self.hung_up:
+            self._start_next()
         if self.player is not None:
             self.player.stop()
-            self._drain(self.player)
+            self.drain_events(self.player)
+
+    def fail(self) -> None:
+        """The current request broke inside the engine: it ends with result ``error``; the queue goes on."""
+        player = self.player
+        if player is not None:
+            self.player = None
+            player.events.clear()
+            self.on_event(self, RequestReport(Result.ERROR, None, player.position), self.position)
 
     def hang_up(self) -> None:
         """``disConnect``: the request playing and every pending one end with ``hangup``."""
         self.hung_up = True
         if self.player is not None:
             self.player.hang_up()
-            self._drain(self.player)
+            self.drain_events(self.player)
         while self.pending:
             self.pending.popleft()
             self.on_event(self, RequestReport(Result.HANGUP, None, 0), self.position)
 
-    def _drain(self, player: RequestPlayer) -> None:
+    def drain_events(self, player: RequestPlayer) -> None:
+        """Hand ``player``'s events to ``on_event``; forget the player once it is done."""
         for event in player.events:
             self.on_event(self, event, self.request_start + event.at)
         player.events.clear()

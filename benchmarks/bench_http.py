@@ -1,0 +1,158 @@
+"""multOrders requests per second on one server process, and their latency.
+
+The server is ``ipcc-engine serve`` in its own process (real TTS, cached after the first request); the load
+generator is this process: a minimal asyncio HTTP/1.1 client over keep-alive loopback connections (a
+general-purpose client would measure itself). 500 calls on the ``null`` endpoint share the requests, each
+request a short spoken prompt ("OK.", about 0.3 s), so the calls' queues stay short, as in real use, and
+the media thread plays 500 calls meanwhile.
+
+* throughput: 8 connections sending back to back (closed loop) for the duration;
+* latency at a fixed rate: 2000 requests/s spread over 16 connections on a schedule (open loop), latency
+  counted from each request's scheduled moment, so a stalled server is not hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import Row
+
+BENCH = "http"
+APP = "bench-app"
+ROOT = Path(__file__).resolve().parent.parent
+CALLS = 500
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(port: int, path: str, body: dict) -> bytes:
+    data = json.dumps(body).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bytes:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return await reader.readexactly(length)
+
+
+async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
+async def _load(port: int, requests: list[bytes], connections: int, seconds: float,
+                rate: float | None) -> tuple[list[float], int, float]:
+    """Send ``requests`` round robin; return latencies (s), refused answers, elapsed seconds."""
+    latencies: list[float] = []
+    refused = 0
+    start = time.perf_counter() + 0.05
+    end = start + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal refused
+        reader, writer = await _connect(port)
+        k = 0
+        while True:
+            if rate is None:
+                scheduled = time.perf_counter()
+            else:
+                scheduled = start + (k * connections + index) / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if scheduled >= end:
+                break
+            answer = await _exchange(reader, writer, requests[(k * connections + index) % len(requests)])
+            latencies.append(time.perf_counter() - scheduled)
+            if b'"000000"' not in answer:
+                refused += 1
+            k += 1
+        writer.close()
+
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    return latencies, refused, time.perf_counter() - start
+
+
+def _post(port: int, path: str, body: dict) -> dict:
+    async def one() -> bytes:
+        reader, writer = await _connect(port)
+        answer = await _exchange(reader, writer, _request(port, path, body))
+        writer.close()
+        return answer
+
+    return json.loads(asyncio.run(one()))
+
+
+def run(quick: bool) -> list[Row]:
+    """Start a server, create calls, measure throughput and latency at 2000 requests/s."""
+    seconds = 4.0 if quick else 15.0
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bench.toml"
+        config.write_text(f'[[applications]]\nappId = "{APP}"\nqueueLimit = 1000000\n')
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--config", str(config),
+             "--state", f"{tmp}/state", "--recordings", f"{tmp}/rec", "--cache", f"{tmp}/cache",
+             "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("the server did not start") from None
+                    time.sleep(0.1)
+            calls = [_post(port, "/ipcc/call/outCall", {"appId": APP, "called": "null"})["callId"]
+                     for _ in range(CALLS)]
+            order = {"playFlag": 0, "voiceStr": "OK.", "data": "bench"}
+            requests = [_request(port, "/ipcc/call/multOrders", {"appId": APP, "callId": c, "orders": [order]})
+                        for c in calls]
+            asyncio.run(_load(port, requests, 4, 1.0, None))  # warm-up: speech synthesized and cached
+            fixed, refused_fixed, _ = asyncio.run(_load(port, requests, 16, seconds, 2000.0))
+            lat, refused, elapsed = asyncio.run(_load(port, requests, 8, seconds, None))
+            throughput = len(lat) / elapsed
+        finally:
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    p50, p99 = (float(v) * 1000 for v in np.percentile(fixed, [50, 99]))
+    t50, t99 = (float(v) * 1000 for v in np.percentile(lat, [50, 99]))
+    note = f"{seconds:g} s, server and load generator in separate processes, {os.cpu_count()} cores"
+    return [
+        Row(BENCH, "multOrders throughput (8 connections, closed loop)", throughput, "requests/s",
+            target=">= 2000", met=throughput >= 2000,
+            note=f"{note}; latency p50 {t50:.2f} ms p99 {t99:.2f} ms; refused {refused}"),
+        Row(BENCH, "multOrders p50 latency at 2000 requests/s", p50, "ms", note=note),
+        Row(BENCH, "multOrders p99 latency at 2000 requests/s", p99, "ms", target="< 20 ms", met=p99 < 20,
+            note=f"{len(fixed)} requests, refused {refused_fixed}"),
+    ]
+
+
+if __name__ == "__main__":
+    for row in run(quick="--full" not in sys.argv):
+        print(row)

@@ -1,0 +1,131 @@
+"""Helpers for the server tests: a live uvicorn on a free loopback port, a fake speaker, callback receivers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import numpy as np
+import uvicorn
+
+from engine.format import SAMPLE_RATE_HZ
+
+FIXED_TIME = datetime(2024, 5, 6, 7, 8, 9, 123000)
+
+
+class FakeSpeaker:
+    """Speech without espeak: ``"tone:SECONDS"`` → a 440 Hz tone that long; ``"boom"`` raises; anything else
+    is a 0.5 s tone. Deterministic, so recordings can be compared sample for sample."""
+
+    def synthesize(self, text: str, settings: object = None) -> np.ndarray:
+        if text == "boom":
+            raise RuntimeError("the synthesizer broke")
+        seconds = float(text.removeprefix("tone:")) if text.startswith("tone:") else 0.5
+        t = np.arange(int(seconds * SAMPLE_RATE_HZ)) / SAMPLE_RATE_HZ
+        samples = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+        samples.setflags(write=False)
+        return samples
+
+
+class LiveServer:
+    """``app`` served by uvicorn in a background thread on a free 127.0.0.1 port."""
+
+    def __init__(self, app: Any) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(256)
+        self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+class Receiver:
+    """A callback receiver on a free loopback port. ``answers``: what the n-th POST gets (status, body);
+    after the list, ``(200, {"code": "0"})``. ``hang_s``: every answer waits this long first."""
+
+    def __init__(self, answers: list[tuple[int, Any]] | None = None, hang_s: float = 0.0) -> None:
+        self.answers = list(answers or [])
+        self.hang_s = hang_s
+        self.posts: list[dict[str, Any]] = []  # every POST body, in arrival order
+        self.acked: list[dict[str, Any]] = []  # the bodies answered {"code": "0"}
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if receiver.hang_s:
+                    time.sleep(receiver.hang_s)
+                with receiver.lock:
+                    receiver.posts.append(body)
+                    status, answer = receiver.answers.pop(0) if receiver.answers else (200, {"code": "0"})
+                    if status == 200 and answer == {"code": "0"}:
+                        receiver.acked.append(body)
+                data = json.dumps(answer).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/events"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def call_events(client: httpx.Client, call_id: str) -> list[dict[str, Any]]:
+    """The events the server kept for ``call_id``."""
+    return client.get("/ipcc/events", params={"callId": call_id}).json()["events"]
+
+
+def wait_events(client: httpx.Client, call_id: str, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    """Wait until ``call_id`` has at least ``count`` events; return them."""
+    def enough() -> list[dict[str, Any]] | None:
+        events = call_events(client, call_id)
+        return events if len(events) >= count else None
+
+    return wait_for(enough, timeout_s, f"{count} events of {call_id}")
