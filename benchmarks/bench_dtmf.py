@@ -1,11 +1,13 @@
 """DTMF detector speed and latency, beside a plain per-channel Goertzel baseline measured in the same run.
 
 Traffic: "IVR caller" audio — strings of 1–6 digits (80 ms tones, 80 ms gaps, −10 dBm0) separated by 1–6 s
-of line noise at about −58 dBm0 (about one key per second per channel: busier than real callers). CPU time
-(``time.process_time``) with the process pinned to one core and one BLAS thread.
+of line noise at about −58 dBm0 (about one key per second per channel: busier than real callers). The worst
+case has every channel inside a tone (200 ms tones, 40 ms gaps) at once. CPU time (``time.process_time``,
+medians) with the process pinned to one core and one BLAS thread.
 
-Batched capacity is extrapolated: the CPU time of one (N, 160) tick at N = 20 000 gives channels per core
-held in real time as ``N · 20 ms / tick time``.
+Rows: one channel fed 20 ms frames one at a time (× real time), one channel's whole 60 s buffer
+(``detect_keys``), channels per core for batched ticks of (N, 160) frames (IVR traffic and the worst case:
+``N · 20 ms / CPU time of one tick``, with the tick time against N as a series), and the median latency.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import statistics  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -82,15 +85,21 @@ def ivr_audio(seconds: float, seed: int = 0) -> np.ndarray:
     return to_int16(x + rng.normal(0, 20, total))
 
 
-def _single_realtime(x: np.ndarray, repeats: int) -> float:
-    frames = x[: len(x) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME].reshape(-1, SAMPLES_PER_FRAME)
+def _frames(x: np.ndarray) -> np.ndarray:
+    return x[: len(x) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME].reshape(-1, SAMPLES_PER_FRAME)
+
+
+def _fed_frames_realtime(make: Callable[[], object], x: np.ndarray, repeats: int) -> float:
+    """× real time (CPU) of a fresh single-channel detector ``make()`` fed ``x`` one 20 ms frame at a time."""
+    frames = _frames(x)
+    rows = [f[None, :] for f in frames] if isinstance(make(), GoertzelBaseline) else list(frames)
 
     def feed() -> None:
-        det = DtmfDetector()
-        for frame in frames:
-            det.process(frame)
+        det = make()
+        for frame in rows:
+            det.process(frame)  # type: ignore[attr-defined]
 
-    return len(x) / SAMPLE_RATE_HZ / median_cpu_seconds(feed, repeats=repeats)
+    return len(frames) * FRAME_MS / 1000 / median_cpu_seconds(feed, repeats=repeats)
 
 
 def _latency_ms(cases: int) -> float:
@@ -105,13 +114,6 @@ def _latency_ms(cases: int) -> float:
     return statistics.median(out)
 
 
-def _tick_seconds(det: object, ticks: list[np.ndarray]) -> float:
-    start = time.process_time()
-    for tick in ticks:
-        det.process(tick)  # type: ignore[attr-defined]
-    return (time.process_time() - start) / len(ticks)
-
-
 def _batch_ticks(source: np.ndarray, channels: int, ticks: int, seed: int) -> list[np.ndarray]:
     """``ticks`` consecutive (channels, 160) frames, each channel reading ``source`` at a random offset."""
     rng = np.random.default_rng(seed)
@@ -122,52 +124,76 @@ def _batch_ticks(source: np.ndarray, channels: int, ticks: int, seed: int) -> li
             for k in range(ticks)]
 
 
+def _tick_seconds(det: object, ticks: list[np.ndarray], warmup: int = 2) -> float:
+    """Median CPU seconds of ``det.process(tick)`` over ``ticks`` after the first ``warmup`` (state built)."""
+    times = []
+    for i, tick in enumerate(ticks):
+        start = time.process_time()
+        det.process(tick)  # type: ignore[attr-defined]
+        if i >= warmup:
+            times.append(time.process_time() - start)
+    return statistics.median(times)
+
+
+def _capacity(source: np.ndarray, channels: int, ticks: int, seed: int) -> tuple[float, float]:
+    """(channels per core in real time, CPU ms per tick) of ``BatchDtmfDetector(channels)`` on ``source``."""
+    t_tick = _tick_seconds(BatchDtmfDetector(channels), _batch_ticks(source, channels, ticks, seed))
+    return channels * FRAME_MS / 1000 / t_tick, t_tick * 1000
+
+
+def _baseline_capacity(source: np.ndarray, channels: int, seed: int) -> float:
+    """Channels per core of the plain Goertzel baseline, looping over ``channels`` channels."""
+    t_tick = _tick_seconds(GoertzelBaseline(channels), _batch_ticks(source, channels, 4, seed), warmup=1)
+    return channels * FRAME_MS / 1000 / t_tick
+
+
 def run(quick: bool) -> list[Row]:
-    """Measure; ``quick`` keeps the module to about 15 s."""
+    """Measure; ``quick`` keeps the module to about 20 s."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    seconds = 20.0 if quick else 60.0
-    audio = ivr_audio(seconds)
+    repeats = 3 if quick else 7
     rows: list[Row] = []
 
-    rt = _single_realtime(audio, 1 if quick else 3)
-    base_frames = audio[: int(4 * SAMPLE_RATE_HZ)].reshape(-1, SAMPLES_PER_FRAME)
-    base = GoertzelBaseline(1)
-    base_rt = 4.0 / (_tick_seconds(base, [f[None, :] for f in base_frames]) * len(base_frames))
-    rows.append(Row(BENCH, f"single channel, 20 ms frames, {seconds:.0f} s IVR audio", rt, "× real time",
-                    "plain Goertzel (102-sample blocks)", base_rt, "≥ 2000×", rt >= 2000))
+    audio = ivr_audio(60.0)
+    rt = _fed_frames_realtime(DtmfDetector, audio[: int((20 if quick else 60) * SAMPLE_RATE_HZ)], repeats)
+    base_rt = _fed_frames_realtime(lambda: GoertzelBaseline(1), audio[: 4 * SAMPLE_RATE_HZ], 1)
+    rows.append(Row(BENCH, "single channel fed 20 ms frames one at a time (IVR audio; CPU)", rt, "× real time",
+                    "plain Goertzel (102-sample blocks)", base_rt, "≥ 2000×", rt >= 2000,
+                    note=f"{1e6 * FRAME_MS / 1000 / rt:.1f} µs per frame on average"))
 
-    keys_audio = ivr_audio(60.0, seed=2)
-    t_file = median_cpu_seconds(lambda: detect_keys(keys_audio), repeats=1 if quick else 3)
-    rows.append(Row(BENCH, "detect_keys on a 60 s file", t_file, "s", note=f"{len(detect_keys(keys_audio))} keys"))
+    t_file = median_cpu_seconds(lambda: detect_keys(audio), repeats=repeats)
+    base = GoertzelBaseline(1)
+    piece = audio[: 4 * SAMPLE_RATE_HZ]
+    t_base = median_cpu_seconds(lambda: base.process(piece[None, :]), repeats=1)
+    rows.append(Row(BENCH, f"single channel whole buffer: detect_keys on 60 s of IVR audio took {t_file * 1000:.1f} ms"
+                           " CPU", 60.0 / t_file, "× real time", "plain Goertzel (102-sample blocks)", 4.0 / t_base,
+                    note=f"{len(detect_keys(audio))} keys"))
 
     lat = _latency_ms(48 if quick else 160)
     rows.append(Row(BENCH, "median latency (detected − onset), 80 ms tones −26…−3 dBm0", lat, "ms",
                     target="≤ 40 ms", met=lat <= 40))
 
-    channels = 20000
-    ticks = _batch_ticks(ivr_audio(120.0, seed=3), channels, 6 if quick else 20, seed=4)
-    det = BatchDtmfDetector(channels)
-    det.process(ticks[0])
-    t_tick = _tick_seconds(det, ticks[1:])
-    capacity = channels * FRAME_MS / 1000 / t_tick
-    base_channels = 40 if quick else 100
-    base_ticks = [t[:base_channels] for t in ticks[:3]]
-    base_det = GoertzelBaseline(base_channels)
-    base_capacity = base_channels * FRAME_MS / 1000 / _tick_seconds(base_det, base_ticks)
-    rows.append(Row(BENCH, f"batched: channels per core in real time (tick of {channels} × 160 took "
-                           f"{t_tick * 1000:.1f} ms; IVR traffic)", capacity, "channels",
-                    "plain Goertzel, loop over channels", base_capacity, "≥ 20 000", capacity >= 20000,
-                    note="extrapolated from the CPU time of one tick"))
+    traffic = ivr_audio(120.0, seed=3)
+    busy = to_int16(np.tile(dtmf_sequence("159#", 200, 40, -10), 3))
+    channels, ticks = 20000, 8 if quick else 20
+    capacity, tick_ms = _capacity(traffic, channels, ticks, seed=4)
+    base_capacity = _baseline_capacity(traffic, 40 if quick else 100, seed=4)
+    rows.append(Row(BENCH, f"batched, IVR traffic: channels per core in real time ({channels} × 160 tick: "
+                           f"{tick_ms:.1f} ms CPU)", capacity, "channels", "plain Goertzel, loop over channels",
+                    base_capacity, "≥ 20 000", capacity >= 20000, note="N · 20 ms / CPU time of one tick (median)"))
+    worst, worst_ms = _capacity(busy, channels, 6 if quick else 12, seed=5)
+    base_worst = _baseline_capacity(busy, 40 if quick else 100, seed=5)
+    rows.append(Row(BENCH, f"batched worst case, every channel in a tone ({channels} × 160 tick: {worst_ms:.1f} ms "
+                           "CPU)", worst, "channels", "plain Goertzel, loop over channels", base_worst))
 
-    # worst case: every channel inside a tone at once
-    tone = to_int16(np.tile(dtmf_sequence("159#", 200, 40, -10), 3))
-    busy = _batch_ticks(tone, channels, 4, seed=5)
-    det = BatchDtmfDetector(channels)
-    det.process(busy[0])
-    t_busy = _tick_seconds(det, busy[1:])
-    rows.append(Row(BENCH, f"batched worst case: all {channels} channels in tones (tick {t_busy * 1000:.1f} ms)",
-                    channels * FRAME_MS / 1000 / t_busy, "channels", note="extrapolated from one tick"))
+    counts = [1, 10, 100, 1000, 5000, 20000] if quick else [1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 20000, 40000]
+    series = {"ivr": [_capacity(traffic, n, 8, seed=6)[1] for n in counts],
+              "all in tones": [_capacity(busy, n, 6, seed=7)[1] for n in counts]}
+    rows.append(Row(BENCH, f"batched tick time against channels (IVR traffic; at {counts[-1]}: "
+                           f"{series['ivr'][-1]:.1f} ms)", series["ivr"][-1], "ms per tick",
+                    series={"x": counts, "y": {"IVR traffic": series["ivr"], "all in tones": series["all in tones"]},
+                            "xlabel": "channels", "ylabel": "CPU ms per 20 ms tick", "logx": True, "logy": True,
+                            "hline": FRAME_MS}))
     return rows
 
 

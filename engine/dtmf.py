@@ -24,6 +24,12 @@ A key is reported once, when accepted, then *held*: it ends after 4 windows (20 
 presses of the same key. Latency: ~32 ms from the tone's onset (median). The decision runs per channel in
 Python for a few channels in play, vectorised across channels for many; both give identical results.
 
+Cost: each call first screens the channels by energy alone (one dot product for one channel fed a frame, one
+einsum over every 5 ms sub-block otherwise). A channel whose windows all stay under the gate is not analysed;
+if it has no run or held key in progress either, it costs nothing more. The channels above the gate are
+analysed from their new samples and the two sub-blocks before them (kept raw per channel), so a window's
+features depend on the audio alone, never on how it was split into calls or batched with other channels.
+
 Sample positions are counted per channel from the channel's start (creation, :meth:`add_channel` or
 :meth:`reset_channel`).
 """
@@ -35,20 +41,31 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dtmf_analysis import (
-    FIRST,
     GATE_ENERGY,
     STRICT,
     SUB_SAMPLES,
-    TABLE,
     WINDOW_SAMPLES,
     Features,
-    window_features,
+    Lists,
+    block_energy,
+    features,
+    features_lists,
+    gate,
 )
 from .dtmf_decision import HELD, RUN, new_state, step_scalar, step_vector
 from .tones import KEYS
 
 #: Channels in play at once above which the decision runs vectorised (numpy) instead of per channel.
 VECTOR_MIN_CHANNELS = 24
+#: Windows (channels × windows per call) up to which their features are computed with Python floats rather
+#: than numpy (the two agree to the bit), when the decision also runs per channel.
+LIST_MAX_WINDOWS = 64
+#: Raw samples kept per channel: the two sub-blocks before the next call's first (its first window's
+#: other half, and the window before it for the phase advance).
+HISTORY_SAMPLES = 2 * SUB_SAMPLES
+#: Screening threshold (Σx², int16² units): a little under the gate, so that rounding in the screen's float32
+#: sums (of at most 320 samples: relative error < 1e-4) never skips a window the exact analysis would gate.
+SCREEN_ENERGY = GATE_ENERGY * (1 - 1e-3)
 
 
 @dataclass(frozen=True)
@@ -74,12 +91,10 @@ class BatchDtmfDetector:
             raise ValueError(f"channels must be >= 0, got {channels}")
         self._fed = 0  # samples fed per channel since the detector started
         self._rest = np.zeros((channels, 0), dtype=np.float32)  # incomplete sub-block
-        self._first = np.zeros((channels, 16), dtype=np.float32)  # first-half bins of the last sub-block
-        self._energy_sub = np.zeros(channels, dtype=np.float32)  # Σx² of the last sub-block
-        self._x_last = np.zeros((channels, 16), dtype=np.float32)  # the last window
-        self._energy_last = np.zeros(channels, dtype=np.float32)
+        self._hist = np.zeros((channels, HISTORY_SAMPLES), dtype=np.float32)  # the last two sub-blocks
+        self._tail = np.zeros(channels, dtype=np.float32)  # ≥ Σx² of the last sub-block (to screen)
         self._state = new_state(channels, 0)
-        self._active: set[int] = set()
+        self._active: set[int] = set()  # channels with a run or a held key in progress
 
     @property
     def channels(self) -> int:
@@ -89,17 +104,15 @@ class BatchDtmfDetector:
     def add_channel(self) -> int:
         """Append a channel with fresh state (its positions count from now); return its index."""
         self._rest = np.concatenate([self._rest, np.zeros((1, self._rest.shape[1]), np.float32)])
-        self._first = np.concatenate([self._first, np.zeros((1, 16), np.float32)])
-        self._x_last = np.concatenate([self._x_last, np.zeros((1, 16), np.float32)])
-        self._energy_sub = np.append(self._energy_sub, np.float32(0))
-        self._energy_last = np.append(self._energy_last, np.float32(0))
+        self._hist = np.concatenate([self._hist, np.zeros((1, HISTORY_SAMPLES), np.float32)])
+        self._tail = np.append(self._tail, np.float32(0))
         self._state = np.concatenate([self._state, new_state(1, self._fed)], axis=1)
         return self.channels - 1
 
     def remove_channel(self, index: int) -> None:
         """Drop channel ``index``; channels after it shift down by one."""
         self._check(index)
-        for name in ("_rest", "_first", "_x_last", "_energy_sub", "_energy_last"):
+        for name in ("_rest", "_hist", "_tail"):
             setattr(self, name, np.delete(getattr(self, name), index, axis=0))
         self._state = np.delete(self._state, index, axis=1)
         self._active = {c - (c > index) for c in self._active if c != index}
@@ -107,7 +120,7 @@ class BatchDtmfDetector:
     def reset_channel(self, index: int) -> None:
         """Forget channel ``index``'s audio and state; its positions count from now."""
         self._check(index)
-        for name in ("_rest", "_first", "_x_last", "_energy_sub", "_energy_last"):
+        for name in ("_rest", "_hist", "_tail"):
             getattr(self, name)[index] = 0
         self._state[:, index] = new_state(1, self._fed)[:, 0]
         self._active.discard(index)
@@ -118,74 +131,107 @@ class BatchDtmfDetector:
 
     def process(self, frames: np.ndarray) -> list[tuple[int, KeyEvent]]:
         """Feed ``frames`` (channels, n) int16, any n ≥ 0; return (channel, event) for keys accepted now."""
-        if frames.ndim != 2 or frames.shape[0] != self.channels:
-            raise ValueError(f"frames must have shape ({self.channels}, n), got {frames.shape}")
-        base = self._fed - self._rest.shape[1]  # global position of the buffer's first sample
+        channels = self._state.shape[1]
+        if frames.ndim != 2 or frames.shape[0] != channels:
+            raise ValueError(f"frames must have shape ({channels}, n), got {frames.shape}")
+        x = frames.astype(np.float32)  # a fresh array: views of it are kept as history
+        rest = self._rest.shape[1]
+        first_end = self._fed - rest + SUB_SAMPLES  # global end of the call's first window
         self._fed += frames.shape[1]
-        x = frames.astype(np.float32)
-        if self._rest.shape[1]:
+        if rest:
             x = np.concatenate([self._rest, x], axis=1)
         subs = x.shape[1] // SUB_SAMPLES
-        self._rest = x[:, subs * SUB_SAMPLES:].copy()
-        if subs == 0 or not self.channels:
+        cut = subs * SUB_SAMPLES
+        if cut != x.shape[1] or rest:
+            self._rest, x = x[:, cut:], x[:, :cut]
+        if subs == 0 or channels == 0:
             return []
-        blocks = x[:, :subs * SUB_SAMPLES].reshape(-1, SUB_SAMPLES)
-        energy_sub = np.einsum("ij,ij->i", blocks, blocks).reshape(-1, subs)
-        energy = np.concatenate([self._energy_sub[:, None], energy_sub[:, :-1]], axis=1) + energy_sub
-        quiet = not self._active and float(energy.max()) < GATE_ENERGY
-        energy_before, x_before = self._energy_last, self._x_last
-        self._energy_sub, self._energy_last = energy_sub[:, -1], energy[:, -1]
-        if quiet:  # nothing to analyse: only the next window's first half is needed
-            self._first = blocks.reshape(-1, subs, SUB_SAMPLES)[:, -1] @ FIRST
-            return []
-        prod = (blocks @ TABLE).reshape(-1, subs, 32)
-        win = prod[:, :, 16:].copy()
-        win[:, 0] += self._first
-        win[:, 1:] += prod[:, :-1, :16]
-        self._first = prod[:, -1, :16]
-        self._x_last = win[:, -1]
-        feats = window_features(win, energy, x_before, energy_before)
-        return self._decide(feats, subs, base + WINDOW_SAMPLES - SUB_SAMPLES)
+        hist = self._hist
+        self._hist = x[:, -HISTORY_SAMPLES:] if subs >= 2 else np.concatenate([hist, x], axis=1)[:, SUB_SAMPLES:]
+        if channels == 1 and subs <= 8:  # screen with one dot product: the call's energy (bounding its last
+            # sub-block's, kept for the next call); longer rows take the per-sub-block sums below
+            row = x[0]
+            energy = float(np.dot(row, row))
+            loud = energy + float(self._tail[0]) >= SCREEN_ENERGY
+            self._tail[0] = energy
+            if not loud:
+                return self._decide(_NO_ROWS, [], subs, first_end) if self._active else []
+            return self._analyse(_ROW0, hist, x, first_end)
+        energy_sub = block_energy(x.reshape(-1, SUB_SAMPLES)).reshape(channels, subs)
+        loud = energy_sub[:, 0] + self._tail >= SCREEN_ENERGY
+        if subs > 1:
+            loud |= (energy_sub[:, 1:] + energy_sub[:, :-1]).max(axis=1) >= SCREEN_ENERGY
+        self._tail = energy_sub[:, -1]
+        rows = np.flatnonzero(loud)
+        if len(rows) < channels:
+            hist, x = hist[rows], x[rows]
+        return self._analyse(rows, hist, x, first_end)
 
-    def _decide(self, f: Features, windows: int, first_end: int) -> list[tuple[int, KeyEvent]]:
-        """Run the channels' decisions over ``windows`` windows, the first ending at global ``first_end``."""
-        gated = f.channel.tolist()
-        todo = sorted(self._active.union(gated))
-        if not todo:
-            return []
+    def _analyse(self, rows: np.ndarray, hist: np.ndarray, body: np.ndarray,
+                 first_end: int) -> list[tuple[int, KeyEvent]]:
+        """Analyse channels ``rows`` (their history and new sub-blocks, float32) and decide; the first new
+        window ends at global sample ``first_end``."""
+        subs = body.shape[1] // SUB_SAMPLES
+        windows = None
+        if len(rows):
+            blocks = np.concatenate([hist, body], axis=1).reshape(-1, SUB_SAMPLES)
+            windows = gate(blocks, block_energy(blocks).reshape(len(rows), subs + 2))
+        if windows is None:
+            return self._decide(_NO_ROWS, [], subs, first_end) if self._active else []
+        hit = windows[2].any(axis=1)
+        if not hit.all():  # rows whose windows all stay under the gate
+            rows, windows = rows[hit], tuple(a[hit] for a in windows)
+        few = windows[2].size <= LIST_MAX_WINDOWS and len(rows) + len(self._active) < VECTOR_MIN_CHANNELS
+        return self._decide(rows, features_lists(*windows) if few else features(*windows), subs, first_end)
+
+    def _decide(self, rows: np.ndarray, f: Features | list[Lists], windows: int,
+                first_end: int) -> list[tuple[int, KeyEvent]]:
+        """Run the decisions of channels ``rows`` (their windows' features ``f``, as arrays or as lists) and of
+        those with a key in progress over ``windows`` windows, the first ending at global sample
+        ``first_end``."""
+        gated = rows.tolist()
+        todo = sorted(self._active.union(gated)) if gated else sorted(self._active)
         found: list[tuple[int, int, int, int]] = []  # (channel, key, start, detected)
         if len(todo) < VECTOR_MIN_CHANNELS:
-            rows = list(zip(f.window.tolist(), f.key.tolist(), f.status.tolist(), f.amp_low.tolist(),
-                            f.amp_high.tolist(), f.dev_low.tolist(), f.dev_high.tolist(), strict=True))
-            by_channel: dict[int, list[tuple[int, int, int, float, float, float, float]]] = {}
-            for c, row in zip(gated, rows, strict=True):
-                by_channel.setdefault(c, []).append(row)
+            if isinstance(f, Features):
+                f = list(zip(np.where(f.gated, f.key, -1).tolist(), f.status.tolist(), f.amp_low.tolist(),
+                             f.amp_high.tolist(), f.dev_low.tolist(), f.dev_high.tolist(), strict=True))
+            windows_of = dict(zip(gated, f, strict=True))
             for c in todo:
                 v = self._state[:, c].tolist()
-                found += [(c, *ev) for ev in step_scalar(v, by_channel.get(c, []), windows, first_end)]
+                lists = windows_of.get(c) or ([-1] * windows, [0] * windows, *([0.0] * windows,) * 4)
+                found += [(c, *ev) for ev in step_scalar(v, *lists, first_end)]
                 self._state[:, c] = v
+                if v[RUN] >= 0 or v[HELD] >= 0:
+                    self._active.add(c)
+                else:
+                    self._active.discard(c)
         else:
             idx = np.array(todo)
-            pos = np.searchsorted(idx, f.channel)
             shape = (len(idx), windows)
             key, status = np.full(shape, -1), np.zeros(shape, dtype=np.int64)
             a_l, a_h, d_l, d_h = (np.zeros(shape) for _ in range(4))
-            key[pos, f.window], status[pos, f.window] = f.key, f.status
-            a_l[pos, f.window], a_h[pos, f.window] = f.amp_low, f.amp_high
-            strict = f.status == STRICT
-            d_l[pos, f.window] = np.where(strict, f.dev_low, 0.0)
-            d_h[pos, f.window] = np.where(strict, f.dev_high, 0.0)
+            if gated:
+                assert isinstance(f, Features)  # fewer channels than that take the lists
+                pos = np.searchsorted(idx, rows)
+                g = f.gated
+                key[pos] = np.where(g, f.key, -1)
+                status[pos] = np.where(g, f.status, 0)
+                a_l[pos], a_h[pos] = np.where(g, f.amp_low, 0.0), np.where(g, f.amp_high, 0.0)
+                strict = g & (f.status == STRICT)
+                d_l[pos], d_h[pos] = np.where(strict, f.dev_low, 0.0), np.where(strict, f.dev_high, 0.0)
             st = self._state[:, idx]
             found = [(todo[r], *ev) for r, *ev in step_vector(st, key, status, a_l, a_h, d_l, d_h, first_end)]
             self._state[:, idx] = st
-        live = (self._state[RUN, todo] >= 0) | (self._state[HELD, todo] >= 0)
-        for c, alive in zip(todo, live.tolist(), strict=True):
-            if alive:
-                self._active.add(c)
-            else:
-                self._active.discard(c)
-        found.sort(key=lambda e: (e[0], e[3]))
+            live = (st[RUN] >= 0) | (st[HELD] >= 0)
+            self._active = set(idx[live].tolist())
+        if len(found) > 1:
+            found.sort(key=lambda e: (e[0], e[3]))
         return [(c, KeyEvent(KEYS[k], start, detected)) for c, k, start, detected in found]
+
+
+_ROW0 = np.zeros(1, dtype=np.intp)
+_NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
 class DtmfDetector:

@@ -13,9 +13,20 @@ Per window the strongest low and high bins give the candidate key. Each tone's f
 phase advance of its bin between consecutive windows (lag 40 samples: unambiguous within ±100 Hz, standard
 deviation ≈ 1.5 Hz at 15 dB SNR), its amplitude is corrected for the Hann response at that frequency, and the
 two tones' power is compared with the window's total power (``fraction``).
+
+The gate (:func:`gate`) runs in float32 with numpy over all the windows handed in. The features of the gated
+windows then come from one of two equal implementations: :func:`features` (numpy, dense over rows and
+windows: for many channels) and :func:`features_lists` (Python floats: for a few windows, where numpy's cost
+per call dominates). Both perform the same IEEE operations (+ − × ÷ and square roots, which Python and numpy
+round alike) on the same float64 values and share the only transcendental ones (arctan2, the gain table's
+interpolation) as numpy calls, so they agree to the last bit: a window's features depend only on its
+samples, never on the other rows or on how the audio was split into calls.
 """
 
 from __future__ import annotations
+
+import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -58,8 +69,8 @@ def _table() -> np.ndarray:
 
 
 TABLE = _table()
-FIRST = np.ascontiguousarray(TABLE[:, :16])
 _ROT = np.exp(-1j * _OMEGA * HOP_SAMPLES)  # removes the nominal phase advance over one hop
+_ROT_RE, _ROT_IM = _ROT.real.copy(), _ROT.imag.copy()
 _GAIN_GRID_HZ = np.arange(-200.0, 200.5, 1.0)
 _GAIN = np.abs(np.exp(1j * 2 * np.pi * _GAIN_GRID_HZ[:, None] / SAMPLE_RATE_HZ * _N) @ _HANN) / _HANN_SUM
 #: Power of a full-window tone pair in int16² units per |X|² (rectangular window power = (A_l²+A_h²)/2).
@@ -67,69 +78,156 @@ _PW_TO_POWER = 1.0 / (2 * (_HANN_SUM / 2) ** 2)
 GATE_ENERGY = WINDOW_SAMPLES * dbm0_to_peak(GATE_LEVEL_DBM0) ** 2 / 2
 
 
+_POWER_SCALE = np.float32(_PW_TO_POWER * WINDOW_SAMPLES)  # Σ|X|² → rectangular window energy
+_HZ_PER_RADIAN = SAMPLE_RATE_HZ / (2 * np.pi * HOP_SAMPLES)
+_HALF_SUM = _HANN_SUM / 2
+_PAIR = np.array([0, 4])  # offset of the low / high group among the 8 bins
+_ROT_RE_L, _ROT_IM_L, _FREQS_L = _ROT_RE.tolist(), _ROT_IM.tolist(), FREQS_HZ.tolist()
+_NAN = float("nan")
+
+
 class Features:
-    """Per gated window (flat arrays, ordered by channel then window): ``channel``, ``window`` (index within
-    the call), ``key`` (index into KEYS), ``status`` (:data:`STRICT`, :data:`FAILED` or :data:`UNMEASURED`),
-    ``amp_low``/``amp_high`` (peak amplitude in int16
+    """Dense per analysed row and window, arrays of shape (rows, windows): ``gated`` (bool: the window passed
+    the gate; the other fields of a window not gated are meaningless), ``key`` (index into KEYS), ``status``
+    (:data:`STRICT`, :data:`FAILED` or :data:`UNMEASURED`), ``amp_low``/``amp_high`` (peak amplitude in int16
     units, Hann-corrected), ``dev_low``/``dev_high`` (relative frequency deviation, NaN if unmeasurable)."""
 
-    __slots__ = ("channel", "window", "key", "status", "amp_low", "amp_high", "dev_low", "dev_high")
+    __slots__ = ("gated", "key", "status", "amp_low", "amp_high", "dev_low", "dev_high")
 
-    def __init__(self, channel: np.ndarray, window: np.ndarray, key: np.ndarray, status: np.ndarray,
-                 amp_low: np.ndarray, amp_high: np.ndarray, dev_low: np.ndarray,
-                 dev_high: np.ndarray) -> None:
-        self.channel, self.window, self.key, self.status = channel, window, key, status
+    def __init__(self, gated: np.ndarray, key: np.ndarray, status: np.ndarray, amp_low: np.ndarray,
+                 amp_high: np.ndarray, dev_low: np.ndarray, dev_high: np.ndarray) -> None:
+        self.gated, self.key, self.status = gated, key, status
         self.amp_low, self.amp_high, self.dev_low, self.dev_high = amp_low, amp_high, dev_low, dev_high
 
 
-def _tone(x_cur: np.ndarray, x_prev: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Amplitude (int16 units) and relative frequency deviation of the tone in ``bins`` (complex inputs).
+def block_energy(blocks: np.ndarray) -> np.ndarray:
+    """Σx² (int16² units, float32) of each row of ``blocks`` (rows, :data:`SUB_SAMPLES`) float32.
 
-    The deviation is NaN (unmeasured) when the previous window holds less than half the amplitude (an onset
-    or a drop-out: its phase is mostly noise); the amplitude is then left uncorrected."""
-    lag = x_cur * np.conj(x_prev) * _ROT[bins]
-    delta_hz = np.angle(lag) * (SAMPLE_RATE_HZ / (2 * np.pi * HOP_SAMPLES))
-    measured = np.abs(x_prev) >= 0.5 * np.abs(x_cur)
-    gain = np.where(measured, np.interp(delta_hz, _GAIN_GRID_HZ, _GAIN), 1.0)
-    amp = np.abs(x_cur) / (_HANN_SUM / 2) / gain
-    return amp, np.where(measured, delta_hz / FREQS_HZ[bins], np.nan)
+    The one formula every path uses for the gate's energies, so that they agree to the last bit."""
+    return np.einsum("ij,ij->i", blocks, blocks)
 
 
-def window_features(x: np.ndarray, energy: np.ndarray, x_before: np.ndarray,
-                    energy_before: np.ndarray) -> Features:
-    """Analyse windows ``x`` (channels, windows, 16 = re 8 | im 8) with rectangular ``energy`` (channels,
-    windows, Σx² in int16² units); ``x_before``/``energy_before`` (channels, 16)/(channels,) are the window
-    just before each row's first, for the phase advance."""
+def gate(blocks: np.ndarray, energy_sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The windows over ``blocks`` (rows·B, :data:`SUB_SAMPLES`) float32 sub-blocks, B per row, and which
+    pass the gate: (x, energy, gated), or None when none does.
+
+    ``energy_sub`` (rows, B): the blocks' :func:`block_energy`. Sub-blocks 0 and 1 of a row are history: its
+    window ``w`` (0-based, ``w < B - 2``) covers sub-blocks ``w + 1`` and ``w + 2`` and is ``x[:, w + 1]``;
+    ``x[:, 0]`` (sub-blocks 0 and 1) precedes it for the phase advance. ``x`` (rows, B − 1, 16) float32: re of
+    the 8 bins, then im; ``energy`` (rows, B − 1) float32: Σx² of each window; ``gated`` (rows, B − 2)."""
+    rows, count = energy_sub.shape
+    prod = (blocks @ TABLE).reshape(rows, count, 32)
+    x = prod[:, 1:, 16:] + prod[:, :-1, :16]
+    energy = energy_sub[:, :-1] + energy_sub[:, 1:]
+    e_cur = energy[:, 1:]
     flat = x.reshape(-1, 16)
-    total = np.einsum("ij,ij->i", flat, flat).reshape(energy.shape)  # Σ over all 8 bins ≥ strongest pair
-    ch, win = np.nonzero((energy >= GATE_ENERGY) & (total * (_PW_TO_POWER * WINDOW_SAMPLES)
-                                                    >= GATE_FRACTION * energy))
-    if len(ch):
-        pw = x[ch, win]
-        pw = pw[:, :8] * pw[:, :8] + pw[:, 8:] * pw[:, 8:]
-        keep = ((pw[:, :4].max(1) + pw[:, 4:].max(1)) * (_PW_TO_POWER * WINDOW_SAMPLES)
-                >= GATE_FRACTION * energy[ch, win])
-        ch, win = ch[keep], win[keep]
-    if len(ch) == 0:
-        empty = np.zeros(0)
-        return Features(ch, win, ch, ch, empty, empty, empty, empty)
-    cur = x[ch, win].astype(np.float64)
-    cur_c = cur[:, :8] + 1j * cur[:, 8:]
-    first = win == 0
-    prev_e = np.where(first, energy_before[ch], energy[ch, win - 1])
-    prev = np.where(first[:, None], x_before[ch], x[ch, win - 1]).astype(np.float64)
-    prev_c = prev[:, :8] + 1j * prev[:, 8:]
-    pwc = cur[:, :8] * cur[:, :8] + cur[:, 8:] * cur[:, 8:]
-    il = np.argmax(pwc[:, :4], axis=1)
-    ih = np.argmax(pwc[:, 4:], axis=1) + 4
-    rows = np.arange(len(ch))
-    amp_l, dev_l = _tone(cur_c[rows, il], prev_c[rows, il], il)
-    amp_h, dev_h = _tone(cur_c[rows, ih], prev_c[rows, ih], ih)
-    unmeasured = (prev_e < GATE_ENERGY) | np.isnan(dev_l) | np.isnan(dev_h)
-    fraction = (amp_l * amp_l + amp_h * amp_h) * (WINDOW_SAMPLES / 2) / energy[ch, win]
-    with np.errstate(invalid="ignore"):
-        strict = ((fraction >= STRICT_FRACTION) & (np.abs(dev_l) <= STRICT_DEVIATION)
-                  & (np.abs(dev_h) <= STRICT_DEVIATION) & ~unmeasured)
+    total = np.einsum("ij,ij->i", flat, flat).reshape(energy.shape)[:, 1:]  # Σ over 8 bins ≥ the pair's
+    sq = x[:, 1:] * x[:, 1:]
+    pw = sq[..., :8] + sq[..., 8:]
+    strongest = np.maximum(np.maximum(pw[..., 0::4], pw[..., 1::4]), np.maximum(pw[..., 2::4], pw[..., 3::4]))
+    need = GATE_FRACTION * e_cur
+    gated = ((e_cur >= GATE_ENERGY) & (total * _POWER_SCALE >= need)
+             & ((strongest[..., 0] + strongest[..., 1]) * _POWER_SCALE >= need))
+    return (x, energy, gated) if gated.any() else None
+
+
+@lru_cache(maxsize=64)
+def _window_offsets(rows: int, windows: int) -> np.ndarray:
+    """(rows, windows − 1, 8) flat offsets into a (rows, windows, 16) array, added to the low and high bins
+    four times over, of re (low, high) in window ``w + 1``, then in window ``w``, then the same for im."""
+    start = (np.arange(rows)[:, None] * windows + np.arange(1, windows)) * 16
+    return start[:, :, None] + np.array([0, 0, -16, -16, 8, 8, -8, -8])
+
+
+def _strongest(x: np.ndarray) -> np.ndarray:
+    """(rows, W, 2): the strongest low bin (0–3) and the strongest high bin (0–3, among the high 4) of each
+    window of :func:`gate`'s ``x`` but the first (power in float64; the first of equal maxima)."""
+    cur = x[:, 1:].astype(np.float64)
+    sq = cur * cur
+    pw = sq[..., :8] + sq[..., 8:]
+    if pw.size <= 4096:  # argmax over a short last axis costs little for a few windows, much for many
+        return pw.reshape(x.shape[0], x.shape[1] - 1, 2, 4).argmax(axis=3)
+    a, b, c, d = pw[..., 0::4], pw[..., 1::4], pw[..., 2::4], pw[..., 3::4]  # each (rows, W, 2): low, high
+    return np.where(np.maximum(c, d) > np.maximum(a, b), 2 + (d > c), (b > a).astype(np.intp))
+
+
+def features(x: np.ndarray, energy: np.ndarray, gated: np.ndarray) -> Features:
+    """The features of :func:`gate`'s windows, with numpy (dense: windows not gated are computed too, unless
+    they are most, when the gated ones are computed apart and put in place)."""
+    rows, windows = gated.shape
+    count = int(np.count_nonzero(gated))
+    if count * 2 < gated.size:
+        r, w = np.nonzero(gated)
+        f = features(np.stack([x[r, w], x[r, w + 1]], axis=1), np.stack([energy[r, w], energy[r, w + 1]], axis=1),
+                      np.ones((count, 1), dtype=bool))
+        out = Features(gated, np.zeros(gated.shape, np.intp), np.zeros(gated.shape, np.intp),
+                       *(np.zeros(gated.shape) for _ in range(4)))
+        for name in Features.__slots__[1:]:
+            getattr(out, name)[r, w] = getattr(f, name)[:, 0]
+        return out
+    bins = _strongest(x) + _PAIR  # (rows, W, 2)
+    z = np.take(x, np.concatenate([bins, bins, bins, bins], axis=2) + _window_offsets(rows, windows + 1))
+    z = z.astype(np.float64)  # (rows, W, 8): re (low, high) of the window, of the one before, im of both
+    cr, pr, ci, pi = z[..., 0:2], z[..., 2:4], z[..., 4:6], z[..., 6:8]
+    re, im = cr * pr + ci * pi, ci * pr - cr * pi  # cur · conj(prev), then rotated back by one hop:
+    rot_re, rot_im = _ROT_RE[bins], _ROT_IM[bins]
+    delta_hz = np.arctan2(re * rot_im + im * rot_re, re * rot_re - im * rot_im) * _HZ_PER_RADIAN
+    abs_cur = np.sqrt(cr * cr + ci * ci)
+    measured = np.sqrt(pr * pr + pi * pi) >= 0.5 * abs_cur
+    amp = abs_cur / _HALF_SUM / np.where(measured, np.interp(delta_hz, _GAIN_GRID_HZ, _GAIN), 1.0)
+    dev = np.where(measured, delta_hz / FREQS_HZ[bins], np.nan)
+    unmeasured = (energy[:, :-1] < GATE_ENERGY) | ~measured.all(axis=2)
+    a_l, a_h = amp[..., 0], amp[..., 1]
+    fraction = (a_l * a_l + a_h * a_h) * (WINDOW_SAMPLES / 2) / np.maximum(energy[:, 1:], GATE_ENERGY)
+    strict = (fraction >= STRICT_FRACTION) & (np.abs(dev) <= STRICT_DEVIATION).all(axis=2) & ~unmeasured
     status = np.where(strict, STRICT, np.where(unmeasured, UNMEASURED, FAILED))
-    key = il * 4 + (ih - 4)
-    return Features(ch, win, key, status, amp_l, amp_h, dev_l, dev_h)
+    key = bins[..., 0] * 4 + (bins[..., 1] - 4)
+    return Features(gated, key, status, a_l, a_h, dev[..., 0], dev[..., 1])
+
+
+Lists = tuple[list[int], list[int], list[float], list[float], list[float], list[float]]
+
+
+def features_lists(x: np.ndarray, energy: np.ndarray, gated: np.ndarray) -> list[Lists]:
+    """The features of :func:`gate`'s windows, with Python floats: per row (key, status, amp_low, amp_high,
+    dev_low, dev_high), one entry per window; key −1 where not gated. Equal to :func:`features`."""
+    xs, es, gs, strongest = x.tolist(), energy.tolist(), gated.tolist(), _strongest(x).tolist()
+    done: list[tuple[int, int, int, int, float, float, float, float, bool]] = []
+    lag_re: list[float] = []
+    lag_im: list[float] = []
+    for r, g_row in enumerate(gs):
+        x_row = xs[r]
+        for w, g in enumerate(g_row):
+            if not g:
+                continue
+            cur, prev = x_row[w + 1], x_row[w]
+            lo, hi = strongest[r][w]
+            hi += 4
+            out: list[float | bool] = []
+            for b in (lo, hi):
+                cr, ci, pr, pi = cur[b], cur[b + 8], prev[b], prev[b + 8]
+                re, im = cr * pr + ci * pi, ci * pr - cr * pi
+                rot_re, rot_im = _ROT_RE_L[b], _ROT_IM_L[b]
+                lag_re.append(re * rot_re - im * rot_im)
+                lag_im.append(re * rot_im + im * rot_re)
+                abs_cur = math.sqrt(cr * cr + ci * ci)
+                out += [abs_cur, math.sqrt(pr * pr + pi * pi) >= 0.5 * abs_cur]
+            done.append((r, w, lo, hi, *out))  # type: ignore[arg-type]
+    delta = np.arctan2(np.array(lag_im), np.array(lag_re)) * _HZ_PER_RADIAN
+    gains, deltas = np.interp(delta, _GAIN_GRID_HZ, _GAIN).tolist(), delta.tolist()
+    windows = len(gs[0]) if gs else 0
+    result = [([-1] * windows, [0] * windows, [0.0] * windows, [0.0] * windows, [0.0] * windows,
+               [0.0] * windows) for _ in gs]
+    for i, (r, w, lo, hi, abs_l, meas_l, abs_h, meas_h) in enumerate(done):
+        a_l = abs_l / _HALF_SUM / (gains[2 * i] if meas_l else 1.0)
+        a_h = abs_h / _HALF_SUM / (gains[2 * i + 1] if meas_h else 1.0)
+        d_l = deltas[2 * i] / _FREQS_L[lo] if meas_l else _NAN
+        d_h = deltas[2 * i + 1] / _FREQS_L[hi] if meas_h else _NAN
+        unmeasured = es[r][w] < GATE_ENERGY or not (meas_l and meas_h)
+        fraction = (a_l * a_l + a_h * a_h) * (WINDOW_SAMPLES / 2) / es[r][w + 1]
+        strict = (fraction >= STRICT_FRACTION and abs(d_l) <= STRICT_DEVIATION
+                  and abs(d_h) <= STRICT_DEVIATION and not unmeasured)
+        rk, rs, ral, rah, rdl, rdh = result[r]
+        rk[w], rs[w] = lo * 4 + hi - 4, STRICT if strict else (UNMEASURED if unmeasured else FAILED)
+        ral[w], rah[w], rdl[w], rdh[w] = a_l, a_h, d_l, d_h
+    return result

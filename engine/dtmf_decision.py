@@ -47,23 +47,16 @@ def _onset(end: float, duration: float, origin: float) -> int:
     return int(max(0.0, end - HOP_SAMPLES // 2 - math.ceil(duration) - origin))
 
 
-def step_scalar(v: list[float], windows: list[tuple[int, int, int, float, float, float, float]],
-                count: int, first_end: int) -> list[tuple[int, int, int]]:
-    """Advance one channel (state ``v``, a list of FIELDS floats, updated in place) over ``count`` windows,
-    the first ending at global sample ``first_end``; ``windows``: its gated windows as (index, key, status,
-    a_l, a_h, d_l, d_h). Return (key, start_sample, detected_sample) of the keys accepted."""
+def step_scalar(v: list[float], key: list[int], status: list[int], a_l: list[float], a_h: list[float],
+                d_l: list[float], d_h: list[float], first_end: int) -> list[tuple[int, int, int]]:
+    """Advance one channel (state ``v``, a list of FIELDS floats, updated in place) over its windows, the
+    first ending at global sample ``first_end``; per window: ``key`` (−1 where not gated), ``status``,
+    amplitudes and deviations. Return (key, start_sample, detected_sample) of the keys accepted."""
     run, sl, sh, ml, mh, bl, bh, ns, dl, dh, wt, held, hl, hh, mi, origin = v
     out = []
-    it = iter(windows)
-    nxt = next(it, None)
-    for w in range(count):
-        if nxt is not None and nxt[0] == w:
-            _, k, status, al, ah, d_l, d_h = nxt
-            nxt = next(it, None)
-        else:
-            k, status, al, ah, d_l, d_h = -1, 0, 0.0, 0.0, 0.0, 0.0
+    for w, k in enumerate(key):
         if held >= 0:
-            if k == held and al >= HOLD_FRACTION * hl and ah >= HOLD_FRACTION * hh:
+            if k == held and a_l[w] >= HOLD_FRACTION * hl and a_h[w] >= HOLD_FRACTION * hh:
                 mi = 0.0
             else:
                 mi += 1.0
@@ -74,6 +67,7 @@ def step_scalar(v: list[float], windows: list[tuple[int, int, int, float, float,
         if k < 0:
             run = -1.0
             continue
+        al, ah = a_l[w], a_h[w]
         if k != run:
             run = float(k)
             sl = sh = ml = mh = bl = bh = ns = dl = dh = wt = 0.0
@@ -81,13 +75,14 @@ def step_scalar(v: list[float], windows: list[tuple[int, int, int, float, float,
         sh += ah
         ml = max(ml, al)
         mh = max(mh, ah)
-        if status == STRICT:
+        s = status[w]
+        if s == STRICT:
             ns += 1.0
             x = al * ah
             wt += x
-            dl += x * d_l
-            dh += x * d_h
-        elif status == FAILED:
+            dl += x * d_l[w]
+            dh += x * d_h[w]
+        elif s == FAILED:
             bl = max(bl, al)
             bh = max(bh, ah)
         if k == held or ns < 2:
@@ -154,8 +149,10 @@ def step_vector(st: np.ndarray, key: np.ndarray, status: np.ndarray, a_l: np.nda
             hh = np.where(acc, mh, hh)
             mi = np.where(acc, 0.0, mi)
             end = first_end + w * HOP_SAMPLES
-            for row in np.flatnonzero(acc).tolist():
-                out.append((row, int(k[row]), _onset(end, float(duration[row]), float(origin[row])),
-                            int(end - origin[row])))
+            rows = np.flatnonzero(acc)
+            since = end - origin[rows]  # as _onset, exactly: integers in float64
+            start = np.maximum(0.0, since - HOP_SAMPLES // 2 - np.ceil(duration[rows]))
+            out += zip(rows.tolist(), k[rows].tolist(), start.astype(np.int64).tolist(),
+                       since.astype(np.int64).tolist(), strict=True)
     st[:] = np.stack([run, sl, sh, ml, mh, bl, bh, ns, dl, dh, wt, held, hl, hh, mi, origin])
     return out
