@@ -15,10 +15,10 @@ from .library import DEFAULT_ROOT
 
 EXIT_OK = 0
 EXIT_REFUSED = 2
-VENDOR_EXAMPLE = Path(__file__).resolve().parent / "data" / "vendor-example.json"
 
 
-def _print_json(obj: Any) -> None:
+def print_json(obj: Any) -> None:
+    """One JSON line on standard output (UTF-8 kept readable), flushed."""
     print(json.dumps(obj, ensure_ascii=False), flush=True)
 
 
@@ -61,7 +61,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     events = detect_keys(samples)
     if args.json:
-        _print_json([{"key": e.key, "start": round(samples_to_seconds(e.start_sample), 4)} for e in events])
+        print_json([{"key": e.key, "start": round(samples_to_seconds(e.start_sample), 4)} for e in events])
     else:
         print("".join(e.key for e in events))
     return EXIT_OK

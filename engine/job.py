@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -13,19 +12,17 @@ from pathlib import Path
 
 from .call import CallerSource
 from .caller import ScriptedCaller, ScriptError, file_caller, parse_key_script
+from .cli import EXIT_OK, EXIT_REFUSED, print_json
 from .config import ConfigError, load_config
 from .errors import EngineError, RequestError
 from .intake import check_request
 from .library import VoiceLibrary
 from .media import prepare
 from .render import Rendered, render, render_seconds
-from .request import error_response, response
+from .request import decode_body, error_response, response
 from .sinks import write_wav
 from .speech import synthesizer
 from .timeline import Program
-
-EXIT_OK = 0
-EXIT_REFUSED = 2
 
 
 class SetupError(ValueError):
@@ -39,10 +36,6 @@ class JobResult:
     status: int
     program: Program | None = None
     rendered: Rendered | None = None
-
-
-def _print(obj: object) -> None:
-    print(json.dumps(obj, ensure_ascii=False), flush=True)
 
 
 def make_caller(args: argparse.Namespace) -> CallerSource | None:
@@ -71,10 +64,8 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> Jo
     except (ConfigError, SetupError, NotADirectoryError) as exc:
         print(f"ipcc-engine: {exc}", file=sys.stderr)
         return JobResult(EXIT_REFUSED)
-    fields: dict = {}
     try:
         request, application = check_request(body, config, library)
-        fields = {"appId": request.app_id, "callId": request.call_id}
         program = prepare(request, library, synthesizer(args.cache), application.voice)
         seconds = render_seconds(program)
         if seconds > args.max_seconds:
@@ -82,28 +73,25 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> Jo
             raise RequestError("request", f"plays {seconds:.1f} s without keys, {limit}")
         rendered = render(program, caller, start)
     except EngineError as exc:
-        _print(error_response(exc, fields or _ids(body)))
+        print_json(error_response(exc, _ids(body)))
         return JobResult(EXIT_REFUSED)
     except Exception as exc:  # an internal failure: reported as the contract's 108104, with the traceback
         traceback.print_exc(file=sys.stderr)
-        _print(response("108104", f"internal failure: {exc}", *_ids(body).values()))
+        print_json(error_response(EngineError(f"internal failure: {exc}"), _ids(body)))
         return JobResult(EXIT_REFUSED)
-    _print(response("000000", "ok", request.app_id, request.call_id))
+    print_json(response("000000", "ok", request.app_id, request.call_id))
     for event in rendered.events:
-        _print(event)
+        print_json(event)
     _write_atomically(args.output, rendered, args.stereo, args.encoding)
     return JobResult(EXIT_OK, program, rendered)
 
 
-def _ids(body: bytes) -> dict[str, str]:
+def _ids(body: bytes) -> dict[str, object]:
+    """The body's fields for echoing its ids in a refusal (empty when it is not a JSON object)."""
     try:
-        fields = json.loads(body)
-    except ValueError:
-        return {"appId": "", "callId": ""}
-    if not isinstance(fields, dict):
-        return {"appId": "", "callId": ""}
-    fields = {str(k).strip(): v for k, v in fields.items()}
-    return {k: fields[k] if isinstance(fields.get(k), str) else "" for k in ("appId", "callId")}
+        return decode_body(body)
+    except RequestError:
+        return {}
 
 
 def _write_atomically(path: Path, rendered: Rendered, stereo: bool, encoding: str) -> None:

@@ -19,8 +19,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from .format import SAMPLE_RATE_HZ, dbm0_to_peak, ms_to_samples, to_int16
+from .orders import DTMF_KEYS
 
-KEYS = "123A456B789C*0#D"
+KEYS = DTMF_KEYS  # keypad order: row by row, so the index gives the (low, high) pair
 LOW_HZ = (697, 770, 852, 941)
 HIGH_HZ = (1209, 1336, 1477, 1633)
 
