@@ -1,0 +1,254 @@
+"""The speaker path through real PortAudio on a machine without a sound card.
+
+ALSA reads ``$XDG_CONFIG_HOME/alsa/asoundrc`` (alsa-lib ≥ 1.2.7; Debian 12 has 1.2.8), so each test gives the
+player — a subprocess, because PortAudio scans the devices when sounddevice is imported — its own ALSA
+configuration. The default device is ALSA's ``plug`` in front of a ``file`` plugin whose slave is ``null``:
+
+* ``file`` writes every sample handed to the device to a FIFO read by this test (the capture);
+* ``null`` consumes at once, so the FIFO is what paces the device: this test reads it at the real-time byte
+  rate, and ``plug`` widens the samples (S16 → S32, 1 → 16 identical channels; exact) so that a pipe page
+  (4 KB) is 8 ms of audio — with 8 kHz mono S16 a page would be 256 ms and the device would run in bursts.
+
+The capture's channel 0, shifted back to 16 bits, is then compared with ``render``'s WAV. PortAudio's ALSA
+host silences the device buffer before starting (a few frames of zeros, a whole number of periods): that
+leading silence is the only difference allowed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.format import SAMPLES_PER_FRAME
+from engine.speaker import END, FrameQueue
+
+F_SETPIPE_SZ = 1031
+VOICES = str(Path(__file__).resolve().parent.parent / "voices")
+APP = "247e35ff320a4142a105024055c367cf"
+# welcome (0.58 s), a beep (0.5 s), then the menu collecting one key; the caller presses 2 during the menu.
+ORDERS = [
+    {"playFlag": 1, "getkey": 0, "voiceStr": "welcome.wav", "playTime": 1},
+    {"playFlag": 1, "getkey": 0, "voiceStr": "beep.wav", "playTime": 1},
+    {"playFlag": 1, "getkey": 1, "voiceStr": "menu.flac", "playTime": 2, "maxRevCnt": 1, "key2End": "#",
+     "spaceTime": 1, "totalTime": 10, "data": "d"},
+]
+KEYS = "2@2.5"
+
+
+class AlsaCapture:
+    """A paced ALSA default device capturing what is played (see the module docstring).
+
+    ``rate_hz``: the device's rate; ``refuse_8k``: ALSA may not convert rates, so the device takes only
+    ``rate_hz`` (as hardware that refuses 8 kHz); ``vanish_after_s``: the device disappears (the FIFO is
+    closed) after that much playing.
+    """
+
+    def __init__(self, root: Path, rate_hz: int = 8000, channels: int = 16, refuse_8k: bool = False,
+                 vanish_after_s: float | None = None) -> None:
+        self.root, self.rate_hz, self.channels = root, rate_hz, channels
+        self.vanish_after_s = vanish_after_s
+        (root / "alsa").mkdir(parents=True)
+        self.fifo = root / "device.fifo"
+        os.mkfifo(self.fifo)
+        converter = ' rate_converter "no-such-converter"' if refuse_8k else ""
+        (root / "alsa" / "asoundrc").write_text(
+            f'pcm.!default {{ type plug; slave {{ pcm "capture"; format S32_LE; channels {channels};'
+            f' rate {rate_hz} }}{converter} }}\n'
+            f'pcm.capture {{ type file; slave.pcm "null"; file "{self.fifo}"; format "raw" }}\n')
+        self.env = {**os.environ, "XDG_CONFIG_HOME": str(root), "HOME": str(root)}
+        self.data = bytearray()
+        self._stop = threading.Event()
+
+    def __enter__(self) -> AlsaCapture:
+        self._fd = os.open(self.fifo, os.O_RDWR)  # also a writer: the player's opens never block or see EOF
+        fcntl.fcntl(self._fd, F_SETPIPE_SZ, 4096)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _read(self) -> None:
+        bytes_per_s = self.rate_hz * self.channels * 4
+        started = 0.0
+        while not self._stop.is_set():
+            if not select.select([self._fd], [], [], 0.05)[0]:
+                continue
+            self.data.extend(os.read(self._fd, 4096))
+            started = started or time.monotonic()
+            played_s = len(self.data) / bytes_per_s
+            if self.vanish_after_s is not None and played_s >= self.vanish_after_s:
+                os.close(self._fd)  # the device is gone: the player's next write fails
+                return
+            time.sleep(max(0.0, played_s - (time.monotonic() - started)))
+        os.close(self._fd)
+
+    def samples(self) -> np.ndarray:
+        """What was played: channel 0 back to int16 (every channel identical, the low 16 bits zero)."""
+        wide = np.frombuffer(bytes(self.data[: len(self.data) // (4 * self.channels) * 4 * self.channels]),
+                             "<i4").reshape(-1, self.channels)
+        assert (wide == wide[:, :1]).all() and not (wide & 0xFFFF).any()
+        return (wide[:, 0] >> 16).astype(np.int16)
+
+
+def engine_cli(env: dict[str, str], cwd: Path, *argv: str,
+               timeout_s: float = 60) -> subprocess.CompletedProcess:
+    """``ipcc-engine ARGV...`` in a subprocess with ``env``, the test voices, no standard input."""
+    if argv[0] in ("render", "play"):
+        argv = (*argv, "--voices", VOICES)
+    return subprocess.run([sys.executable, "-m", "engine.cli", *argv], env=env, cwd=cwd, timeout=timeout_s,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+
+
+def engine_request(folder: Path) -> Path:
+    """The test request (:data:`ORDERS`) written to ``folder``."""
+    path = folder / "request.json"
+    path.write_text(json.dumps({"appId": APP, "callId": "c-speaker", "playtime": 1, "orders": ORDERS}))
+    return path
+
+
+@pytest.fixture
+def request_file(tmp_path: Path) -> Path:
+    return engine_request(tmp_path)
+
+
+@pytest.fixture
+def rendered(tmp_path: Path, request_file: Path) -> tuple[np.ndarray, list[dict]]:
+    out = tmp_path / "render.wav"
+    done = engine_cli(dict(os.environ), tmp_path, "render", str(request_file), "--keys", KEYS, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return sf.read(out, dtype="int16")[0], events_of(done.stdout)
+
+
+def events_of(stdout: str) -> list[dict]:
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return [{k: v for k, v in line.items() if k != "timeStamp"} for line in lines]
+
+
+def after_leading_silence(captured: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    lead = len(captured) - len(reference)
+    assert 0 <= lead <= 8 * SAMPLES_PER_FRAME and lead % SAMPLES_PER_FRAME == 0, lead
+    assert not captured[:lead].any()
+    return captured[lead:]
+
+
+def test_play_sends_the_device_sample_for_sample_what_render_writes(tmp_path, request_file, rendered):
+    audio, events = rendered
+    with AlsaCapture(tmp_path / "device") as device:
+        done = engine_cli(device.env, tmp_path, "play", str(request_file), "--keys", KEYS)
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(after_leading_silence(device.samples(), audio), audio)
+    assert events_of(done.stdout) == events and events[-1]["dtmfCode"] == "2"
+    account = done.stdout.splitlines()[-1]
+    assert account.startswith("# play: done: played 2.54 s on 'default' at 8000 Hz")
+    assert "underflows 0" in account
+    assert "Traceback" not in done.stderr and not (tmp_path / "ipcc-play.wav").exists()
+
+
+def test_without_a_device_one_line_says_so_and_the_wav_has_the_audio(tmp_path, request_file, rendered):
+    (tmp_path / "empty").mkdir()
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "empty"), "HOME": str(tmp_path / "empty")}
+    done = engine_cli(env, tmp_path, "play", str(request_file), "--keys", KEYS, "-o", "fallback.wav")
+    assert done.returncode == 0
+    assert done.stderr == ("ipcc-engine: no sound device: PortAudio finds no output device"
+                           " — writing fallback.wav instead\n")
+    assert np.array_equal(sf.read(tmp_path / "fallback.wav", dtype="int16")[0], rendered[0])
+    assert events_of(done.stdout) == rendered[1]
+
+
+def test_a_vanishing_device_stops_cleanly_and_the_rest_goes_to_the_wav(tmp_path, request_file, rendered):
+    with AlsaCapture(tmp_path / "device", vanish_after_s=0.5) as device:
+        done = engine_cli(device.env, tmp_path, "play", str(request_file), "--keys", KEYS, "-o", "rest.wav")
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "ipcc-engine: the sound device stopped mid-playback — writing rest.wav instead" in done.stderr
+    assert np.array_equal(sf.read(tmp_path / "rest.wav", dtype="int16")[0], rendered[0])
+    assert events_of(done.stdout) == rendered[1]
+    assert len(device.samples()) < len(rendered[0])
+
+
+def test_ctrl_c_prints_the_partial_result(tmp_path, request_file):
+    with AlsaCapture(tmp_path / "device") as device:
+        argv = [sys.executable, "-m", "engine.cli", "play", str(request_file), "--keys", KEYS,
+                "--voices", VOICES]
+        player = subprocess.Popen(argv, env=device.env, cwd=tmp_path,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        time.sleep(2.0)  # the menu is collecting keys; the caller's key comes at 2.5 s
+        player.send_signal(signal.SIGINT)
+        try:
+            out, err = player.communicate(timeout=20)
+        finally:
+            player.kill()  # never leave a hung player behind
+    assert player.returncode == 130 and "Traceback" not in err
+    answer, keys, report = events_of(out)
+    assert answer["code"] == "000000"
+    assert keys["event"] == "ivrreportdtmf" and keys["endReason"] == "hangup" and keys["dtmfCode"] == ""
+    assert report["event"] == "multrpt" and report["result"] == "hangup"
+    assert out.splitlines()[-1].startswith("# play: interrupted: played ")
+
+
+def test_a_device_refusing_8khz_plays_the_frames_resampled(tmp_path):
+    """No rate conversion in ALSA, the device at 48 kHz: the stream resamples the 8 kHz frames itself."""
+    import soxr
+
+    tone = (np.sin(2 * np.pi * 1000 * np.arange(4000) / 8000) * 8000).astype(np.int16)
+    np.save(tmp_path / "tone.npy", tone)
+    script = ("import numpy as np, sys; from engine.playback import play_or_explain;"
+              f"print(play_or_explain(np.load({str(tmp_path / 'tone.npy')!r})))")
+    with AlsaCapture(tmp_path / "device", rate_hz=48000, channels=2, refuse_8k=True) as device:
+        done = subprocess.run([sys.executable, "-c", script], env=device.env, timeout=30, capture_output=True,
+                              text=True)
+    assert done.returncode == 0, done.stderr
+    assert "at 48000 Hz (resampled from 8 kHz)" in done.stdout and "underflows 0" in done.stdout
+    stream = soxr.ResampleStream(8000, 48000, 1, dtype="int16", quality="LQ")
+    reference = np.concatenate([stream.resample_chunk(tone[i : i + 160]) for i in range(0, len(tone), 160)]
+                               + [stream.resample_chunk(tone[:0], last=True)])
+    captured = device.samples()
+    played = captured[len(captured) - len(reference):]
+    assert len(reference) == 6 * len(tone) and not captured[: len(captured) - len(reference)].any()
+    assert np.abs(played.astype(int) - reference).max() <= 2
+
+
+def test_devices_lists_what_portaudio_sees(tmp_path):
+    with AlsaCapture(tmp_path / "device") as device:
+        listed = engine_cli(device.env, tmp_path, "devices")
+    assert listed.returncode == 0 and "default (ALSA): out" in listed.stdout
+    (tmp_path / "empty").mkdir()
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "empty"), "HOME": str(tmp_path / "empty")}
+    none = engine_cli(env, tmp_path, "devices")
+    assert none.returncode == 0 and none.stdout.startswith("no sound devices")
+
+
+def test_the_queue_waits_for_its_prefill_and_counts_every_silent_frame():
+    queue = FrameQueue(capacity_frames=4, prefill_frames=2)
+    frame = np.ones(SAMPLES_PER_FRAME, np.int16)
+    assert queue.pop() is None and queue.underflows == 0  # not started yet: silence, not an underflow
+    assert queue.put(frame) and not queue.ready and queue.put(frame) and queue.ready
+    assert queue.pop() is frame and queue.pop() is frame
+    assert queue.pop() is None and queue.underflows == 1  # ran dry
+    queue.put(frame)
+    assert queue.pop() is None and queue.underflows == 2  # refilling: still silence, still counted
+    queue.put(frame)
+    assert queue.pop() is frame  # primed again; one frame left
+    for _ in range(3):
+        assert queue.offer(frame)
+    assert not queue.offer(frame) and queue.overflows == 1
+    assert not queue.put(frame, timeout_s=0.01)  # full: a blocking producer waits
+    queue.finish()
+    assert [queue.pop() is frame for _ in range(4)] == [True] * 4 and queue.drained and queue.pop() is END
+    queue.close()
+    assert not queue.put(frame)
