@@ -33,7 +33,7 @@ def demo_key_script(body: bytes, args: argparse.Namespace) -> str:
 def run_demo(args: argparse.Namespace) -> int:
     """Render the vendor example to ``args.output`` with a scripted key, then play it on the speaker."""
     if not args.no_play:
-        from .speaker import preload_sounddevice
+        from .device import preload_sounddevice
 
         preload_sounddevice()  # PortAudio's start-up overlaps the request's preparation
     body = VENDOR_EXAMPLE.read_bytes()

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from .device import NoDeviceError, load_sounddevice, one_line
 from .format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, ms_to_samples, to_int16
 from .orders import DTMF_KEYS
-from .speaker import NoDeviceError, load_sounddevice, one_line
 from .tones import dtmf_tone
 
 #: A key press: 100 ms of tone at −8 dBm0 per tone (as the scripted caller's presses), 60 ms between presses.
@@ -195,7 +195,7 @@ class MicCaller:
 
     def __init__(self, device: str | int | None = None, rate_hz: int | None = None) -> None:
         sd = self._sd = load_sounddevice()
-        from .speaker import resolve_device
+        from .device import resolve_device
 
         self.device = resolve_device(device)
         self._buffer: deque[np.ndarray] = deque()

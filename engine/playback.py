@@ -14,8 +14,9 @@ import time
 
 import numpy as np
 
+from .device import NoDeviceError
 from .format import SAMPLES_PER_FRAME, iter_frames, samples_to_seconds
-from .speaker import NoDeviceError, SpeakerSink
+from .speaker import SpeakerSink
 
 
 def process_age_s() -> float | None:

@@ -32,7 +32,7 @@ import pytest
 import soundfile as sf
 
 from engine.format import SAMPLES_PER_FRAME
-from engine.speaker import END, FrameQueue
+from engine.frame_queue import END, FrameQueue
 
 F_SETPIPE_SZ = 1031
 VOICES = str(Path(__file__).resolve().parent.parent / "voices")
