@@ -168,7 +168,8 @@ def _speaker_factory() -> EndpointFactory | None:
             sink, caller = speaker_endpoint(None if mic or not rest else rest, mic=mic)
         except Exception as exc:  # no sound device here: a request error, not an engine failure
             raise EndpointError("called", f"speaker endpoint not available ({exc})") from None
-        return Endpoint(caller, sink, "speaker", on_close=getattr(caller, "close", None))
+        return Endpoint(caller, sink, "speaker", ended=lambda: sink.failure is not None,
+                        on_close=getattr(caller, "close", None))
 
     return adapted
 
