@@ -104,52 +104,87 @@ def _post(port: int, path: str, body: dict) -> dict:
     return json.loads(asyncio.run(one()))
 
 
-def run(quick: bool) -> list[Row]:
-    """Start a server, create calls, measure throughput and latency at 2000 requests/s."""
-    seconds = 4.0 if quick else 15.0
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.toml"
-        config.write_text(f'[[applications]]\nappId = "{APP}"\nqueueLimit = 1000000\n')
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--config", str(config),
-             "--state", f"{tmp}/state", "--recordings", f"{tmp}/rec", "--cache", f"{tmp}/cache",
-             "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _start(argv: list[str], port: int) -> subprocess.Popen:
+    """Start a server process and wait until it accepts connections on ``port``."""
+    server = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError("the server did not start") from None
-                    time.sleep(0.1)
-            calls = [_post(port, "/ipcc/call/outCall", {"appId": APP, "called": "null"})["callId"]
-                     for _ in range(CALLS)]
-            order = {"playFlag": 0, "voiceStr": "OK.", "data": "bench"}
-            requests = [_request(port, "/ipcc/call/multOrders", {"appId": APP, "callId": c, "orders": [order]})
-                        for c in calls]
-            asyncio.run(_load(port, requests, 4, 1.0, None))  # warm-up: speech synthesized and cached
-            fixed, refused_fixed, _ = asyncio.run(_load(port, requests, 16, seconds, 2000.0))
-            lat, refused, elapsed = asyncio.run(_load(port, requests, 8, seconds, None))
-            throughput = len(lat) / elapsed
-        finally:
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
+                raise RuntimeError(f"the server did not start: {' '.join(argv)}") from None
+            time.sleep(0.1)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def _measure(port: int, requests: list[bytes], seconds: float) -> dict[str, float]:
+    """Throughput (closed loop, 8 connections) and latency at 2000 requests/s (open loop, 16 connections)."""
+    asyncio.run(_load(port, requests, 4, 1.0, None))  # warm-up: speech synthesized and cached
+    fixed, refused_fixed, _ = asyncio.run(_load(port, requests, 16, seconds, 2000.0))
+    lat, refused, elapsed = asyncio.run(_load(port, requests, 8, seconds, None))
     p50, p99 = (float(v) * 1000 for v in np.percentile(fixed, [50, 99]))
     t50, t99 = (float(v) * 1000 for v in np.percentile(lat, [50, 99]))
+    return {"throughput": len(lat) / elapsed, "t50": t50, "t99": t99, "p50": p50, "p99": p99,
+            "refused": refused, "refused_fixed": refused_fixed, "fixed_count": len(fixed)}
+
+
+def _engine(tmp: str, seconds: float) -> dict[str, float]:
+    config = Path(tmp) / "bench.toml"
+    config.write_text(f'[[applications]]\nappId = "{APP}"\nqueueLimit = 1000000\n')
+    port = _free_port()
+    server = _start([sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--config", str(config),
+                     "--state", f"{tmp}/state", "--recordings", f"{tmp}/rec", "--cache", f"{tmp}/cache",
+                     "--log-level", "warning"], port)
+    try:
+        calls = [_post(port, "/ipcc/call/outCall", {"appId": APP, "called": "null"})["callId"]
+                 for _ in range(CALLS)]
+        return _measure(port, _requests(port, calls), seconds)
+    finally:
+        _stop(server)
+
+
+def _floor(seconds: float) -> dict[str, float]:
+    port = _free_port()
+    server = _start([sys.executable, "-m", "benchmarks.floor_server", str(port)], port)
+    try:
+        return _measure(port, _requests(port, [f"call-{i}" for i in range(CALLS)]), seconds)
+    finally:
+        _stop(server)
+
+
+def _requests(port: int, calls: list[str]) -> list[bytes]:
+    order = {"playFlag": 0, "voiceStr": "OK.", "data": "bench"}
+    return [_request(port, "/ipcc/call/multOrders", {"appId": APP, "callId": c, "orders": [order]}) for c in calls]
+
+
+def run(quick: bool) -> list[Row]:
+    """Measure the engine's server and, as the baseline, the bare stack's floor, in the same run."""
+    seconds = 4.0 if quick else 15.0
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = _engine(tmp, seconds)
+    floor = _floor(seconds)
+    base = "bare FastAPI/uvicorn route (parse JSON, fixed answer)"
     note = f"{seconds:g} s, server and load generator in separate processes, {os.cpu_count()} cores"
     return [
-        Row(BENCH, "multOrders throughput (8 connections, closed loop)", throughput, "requests/s",
-            target=">= 2000", met=throughput >= 2000,
-            note=f"{note}; latency p50 {t50:.2f} ms p99 {t99:.2f} ms; refused {refused}"),
-        Row(BENCH, "multOrders p50 latency at 2000 requests/s", p50, "ms", note=note),
-        Row(BENCH, "multOrders p99 latency at 2000 requests/s", p99, "ms", target="< 20 ms", met=p99 < 20,
-            note=f"{len(fixed)} requests, refused {refused_fixed}"),
+        Row(BENCH, "multOrders throughput (8 connections, closed loop)", engine["throughput"], "requests/s",
+            baseline=base, baseline_value=floor["throughput"], target=">= 2000", met=engine["throughput"] >= 2000,
+            note=f"{note}; latency p50 {engine['t50']:.2f} ms p99 {engine['t99']:.2f} ms; "
+                 f"refused {engine['refused']:g}"),
+        Row(BENCH, "multOrders p50 latency at 2000 requests/s", engine["p50"], "ms", baseline=base,
+            baseline_value=floor["p50"], note=note),
+        Row(BENCH, "multOrders p99 latency at 2000 requests/s", engine["p99"], "ms", baseline=base,
+            baseline_value=floor["p99"], target="< 20 ms", met=engine["p99"] < 20,
+            note=f"{engine['fixed_count']:g} requests, refused {engine['refused_fixed']:g}"),
     ]
 
 

@@ -119,11 +119,14 @@ def run_all(names: Sequence[str], quick: bool, timeout_s: float | None = None, p
     from tqdm import tqdm
 
     results = []
+    # Redrawn in place on a terminal; into a log (not a terminal) one line per module instead of per refresh.
+    interactive = sys.stderr.isatty()
     with tqdm(total=len(names), desc="benchmarks", unit="module", file=sys.stderr, disable=not progress,
-              dynamic_ncols=True) as bar:
+              dynamic_ncols=True, mininterval=0.25 if interactive else 3600) as bar:
         for name in names:
             bar.set_postfix_str(name)
-            results.append(run_module(name, quick, timeout_s, verbose, tick=bar.refresh))
+            tick = bar.refresh if interactive else (lambda: None)
+            results.append(run_module(name, quick, timeout_s, verbose, tick=tick))
             bar.update(1)
         bar.set_postfix_str("done")
     return results
