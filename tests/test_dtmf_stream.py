@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_dtmf_support import VOICES, make_case, note, pyttsx3_say, random_tone
+from test_dtmf_support import BEYOND, VOICES, make_case, note, random_tone
 
 import engine.dtmf
 from engine import dtmf_analysis
@@ -185,22 +185,18 @@ def test_the_energy_screen_skips_nothing(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.fixture(scope="session")
 def speech_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, np.ndarray]]:
-    """Real espeak-ng speech (engine.speech when it works, else pyttsx3 directly), 8 kHz int16."""
-    out = []
-    try:
-        from engine.speech import Synthesizer, VoiceSettings
+    """Real espeak-ng speech from the engine's own TTS (not cached on disk), 8 kHz int16."""
+    from engine.speech import Synthesizer, VoiceSettings
 
-        syn = Synthesizer(tmp_path_factory.mktemp("tts"), disk_cache=False)
-        say = lambda text, voice, rate: syn.synthesize(text, VoiceSettings(voice=voice, rate_wpm=rate))  # noqa: E731
-        say("test", "gmw/en-us", 175)
-    except Exception:  # the wrapper is missing or broken: drive pyttsx3 directly
-        say = pyttsx3_say()
+    syn = Synthesizer(tmp_path_factory.mktemp("tts"), disk_cache=False)
+    out = []
     for voice, texts in VOICES:
         for rate in (130, 190, 280):
             for text in texts:
-                out.append((f"{voice}@{rate}: {text[:24]}", say(text, voice, rate)))
+                out.append((f"{voice}@{rate}: {text[:24]}", syn.synthesize(text, VoiceSettings(voice, rate))))
+    for voice, text in BEYOND:
+        out.append((f"{voice}: {text[:24]}", syn.synthesize(text, VoiceSettings(voice, 175))))
     return out
-
 
 
 def test_talk_off_speech(speech_corpus: list[tuple[str, np.ndarray]]) -> None:

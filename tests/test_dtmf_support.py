@@ -6,13 +6,8 @@ Random cases: random key, start phases and an onset anywhere relative to the det
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
-
 import numpy as np
-import soundfile as sf
 
-from engine.audio import to_call_format
 from engine.dtmf import detect_keys
 from engine.format import SAMPLE_RATE_HZ, to_int16
 from engine.tones import KEYS, dtmf_tone
@@ -67,33 +62,17 @@ ZH = ["感谢您的来电，我们的客服人员将尽快为您服务。", "请
       "欢迎致电中国移动，普通话服务请按一，英语服务请按二。"]
 VOICES = [("gmw/en-us", EN), ("gmw/en-gb-x-rp", EN), ("gmw/en-us+f3", EN), ("gmw/en-gb-x-rp+f4", EN),
           ("sit/cmn", ZH), ("sit/cmn+f3", ZH), ("sit/cmn+f4", ZH)]
-
-
-
-def pyttsx3_say() -> Callable[[str, str, int], np.ndarray]:
-    """``say(text, voice, rate_wpm)`` with pyttsx3 over espeak-ng from espeakng_loader, 8 kHz int16."""
-    import ctypes
-    import os
-
-    import espeakng_loader
-
-    os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
-    ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
-    import pyttsx3
-
-    engine = pyttsx3.init()
-
-    def say(text: str, voice: str, rate: int) -> np.ndarray:
-        engine.setProperty("voice", voice)
-        engine.setProperty("rate", rate)
-        buf = io.BytesIO()
-        engine.save_to_file(text, buf)
-        engine.runAndWait()
-        buf.seek(0)
-        data, rate_hz = sf.read(buf, dtype="int16")
-        return to_call_format(data, rate_hz)
-
-    return say
+#: Beyond the engine's two languages: other languages, and voice variants far from plain speech.
+BEYOND = [("gmw/de", "Guten Tag. Bitte wählen Sie eine der folgenden Optionen, oder bleiben Sie am Apparat."),
+          ("roa/fr", "Bonjour, toutes nos lignes sont occupées. Veuillez patienter, nous allons vous répondre."),
+          ("roa/es", "Hola, gracias por llamar. Marque uno para ventas, dos para soporte técnico."),
+          ("sit/yue", "你好，多謝你嘅來電，請按一字查詢戶口結餘。"),
+          ("jpx/ja", "お電話ありがとうございます。ご用件の番号を押してください。"),
+          ("inc/hi", "नमस्ते, हमारी सेवा में आपका स्वागत है। कृपया लाइन पर बने रहें।"),
+          ("zle/ru", "Здравствуйте! Все операторы заняты, пожалуйста, оставайтесь на линии."),
+          ("sem/ar", "مرحبا بكم، جميع الموظفين مشغولون حاليا، يرجى الانتظار."),
+          ("gmw/en-us+whisper", EN[0]), ("gmw/en-us+croak", EN[1]), ("gmw/en-us+klatt", EN[2]),
+          ("sit/cmn+m7", ZH[0])]
 
 
 
