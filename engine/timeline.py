@@ -9,6 +9,7 @@ the end of its last gap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -25,6 +26,18 @@ class Program:
     def __post_init__(self) -> None:
         if len(self.prompts) != len(self.request.orders):
             raise ValueError("one prompt per order is needed")
+
+    @cached_property
+    def segments(self) -> tuple[tuple[Segment, ...], ...]:
+        """Each order's plays and gaps (:func:`order_segments`), built once per program and shared by its players."""
+        return tuple(tuple(order_segments(order, prompt, index))
+                     for index, (order, prompt) in enumerate(zip(self.request.orders, self.prompts, strict=True)))
+
+    @cached_property
+    def natural_lengths(self) -> tuple[int, ...]:
+        """Each order's :func:`natural_samples` (samples)."""
+        return tuple(natural_samples(order, prompt)
+                     for order, prompt in zip(self.request.orders, self.prompts, strict=True))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,175 @@
+"""The media loop's fast paths give what the general code gives: the player's one-compare frames against its
+transition code alone, skipped frames against played ones, silent callers left unread against reading every
+sample, a script mixed without copies against mixing whole arrays. Random programs, keys and restarts."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from engine.call import Call
+from engine.caller import CallerAudio, ScriptedCaller, parse_key_script
+from engine.format import SAMPLES_PER_FRAME
+from engine.loop import MediaLoop
+from engine.orders import KeyCollection, MultOrders, Order, PlayKind
+from engine.player import RequestPlayer
+from engine.sinks import MemorySink, NullSink
+from engine.timeline import Program
+
+FRAME = SAMPLES_PER_FRAME
+
+
+class _TransitionsOnly(RequestPlayer):
+    """Every frame through the general code (the fast path never taken)."""
+
+    __slots__ = ()
+
+    def _plan(self) -> None:
+        self.fast_last = -1
+
+
+def _program(rng: random.Random) -> Program:
+    orders, prompts = [], []
+    count = rng.randint(1, 3)
+    for i in range(count):
+        collect = None
+        if i == count - 1 and rng.random() < 0.7:
+            collect = KeyCollection(rng.choice([0, 1, 2]), rng.choice([None, "#"]), rng.choice([0, 160, 1500]),
+                                    rng.choice([0, 0, rng.randint(1, 8000)]))
+        orders.append(Order(PlayKind.FILE, "x", rng.randint(1, 3), rng.choice([0, 1, 160, rng.randint(1, 2000)]),
+                            collect, "d"))
+        length = rng.choice([0, 1, 159, 160, 161, rng.randint(1, 3000)])
+        prompts.append((np.arange(length) % 20000 + 1 + 1000 * i).astype(np.int16))
+    return Program(MultOrders("a", "c", tuple(orders), rng.randint(1, 2)), tuple(prompts))
+
+
+def _keys(rng: random.Random) -> dict[int, list[tuple[str, int]]]:
+    keys: dict[int, list[tuple[str, int]]] = {}
+    for _ in range(rng.randint(0, 5)):
+        tick = rng.randint(0, 80)
+        keys.setdefault(tick, []).append((rng.choice("12#"), tick * FRAME - rng.randint(-100, 400)))
+    return keys
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_fast_frames_and_skipped_frames_match_the_general_code(seed: int) -> None:
+    rng = random.Random(seed)
+    program, keys = _program(rng), _keys(rng)
+    stop_at = rng.choice([-1, -1, rng.randint(0, 60)])
+    fast, general, skipping = RequestPlayer(program), _TransitionsOnly(program), RequestPlayer(program)
+    for tick in range(2000):
+        frame = fast.next_frame()
+        assert np.array_equal(frame, general.next_frame())
+        skipping.skip_frame()
+        for key, onset in keys.get(tick, []):
+            for player in (fast, general, skipping):
+                player.on_key(key, onset)
+        if tick == stop_at:
+            for player in (fast, general, skipping):
+                player.stop()
+        assert fast.position == general.position == skipping.position
+        assert fast.events == general.events == skipping.events
+        assert fast.status() == general.status() == skipping.status()
+        if fast.done:
+            break
+    assert fast.done
+
+
+def _mixed_reference(script: np.ndarray, starts: list[int], frames: int) -> np.ndarray:
+    """The caller's audio by whole-array mixing: at each request start, what still sounds plus the script,
+    summed in int32 and saturated."""
+    samples, position, out = np.zeros(0, dtype=np.int16), 0, []
+    for tick in range(frames):
+        if tick * FRAME in starts:
+            rest = samples[position:]
+            mixed = np.zeros(max(len(rest), len(script)), dtype=np.int32)
+            mixed[: len(rest)] += rest
+            mixed[: len(script)] += script
+            samples, position = np.clip(mixed, -32768, 32767).astype(np.int16), 0
+        chunk = samples[position : position + FRAME]
+        position += FRAME
+        out.append(np.pad(chunk, (0, FRAME - len(chunk))))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_scripted_caller_frames_equal_whole_array_mixing(seed: int) -> None:
+    rng = random.Random(seed)
+    presses = ",".join(f"{rng.choice('159#')}@{rng.choice([0, 0.01, 0.05, rng.uniform(0, 0.5)]):.3f}"
+                       for _ in range(rng.randint(0, 3)))
+    reader, framed = ScriptedCaller(parse_key_script(presses)), ScriptedCaller(parse_key_script(presses))
+    frames = rng.randint(1, 120)
+    starts = sorted({0, *(rng.randrange(frames) * FRAME for _ in range(rng.randint(0, 6)))})
+    read, copied, out = [], [], np.zeros(FRAME, dtype=np.int16)
+    for tick in range(frames):
+        if tick * FRAME in starts:
+            reader.request_started()
+            framed.request_started()
+        read.append(reader.read(FRAME).copy())
+        start = framed.position  # as the media loop reads: skipping frames that end before the sound starts
+        framed.position += FRAME
+        if framed.position > framed.sound_start:
+            framed.copy_into(out, start)
+            copied.append(out.copy())
+        else:
+            copied.append(np.zeros(FRAME, dtype=np.int16))
+    expected = _mixed_reference(reader.script, starts, frames)
+    assert np.array_equal(np.concatenate(read), expected)
+    assert np.array_equal(np.concatenate(copied), expected)
+
+
+class _Reading(CallerAudio):
+    """A caller read through ``read`` (the loop's general path)."""
+
+    def read(self, count: int) -> np.ndarray:
+        return super().read(count)
+
+
+def test_loop_hears_and_records_what_read_gives_and_counts_cpu_per_pass() -> None:
+    audio = np.zeros(9000, dtype=np.int16)
+    audio[3000:3500] = 1000
+    program = Program(MultOrders("a", "c", (Order(PlayKind.FILE, "x", 2, 800),), 3),
+                      (np.arange(1234, dtype=np.int16) + 1,))
+    loop = MediaLoop()
+    sinks = [MemorySink(), MemorySink(), MemorySink()]
+    callers = [CallerAudio(audio), _Reading(audio), ScriptedCaller(parse_key_script("5@0.2,6@0.9"))]
+    calls = [Call("a", f"c{i}", caller, sink, lambda *_: None) for i, (caller, sink) in
+             enumerate(zip(callers, sinks, strict=True))]
+    for call in calls:
+        call.submit(program)
+        loop.add(call)
+    silent = Call("a", "n", CallerAudio(audio), NullSink(), lambda *_: None)
+    silent.submit(program)
+    loop.add(silent)
+    for _ in range(80):
+        loop.tick()
+    assert np.array_equal(sinks[0].heard(), np.concatenate([audio, np.zeros(80 * FRAME - len(audio), np.int16)]))
+    assert np.array_equal(sinks[0].heard(), sinks[1].heard())
+    assert np.array_equal(sinks[0].played(), sinks[2].played())
+    assert silent.position == calls[0].position == 80 * FRAME and silent.idle == calls[0].idle
+    assert set(loop.cpu_ns) == {"play", "hear", "detect"} and all(ns >= 0 for ns in loop.cpu_ns.values())
+
+
+class _Broken(CallerAudio):
+    def read(self, count: int) -> np.ndarray:
+        raise RuntimeError("the endpoint broke")
+
+
+class _BrokenSink(MemorySink):
+    def write(self, played: np.ndarray, heard: np.ndarray) -> None:
+        raise RuntimeError("the disk is full")
+
+
+def test_failed_calls_are_listed_in_call_order_whichever_pass_failed() -> None:
+    program = Program(MultOrders("a", "c", (Order(PlayKind.FILE, "x", 1),), 1), (np.ones(4000, np.int16),))
+    loop = MediaLoop()
+    calls = [Call("a", "sink", CallerAudio(np.zeros(0, np.int16)), _BrokenSink(), lambda *_: None),
+             Call("a", "caller", _Broken(np.zeros(0, np.int16)), NullSink(), lambda *_: None),
+             Call("a", "fine", CallerAudio(np.zeros(0, np.int16)), NullSink(), lambda *_: None)]
+    for call in calls:
+        call.submit(program)
+        loop.add(call)
+    loop.tick()
+    assert [call.call_id for call in loop.failed] == ["sink", "caller"] and loop.failures == 2
