@@ -169,7 +169,7 @@ def _requests(port: int, calls: list[str]) -> list[bytes]:
 
 def run(quick: bool) -> list[Row]:
     """Measure the engine's server and, as the baseline, the bare stack's floor, in the same run."""
-    seconds = 4.0 if quick else 15.0
+    seconds = 2.5 if quick else 15.0
     with tempfile.TemporaryDirectory() as tmp:
         engine = _engine(tmp, seconds)
     floor = _floor(seconds)
