@@ -19,7 +19,7 @@ from .intake import check_request
 from .library import VoiceLibrary
 from .media import prepare
 from .render import Rendered, render, render_seconds
-from .request import decode_body, error_response, response
+from .request import error_response, ids_of, response
 from .sinks import write_wav
 from .speech import synthesizer
 from .timeline import Program
@@ -73,25 +73,17 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> Jo
             raise RequestError("request", f"plays {seconds:.1f} s without keys, {limit}")
         rendered = render(program, caller, start)
     except EngineError as exc:
-        print_json(error_response(exc, _ids(body)))
+        print_json(error_response(exc, ids_of(body)))
         return JobResult(EXIT_REFUSED)
     except Exception as exc:  # an internal failure: reported as the contract's 108104, with the traceback
         traceback.print_exc(file=sys.stderr)
-        print_json(error_response(EngineError(f"internal failure: {exc}"), _ids(body)))
+        print_json(error_response(EngineError(f"internal failure: {exc}"), ids_of(body)))
         return JobResult(EXIT_REFUSED)
     print_json(response("000000", "ok", request.app_id, request.call_id))
     for event in rendered.events:
         print_json(event)
     _write_atomically(args.output, rendered, args.stereo, args.encoding)
     return JobResult(EXIT_OK, program, rendered)
-
-
-def _ids(body: bytes) -> dict[str, object]:
-    """The body's fields for echoing its ids in a refusal (empty when it is not a JSON object)."""
-    try:
-        return decode_body(body)
-    except RequestError:
-        return {}
 
 
 def _write_atomically(path: Path, rendered: Rendered, stereo: bool, encoding: str) -> None:

@@ -167,6 +167,15 @@ def response(code: str, msg: str, app_id: str = "", call_id: str = "", **extra: 
             **extra}
 
 
+def ids_of(body: bytes | str) -> dict[str, str]:
+    """``appId``/``callId`` of a raw body, for echoing in a refusal ("" where absent, not strings, or not JSON)."""
+    try:
+        fields = decode_body(body)
+    except RequestError:
+        fields = {}
+    return {k: v if isinstance(v := fields.get(k), str) else "" for k in ("appId", "callId")}
+
+
 def error_response(error: EngineError, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The response for ``error``, echoing the ids of ``body`` when they are strings."""
     app_id = body.get("appId") if body else ""

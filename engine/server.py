@@ -36,7 +36,7 @@ from .library import DEFAULT_ROOT, VoiceLibrary
 from .media import Speaker, prepare
 from .orders import MultOrders
 from .pacer import Clock
-from .request import decode_body, error_response, parse_mult_orders, parse_play, read_ids, response
+from .request import decode_body, error_response, ids_of, parse_mult_orders, parse_play, read_ids, response
 from .server_models import (
     CallBody,
     EventsResponse,
@@ -107,10 +107,10 @@ class Engine:
         try:
             return action(body)
         except EngineError as exc:
-            return error_response(exc, _ids(body))
+            return error_response(exc, ids_of(body))
         except Exception as exc:
             log.exception("internal failure on %s", getattr(action, "__name__", action))
-            ids = _ids(body)
+            ids = ids_of(body)
             return response("108104", f"internal failure: {type(exc).__name__}", ids["appId"], ids["callId"])
 
     def _orders(self, body: bytes, parse: Callable[[Mapping[str, Any]], MultOrders]) -> dict[str, Any]:
@@ -159,14 +159,6 @@ class Engine:
     def disconnect(self, body: bytes) -> dict[str, Any]:
         """``disConnect``."""
         return self._call_command(body, self.board.hang_up)
-
-
-def _ids(body: bytes) -> dict[str, str]:
-    try:
-        fields = decode_body(body)
-    except EngineError:
-        return {"appId": "", "callId": ""}
-    return {k: v if isinstance(v := fields.get(k), str) else "" for k in ("appId", "callId")}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
