@@ -12,16 +12,15 @@ multOrders request starts playing, as ``render --keys`` — or ``callerWav``, a 
 (the same root and the same checks as ``playFlag`` 1; nothing outside it is ever read), whose audio runs from
 the call's start. Neither: a silent caller. Both: ``108100``.
 
-Other schemes come from :func:`register_endpoint`. The ``speaker`` scheme is taken from the module
-``engine.speaker`` when it exists: its ``make_endpoint(rest, spec, context) -> Endpoint`` (the signature of
-:data:`EndpointFactory`) if it defines one, else its ``speaker_endpoint(device, mic)`` adapted
-(``speaker``, ``speaker:DEVICE``, ``speaker:mic``); without either, or without a sound device,
-``called: speaker`` answers ``108100`` ("speaker endpoint not available").
+* ``speaker[:DEVICE]`` plays the call on this machine's speakers, with the terminal's keys (``speaker:mic``:
+  the microphone) as the caller; without a sound device it answers ``108100`` ("speaker endpoint not
+  available").
+
+Other schemes come from :func:`register_endpoint`.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -139,7 +138,21 @@ def null_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> End
     return Endpoint(caller_source(spec, context), NullSink(), "null")
 
 
-_FACTORIES: dict[str, EndpointFactory] = {"wav": wav_endpoint, "null": null_endpoint}
+def speaker_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
+    """``speaker[:DEVICE]``: the call on this machine's speakers, the terminal's keys as the caller;
+    ``speaker:mic`` hears the microphone instead. No sound device here: ``108100`` naming ``called``."""
+    from .speaker import speaker_endpoint as open_speaker  # sounddevice is imported only when asked for
+
+    mic = rest == "mic"
+    try:
+        sink, caller = open_speaker(None if mic or not rest else rest, mic=mic)
+    except Exception as exc:  # no sound device here: a request error, not an engine failure
+        raise EndpointError("called", f"speaker endpoint not available ({exc})") from None
+    return Endpoint(caller, sink, "speaker", ended=lambda: sink.failure is not None,
+                    on_close=getattr(caller, "close", None))
+
+
+_FACTORIES: dict[str, EndpointFactory] = {"wav": wav_endpoint, "null": null_endpoint, "speaker": speaker_endpoint}
 
 
 def register_endpoint(scheme: str, factory: EndpointFactory) -> None:
@@ -147,43 +160,12 @@ def register_endpoint(scheme: str, factory: EndpointFactory) -> None:
     _FACTORIES[scheme] = factory
 
 
-def _speaker_factory() -> EndpointFactory | None:
-    try:
-        module = importlib.import_module("engine.speaker")
-    except ModuleNotFoundError as exc:
-        if exc.name != "engine.speaker":
-            raise
-        return None
-    factory = getattr(module, "make_endpoint", None)
-    if factory is not None:
-        return factory
-    speaker_endpoint = getattr(module, "speaker_endpoint", None)
-    if speaker_endpoint is None:
-        return None
-
-    def adapted(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
-        """``speaker[:DEVICE]`` (``speaker:mic`` hears the microphone) through ``speaker_endpoint``."""
-        mic = rest == "mic"
-        try:
-            sink, caller = speaker_endpoint(None if mic or not rest else rest, mic=mic)
-        except Exception as exc:  # no sound device here: a request error, not an engine failure
-            raise EndpointError("called", f"speaker endpoint not available ({exc})") from None
-        return Endpoint(caller, sink, "speaker", ended=lambda: sink.failure is not None,
-                        on_close=getattr(caller, "close", None))
-
-    return adapted
-
-
 def make_endpoint(spec: OutCallSpec, context: EndpointContext) -> Endpoint:
     """The endpoint ``spec.called`` names; :class:`EndpointError` naming ``called`` when there is none."""
     scheme, _, rest = spec.called.partition(":")
     factory = _FACTORIES.get(scheme)
-    if factory is None and scheme == "speaker":
-        factory = _speaker_factory()
-        if factory is None:
-            raise EndpointError("called", "speaker endpoint not available")
     if factory is None:
-        known = ", ".join(sorted({*_FACTORIES, "speaker"}))
+        known = ", ".join(sorted(_FACTORIES))
         raise EndpointError("called", f"unknown endpoint {spec.called[:40]!r} (schemes: {known})")
     return factory(rest, spec, context)
 
