@@ -55,15 +55,15 @@ def make_caller(args: argparse.Namespace) -> CallerSource | None:
     return None
 
 
-def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> JobResult:
-    """Check, prepare and render ``body``; print the response line and event lines; write ``args.output``."""
+def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
+    """Check and prepare ``body`` as ``args`` say (``config``, ``voices``, ``cache``, ``max_seconds``) and print
+    the response line; None when refused (the refusal printed, or a bad option on standard error)."""
     try:
         config = load_config(args.config)
         library = VoiceLibrary(args.voices)
-        caller = make_caller(args)
-    except (ConfigError, SetupError, NotADirectoryError) as exc:
+    except (ConfigError, NotADirectoryError) as exc:
         print(f"ipcc-engine: {exc}", file=sys.stderr)
-        return JobResult(EXIT_REFUSED)
+        return None
     try:
         request, application = check_request(body, config, library)
         program = prepare(request, library, synthesizer(args.cache), application.voice)
@@ -71,15 +71,28 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> Jo
         if seconds > args.max_seconds:
             limit = f"over --max-seconds {args.max_seconds:g}"
             raise RequestError("request", f"plays {seconds:.1f} s without keys, {limit}")
-        rendered = render(program, caller, start)
     except EngineError as exc:
         print_json(error_response(exc, ids_of(body)))
-        return JobResult(EXIT_REFUSED)
+        return None
     except Exception as exc:  # an internal failure: reported as the contract's 108104, with the traceback
         traceback.print_exc(file=sys.stderr)
         print_json(error_response(EngineError(f"internal failure: {exc}"), ids_of(body)))
-        return JobResult(EXIT_REFUSED)
+        return None
     print_json(response("000000", "ok", request.app_id, request.call_id))
+    return program
+
+
+def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> JobResult:
+    """Check, prepare and render ``body``; print the response line and event lines; write ``args.output``."""
+    try:
+        caller = make_caller(args)
+    except SetupError as exc:
+        print(f"ipcc-engine: {exc}", file=sys.stderr)
+        return JobResult(EXIT_REFUSED)
+    program = accept_request(body, args)
+    if program is None:
+        return JobResult(EXIT_REFUSED)
+    rendered = render(program, caller, start)
     for event in rendered.events:
         print_json(event)
     _write_atomically(args.output, rendered, args.stereo, args.encoding)

@@ -44,7 +44,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     preload_sounddevice()
     from .device import NoDeviceError
-    from .job import SetupError
+    from .job import SetupError, accept_request
     from .playback import account
     from .sinks import write_wav
     from .speaker import SpeakerSink
@@ -58,7 +58,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     if args.keys and args.mic:
         print("ipcc-engine: --keys and --mic: give one caller, not both", file=sys.stderr)
         return EXIT_REFUSED
-    program = _prepare(body, args)
+    program = accept_request(body, args)
     if program is None:
         return EXIT_REFUSED
     fallback = args.output or DEFAULT_FALLBACK
@@ -98,37 +98,6 @@ def cmd_play(args: argparse.Namespace) -> int:
         write_wav(fallback, live.memory.played())
         print(f"# play: wrote {fallback} ({samples_to_seconds(len(live.memory.played())):.2f} s)", flush=True)
     return status
-
-
-def _prepare(body: bytes, args: argparse.Namespace) -> Program | None:
-    """Check and prepare the request as ``render`` does; print the response line (None: refused)."""
-    from .config import ConfigError, load_config
-    from .errors import EngineError, RequestError
-    from .intake import check_request
-    from .job import _ids
-    from .library import VoiceLibrary
-    from .media import prepare
-    from .render import render_seconds
-    from .request import error_response, response
-    from .speech import synthesizer
-
-    try:
-        config, library = load_config(args.config), VoiceLibrary(args.voices)
-    except (ConfigError, NotADirectoryError) as exc:
-        print(f"ipcc-engine: {exc}", file=sys.stderr)
-        return None
-    try:
-        request, application = check_request(body, config, library)
-        program = prepare(request, library, synthesizer(args.cache), application.voice)
-        seconds = render_seconds(program)
-        if seconds > args.max_seconds:
-            raise RequestError("request", f"plays {seconds:.1f} s without keys, "
-                                          f"over --max-seconds {args.max_seconds:g}")
-    except EngineError as exc:
-        print_json(error_response(exc, _ids(body)))
-        return None
-    print_json(response("000000", "ok", request.app_id, request.call_id))
-    return program
 
 
 def _notice_printer() -> Any:
