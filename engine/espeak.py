@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import importlib.metadata
+import importlib.util
 import io
 import logging
 import os
@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import Any
 
 from .errors import EngineError, RequestError
@@ -76,8 +77,15 @@ def espeak_library() -> tuple[ctypes.CDLL, str]:
 
 @functools.lru_cache(maxsize=1)
 def pyttsx3_version() -> str:
-    """The installed pyttsx3's version (read from its metadata, without importing it)."""
-    return importlib.metadata.version("pyttsx3")
+    """The installed pyttsx3's version, without importing it: from the name of its ``.dist-info`` folder
+    (importing ``importlib.metadata`` alone costs 17 ms of a warm start, measured), else from its metadata."""
+    spec = importlib.util.find_spec("pyttsx3")
+    if spec is not None and spec.origin is not None:
+        for info in Path(spec.origin).parent.parent.glob("pyttsx3-*.dist-info"):
+            return info.name.removeprefix("pyttsx3-").removesuffix(".dist-info")
+    from importlib import metadata
+
+    return metadata.version("pyttsx3")
 
 
 def _quiet_print(*_args: object, **_kwargs: object) -> None:
