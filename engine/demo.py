@@ -6,14 +6,9 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from .config import load_config
 from .format import samples_to_seconds
-from .intake import check_request
 from .job import EXIT_OK, run_render_job
-from .library import VoiceLibrary
-from .media import prepare
-from .speech import synthesizer
-from .timeline import order_starts_without_keys
+from .timeline import Program, order_starts_without_keys
 
 VENDOR_EXAMPLE = Path(__file__).resolve().parent / "data" / "vendor-example.json"
 #: The scripted caller presses this key this long after the menu (the getkey order) starts.
@@ -21,11 +16,8 @@ DEMO_KEY = "1"
 DEMO_KEY_DELAY_S = 1.5
 
 
-def demo_key_script(body: bytes, args: argparse.Namespace) -> str:
+def demo_key_script(program: Program) -> str:
     """``KEY@SECONDS`` for the demo caller: :data:`DEMO_KEY` 1.5 s into the first play of the menu."""
-    library = VoiceLibrary(args.voices)
-    request, application = check_request(body, load_config(args.config), library)
-    program = prepare(request, library, synthesizer(args.cache), application.voice)
     menu_start = order_starts_without_keys(program)[0][-1]
     return f"{DEMO_KEY}@{samples_to_seconds(menu_start) + DEMO_KEY_DELAY_S:.2f}"
 
@@ -36,13 +28,10 @@ def run_demo(args: argparse.Namespace) -> int:
         from .device import preload_sounddevice
 
         preload_sounddevice()  # PortAudio's start-up overlaps the request's preparation
-    body = VENDOR_EXAMPLE.read_bytes()
-    if not args.keys and not args.caller:
-        args.keys = demo_key_script(body, args)
-    print(f"# demo: the vendor's example request; the caller presses {args.keys}", flush=True)
-    job = run_render_job(body, args, start=datetime.now())
+    job = run_render_job(VENDOR_EXAMPLE.read_bytes(), args, start=datetime.now(), default_keys=demo_key_script)
     if job.status != EXIT_OK or job.rendered is None:
         return job.status
+    print(f"# demo: the vendor's example request; the caller presses {args.keys or args.caller}", flush=True)
     rendered = job.rendered
     seconds = samples_to_seconds(rendered.request_samples)
     print(f"# demo: wrote {args.output} ({seconds:.2f} s of 8 kHz audio)", flush=True)

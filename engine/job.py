@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,8 +83,12 @@ def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
     return program
 
 
-def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> JobResult:
-    """Check, prepare and render ``body``; print the response line and event lines; write ``args.output``."""
+def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
+                   default_keys: Callable[[Program], str] | None = None) -> JobResult:
+    """Check, prepare and render ``body``; print the response line and event lines; write ``args.output``.
+
+    ``default_keys(program)``: the key script of the caller when ``args`` names none (default: a silent caller).
+    """
     try:
         caller = make_caller(args)
     except SetupError as exc:
@@ -92,6 +97,9 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime) -> Jo
     program = accept_request(body, args)
     if program is None:
         return JobResult(EXIT_REFUSED)
+    if caller is None and default_keys is not None:
+        args.keys = default_keys(program)
+        caller = make_caller(args)
     rendered = render(program, caller, start)
     for event in rendered.events:
         print_json(event)
