@@ -88,6 +88,7 @@ class Delivery:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._closing = False
+        self._wake_pending = False  # a wake-up is scheduled on the delivery loop and has not drained yet
         self._drain_s = 0.0
         self._backlog: dict[str, int] = {}
         self._seq = self._replay() if replay else self._last_seq()
@@ -102,7 +103,10 @@ class Delivery:
             self._remember(call_id, body)
         self._inbox.put(record)
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
+        if loop is not None and wake is not None and not self._wake_pending:
+            # one wake-up per batch, not per event: the delivery loop clears the flag before it drains, so
+            # a record put while the flag is set is drained by the pass the pending wake-up starts
+            self._wake_pending = True
             try:
                 loop.call_soon_threadsafe(wake.set)
             except RuntimeError:  # the loop closed: the record stays in the inbox (and is lost with it)
@@ -179,6 +183,7 @@ class Delivery:
             self._ready.set()
             try:
                 while True:
+                    self._wake_pending = False
                     self._wake.clear()
                     batch = _drain(self._inbox)
                     if batch:

@@ -136,6 +136,7 @@ class Synthesizer:
                  disk_cache: bool = True) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.espeak_version: str = espeak_library()[1]
+        self.pyttsx3_version: str = pyttsx3_version()  # constant for the process: read once, not per key
         self._cache = PromptCache(self.cache_dir if disk_cache else None, memory_items)
 
     misses = property(lambda self: self._cache.misses, doc="Syntheses made by espeak for this front-end.")
@@ -148,7 +149,7 @@ class Synthesizer:
         return cache_key({
             "format": CACHE_FORMAT_VERSION, "text": text, "voice": voice_for_text(text, settings),
             "rate_wpm": settings.rate_wpm, "volume_percent": settings.volume_percent,
-            "espeak": self.espeak_version, "pyttsx3": pyttsx3_version(), "output_rate_hz": SAMPLE_RATE_HZ,
+            "espeak": self.espeak_version, "pyttsx3": self.pyttsx3_version, "output_rate_hz": SAMPLE_RATE_HZ,
             "edge_margin_ms": EDGE_MARGIN_MS, "silence_threshold": SILENCE_THRESHOLD,
         })
 
@@ -168,6 +169,13 @@ class Synthesizer:
             return wav_to_prompt(wav)
 
         return self._cache.get_or_make(self.cache_key(text, settings), make)
+
+    def cached(self, text: str, settings: VoiceSettings = VoiceSettings()) -> np.ndarray | None:
+        """``text`` as :meth:`synthesize` returns it if it is in the memory cache now, else None; never
+        synthesizes nor reads the disk, so it does not block (callers fall back to :meth:`synthesize`)."""
+        if self._cache.closed or not isinstance(text, str):
+            return None
+        return self._cache.peek(self.cache_key(text, settings))
 
     def close(self) -> None:
         """Drop the memory cache and refuse further calls; the shared engine and disk files stay."""

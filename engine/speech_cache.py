@@ -209,6 +209,14 @@ class PromptCache:
             with self._lock:
                 del self._pending[key]
 
+    def peek(self, key: str) -> np.ndarray | None:
+        """The entry ``key`` if it is in memory now (a memory hit), else None; never makes nor loads it."""
+        samples = self._memory.get(key)
+        if samples is not None:
+            with self._lock:
+                self.memory_hits += 1
+        return samples
+
     def _load_or_make(self, key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
         samples = self._disk.get(key) if self._disk is not None else None
         if samples is not None:
