@@ -1,12 +1,13 @@
 """Concurrent calls held in real time by one process on one core.
 
 Each trial is a fresh process (spawned, never forked) pinned to one core, running N calls on one
-:class:`~engine.loop.MediaLoop` paced by the real-time :class:`~engine.pacer.Pacer` (20 ms frames). Every call
+:class:`~engine.media.loop.MediaLoop` paced by the real-time :class:`~engine.media.pacer.Pacer` (20 ms frames).
+Every call
 plays speech (a TTS prompt, then a getkey order) to a scripted caller who presses a key at a staggered
 moment 1.5–2.5 s into each request; the key ends collection, the request completes and the next one is
 queued at once, so every call is always playing and always being listened to. Measured after one second of
 warm-up: per-tick lateness (p50/p99/max), missed frames (ticks more than 20 ms late), CPU per tick split into the
-loop's passes (:attr:`~engine.loop.MediaLoop.cpu_ns`: playing every call, hearing every caller, detecting keys),
+loop's passes (:attr:`~engine.media.loop.MediaLoop.cpu_ns`: playing every call, hearing every caller, detecting keys),
 and keys detected (to prove detection ran). N holds when p99 lateness < 5 ms and no frame was missed; the trials
 grow N until one does not hold.
 """
@@ -30,14 +31,14 @@ HOLD_P99_S = 0.005
 def _setup(calls: int) -> tuple[Any, dict[str, Any]]:
     """(Child process.) ``calls`` calls on one media loop, each playing speech to a caller pressing 1 in every
     request; returns the loop and the counters of keys and requests its events update."""
-    from engine.call import Call
-    from engine.caller import ScriptedCaller, parse_key_script
-    from engine.loop import MediaLoop
-    from engine.player import KeysReport, RequestReport
-    from engine.request import parse_mult_orders
-    from engine.sinks import NullSink
-    from engine.speech import synthesizer
-    from engine.timeline import Program
+    from engine.audio.caller import ScriptedCaller, parse_key_script
+    from engine.core.player import KeysReport, RequestReport
+    from engine.core.timeline import Program
+    from engine.media.call import Call
+    from engine.media.loop import MediaLoop
+    from engine.media.sinks import NullSink
+    from engine.tts.synthesizer import synthesizer
+    from engine.wire.request import parse_mult_orders
 
     speaker = synthesizer()
     prompts = (speaker.synthesize("Welcome to the service."), speaker.synthesize("Please press one."))
@@ -68,7 +69,7 @@ def _per_call_trial(calls: int, ticks: int) -> dict[str, float]:
     ticked as fast as possible; CPU per tick, and the calls one core would hold at that cost."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
-    from engine.dtmf import DtmfDetector
+    from engine.dtmf.detector import DtmfDetector
     from engine.format import SAMPLES_PER_FRAME
 
     loop, counters = _setup(calls)
@@ -95,7 +96,7 @@ def _trial(calls: int, seconds: float) -> dict[str, float]:
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     import numpy as np
 
-    from engine.pacer import MonotonicClock, Pacer
+    from engine.media.pacer import MonotonicClock, Pacer
 
     loop, counters = _setup(calls)
     gc.freeze()  # as the server's media thread does at start-up

@@ -114,8 +114,8 @@ def median_wall(make: Callable[[int], list[list[str]]], repeats: int) -> float:
 
 def baseline_commands(body: dict, voices: Path, work: Path) -> list[list[str]]:
     """The ``espeak-ng``/``sox`` commands building the request's timeline (no keys) into ``work/out.wav``."""
-    from engine.orders import PlayKind
-    from engine.request import parse_mult_orders
+    from engine.core.orders import PlayKind
+    from engine.wire.request import parse_mult_orders
 
     request = parse_mult_orders(body)
     to_call = ["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"]
@@ -151,12 +151,11 @@ def baseline_commands(body: dict, voices: Path, work: Path) -> list[list[str]]:
 
 def warm_in_process(body: bytes, voices: Path, cache: Path, repeats: int) -> tuple[float, float]:
     """(seconds of audio, median seconds) of check + prepare + render in this process, every prompt cached."""
+    from engine.admission import check_request, prepare
+    from engine.audio.library import VoiceLibrary
     from engine.config import default_config
-    from engine.intake import check_request
-    from engine.library import VoiceLibrary
-    from engine.media import prepare
-    from engine.render import render
-    from engine.speech import synthesizer
+    from engine.media.render import render
+    from engine.tts.synthesizer import synthesizer
 
     config, library, speaker = default_config(), VoiceLibrary(voices), synthesizer(cache)
 
@@ -226,7 +225,7 @@ def run(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="ipcc-bench-render-") as name:
         tmp = Path(name)
         voices, files, note = voice_library(tmp)
-        startup_s = median_wall(lambda i: [[sys.executable, "-c", "import engine.job"]], reps["startup"])
+        startup_s = median_wall(lambda i: [[sys.executable, "-c", "import engine.cli.render"]], reps["startup"])
         rows.append(Row("render", "start-up: new Python process, engine imports", startup_s, "s",
                         note="part of every new-process figure below"))
         vendor = json.loads(VENDOR_EXAMPLE.read_text(encoding="utf-8"))

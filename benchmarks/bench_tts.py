@@ -1,4 +1,4 @@
-"""Text-to-speech speed (engine.speech) and what a cache hit costs, beside the ``espeak-ng`` command.
+"""Text-to-speech speed (engine.tts) and what a cache hit costs, beside the ``espeak-ng`` command.
 
 Speed is seconds of call audio made per second of wall time, cold: every call is a miss (no memory cache, no
 disk cache), so it is espeak through pyttsx3 (≥10 ms of which is the driver's loop sleep), soxr 22050→8000 Hz
@@ -19,7 +19,7 @@ import soundfile as sf
 
 from benchmarks.common import Row, median_seconds
 from engine.format import SAMPLE_RATE_HZ
-from engine.speech import Synthesizer, VoiceSettings, voice_for_text
+from engine.tts.synthesizer import Synthesizer, VoiceSettings, voice_for_text
 
 TEXTS = {
     "English": "Thank you for calling. Please listen carefully, as our menu options have changed.",

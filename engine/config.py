@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UnknownAppError
-from .speech import VoiceSettings
+from engine.errors import UnknownAppError
+from engine.tts.synthesizer import VoiceSettings
 
 DEMO_APP_ID = "247e35ff320a4142a105024055c367cf"
 DEFAULT_QUEUE_LIMIT = 8

@@ -13,9 +13,9 @@ import pytest
 from test_server_support import FIXED_TIME, FakeSpeaker, LiveServer, Receiver, wait_events, wait_for
 
 from engine.config import Application, Config
-from engine.delivery import Delivery, RetryPolicy
-from engine.pacer import ScaledClock
-from engine.server import ServerSettings, create_app
+from engine.media.pacer import ScaledClock
+from engine.server.app import ServerSettings, create_app
+from engine.server.delivery import Delivery, RetryPolicy
 
 FAST = RetryPolicy(initial_s=0.01, factor=2, cap_s=0.05, timeout_s=0.5)
 FLAKY = [(500, {"error": "down"}), (200, {"code": "1"})]

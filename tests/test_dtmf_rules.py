@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 from test_dtmf_support import CASES, decoded, make_case, random_tone, run_rule
 
+from engine.dtmf.tones import KEYS, key_frequencies
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak, to_int16
-from engine.tones import KEYS, key_frequencies
 
 
 @pytest.mark.parametrize("offset", [0.015, -0.015, 0.0])

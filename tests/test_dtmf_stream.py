@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from test_dtmf_support import BEYOND, VOICES, make_case, note, random_tone
 
-import engine.dtmf
-from engine import dtmf_analysis
-from engine.dtmf import BatchDtmfDetector, DtmfDetector, KeyEvent, detect_keys
+import engine.dtmf.detector
+from engine.dtmf import analysis as dtmf_analysis
+from engine.dtmf.detector import BatchDtmfDetector, DtmfDetector, KeyEvent, detect_keys
+from engine.dtmf.tones import KEYS, dtmf_sequence, dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak, to_int16
-from engine.tones import KEYS, dtmf_sequence, dtmf_tone
 
 
 def test_latency_median_within_40_ms() -> None:
@@ -83,7 +83,7 @@ def test_batched_equals_single_and_channels_come_and_go() -> None:
 
 def test_vectorised_decision_equals_per_channel_decision(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many channels take the numpy decision path, few the per-channel one: both must agree exactly."""
-    import engine.dtmf
+    import engine.dtmf.detector
 
     rng = np.random.default_rng(19)
     rows = []
@@ -97,7 +97,7 @@ def test_vectorised_decision_equals_per_channel_decision(monkeypatch: pytest.Mon
     audio = np.stack(rows)
 
     def events(min_channels: int) -> list[tuple[int, KeyEvent]]:
-        monkeypatch.setattr(engine.dtmf, "VECTOR_MIN_CHANNELS", min_channels)
+        monkeypatch.setattr(engine.dtmf.detector, "VECTOR_MIN_CHANNELS", min_channels)
         det = BatchDtmfDetector(len(rows))
         return [e for start in range(0, 4000, 160) for e in det.process(audio[:, start:start + 160])]
 
@@ -173,9 +173,9 @@ def test_the_energy_screen_skips_nothing(monkeypatch: pytest.MonkeyPatch) -> Non
         return alone, batched
 
     screened = events()
-    monkeypatch.setattr(engine.dtmf, "VECTOR_MIN_CHANNELS", 1)  # the numpy paths, quiet ticks with keys held
+    monkeypatch.setattr(engine.dtmf.detector, "VECTOR_MIN_CHANNELS", 1)  # the numpy paths, quiet ticks with keys held
     assert screened == events()
-    monkeypatch.setattr(engine.dtmf, "SCREEN_ENERGY", -1.0)  # every channel analysed every time
+    monkeypatch.setattr(engine.dtmf.detector, "SCREEN_ENERGY", -1.0)  # every channel analysed every time
     assert screened == events()
     assert sum(map(len, screened[0])) > 20
     assert sorted((c, *e) for c, evs in enumerate(screened[0]) for e in evs) == sorted(screened[1])
@@ -186,7 +186,7 @@ def test_the_energy_screen_skips_nothing(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.fixture(scope="session")
 def speech_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, np.ndarray]]:
     """Real espeak-ng speech from the engine's own TTS (not cached on disk), 8 kHz int16."""
-    from engine.speech import Synthesizer, VoiceSettings
+    from engine.tts.synthesizer import Synthesizer, VoiceSettings
 
     syn = Synthesizer(tmp_path_factory.mktemp("tts"), disk_cache=False)
     out = []

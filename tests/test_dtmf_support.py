@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.dtmf import detect_keys
+from engine.dtmf.detector import detect_keys
+from engine.dtmf.tones import KEYS, dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, to_int16
-from engine.tones import KEYS, dtmf_tone
 
 CASES = 32
 

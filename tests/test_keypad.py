@@ -16,15 +16,15 @@ import time
 import numpy as np
 import pytest
 
-from engine.call import Call
-from engine.dtmf import detect_keys
+from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
+from engine.core.player import KeysReport
+from engine.core.timeline import Program
+from engine.dtmf.detector import detect_keys
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
-from engine.keypad import GAP_MS, TONE_MS, Keypad, key_of
-from engine.loop import MediaLoop
-from engine.orders import KeyCollection, MultOrders, Order, PlayKind
-from engine.player import KeysReport
-from engine.sinks import MemorySink
-from engine.timeline import Program
+from engine.local.keypad import GAP_MS, TONE_MS, Keypad, key_of
+from engine.media.call import Call
+from engine.media.loop import MediaLoop
+from engine.media.sinks import MemorySink
 
 
 @pytest.fixture
@@ -150,8 +150,8 @@ def test_ctrl_c_during_play_restores_the_terminal(tmp_path):
 
 MIC_SCRIPT = """
 import time, numpy as np
-from engine.keypad import MicCaller
-from engine.dtmf import detect_keys
+from engine.local.keypad import MicCaller
+from engine.dtmf.detector import detect_keys
 mic = MicCaller().start()
 frames, start = [], time.monotonic()
 for i in range(150):  # 3 s, read at the media loop's pace
@@ -164,7 +164,7 @@ print(mic.rate_hz, "".join(e.key for e in detect_keys(np.concatenate(frames))), 
 
 def test_the_microphone_hears_a_keypad_held_to_it(tmp_path):
     """ALSA's file plugin records from ``infile``: a FIFO this test fills at 8000 samples a second."""
-    from engine.tones import place_tones
+    from engine.dtmf.tones import place_tones
 
     (tmp_path / "alsa").mkdir()
     fifo = tmp_path / "mic.fifo"

@@ -9,14 +9,14 @@ import random
 import numpy as np
 import pytest
 
-from engine.call import Call
-from engine.caller import CallerAudio, ScriptedCaller, parse_key_script
+from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script
+from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
+from engine.core.player import RequestPlayer
+from engine.core.timeline import Program
 from engine.format import SAMPLES_PER_FRAME
-from engine.loop import MediaLoop
-from engine.orders import KeyCollection, MultOrders, Order, PlayKind
-from engine.player import RequestPlayer
-from engine.sinks import MemorySink, NullSink
-from engine.timeline import Program
+from engine.media.call import Call
+from engine.media.loop import MediaLoop
+from engine.media.sinks import MemorySink, NullSink
 
 FRAME = SAMPLES_PER_FRAME
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from engine.pacer import FRAME_SECONDS, ManualClock, MonotonicClock, Pacer, ScaledClock
+from engine.media.pacer import FRAME_SECONDS, ManualClock, MonotonicClock, Pacer, ScaledClock
 
 
 def test_ticks_at_absolute_deadlines_on_a_manual_clock() -> None:

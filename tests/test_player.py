@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.collector import EndReason
+from engine.core.collector import EndReason
+from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
+from engine.core.player import KeysReport, RequestPlayer, RequestReport, Result
+from engine.core.timeline import Program, order_starts_without_keys, request_samples_without_keys
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
-from engine.orders import KeyCollection, MultOrders, Order, PlayKind
-from engine.player import KeysReport, RequestPlayer, RequestReport, Result
-from engine.timeline import Program, order_starts_without_keys, request_samples_without_keys
 
 HALF_SECOND = 4000
 

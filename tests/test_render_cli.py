@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.cli import main
-from engine.dtmf import detect_keys
+from engine.audio.library import VoiceLibrary
+from engine.cli.main import main
+from engine.dtmf.detector import detect_keys
+from engine.dtmf.tones import dtmf_sequence
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, seconds_to_samples, to_int16
-from engine.library import VoiceLibrary
-from engine.speech import VoiceSettings, synthesizer
-from engine.tones import dtmf_sequence
+from engine.tts.synthesizer import VoiceSettings, synthesizer
 
 VENDOR = Path(__file__).resolve().parent.parent / "engine" / "data" / "vendor-example.json"
 APP = "247e35ff320a4142a105024055c367cf"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.admission import check_request
+from engine.audio.library import VoiceLibrary
 from engine.config import DEMO_APP_ID, default_config
+from engine.core.orders import PlayKind
 from engine.errors import EngineError, RequestError
-from engine.intake import check_request
-from engine.library import VoiceLibrary
-from engine.orders import PlayKind
-from engine.request import decode_body, error_response, parse_mult_orders, parse_play, response
+from engine.wire.request import decode_body, error_response, parse_mult_orders, parse_play, response
 
 VENDOR = Path(__file__).resolve().parent.parent / "engine" / "data" / "vendor-example.json"
 

@@ -19,11 +19,11 @@ import soundfile as sf
 from test_server_support import FakeSpeaker, LiveServer, call_events, wait_events, wait_for
 
 from engine.config import DEMO_APP_ID, Application, Config
-from engine.delivery import RetryPolicy
-from engine.dtmf import detect_keys
+from engine.dtmf.detector import detect_keys
 from engine.format import SAMPLE_RATE_HZ
-from engine.pacer import ScaledClock
-from engine.server import ServerSettings, create_app
+from engine.media.pacer import ScaledClock
+from engine.server.app import ServerSettings, create_app
+from engine.server.delivery import RetryPolicy
 
 SMALL_APP = "small-queue-app"
 ENDPOINTS = {"/ipcc/call/multOrders", "/ipcc/call/play", "/ipcc/call/outCall", "/ipcc/call/stoPlay",
@@ -137,7 +137,7 @@ def test_queue_full_answers_108102(client: httpx.Client) -> None:
 def test_internal_failure_answers_108104_and_the_server_keeps_serving(
         client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     call_id = _out_call(client)
-    with caplog.at_level(logging.ERROR, logger="engine.server"):
+    with caplog.at_level(logging.ERROR, logger="engine.server.app"):
         failed = _mult(client, call_id, _order("boom"))
     assert failed["code"] == "108104" and failed["callId"] == call_id
     assert any(r.exc_info and "synthesizer broke" in str(r.exc_info[1]) for r in caplog.records)

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from test_server_support import FIXED_TIME, FakeSpeaker
 
-from engine.call import Call
-from engine.caller import CallerAudio, ScriptedCaller, parse_key_script
+from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script
 from engine.config import DEMO_APP_ID, Application, Config
-from engine.endpoints import Endpoint
+from engine.core.timeline import Program
 from engine.errors import QueueFullError, UnknownCallError
-from engine.pacer import ManualClock
-from engine.request import parse_mult_orders
-from engine.sinks import MemorySink, NullSink
-from engine.switchboard import Switchboard
-from engine.timeline import Program
+from engine.media.call import Call
+from engine.media.pacer import ManualClock
+from engine.media.sinks import MemorySink, NullSink
+from engine.server.endpoints import Endpoint
+from engine.server.switchboard import Switchboard
+from engine.wire.request import parse_mult_orders
 
 
 def _program(call_id: str, seconds: float = 0.5, **getkey: Any) -> Program:

@@ -32,7 +32,7 @@ import pytest
 import soundfile as sf
 
 from engine.format import SAMPLES_PER_FRAME
-from engine.frame_queue import END, FrameQueue
+from engine.local.frame_queue import END, FrameQueue
 
 F_SETPIPE_SZ = 1031
 VOICES = str(Path(__file__).resolve().parent.parent / "voices")
@@ -207,7 +207,7 @@ def test_a_device_refusing_8khz_plays_the_frames_resampled(tmp_path):
 
     tone = (np.sin(2 * np.pi * 1000 * np.arange(4000) / 8000) * 8000).astype(np.int16)
     np.save(tmp_path / "tone.npy", tone)
-    script = ("import numpy as np, sys; from engine.playback import play_or_explain;"
+    script = ("import numpy as np, sys; from engine.local.playback import play_or_explain;"
               f"print(play_or_explain(np.load({str(tmp_path / 'tone.npy')!r})))")
     with AlsaCapture(tmp_path / "device", rate_hz=48000, channels=2, refuse_8k=True) as device:
         done = subprocess.run([sys.executable, "-c", script], env=device.env, timeout=30, capture_output=True,

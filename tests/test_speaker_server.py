@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 from test_speaker import APP, VOICES, AlsaCapture
 
-from engine.library import VoiceLibrary
+from engine.audio.library import VoiceLibrary
 
 MENU = [
     {"playFlag": 1, "voiceStr": "welcome.wav"},

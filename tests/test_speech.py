@@ -1,4 +1,4 @@
-"""engine.speech against the real espeak-ng 1.52 (espeakng_loader) through pyttsx3: no mocks.
+"""engine.tts.synthesizer against the real espeak-ng 1.52 (espeakng_loader) through pyttsx3: no mocks.
 
 The process has one pyttsx3 engine; every Synthesizer here (one per tmp_path cache dir) shares it.
 """
@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import espeak, speech
 from engine.errors import RequestError
 from engine.format import SAMPLE_RATE_HZ
-from engine.speech import (
+from engine.tts import espeak
+from engine.tts import synthesizer as speech
+from engine.tts.synthesizer import (
     EDGE_MARGIN_MS,
     SILENCE_THRESHOLD,
     SpeechError,
@@ -121,7 +122,7 @@ def test_warm_cache_process_never_initialises_espeak(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from engine import speech\n"
+        "from engine.tts import synthesizer as speech\n"
         f"synth = speech.Synthesizer(Path({str(tmp_path)!r}))\n"
         f"audio = synth.synthesize({SMS!r})\n"
         "print(len(audio), int(audio.astype('int64').sum()), synth.disk_hits, synth.misses,\n"
@@ -272,10 +273,10 @@ def test_espeak_is_the_wheels_1_52_and_older_is_refused() -> None:
 
 @pytest.mark.skipif(ctypes.util.find_library("espeak-ng") is None, reason="no system libespeak-ng")
 def test_pyttsx3_loaded_first_with_another_espeak_is_refused(tmp_path: Path) -> None:
-    # pyttsx3 imported before engine.speech loads whatever libespeak-ng.so.1 the system has (Debian 12: 1.51).
+    # pyttsx3 imported before engine.tts loads whatever libespeak-ng.so.1 the system has (Debian 12: 1.51).
     script = (
         "import pyttsx3.drivers._espeak as e\n"
-        "from engine import speech\n"
+        "from engine.tts import synthesizer as speech\n"
         "if e.Info(None).decode() == speech.espeak_library()[1]:\n"
         "    print('same')\n"
         "else:\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.dtmf.tones import HIGH_HZ, KEYS, LOW_HZ, dtmf_sequence, dtmf_tone, key_frequencies, place_tones
 from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, dbm0_to_peak
-from engine.tones import HIGH_HZ, KEYS, LOW_HZ, dtmf_sequence, dtmf_tone, key_frequencies, place_tones
 
 
 def _peak_hz(x: np.ndarray, lo_hz: float, hi_hz: float) -> tuple[float, float]:

@@ -19,7 +19,7 @@ import soxr
 VOICES = Path(__file__).resolve().parent
 sys.path.insert(0, str(VOICES.parent))
 
-from engine.speech import VoiceSettings, espeak_library, pyttsx3_version, synthesize_native  # noqa: E402
+from engine.tts.synthesizer import VoiceSettings, espeak_library, pyttsx3_version, synthesize_native  # noqa: E402
 
 MAX_FILE_BYTES = 100_000
 BEEP_RATE_HZ = 8000

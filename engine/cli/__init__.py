@@ -1,0 +1,1 @@
+"""The command line: thin edges over the engine (render, detect, demo, serve, play, devices)."""

@@ -1,0 +1,115 @@
+"""The render job behind ``render`` and ``demo``: a request body in; the response, events and a WAV out."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from engine.admission import check_request, prepare
+from engine.audio.caller import ScriptedCaller, ScriptError, file_caller, parse_key_script
+from engine.audio.library import VoiceLibrary
+from engine.cli.console import EXIT_OK, EXIT_REFUSED, print_json
+from engine.config import ConfigError, load_config
+from engine.core.timeline import Program
+from engine.errors import EngineError, RequestError
+from engine.media.call import CallerSource
+from engine.media.render import Rendered, render, render_seconds
+from engine.media.sinks import write_wav
+from engine.tts.synthesizer import synthesizer
+from engine.wire.request import error_response, ids_of, response
+
+
+class SetupError(ValueError):
+    """A command-line option is unusable (not a request error): the message names it."""
+
+
+@dataclass
+class JobResult:
+    """The outcome of a render job: the exit status and, when accepted, the program and what it rendered."""
+
+    status: int
+    program: Program | None = None
+    rendered: Rendered | None = None
+
+
+def make_caller(args: argparse.Namespace) -> CallerSource | None:
+    """The caller named by ``--keys`` or ``--caller`` (None: a silent caller)."""
+    if args.keys and args.caller:
+        raise SetupError("--keys and --caller: give one caller, not both")
+    if args.caller:
+        try:
+            return file_caller(args.caller)
+        except ValueError as exc:
+            raise SetupError(f"--caller: {exc}") from None
+    if args.keys:
+        try:
+            return ScriptedCaller(parse_key_script(args.keys))
+        except ScriptError as exc:
+            raise SetupError(f"--keys: {exc}") from None
+    return None
+
+
+def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
+    """Check and prepare ``body`` as ``args`` say (``config``, ``voices``, ``cache``, ``max_seconds``) and print
+    the response line; None when refused (the refusal printed, or a bad option on standard error)."""
+    try:
+        config = load_config(args.config)
+        library = VoiceLibrary(args.voices)
+    except (ConfigError, NotADirectoryError) as exc:
+        print(f"ipcc-engine: {exc}", file=sys.stderr)
+        return None
+    try:
+        request, application = check_request(body, config, library)
+        program = prepare(request, library, synthesizer(args.cache), application.voice)
+        seconds = render_seconds(program)
+        if seconds > args.max_seconds:
+            limit = f"over --max-seconds {args.max_seconds:g}"
+            raise RequestError("request", f"plays {seconds:.1f} s without keys, {limit}")
+    except EngineError as exc:
+        print_json(error_response(exc, ids_of(body)))
+        return None
+    except Exception as exc:  # an internal failure: reported as the contract's 108104, with the traceback
+        traceback.print_exc(file=sys.stderr)
+        print_json(error_response(EngineError(f"internal failure: {exc}"), ids_of(body)))
+        return None
+    print_json(response("000000", "ok", request.app_id, request.call_id))
+    return program
+
+
+def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
+                   default_keys: Callable[[Program], str] | None = None) -> JobResult:
+    """Check, prepare and render ``body``; print the response line and event lines; write ``args.output``.
+
+    ``default_keys(program)``: the key script of the caller when ``args`` names none (default: a silent caller).
+    """
+    try:
+        caller = make_caller(args)
+    except SetupError as exc:
+        print(f"ipcc-engine: {exc}", file=sys.stderr)
+        return JobResult(EXIT_REFUSED)
+    program = accept_request(body, args)
+    if program is None:
+        return JobResult(EXIT_REFUSED)
+    if caller is None and default_keys is not None:
+        args.keys = default_keys(program)
+        caller = make_caller(args)
+    rendered = render(program, caller, start)
+    for event in rendered.events:
+        print_json(event)
+    _write_atomically(args.output, rendered, args.stereo, args.encoding)
+    return JobResult(EXIT_OK, program, rendered)
+
+
+def _write_atomically(path: Path, rendered: Rendered, stereo: bool, encoding: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write_wav(tmp, rendered.played, rendered.heard if stereo else None, encoding)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

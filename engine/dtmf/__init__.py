@@ -1,0 +1,1 @@
+"""In-band DTMF: tone generation and a streaming detector, single-channel and batched across calls."""

@@ -1,0 +1,139 @@
+"""A live call: its queue of requests, the player of the current one, the caller's audio and where it goes."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from engine.core.player import PlayerEvent, RequestPlayer, RequestReport, Result
+from engine.core.timeline import Program
+from engine.dtmf.detector import KeyEvent
+from engine.errors import QueueFullError
+from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
+from engine.media.sinks import Sink
+
+_SILENT_FRAME = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
+_SILENT_FRAME.setflags(write=False)
+
+
+class CallerSource(Protocol):
+    """The caller's audio, read one frame at a time; told when each request starts playing."""
+
+    def read(self, count: int) -> np.ndarray: ...
+
+    def request_started(self) -> None: ...
+
+
+#: ``on_event(call, event, at_sample)``: ``at_sample`` counts from the call's start.
+EventHandler = Callable[["Call", PlayerEvent, int], None]
+
+
+class Call:
+    """One call: requests run one after another in arrival order, one frame per tick.
+
+    ``queue_limit``: how many requests may wait behind the one playing (``108102`` beyond); a call may hold
+    ``queue_limit + 1`` requests in all (playing and waiting). ``ended``: set by an endpoint whose caller went
+    away (the media thread then hangs the call up).
+    """
+
+    # slots: what every tick reads first, in one compact object
+    __slots__ = ("player", "position", "pending", "hung_up", "caller", "sink", "on_event", "request_start", "app_id",
+                 "call_id", "queue_limit", "ended")
+
+    def __init__(self, app_id: str, call_id: str, caller: CallerSource, sink: Sink, on_event: EventHandler,
+                 queue_limit: int = 8) -> None:
+        self.app_id = app_id
+        self.call_id = call_id
+        self.caller = caller
+        self.sink = sink
+        self.on_event = on_event
+        self.queue_limit = queue_limit
+        self.position = 0
+        self.player: RequestPlayer | None = None
+        self.request_start = 0
+        self.pending: deque[Program] = deque()
+        self.hung_up = False
+        self.ended = False
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing plays and nothing waits."""
+        return self.player is None and not self.pending
+
+    @property
+    def outstanding(self) -> int:
+        """Requests held: the one playing (if any) and those waiting."""
+        return len(self.pending) + (self.player is not None)
+
+    def submit(self, program: Program) -> None:
+        """Queue a request behind the others; :class:`QueueFullError` when the queue is full."""
+        if self.outstanding > self.queue_limit:
+            raise QueueFullError(f"callId: the call's queue is full ({self.queue_limit} requests waiting)")
+        self.pending.append(program)
+
+    def _start_next(self) -> RequestPlayer:
+        player = self.player = RequestPlayer(self.pending.popleft())
+        self.request_start = self.position
+        self.caller.request_started()
+        return player
+
+    def next_frame(self) -> np.ndarray:
+        """The frame to play to the caller in this tick (silence when idle)."""
+        player = self.player
+        if player is None:
+            if not self.pending or self.hung_up:
+                self.position += SAMPLES_PER_FRAME
+                return _SILENT_FRAME
+            player = self._start_next()
+        self.position += SAMPLES_PER_FRAME
+        frame = player.next_frame()
+        if player.events:
+            self.drain_events(player)
+        return frame
+
+    def on_key(self, event: KeyEvent) -> None:
+        """A key decoded from the caller's audio (``start_sample`` counted from the call's start)."""
+        player = self.player
+        if player is not None:
+            player.on_key(event.key, event.start_sample - self.request_start)
+            self.drain_events(player)
+
+    def stop(self) -> None:
+        """``stoPlay``: the request playing now ends with ``stopped``; the queue goes on.
+
+        A request queued but not yet started (it would start in this tick) counts as playing now.
+        """
+        if self.player is None and self.pending and not self.hung_up:
+            self._start_next()
+        if self.player is not None:
+            self.player.stop()
+            self.drain_events(self.player)
+
+    def fail(self) -> None:
+        """The current request broke inside the engine: it ends with result ``error``; the queue goes on."""
+        player = self.player
+        if player is not None:
+            self.player = None
+            player.events.clear()
+            self.on_event(self, RequestReport(Result.ERROR, None, player.position), self.position)
+
+    def hang_up(self) -> None:
+        """``disConnect``: the request playing and every pending one end with ``hangup``."""
+        self.hung_up = True
+        if self.player is not None:
+            self.player.hang_up()
+            self.drain_events(self.player)
+        while self.pending:
+            self.pending.popleft()
+            self.on_event(self, RequestReport(Result.HANGUP, None, 0), self.position)
+
+    def drain_events(self, player: RequestPlayer) -> None:
+        """Hand ``player``'s events to ``on_event``; forget the player once it is done."""
+        for event in player.events:
+            self.on_event(self, event, self.request_start + event.at)
+        player.events.clear()
+        if player.done:
+            self.player = None

@@ -1,0 +1,80 @@
+"""Where a call's audio goes: memory (render), a WAV file, or nowhere. Each gets both directions per frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import soundfile as sf
+
+from engine.format import SAMPLE_RATE_HZ
+
+#: ``--encoding`` name → libsndfile WAV subtype.
+ENCODINGS = {"pcm16": "PCM_16", "ulaw": "ULAW", "alaw": "ALAW"}
+
+
+class Sink(Protocol):
+    """Receives, once per tick, the frame played to the caller and the frame heard from the caller."""
+
+    def write(self, played: np.ndarray, heard: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullSink:
+    """Plays into nothing (load tests)."""
+
+    def write(self, played: np.ndarray, heard: np.ndarray) -> None:
+        """Discard both frames."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class MemorySink:
+    """Keeps every frame: ``played()`` and ``heard()`` return the whole streams."""
+
+    def __init__(self) -> None:
+        self._played: list[np.ndarray] = []
+        self._heard: list[np.ndarray] = []
+
+    def write(self, played: np.ndarray, heard: np.ndarray) -> None:
+        """Keep both frames (they are copied: callers may reuse their buffers)."""
+        self._played.append(played.copy())
+        self._heard.append(heard.copy())
+
+    def played(self) -> np.ndarray:
+        """Everything played to the caller, int16."""
+        return np.concatenate(self._played) if self._played else np.zeros(0, np.int16)
+
+    def heard(self) -> np.ndarray:
+        """Everything heard from the caller, int16."""
+        return np.concatenate(self._heard) if self._heard else np.zeros(0, np.int16)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def write_wav(path: str | Path, played: np.ndarray, heard: np.ndarray | None = None,
+              encoding: str = "pcm16") -> None:
+    """Write 8 kHz WAV: mono ``played``, or stereo with ``heard`` (the caller) on the second channel."""
+    data = played if heard is None else np.column_stack([played, heard])
+    sf.write(str(path), data, SAMPLE_RATE_HZ, subtype=ENCODINGS[encoding], format="WAV")
+
+
+class WavSink:
+    """Records a call to a WAV file as it plays: played audio on channel 1, the caller's on channel 2."""
+
+    def __init__(self, path: str | Path, encoding: str = "pcm16") -> None:
+        self.path = Path(path)
+        self._file = sf.SoundFile(str(self.path), "w", SAMPLE_RATE_HZ, 2, ENCODINGS[encoding], format="WAV")
+
+    def write(self, played: np.ndarray, heard: np.ndarray) -> None:
+        """Append one frame of each direction."""
+        self._file.write(np.column_stack([played, heard]))
+
+    def close(self) -> None:
+        """Finish the file (its header is written on close)."""
+        if not self._file.closed:
+            self._file.close()

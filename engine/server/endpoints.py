@@ -1,0 +1,192 @@
+"""The phone at the far end of a call: endpoints named by ``outCall``'s ``called``, made by factories per scheme.
+
+Built in:
+
+* ``wav:NAME`` records the call to ``<recordings>/NAME.wav`` (8 kHz stereo: what the engine plays on
+  channel 1, the caller's audio on channel 2). NAME is 1–100 characters of ``A-Z a-z 0-9 . _ -``, not
+  starting with a dot; ``.wav`` is appended unless NAME ends with it. A NAME in use by a live call is refused.
+* ``null`` plays into nothing (load tests).
+
+The caller's audio, for both: ``keys`` — a key script, ``"5@3.2,#@4.0"``, seconds from the moment each
+multOrders request starts playing, as ``render --keys`` — or ``callerWav``, a file *inside the voice library*
+(the same root and the same checks as ``playFlag`` 1; nothing outside it is ever read), whose audio runs from
+the call's start. Neither: a silent caller. Both: ``108100``.
+
+* ``speaker[:DEVICE]`` plays the call on this machine's speakers, with the terminal's keys (``speaker:mic``:
+  the microphone) as the caller; without a sound device it answers ``108100`` ("speaker endpoint not
+  available").
+
+Other schemes come from :func:`register_endpoint`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.audio.caller import CallerAudio, ScriptedCaller, ScriptError, file_caller, parse_key_script
+from engine.audio.library import VoiceLibrary
+from engine.errors import RequestError
+from engine.format import SAMPLE_DTYPE
+from engine.media.call import CallerSource
+from engine.media.sinks import NullSink, Sink, WavSink
+from engine.wire.request import MAX_DATA_CHARS
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+MAX_SCRIPT_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class OutCallSpec:
+    """A checked ``outCall`` body."""
+
+    app_id: str
+    called: str
+    caller: str = ""
+    data: str = ""
+    keys: str = ""
+    caller_wav: str = ""
+
+
+@dataclass
+class Endpoint:
+    """The far end of one call: the caller's audio, where the call's audio goes, and optional hooks.
+
+    ``ended``: polled by the media thread (about twice a second); True hangs the call up. ``on_close``:
+    called by the media thread once the call's sink is closed.
+    """
+
+    caller: CallerSource
+    sink: Sink
+    description: str
+    ended: Callable[[], bool] | None = None
+    on_close: Callable[[], None] | None = None
+
+
+@dataclass
+class EndpointContext:
+    """What factories may use: the recordings folder, the voice library, the names of live recordings."""
+
+    recordings: Path
+    library: VoiceLibrary
+    names_in_use: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+#: ``factory(rest, spec, context)``: ``rest`` is ``called`` after ``scheme:`` ("" without a colon).
+EndpointFactory = Callable[[str, OutCallSpec, EndpointContext], Endpoint]
+
+
+class EndpointError(RequestError):
+    """``called`` or the caller fields are unusable; the message names the field (``108100``)."""
+
+
+def caller_source(spec: OutCallSpec, context: EndpointContext) -> CallerSource:
+    """The caller's audio the spec asks for: scripted keys, a file of the voice library, or silence."""
+    if spec.keys and spec.caller_wav:
+        raise EndpointError("keys", "give keys or callerWav, not both")
+    if spec.caller_wav:
+        path = context.library.resolve(spec.caller_wav, "callerWav")
+        try:
+            return file_caller(path)
+        except ValueError as exc:
+            raise EndpointError("callerWav", f"{spec.caller_wav!r} is not decodable audio ({exc})") from None
+    if spec.keys:
+        try:
+            return ScriptedCaller(parse_key_script(spec.keys))
+        except ScriptError as exc:
+            raise EndpointError("keys", str(exc)) from None
+    return CallerAudio(np.zeros(0, dtype=SAMPLE_DTYPE))
+
+
+def wav_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
+    """``wav:NAME``: record to ``<recordings>/NAME.wav``."""
+    if not _NAME.fullmatch(rest) or ".." in rest:
+        raise EndpointError("called", f"wav:NAME needs NAME of 1-100 characters A-Z a-z 0-9 . _ - "
+                                      f"(no path, not starting with a dot), got {rest!r}")
+    name = rest if rest.lower().endswith(".wav") else rest + ".wav"
+    caller = caller_source(spec, context)
+    with context.lock:
+        if name in context.names_in_use:
+            raise EndpointError("called", f"the recording {name!r} is in use by a live call")
+        context.names_in_use.add(name)
+    try:
+        context.recordings.mkdir(parents=True, exist_ok=True)
+        sink = WavSink(context.recordings / name)
+    except BaseException:
+        with context.lock:
+            context.names_in_use.discard(name)
+        raise
+
+    def release() -> None:
+        with context.lock:
+            context.names_in_use.discard(name)
+
+    return Endpoint(caller, sink, f"wav:{name}", on_close=release)
+
+
+def null_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
+    """``null``: the call's audio goes nowhere."""
+    if rest:
+        raise EndpointError("called", f"null takes no name, got {spec.called!r}")
+    return Endpoint(caller_source(spec, context), NullSink(), "null")
+
+
+def speaker_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
+    """``speaker[:DEVICE]``: the call on this machine's speakers, the terminal's keys as the caller;
+    ``speaker:mic`` hears the microphone instead. No sound device here: ``108100`` naming ``called``."""
+    from engine.local.speaker import speaker_endpoint as open_speaker  # sounddevice is imported only when asked for
+
+    mic = rest == "mic"
+    try:
+        sink, caller = open_speaker(None if mic or not rest else rest, mic=mic)
+    except Exception as exc:  # no sound device here: a request error, not an engine failure
+        raise EndpointError("called", f"speaker endpoint not available ({exc})") from None
+    return Endpoint(caller, sink, "speaker", ended=lambda: sink.failure is not None,
+                    on_close=getattr(caller, "close", None))
+
+
+_FACTORIES: dict[str, EndpointFactory] = {"wav": wav_endpoint, "null": null_endpoint, "speaker": speaker_endpoint}
+
+
+def register_endpoint(scheme: str, factory: EndpointFactory) -> None:
+    """Make ``called: scheme[:rest]`` create calls with ``factory`` (replaces a factory of that scheme)."""
+    _FACTORIES[scheme] = factory
+
+
+def make_endpoint(spec: OutCallSpec, context: EndpointContext) -> Endpoint:
+    """The endpoint ``spec.called`` names; :class:`EndpointError` naming ``called`` when there is none."""
+    scheme, _, rest = spec.called.partition(":")
+    factory = _FACTORIES.get(scheme)
+    if factory is None:
+        known = ", ".join(sorted(_FACTORIES))
+        raise EndpointError("called", f"unknown endpoint {spec.called[:40]!r} (schemes: {known})")
+    return factory(rest, spec, context)
+
+
+def parse_out_call(body: Mapping[str, Any]) -> OutCallSpec:
+    """A decoded ``outCall`` body → :class:`OutCallSpec` (``appId`` and ``called`` required strings)."""
+    fields: dict[str, str] = {}
+    for name, required, limit in (("appId", True, 200), ("called", True, 300), ("caller", False, 200),
+                                  ("data", False, MAX_DATA_CHARS), ("keys", False, MAX_SCRIPT_CHARS),
+                                  ("callerWav", False, 1000)):
+        value = body.get(name)
+        if value is None:
+            if required:
+                raise EndpointError(name, "is required")
+            value = ""
+        if not isinstance(value, str):
+            raise EndpointError(name, f"must be a string, got {type(value).__name__}")
+        if required and not value.strip():
+            raise EndpointError(name, "must not be empty")
+        if len(value) > limit:
+            raise EndpointError(name, f"must be at most {limit} characters, got {len(value)}")
+        fields[name] = value
+    return OutCallSpec(fields["appId"], fields["called"].strip(), fields["caller"], fields["data"],
+                       fields["keys"], fields["callerWav"])

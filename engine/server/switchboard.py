@@ -1,0 +1,243 @@
+"""The live calls: a thread-safe registry for the HTTP side, and the media thread that owns every call.
+
+Threads. One *media thread* (``ipcc-media``) owns the :class:`~engine.media.loop.MediaLoop` and every
+:class:`~engine.media.call.Call`; it is driven by a :class:`~engine.media.pacer.Pacer` on an injected clock.
+Other threads
+never touch a call: they post commands (add, submit, stop, hang up) to a queue the media thread drains at the
+start of each tick, so a command takes effect at the next frame boundary.
+
+Synchronous answers come from the registry, kept under one lock: which call ids are live for which
+application, and how many requests each call holds (posted, waiting or playing). :meth:`Switchboard.submit`
+reserves a place and posts the command under that lock, so the media thread receives commands in the order
+the registry accepted them (the arrival order of accepted requests) and can always take them; a call holds
+at most ``queueLimit + 1`` requests (one playing, ``queueLimit`` waiting: ``108102`` beyond). A place is
+given back when the request's ``multrpt`` is produced. ``disConnect`` removes the call from the registry at
+once (later requests answer ``108105``); the media thread then ends its requests with ``hangup``. A call
+the media loop fails on (an exception while playing it) ends the same way, after ``multrpt`` ``error``.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.config import Config
+from engine.core.player import PlayerEvent, RequestReport, Result
+from engine.core.timeline import Program
+from engine.errors import QueueFullError, UnknownCallError
+from engine.media.call import Call
+from engine.media.loop import MediaLoop
+from engine.media.pacer import Clock, MonotonicClock, Pacer
+from engine.wire.events import event_body
+
+log = logging.getLogger(__name__)
+
+#: ``publish(app_id, call_id, body)``: where event bodies go (the delivery worker).
+Publisher = Callable[[str, str, dict[str, Any]], Any]
+DEFAULT_MAX_CALLS = 10_000
+ENDED_POLL_TICKS = 25
+
+
+@dataclass
+class _Live:
+    app_id: str
+    limit: int
+    held: int = 0
+
+
+class Switchboard:
+    """The registry of live calls and the media thread that plays them.
+
+    ``clock``: paces the media thread (default real time). ``wall_clock``: stamps events (default
+    ``datetime.now``). ``max_calls``: live calls at most (``outCall`` beyond answers ``108102``).
+    """
+
+    def __init__(self, config: Config, publish: Publisher, clock: Clock | None = None,
+                 wall_clock: Callable[[], datetime] = datetime.now, max_calls: int = DEFAULT_MAX_CALLS) -> None:
+        self.config = config
+        self.publish = publish
+        self.wall_clock = wall_clock
+        self.max_calls = max_calls
+        self.media = MediaLoop()
+        self.pacer = Pacer(clock or MonotonicClock(), self._tick)
+        self._lock = threading.Lock()
+        self._live: dict[str, _Live] = {}
+        self._commands: deque[tuple[str, Any]] = deque()
+        self._calls: dict[str, tuple[Call, Any]] = {}  # media thread only: call id → (call, endpoint)
+        self._ending: list[tuple[Call, Callable[[], bool]]] = []  # media thread only
+        self._thread: threading.Thread | None = None
+
+    # -- HTTP side (any thread) -------------------------------------------------------------------------------
+
+    def check_call(self, app_id: str, call_id: str) -> None:
+        """:class:`UnknownCallError` (``108105``) unless ``call_id`` is a live call of ``app_id``."""
+        live = self._live.get(call_id)
+        if live is None or live.app_id != app_id:
+            raise UnknownCallError(f"callId: {call_id[:64]!r} is not a live call of this application")
+
+    def create(self, app_id: str, endpoint: Any) -> str:
+        """Register a new live call of ``app_id`` on ``endpoint`` (an :class:`~engine.server.endpoints.Endpoint`)
+        and hand it to the media thread; returns its call id."""
+        application = self.config.application(app_id)
+        call_id = uuid.uuid4().hex
+        call = Call(app_id, call_id, endpoint.caller, endpoint.sink, self._on_event, application.queue_limit)
+        with self._lock:
+            if len(self._live) >= self.max_calls:
+                raise QueueFullError(f"called: the engine already holds {self.max_calls} live calls")
+            self._live[call_id] = _Live(app_id, application.queue_limit)
+            self._commands.append(("add", (call, endpoint)))
+        return call_id
+
+    def submit(self, app_id: str, call_id: str, program: Program) -> None:
+        """Queue ``program`` on the call: ``108105`` if it is not live, ``108102`` if its queue is full."""
+        with self._lock:
+            self.check_call(app_id, call_id)
+            live = self._live[call_id]
+            if live.held > live.limit:
+                raise QueueFullError(f"callId: the call's queue is full ({live.limit} requests waiting)")
+            live.held += 1
+            self._commands.append(("submit", (call_id, program)))
+
+    def stop_play(self, app_id: str, call_id: str) -> None:
+        """``stoPlay``: the request playing at the next frame boundary ends with ``stopped``."""
+        with self._lock:
+            self.check_call(app_id, call_id)
+            self._commands.append(("stop", call_id))
+
+    def hang_up(self, app_id: str, call_id: str) -> None:
+        """``disConnect``: the call leaves the registry now; its requests end with ``hangup``."""
+        with self._lock:
+            self.check_call(app_id, call_id)
+            del self._live[call_id]
+            self._commands.append(("hangup", call_id))
+
+    def sizes(self) -> dict[str, int]:
+        """Registry and media-thread sizes (for status and tests)."""
+        with self._lock:
+            return {"live_calls": len(self._live), "held_requests": sum(v.held for v in self._live.values()),
+                    "commands": len(self._commands), "media_calls": len(self.media.calls)}
+
+    def is_live(self, call_id: str) -> bool:
+        """True while ``call_id`` is a live call (of any application)."""
+        return call_id in self._live
+
+    def live_calls(self, app_id: str | None = None) -> list[str]:
+        """The live call ids (of ``app_id``, or all)."""
+        with self._lock:
+            return [cid for cid, live in self._live.items() if app_id is None or live.app_id == app_id]
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the media thread.
+
+        The objects alive now (modules, the web framework's) are moved out of the garbage collector's
+        reach (``gc.freeze``): a full collection over them would hold the GIL for tens of milliseconds and
+        make frames late.
+        """
+        gc.freeze()
+        self._thread = threading.Thread(target=self._run, name="ipcc-media", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Hang up every call (their events are published, recordings finished) and stop the media thread."""
+        with self._lock:
+            for call_id in list(self._live):
+                del self._live[call_id]
+                self._commands.append(("hangup", call_id))
+            self._commands.append(("exit", None))
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("the media thread did not stop within %.1f s", timeout_s)
+        else:
+            self._apply_commands()
+
+    def _run(self) -> None:
+        try:
+            self.pacer.run()
+        except BaseException:
+            log.critical("the media thread died", exc_info=True)
+            raise
+
+    # -- media thread -------------------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._commands:
+            self._apply_commands()
+        self.media.tick()
+        for call in self.media.failed:  # a call the engine failed on is dropped, not retried every frame
+            with self._lock:
+                self._live.pop(call.call_id, None)
+            self._end(call.call_id)
+        if self._ending and self.media.ticks % ENDED_POLL_TICKS == 0:
+            self._poll_ended()
+
+    def _apply_commands(self) -> None:
+        commands = self._commands
+        while commands:
+            kind, arg = commands.popleft()
+            try:
+                self._apply(kind, arg)
+            except Exception:
+                log.exception("media command %s failed", kind)
+
+    def _apply(self, kind: str, arg: Any) -> None:
+        if kind == "add":
+            call, endpoint = arg
+            self._calls[call.call_id] = (call, endpoint)
+            self.media.add(call)
+            if endpoint.ended is not None:
+                self._ending.append((call, endpoint.ended))
+        elif kind == "submit":
+            call_id, program = arg
+            call = self._calls[call_id][0]
+            if call.hung_up:  # cannot happen: hang-up is posted after, and removes the call
+                self._on_event(call, RequestReport(Result.HANGUP, None, 0), call.position)
+            else:
+                call.pending.append(program)  # the registry already checked the limit
+        elif kind == "stop":
+            self._calls[arg][0].stop()
+        elif kind == "hangup":
+            self._end(arg)
+        elif kind == "exit":
+            self.pacer.stop()
+
+    def _end(self, call_id: str) -> None:
+        entry = self._calls.pop(call_id, None)
+        if entry is None:
+            return
+        call, endpoint = entry
+        call.hang_up()
+        self.media.remove(call)  # closes the sink
+        self._ending = [(c, ended) for c, ended in self._ending if c is not call]
+        if endpoint.on_close is not None:
+            endpoint.on_close()
+
+    def _poll_ended(self) -> None:
+        for call, ended in list(self._ending):
+            try:
+                gone = ended()
+            except Exception:
+                log.exception("endpoint of call %s failed", call.call_id)
+                gone = True
+            if gone:
+                with self._lock:
+                    self._live.pop(call.call_id, None)
+                self._end(call.call_id)
+
+    def _on_event(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
+        if isinstance(event, RequestReport):
+            with self._lock:
+                live = self._live.get(call.call_id)
+                if live is not None:
+                    live.held -= 1
+        self.publish(call.app_id, call.call_id, event_body(event, call.app_id, call.call_id, self.wall_clock()))
+

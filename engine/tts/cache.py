@@ -1,0 +1,238 @@
+"""What sits between espeak and the caller: trimming, the sha256 key, an LRU of arrays, a directory of WAVs.
+
+Disk entries are ``<cache_dir>/tts/<key>.wav``: 8000 Hz mono 16-bit PCM WAV written with a 44-byte header. A
+file is written to a temporary name in the same directory and moved into place with :func:`os.replace`, so a
+concurrent reader (thread or process) sees either no file or a whole one. A file that is unreadable, of
+another format or shorter than its header says is treated as a miss (and overwritten by the next store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+import wave
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from engine.audio.decode import to_call_format
+from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ
+
+log = logging.getLogger(__name__)
+
+#: Bump when the processing between espeak and the cache changes (trimming, resampling, file layout).
+CACHE_FORMAT_VERSION = 1
+EDGE_MARGIN_MS = 50  # near-silence kept before the first and after the last loud sample
+SILENCE_THRESHOLD = 33  # int16 units, ≈ −60 dBFS
+
+
+def default_cache_dir() -> Path:
+    """``$IPCC_CACHE_DIR``, else ``$XDG_CACHE_HOME/ipcc-engine``, else ``~/.cache/ipcc-engine``."""
+    if os.environ.get("IPCC_CACHE_DIR"):
+        return Path(os.environ["IPCC_CACHE_DIR"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "ipcc-engine"
+    return Path.home() / ".cache" / "ipcc-engine"
+
+
+def trim_to_margin(samples: np.ndarray, rate_hz: int = SAMPLE_RATE_HZ, margin_ms: float = EDGE_MARGIN_MS,
+                   threshold: int = SILENCE_THRESHOLD) -> np.ndarray:
+    """Cut leading/trailing near-silence (int16 ``|x| <= threshold``) down to ``margin_ms`` each side."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
+    if len(loud) == 0:
+        return samples
+    margin = int(round(margin_ms * rate_hz / 1000))
+    return samples[max(0, loud[0] - margin): loud[-1] + 1 + margin]
+
+
+def wav_to_native(wav: bytes) -> tuple[np.ndarray, int]:
+    """espeak's WAV → (int16 samples at espeak's rate, that rate in Hz), trimmed by :func:`trim_to_margin`."""
+    data, rate_hz = sf.read(io.BytesIO(wav), dtype="int16")
+    return trim_to_margin(data, rate_hz), rate_hz
+
+
+def wav_to_prompt(wav: bytes) -> np.ndarray:
+    """espeak's WAV → the call's format (soxr), trimmed by :func:`trim_to_margin` after the conversion."""
+    data, rate_hz = sf.read(io.BytesIO(wav), dtype="int16")
+    return trim_to_margin(to_call_format(data, rate_hz))
+
+
+def cache_key(fields: dict[str, object]) -> str:
+    """The sha256 hex digest of ``fields`` as canonical JSON (sorted keys); every field that changes audio."""
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def frozen(samples: np.ndarray) -> np.ndarray:
+    """A private, contiguous, read-only int16 copy of ``samples`` (cache entries are shared by callers)."""
+    out = np.array(samples, dtype=SAMPLE_DTYPE, copy=True, order="C")
+    out.setflags(write=False)
+    return out
+
+
+class MemoryCache:
+    """A thread-safe LRU of read-only arrays, at most ``max_items`` of them (``0`` disables it)."""
+
+    def __init__(self, max_items: int) -> None:
+        if max_items < 0:
+            raise ValueError(f"memory_items: must be >= 0, got {max_items}")
+        self.max_items = max_items
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            samples = self._items.get(key)
+            if samples is not None:
+                self._items.move_to_end(key)
+            return samples
+
+    def put(self, key: str, samples: np.ndarray) -> None:
+        if self.max_items == 0:
+            return
+        with self._lock:
+            self._items[key] = samples
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class DiskCache:
+    """WAV files of 8 kHz mono int16 audio under ``<cache_dir>/tts/``, one per key."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.directory = Path(cache_dir) / "tts"
+
+    def path_for(self, key: str) -> Path:
+        """The file that holds (or would hold) the entry ``key``."""
+        return self.directory / f"{key}.wav"
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached samples (read-only), or ``None`` when absent or not a whole, valid entry."""
+        path = self.path_for(key)
+        try:
+            with wave.open(str(path), "rb") as wav:
+                if (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) != (1, 2, SAMPLE_RATE_HZ):
+                    raise wave.Error("not 8 kHz mono 16-bit")
+                frames = wav.getnframes()
+                data = wav.readframes(frames)
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, wave.Error) as exc:
+            log.warning("ignoring unreadable TTS cache file %s: %s", path, exc)
+            return None
+        if frames == 0 or len(data) != 2 * frames:
+            log.warning("ignoring truncated TTS cache file %s", path)
+            return None
+        samples = np.frombuffer(data, dtype="<i2").astype(SAMPLE_DTYPE, copy=False)
+        samples.setflags(write=False)
+        return samples
+
+    def put(self, key: str, samples: np.ndarray) -> None:
+        """Store ``samples`` atomically; a failure (read-only or full disk) is logged, never raised."""
+        tmp_name = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.directory)
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600; cache files are ordinary readable files
+            with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(SAMPLE_RATE_HZ)
+                wav.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+            os.replace(tmp_name, self.path_for(key))
+            tmp_name = None
+        except OSError as exc:
+            log.warning("could not store TTS cache entry in %s: %s", self.directory, exc)
+        finally:
+            if tmp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+
+
+class PromptCache:
+    """Memory LRU in front of an optional disk directory, with per-key coalescing: while one thread makes an
+    entry, others asking for the same key wait for it. Counters: ``misses`` (entries made), ``memory_hits``
+    (including waits on another thread's entry), ``disk_hits``."""
+
+    def __init__(self, cache_dir: Path | None, memory_items: int) -> None:
+        self._memory = MemoryCache(memory_items)
+        self._disk = DiskCache(cache_dir) if cache_dir is not None else None
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future] = {}
+        self.closed = False
+        self.misses = 0
+        self.memory_hits = 0
+        self.disk_hits = 0
+
+    def get_or_make(self, key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """The entry ``key``; on a miss ``frozen(make())``, stored in memory and on disk."""
+        samples = self._memory.get(key)
+        with self._lock:
+            if samples is not None:
+                self.memory_hits += 1
+                return samples
+            pending = self._pending.get(key)
+            owner = pending is None
+            if owner:
+                pending = self._pending[key] = Future()
+        if not owner:
+            samples = pending.result()
+            with self._lock:
+                self.memory_hits += 1
+            return samples
+        try:
+            samples = self._load_or_make(key, make)
+            pending.set_result(samples)
+            return samples
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                del self._pending[key]
+
+    def peek(self, key: str) -> np.ndarray | None:
+        """The entry ``key`` if it is in memory now (a memory hit), else None; never makes nor loads it."""
+        samples = self._memory.get(key)
+        if samples is not None:
+            with self._lock:
+                self.memory_hits += 1
+        return samples
+
+    def _load_or_make(self, key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+        samples = self._disk.get(key) if self._disk is not None else None
+        if samples is not None:
+            with self._lock:
+                self.disk_hits += 1
+        else:
+            samples = frozen(make())
+            with self._lock:
+                self.misses += 1
+            if self._disk is not None:
+                self._disk.put(key, samples)
+        self._memory.put(key, samples)
+        return samples
+
+    def close(self) -> None:
+        """Drop the memory entries and mark the cache closed (its owner refuses calls; disk files stay)."""
+        with self._lock:
+            self.closed = True
+        self._memory.clear()
