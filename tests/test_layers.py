@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"local"},
     {"server"},
     {"cli"},
+    {"testing"},
 ]
 
 

@@ -16,7 +16,6 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from test_server_support import FakeSpeaker, LiveServer, call_events, wait_events, wait_for
 
 from engine.config import DEMO_APP_ID, Application, Config
 from engine.dtmf.detector import detect_keys
@@ -24,6 +23,7 @@ from engine.format import SAMPLE_RATE_HZ
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
 from engine.server.delivery import RetryPolicy
+from engine.testing.server import FakeSpeaker, LiveServer, call_events, wait_events, wait_for
 
 SMALL_APP = "small-queue-app"
 ENDPOINTS = {"/ipcc/call/multOrders", "/ipcc/call/play", "/ipcc/call/outCall", "/ipcc/call/stoPlay",

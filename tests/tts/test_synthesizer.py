@@ -30,7 +30,7 @@ from engine.tts.synthesizer import (
     voice_for_text,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMS = "您的短信剩余15条"  # nin de duan xin sheng yu shi wu tiao: 9 syllables
 HOLD = "Please hold the line."
 

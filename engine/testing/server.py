@@ -1,4 +1,4 @@
-"""Helpers for the server tests: a live uvicorn on a free loopback port, a fake speaker, callback receivers."""
+"""Server harness: a live uvicorn on a free loopback port, a fake speaker, callback receivers."""
 
 from __future__ import annotations
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_dtmf_support import random_tone
 
 from engine.dtmf import analysis as dtmf_analysis
 from engine.dtmf.detector import BatchDtmfDetector, DtmfDetector, KeyEvent
 from engine.dtmf.tones import KEYS, dtmf_sequence, dtmf_tone
 from engine.format import dbm0_to_peak, to_int16
+from engine.testing.dtmf_cases import random_tone
 
 
 def _hard_signal(rng: np.random.Generator, n: int) -> np.ndarray:

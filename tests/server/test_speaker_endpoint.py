@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from test_speaker import APP, VOICES, AlsaCapture
 
 from engine.audio.library import VoiceLibrary
+from engine.testing.alsa import APP, VOICES, AlsaCapture
 
 MENU = [
     {"playFlag": 1, "voiceStr": "welcome.wav"},

@@ -1,4 +1,4 @@
-"""Shared by the DTMF tests (no tests here): random test signals, the rule runner, talk-off material.
+"""DTMF test material: random test signals, the Q.24 rule runner, talk-off speech and music.
 
 Random cases: random key, start phases and an onset anywhere relative to the detector's 5 ms block grid
 (fixed seeds). Noise SNR is the two tones' total power over white noise power in the full 0–4000 Hz band.

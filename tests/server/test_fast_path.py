@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from test_server_support import FakeSpeaker, LiveServer, wait_events
 
 from engine.config import DEMO_APP_ID, Application, Config
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
 from engine.server.delivery import Delivery
+from engine.testing.server import FakeSpeaker, LiveServer, wait_events
 
 SMALL_APP = "small-queue-app"
 SLOW = "tone:0.3 slow"  # a miss whose synthesis waits for the test's gate

@@ -25,6 +25,7 @@ from engine.local.keypad import GAP_MS, TONE_MS, Keypad, key_of
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.sinks import MemorySink
+from engine.testing.alsa import VOICES, AlsaCapture, engine_request
 
 
 @pytest.fixture
@@ -120,8 +121,6 @@ def test_lowercase_abcd_count_and_nothing_else_does():
 
 def test_ctrl_c_during_play_restores_the_terminal(tmp_path):
     """``play`` with the keypad on a pty and no sound device: it renders, so give it a device that paces."""
-    from test_speaker import VOICES, AlsaCapture, engine_request
-
     master, slave = pty.openpty()
     before = termios.tcgetattr(slave)
     request = engine_request(tmp_path)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_dtmf_support import BEYOND, VOICES, make_case, note, random_tone
 
 import engine.dtmf.detector
 from engine.dtmf import analysis as dtmf_analysis
 from engine.dtmf.detector import BatchDtmfDetector, DtmfDetector, KeyEvent, detect_keys
 from engine.dtmf.tones import KEYS, dtmf_sequence, dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak, to_int16
+from engine.testing.dtmf_cases import BEYOND, VOICES, make_case, note, random_tone
 
 
 def test_latency_median_within_40_ms() -> None:

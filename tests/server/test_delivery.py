@@ -10,12 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_server_support import FIXED_TIME, FakeSpeaker, LiveServer, Receiver, wait_events, wait_for
 
 from engine.config import Application, Config
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
 from engine.server.delivery import Delivery, RetryPolicy
+from engine.testing.server import FIXED_TIME, FakeSpeaker, LiveServer, Receiver, wait_events, wait_for
 
 FAST = RetryPolicy(initial_s=0.01, factor=2, cap_s=0.05, timeout_s=0.5)
 FLAKY = [(500, {"error": "down"}), (200, {"code": "1"})]

@@ -15,7 +15,7 @@ from engine.core.orders import PlayKind
 from engine.errors import EngineError, RequestError
 from engine.wire.request import decode_body, error_response, parse_mult_orders, parse_play, response
 
-VENDOR = Path(__file__).resolve().parent.parent / "engine" / "data" / "vendor-example.json"
+VENDOR = Path(__file__).resolve().parents[2] / "engine" / "data" / "vendor-example.json"
 
 
 def base() -> dict:

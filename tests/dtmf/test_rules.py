@@ -1,6 +1,6 @@
 """DTMF detection, the ITU-T Q.24 acceptance rules (as Asterisk/spandsp implement them).
 
-Every rule is checked on many random cases (see :mod:`test_dtmf_support`): random key, start phases and an
+Every rule is checked on many random cases (see :mod:`engine.testing.dtmf_cases`): random key, start phases and an
 onset anywhere relative to the detector's 5 ms block grid (fixed seeds).
 """
 
@@ -11,10 +11,10 @@ import io
 import numpy as np
 import pytest
 import soundfile as sf
-from test_dtmf_support import CASES, decoded, make_case, random_tone, run_rule
 
 from engine.dtmf.tones import KEYS, key_frequencies
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak, to_int16
+from engine.testing.dtmf_cases import CASES, decoded, make_case, random_tone, run_rule
 
 
 @pytest.mark.parametrize("offset", [0.015, -0.015, 0.0])

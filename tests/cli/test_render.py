@@ -22,7 +22,7 @@ from engine.dtmf.tones import dtmf_sequence
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, seconds_to_samples, to_int16
 from engine.tts.synthesizer import VoiceSettings, synthesizer
 
-VENDOR = Path(__file__).resolve().parent.parent / "engine" / "data" / "vendor-example.json"
+VENDOR = Path(__file__).resolve().parents[2] / "engine" / "data" / "vendor-example.json"
 APP = "247e35ff320a4142a105024055c367cf"
 
 

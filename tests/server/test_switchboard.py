@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_server_support import FIXED_TIME, FakeSpeaker
 
 from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script
 from engine.config import DEMO_APP_ID, Application, Config
@@ -17,6 +16,7 @@ from engine.media.pacer import ManualClock
 from engine.media.sinks import MemorySink, NullSink
 from engine.server.endpoints import Endpoint
 from engine.server.switchboard import Switchboard
+from engine.testing.server import FIXED_TIME, FakeSpeaker
 from engine.wire.request import parse_mult_orders
 
 
