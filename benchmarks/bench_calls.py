@@ -29,8 +29,10 @@ HOLD_P99_S = 0.005
 
 
 def _setup(calls: int) -> tuple[Any, dict[str, Any]]:
-    """(Child process.) ``calls`` calls on one media loop, each playing speech to a caller pressing 1 in every
-    request; returns the loop and the counters of keys and requests its events update."""
+    """(Child process.) ``calls`` calls on one media loop, each playing speech to a caller pressing 1.
+
+    The caller presses 1 in every request. Returns the loop and the counters of keys and requests its events update.
+    """
     from engine.audio.caller import ScriptedCaller, parse_key_script
     from engine.core.player import KeysReport, RequestReport
     from engine.core.timeline import Program
@@ -65,8 +67,10 @@ def _setup(calls: int) -> tuple[Any, dict[str, Any]]:
 
 
 def _per_call_trial(calls: int, ticks: int) -> dict[str, float]:
-    """(Child process.) The baseline design: a Python loop over calls, each with its own detector (no batching),
-    ticked as fast as possible; CPU per tick, and the calls one core would hold at that cost."""
+    """(Child process.) The baseline design: a Python loop over calls, each with its own detector (no batching).
+
+    Ticked as fast as possible; gives the CPU per tick, and the calls one core would hold at that cost.
+    """
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     from engine.dtmf.detector import DtmfDetector
@@ -145,8 +149,11 @@ def _breakdown_rows(r: dict[str, float]) -> list[Row]:
 
 
 def run(quick: bool) -> list[Row]:
-    """Trials with growing N until one does not hold: a row per trial, the largest N that held (with the plot's
-    series: lateness against N) and the CPU per tick of each pass of the loop at that N."""
+    """Trials with growing N until one does not hold.
+
+    Gives a row per trial, the largest N that held (with the plot's series: lateness against N) and the CPU per tick of
+    each pass of the loop at that N.
+    """
     sizes = [1000, 5000, 7000, 9000] if quick else \
         [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12000]
     seconds = 3.0 if quick else 15.0

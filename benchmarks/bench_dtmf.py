@@ -34,9 +34,11 @@ _FREQS_HZ = np.array([697, 770, 852, 941, 1209, 1336, 1477, 1633], dtype=np.floa
 
 
 class GoertzelBaseline:
-    """Asterisk-style detector, written plainly: per channel, 102-sample blocks, the Goertzel recurrence
-    (vectorised over the 8 frequencies, a Python loop over samples), a key when the same strongest pair
-    passes level and twist in two blocks in a row."""
+    """Asterisk-style detector, written plainly.
+
+    Per channel: 102-sample blocks, the Goertzel recurrence (vectorised over the 8 frequencies, a Python loop over
+    samples), a key when the same strongest pair passes level and twist in two blocks in a row.
+    """
 
     def __init__(self, channels: int) -> None:
         self.coef = 2 * np.cos(2 * np.pi * _FREQS_HZ / SAMPLE_RATE_HZ)

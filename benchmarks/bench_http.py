@@ -108,8 +108,10 @@ def _post(port: int, path: str, body: dict) -> dict:
 
 
 def _start(argv: list[str], port: int) -> subprocess.Popen:
-    """Start a server process and wait until it accepts connections on ``port``. Its stderr goes to a
-    temporary file, not a pipe nobody reads (a server logging 64 KiB would block on a full pipe)."""
+    """Start a server process and wait until it accepts connections on ``port``.
+
+    Its stderr goes to a temporary file, not a pipe nobody reads (a server logging 64 KiB would block on a full pipe).
+    """
     errors = tempfile.TemporaryFile()
     server = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
     deadline = time.monotonic() + 60

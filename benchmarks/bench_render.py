@@ -53,8 +53,10 @@ MANDARIN = (
 
 
 def long_request(files: tuple[str, ...]) -> dict:
-    """A 32-order request: speech (English and Mandarin in turn), every 4th order a file of ``files``; the
-    last order collects keys (2 plays, 2 s apart)."""
+    """A 32-order request: speech (English and Mandarin in turn), every 4th order a file of ``files``.
+
+    The last order collects keys (2 plays, 2 s apart).
+    """
     texts = [t for pair in zip(ENGLISH, MANDARIN, strict=True) for t in pair]
     orders, spoken = [], 0
     for i in range(32):

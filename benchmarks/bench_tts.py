@@ -42,8 +42,11 @@ def _command_speed(text: str, workdir: Path, repeats: int) -> tuple[float | None
 
 
 def run(quick: bool) -> list[Row]:
-    """Rows: cold synthesis speed per language (with the command as baseline), the command alone, and the
-    memory and disk cache-hit costs. ``quick``: fewer repeats (about 2 s in all)."""
+    """Rows: cold synthesis speed per language, the command alone, and the cache-hit costs.
+
+    Cold synthesis has the command as baseline; the cache-hit costs are those of the memory and the disk cache.
+    ``quick``: fewer repeats.
+    """
     repeats = 3 if quick else 9
     hits = 300 if quick else 3000
     rows: list[Row] = []

@@ -34,8 +34,10 @@ class Row:
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
                    clock: Callable[[], float] = time.perf_counter) -> float:
-    """Median time of ``fn()`` by ``clock`` (default: wall time) over ``repeats`` runs, after ``warmup``
-    unmeasured runs (seconds)."""
+    """Median time of ``fn()`` by ``clock`` over ``repeats`` runs, in seconds.
+
+    ``clock`` defaults to wall time; ``warmup`` unmeasured runs come first.
+    """
     for _ in range(warmup):
         fn()
     times = []

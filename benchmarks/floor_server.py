@@ -1,6 +1,8 @@
-"""The HTTP baseline: the same stack as ``ipcc-engine serve`` (FastAPI on uvicorn, uvloop, httptools) with
-one route that reads the body, parses it as JSON and answers a fixed ``000000`` — the floor under which no
-multOrders server on this stack can go. Run as ``python -m benchmarks.floor_server PORT``.
+"""The HTTP baseline: the stack of ``ipcc-engine serve`` with one route answering a fixed ``000000``.
+
+The stack is the same as the server's (FastAPI on uvicorn, uvloop, httptools); the one route reads the body, parses it
+as JSON and answers a fixed ``000000`` — the floor under which no multOrders server on this stack can go. Run as
+``python -m benchmarks.floor_server PORT``.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def to_row(item: Any) -> Row:
 
 
 def _jsonable(obj: Any) -> Any:
-    """numpy scalars and arrays (and anything else with ``tolist``/``item``) as plain JSON values."""
+    """Numpy scalars and arrays (and anything else with ``tolist``/``item``) as plain JSON values."""
     for attr in ("tolist", "item"):
         if hasattr(obj, attr):
             return getattr(obj, attr)()

@@ -177,8 +177,10 @@ def _draw_speedups(ax: Any, ratios: list[tuple[str, float]]) -> None:
 
 
 def plot(path: Path, rows: Sequence[Row], info: dict[str, Any] | None = None) -> int:
-    """Draw every row's ``series`` (one panel each, two a line) and, across the bottom, the speed-ups over the
-    baselines; a PNG. Returns the number of panels (a placeholder says so when there is nothing to draw).
+    """Draw every row's ``series`` and the speed-ups over the baselines as a PNG; returns the number of panels.
+
+    One panel per series, two a line, and the speed-ups across the bottom; a placeholder says so when there is nothing
+    to draw.
     """
     import matplotlib
 

@@ -18,15 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UnknownAppError
+from engine.errors import ConfigError, UnknownAppError
 from engine.tts.synthesizer import VoiceSettings
 
 DEMO_APP_ID = "247e35ff320a4142a105024055c367cf"
 DEFAULT_QUEUE_LIMIT = 8
-
-
-class ConfigError(ValueError):
-    """The configuration file is not valid; the message names the file and the field."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
-"""The benchmark runner: table, Markdown, JSON and plot on made-up rows; failures and missing modules as rows;
-and one real quick run of the render benchmark (about 10 s)."""
+"""The benchmark runner: table, Markdown, JSON and plot on made-up rows; failures and missing modules as rows.
+
+And one real quick run of the render benchmark.
+"""
 
 from __future__ import annotations
 

@@ -88,6 +88,7 @@ def make(prompt: Prompt) -> tuple[float, int]:
 
 
 def readme(rows: list[tuple[Prompt, float, int]]) -> str:
+    """Return the text of ``voices/README.md`` for ``rows`` (prompt, duration in seconds, size in bytes)."""
     lines = [
         "# voices/",
         "",
@@ -117,6 +118,7 @@ def readme(rows: list[tuple[Prompt, float, int]]) -> str:
 
 
 def main() -> None:
+    """Make every prompt file, print its duration and size, and rewrite ``voices/README.md``."""
     rows = []
     for prompt in PROMPTS:
         seconds, size = make(prompt)

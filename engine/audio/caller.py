@@ -15,15 +15,12 @@ import numpy as np
 from engine.audio.decode import load_audio
 from engine.core.orders import DTMF_KEYS
 from engine.dtmf.tones import place_tones
+from engine.errors import ScriptError
 from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, seconds_to_samples
 
 #: A scripted press: a tone of this length at this level per tone (a phone keypad's typical output).
 PRESS_TONE_MS = 100
 PRESS_LEVEL_DBM0 = -8.0
-
-
-class ScriptError(ValueError):
-    """A ``--keys`` script item is malformed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +112,11 @@ class CallerAudio:
         return out
 
     def copy_into(self, out: np.ndarray, start: int) -> None:
-        """Write samples ``[start, start + len(out))`` into ``out`` (zeros past the end), as :meth:`read` would
-        return them; called with consecutive frames (``position`` is the caller's to advance)."""
+        """Write samples ``[start, start + len(out))`` into ``out`` (zeros past the end), as :meth:`read` would.
+
+        The samples are as :meth:`read` would return them. Called with consecutive frames (``position`` is the caller's
+        to advance).
+        """
         samples = self._samples
         end = start + len(out)
         if end <= len(samples):
@@ -144,8 +144,10 @@ def _merge(sounds: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _stretches(samples: np.ndarray, gap: int = SAMPLES_PER_FRAME) -> list[tuple[int, int]]:
-    """The stretches ``(start, end)`` holding every non-zero sample, split where more than ``gap`` samples
-    are zero (indices)."""
+    """The stretches ``(start, end)`` (indices) holding every non-zero sample.
+
+    Split where more than ``gap`` samples are zero.
+    """
     nonzero = np.flatnonzero(samples)
     if not len(nonzero):
         return []
@@ -156,8 +158,10 @@ def _stretches(samples: np.ndarray, gap: int = SAMPLES_PER_FRAME) -> list[tuple[
 
 
 class ScriptedCaller(CallerAudio):
-    """A caller who presses keys as scripted, again for every request: ``at_sample`` counts from each
-    request's start. Presses become real DTMF tones of :data:`PRESS_TONE_MS` at :data:`PRESS_LEVEL_DBM0`.
+    """A caller who presses keys as scripted, again for every request.
+
+    ``at_sample`` counts from each request's start. Presses become real DTMF tones of :data:`PRESS_TONE_MS` at
+    :data:`PRESS_LEVEL_DBM0`.
     """
 
     __slots__ = ("script", "_script_sounds")
@@ -171,8 +175,10 @@ class ScriptedCaller(CallerAudio):
         super().__init__(np.zeros(0, dtype=SAMPLE_DTYPE))
 
     def request_started(self) -> None:
-        """Play the script from now on (mixed over whatever of an earlier script is still sounding; past the end
-        of ``samples`` the caller is silent)."""
+        """Play the script from now on, mixed over whatever of an earlier script is still sounding.
+
+        Past the end of ``samples`` the caller is silent.
+        """
         position = self.position
         sounding = [(max(start - position, 0), end - position) for start, end in self._sounds if end > position]
         self.position = 0

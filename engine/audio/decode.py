@@ -12,11 +12,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from engine.errors import AudioDecodeError
 from engine.format import SAMPLE_RATE_HZ, to_int16
-
-
-class AudioDecodeError(ValueError):
-    """A file is not readable audio; the message names the file."""
 
 
 def to_call_format(samples: np.ndarray, rate_hz: int, channel: int | None = None) -> np.ndarray:

@@ -1,5 +1,7 @@
-"""``ipcc-engine play`` and ``ipcc-engine devices``: a request played live on the sound device, answered by
-a person at the keyboard (or microphone); the sound devices PortAudio sees.
+"""``ipcc-engine play`` (a request played live on the sound device) and ``ipcc-engine devices``.
+
+``play``'s request is answered by a person at the keyboard (or microphone); ``devices`` shows the sound devices
+PortAudio sees.
 
 ``play`` ticks one call's media loop in a feeder thread; the loop's frames go to a blocking
 :class:`~engine.local.speaker.SpeakerSink`, so the device's callback sets the pace. Output: the response line, the

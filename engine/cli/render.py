@@ -17,16 +17,12 @@ from engine.audio.library import VoiceLibrary
 from engine.cli.console import EXIT_OK, EXIT_REFUSED, print_json
 from engine.config import ConfigError, load_config
 from engine.core.timeline import Program
-from engine.errors import EngineError, RequestError
+from engine.errors import OK, EngineError, RequestError, SetupError
 from engine.media.call import CallerSource
 from engine.media.render import Rendered, render, render_seconds
 from engine.media.sinks import write_wav
 from engine.tts.synthesizer import synthesizer
 from engine.wire.request import error_response, ids_of, response
-
-
-class SetupError(ValueError):
-    """A command-line option is unusable (not a request error): the message names it."""
 
 
 @dataclass
@@ -56,8 +52,11 @@ def make_caller(args: argparse.Namespace) -> CallerSource | None:
 
 
 def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
-    """Check and prepare ``body`` as ``args`` say (``config``, ``voices``, ``cache``, ``max_seconds``) and print
-    the response line; None when refused (the refusal printed, or a bad option on standard error)."""
+    """Check and prepare ``body`` as ``args`` say and print the response line.
+
+    ``args`` gives ``config``, ``voices``, ``cache`` and ``max_seconds``. Returns None when refused (the refusal
+    printed, or a bad option on standard error).
+    """
     try:
         config = load_config(args.config)
         library = VoiceLibrary(args.voices)
@@ -78,7 +77,7 @@ def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
         traceback.print_exc(file=sys.stderr)
         print_json(error_response(EngineError(f"internal failure: {exc}"), ids_of(body)))
         return None
-    print_json(response("000000", "ok", request.app_id, request.call_id))
+    print_json(response(OK, "ok", request.app_id, request.call_id))
     return program
 
 

@@ -142,7 +142,9 @@ class RequestPlayer:
 
     def _transition_frame(self, keep: bool) -> np.ndarray | None:
         """A frame in which something may happen: a segment or the request ends, or collection times out.
-        ``keep``: False when the samples are not wanted (returns None)."""
+
+        ``keep``: False when the samples are not wanted (returns None).
+        """
         position = self.position
         collector = self._collector
         if self._segment_index < len(self._segments):
@@ -291,9 +293,12 @@ class RequestPlayer:
         self._start_next_order()
 
     def _plan(self) -> None:
-        """Set how far :meth:`next_frame` may take its fast path: while a frame ends strictly inside the current
-        segment (no segment change due) and by the collector's deadline (no timeout due); in the getkey order's
-        silent wait, while a frame ends before the deadline. Called after every change of state."""
+        """Set how far :meth:`next_frame` may take its fast path; called after every change of state.
+
+        The fast path holds while a frame ends strictly inside the current segment (no segment change due) and by the
+        collector's deadline (no timeout due); in the getkey order's silent wait, while a frame ends before the
+        deadline.
+        """
         last = -1
         audio = None
         if self.result is None:

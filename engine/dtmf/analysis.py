@@ -61,8 +61,10 @@ _HANN_SUM = float(_HANN.sum())  # 40: |X| of a full-window tone of peak A is A·
 
 
 def _table() -> np.ndarray:
-    """(40, 32) float32: [first half re(8), im(8), second half re(8), im(8)], phase referenced to the window
-    start, so a window's bin is ``first[b-1] + second[b]``."""
+    """The (40, 32) float32 table: [first half re(8), im(8), second half re(8), im(8)].
+
+    Phase is referenced to the window start, so a window's bin is ``first[b-1] + second[b]``.
+    """
     cols = []
     for half in range(2):
         n = _N[half * SUB_SAMPLES:(half + 1) * SUB_SAMPLES, None]
@@ -90,10 +92,13 @@ _NAN = float("nan")
 
 
 class Features:
-    """Dense per analysed row and window, arrays of shape (rows, windows): ``gated`` (bool: the window passed
-    the gate; the other fields of a window not gated are meaningless), ``key`` (index into KEYS), ``status``
-    (:data:`STRICT`, :data:`FAILED` or :data:`UNMEASURED`), ``amp_low``/``amp_high`` (peak amplitude in int16
-    units, Hann-corrected), ``dev_low``/``dev_high`` (relative frequency deviation, NaN if unmeasurable)."""
+    """Dense features per analysed row and window, arrays of shape (rows, windows).
+
+    ``gated`` (bool: the window passed the gate; the other fields of a window not gated are meaningless), ``key`` (index
+    into KEYS), ``status`` (:data:`STRICT`, :data:`FAILED` or :data:`UNMEASURED`), ``amp_low``/``amp_high`` (peak
+    amplitude in int16 units, Hann-corrected), ``dev_low``/``dev_high`` (relative frequency deviation, NaN if
+    unmeasurable).
+    """
 
     __slots__ = ("gated", "key", "status", "amp_low", "amp_high", "dev_low", "dev_high")
 
@@ -107,18 +112,21 @@ def block_energy(blocks: np.ndarray) -> np.ndarray:
     """Σx² (int16² units, float32) of each row of ``blocks`` (rows, :data:`SUB_SAMPLES`) float32.
 
     The one formula every path uses for the gate's energies, so that they agree to the last bit
-    (:func:`features_row` only takes a float64 stand-in within its margin)."""
+    (:func:`features_row` only takes a float64 stand-in within its margin).
+    """
     return np.einsum("ij,ij->i", blocks, blocks)
 
 
 def gate(blocks: np.ndarray, energy_sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The windows over ``blocks`` (rows·B, :data:`SUB_SAMPLES`) float32 sub-blocks, B per row, and which
-    pass the gate: (x, energy, gated), or None when none does.
+    """The windows over ``blocks`` and which pass the gate: (x, energy, gated), or None when none does.
+
+    ``blocks``: (rows·B, :data:`SUB_SAMPLES`) float32 sub-blocks, B per row.
 
     ``energy_sub`` (rows, B): the blocks' :func:`block_energy`. Sub-blocks 0 and 1 of a row are history: its
     window ``w`` (0-based, ``w < B - 2``) covers sub-blocks ``w + 1`` and ``w + 2`` and is ``x[:, w + 1]``;
     ``x[:, 0]`` (sub-blocks 0 and 1) precedes it for the phase advance. ``x`` (rows, B − 1, 16) float32: re of
-    the 8 bins, then im; ``energy`` (rows, B − 1) float32: Σx² of each window; ``gated`` (rows, B − 2)."""
+    the 8 bins, then im; ``energy`` (rows, B − 1) float32: Σx² of each window; ``gated`` (rows, B − 2).
+    """
     rows, count = energy_sub.shape
     prod = (blocks @ TABLE).reshape(rows, count, 32)
     x = prod[:, 1:, 16:] + prod[:, :-1, :16]
@@ -137,15 +145,20 @@ def gate(blocks: np.ndarray, energy_sub: np.ndarray) -> tuple[np.ndarray, np.nda
 
 @lru_cache(maxsize=64)
 def _window_offsets(rows: int, windows: int) -> np.ndarray:
-    """(rows, windows − 1, 8) flat offsets into a (rows, windows, 16) array, added to the low and high bins
-    four times over, of re (low, high) in window ``w + 1``, then in window ``w``, then the same for im."""
+    """(rows, windows − 1, 8) flat offsets into a (rows, windows, 16) array, for the low and high bins.
+
+    They are added to the low and high bins four times over: of re (low, high) in window ``w + 1``, then in window
+    ``w``, then the same for im.
+    """
     start = (np.arange(rows)[:, None] * windows + np.arange(1, windows)) * 16
     return start[:, :, None] + np.array([0, 0, -16, -16, 8, 8, -8, -8])
 
 
 def _strongest(x: np.ndarray) -> np.ndarray:
-    """(rows, W, 2): the strongest low bin (0–3) and the strongest high bin (0–3, among the high 4) of each
-    window of :func:`gate`'s ``x`` but the first (power in float64; the first of equal maxima)."""
+    """(rows, W, 2): the strongest low bin (0–3) and high bin (0–3, among the high 4) of each window.
+
+    The windows are those of :func:`gate`'s ``x`` but the first (power in float64; the first of equal maxima).
+    """
     cur = x[:, 1:].astype(np.float64)
     sq = cur * cur
     pw = sq[..., :8] + sq[..., 8:]
@@ -156,8 +169,11 @@ def _strongest(x: np.ndarray) -> np.ndarray:
 
 
 def features(x: np.ndarray, energy: np.ndarray, gated: np.ndarray) -> Features:
-    """The features of :func:`gate`'s windows, with numpy (dense: windows not gated are computed too, unless
-    they are most, when the gated ones are computed apart and put in place)."""
+    """The features of :func:`gate`'s windows, with numpy.
+
+    Dense: windows not gated are computed too, unless they are most, when the gated ones are computed apart and put in
+    place.
+    """
     rows, windows = gated.shape
     count = int(np.count_nonzero(gated))
     if count * 2 < gated.size:
@@ -204,10 +220,12 @@ _vecdot = getattr(np, "vecdot", None)  # numpy ≥ 2
 
 def _features(xs: list, en: list[list[float]], cands: list[tuple[int, int, int, int, float, float]],
               windows: int, exact: bool = True) -> list[Lists] | None:
-    """Features with Python floats. ``xs[r][w]``: re and im of the 8 bins of row ``r``'s window ``w`` (as
-    :func:`gate`'s ``x``), ``en[r][w]`` its energy; ``cands``: (row, window ≥ 1, low bin, high bin, their
-    powers) of the gated windows. With ``exact`` False, ``en`` may be off by < 100 float32 ulp, and None is
-    returned when that could change a status."""
+    """Features with Python floats.
+
+    ``xs[r][w]``: re and im of the 8 bins of row ``r``'s window ``w`` (as :func:`gate`'s ``x``), ``en[r][w]`` its
+    energy; ``cands``: (row, window ≥ 1, low bin, high bin, their powers) of the gated windows. With ``exact`` False,
+    ``en`` may be off by < 100 float32 ulp, and None is returned when that could change a status.
+    """
     lag_re: list[float] = []
     lag_im: list[float] = []
     found = []
@@ -263,8 +281,10 @@ def _features(xs: list, en: list[list[float]], cands: list[tuple[int, int, int, 
 
 
 def features_lists(x: np.ndarray, energy: np.ndarray, gated: np.ndarray) -> list[Lists]:
-    """The features of :func:`gate`'s windows, with Python floats: per row (key, status, amp_low, amp_high,
-    dev_low, dev_high), one entry per window; key −1 where not gated. Equal to :func:`features`."""
+    """The features of :func:`gate`'s windows, with Python floats; equal to :func:`features`.
+
+    Per row (key, status, amp_low, amp_high, dev_low, dev_high), one entry per window; key −1 where not gated.
+    """
     xs, strongest = x.tolist(), _strongest(x).tolist()
     cands = []
     for r, w in zip(*(a.tolist() for a in np.nonzero(gated)), strict=True):
@@ -276,16 +296,21 @@ def features_lists(x: np.ndarray, energy: np.ndarray, gated: np.ndarray) -> list
 
 
 def features_row_exact(blocks: np.ndarray) -> Lists | None:
-    """:func:`gate` then :func:`features_lists` for one channel's (B, :data:`SUB_SAMPLES`) float32 sub-blocks
-    (two of history, then B − 2 new): its windows' features, or None when no window is gated."""
+    """Features of one channel's sub-blocks by :func:`gate` then :func:`features_lists`.
+
+    The input is (B, :data:`SUB_SAMPLES`) float32 sub-blocks (two of history, then B − 2 new); returns its windows'
+    features, or None when no window is gated.
+    """
     windows = gate(blocks, block_energy(blocks).reshape(1, -1))
     return None if windows is None else features_lists(*windows)[0]
 
 
 def features_row(blocks: np.ndarray) -> Lists | None:
-    """:func:`features_row_exact`, to the bit, at a fraction of its cost for a few windows: one matrix product
-    and one sum of squares with numpy, the gate in float64 with a margin, the rest as :func:`features_lists`;
-    the float32 path decides when a comparison is too close to call."""
+    """:func:`features_row_exact`, to the bit, at a fraction of its cost for a few windows.
+
+    One matrix product and one sum of squares with numpy, the gate in float64 with a margin, the rest as
+    :func:`features_lists`; the float32 path decides when a comparison is too close to call.
+    """
     prod = np.dot(blocks, TABLE)
     xs = (prod[1:, 16:] + prod[:-1, :16]).tolist()
     es = (_vecdot(blocks, blocks) if _vecdot else block_energy(blocks)).tolist()

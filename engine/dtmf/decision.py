@@ -49,9 +49,11 @@ def _onset(end: float, duration: float, origin: float) -> int:
 
 def step_scalar(v: list[float], key: list[int], status: list[int], a_l: list[float], a_h: list[float],
                 d_l: list[float], d_h: list[float], first_end: int) -> list[tuple[int, int, int]]:
-    """Advance one channel (state ``v``, a list of FIELDS floats, updated in place) over its windows, the
-    first ending at global sample ``first_end``; per window: ``key`` (−1 where not gated), ``status``,
-    amplitudes and deviations. Return (key, start_sample, detected_sample) of the keys accepted."""
+    """Advance one channel over its windows; return (key, start_sample, detected_sample) of the keys accepted.
+
+    State ``v``: a list of FIELDS floats, updated in place. The first window ends at global sample ``first_end``; per
+    window: ``key`` (−1 where not gated), ``status``, amplitudes and deviations.
+    """
     run, sl, sh, ml, mh, bl, bh, ns, dl, dh, wt, held, hl, hh, mi, origin = v
     out = []
     for w, k in enumerate(key):
@@ -103,9 +105,11 @@ def step_scalar(v: list[float], key: list[int], status: list[int], a_l: list[flo
 
 def step_vector(st: np.ndarray, key: np.ndarray, status: np.ndarray, a_l: np.ndarray, a_h: np.ndarray,
                 d_l: np.ndarray, d_h: np.ndarray, first_end: int) -> list[tuple[int, int, int, int]]:
-    """Advance channels with state ``st`` (FIELDS, n; updated in place) over the windows of dense (n, count)
-    arrays (``key`` −1 where not gated; ``d_l``/``d_h`` 0 where not strict). Return (row, key, start_sample,
-    detected_sample) of the keys accepted, in window order."""
+    """Advance channels with state ``st`` (FIELDS, n; updated in place) over the windows of dense (n, count) arrays.
+
+    ``key`` is −1 where not gated; ``d_l``/``d_h`` 0 where not strict. Return (row, key, start_sample, detected_sample)
+    of the keys accepted, in window order.
+    """
     run, sl, sh, ml, mh, bl, bh, ns, dl, dh, wt, held, hl, hh, mi, origin = st
     out = []
     for w in range(key.shape[1]):

@@ -74,8 +74,11 @@ SCREEN_ENERGY = GATE_ENERGY * (1 - 1e-3)
 
 @dataclass(frozen=True)
 class KeyEvent:
-    """A detected key. ``start_sample``: estimated onset of the tone; ``detected_sample``: end of the window
-    that confirmed it; both in samples since the channel's start."""
+    """A detected key.
+
+    ``start_sample``: estimated onset of the tone; ``detected_sample``: end of the window that confirmed it; both in
+    samples since the channel's start.
+    """
 
     key: str
     start_sample: int
@@ -172,9 +175,11 @@ class BatchDtmfDetector:
         return self._analyse(rows, hist, x, first_end)
 
     def process_one(self, samples: np.ndarray) -> list[KeyEvent] | None:
-        """Feed channel 0 of a one-channel detector with ``samples`` (n,) int16, as :meth:`process` would, by a
-        shorter path; None (nothing fed) unless n is a multiple of :data:`SUB_SAMPLES` up to 8 of them and no
-        incomplete sub-block is pending."""
+        """Feed channel 0 of a one-channel detector with ``samples`` (n,) int16, as :meth:`process` would.
+
+        A shorter path; None (nothing fed) unless n is a multiple of :data:`SUB_SAMPLES` up to 8 of them and no
+        incomplete sub-block is pending.
+        """
         n = samples.shape[0]
         if n % SUB_SAMPLES or not 0 < n <= 8 * SUB_SAMPLES or self._rest.shape[1] or self._state.shape[1] != 1:
             return None
@@ -201,8 +206,10 @@ class BatchDtmfDetector:
 
     def _analyse(self, rows: np.ndarray, hist: np.ndarray, body: np.ndarray,
                  first_end: int) -> list[tuple[int, KeyEvent]]:
-        """Analyse channels ``rows`` (their history and new sub-blocks, float32) and decide; the first new
-        window ends at global sample ``first_end``."""
+        """Analyse channels ``rows`` (their history and new sub-blocks, float32) and decide.
+
+        The first new window ends at global sample ``first_end``.
+        """
         subs = body.shape[1] // SUB_SAMPLES
         windows = None
         if len(rows):
@@ -218,9 +225,11 @@ class BatchDtmfDetector:
 
     def _decide(self, rows: np.ndarray, f: Features | list[Lists], windows: int,
                 first_end: int) -> list[tuple[int, KeyEvent]]:
-        """Run the decisions of channels ``rows`` (their windows' features ``f``, as arrays or as lists) and of
-        those with a key in progress over ``windows`` windows, the first ending at global sample
-        ``first_end``."""
+        """Run the decisions of channels ``rows`` and of those with a key in progress over ``windows`` windows.
+
+        ``f``: the windows' features of ``rows``, as arrays or as lists. The first window ends at global sample
+        ``first_end``.
+        """
         gated = rows.tolist()
         todo = sorted(self._active.union(gated)) if gated else sorted(self._active)
         found: list[tuple[int, int, int, int]] = []  # (channel, key, start, detected)
@@ -287,8 +296,11 @@ class DtmfDetector:
 
 
 def detect_keys(samples: np.ndarray) -> list[KeyEvent]:
-    """All keys in a whole int16 buffer, flushed with silence so a tone ending the buffer is still reported
-    if long enough (``detected_sample`` is then clamped to the buffer's length)."""
+    """All keys in a whole int16 buffer.
+
+    The buffer is flushed with silence so a tone ending it is still reported if long enough (``detected_sample`` is then
+    clamped to the buffer's length).
+    """
     det = DtmfDetector()
     events = det.process(samples)
     events += det.process(np.zeros(WINDOW_SAMPLES + SUB_SAMPLES, dtype=np.int16))

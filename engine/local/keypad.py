@@ -1,5 +1,4 @@
-"""The interactive caller: keys typed in the terminal become DTMF tones, or the caller's audio is the
-microphone.
+"""The interactive caller: keys typed in the terminal become DTMF tones, or the caller's audio is the microphone.
 
 Both are :class:`~engine.media.call.CallerSource` objects read one frame at a time by the media loop, so the keys
 reach the player only through the in-band detector, as a real caller's would.

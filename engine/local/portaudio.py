@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import NoDeviceError
 from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 from engine.local.frame_queue import END, FrameQueue
 
@@ -27,10 +28,6 @@ from engine.local.frame_queue import END, FrameQueue
 STALL_S = 2.0
 #: What PortAudio is asked for: "low" keeps the device's buffer (the output latency) small.
 LATENCY = "low"
-
-
-class NoDeviceError(RuntimeError):
-    """No usable sound device (or no PortAudio): the message is one line, fit for the user."""
 
 
 def load_sounddevice() -> Any:

@@ -23,8 +23,10 @@ SERVER_PREFILL_FRAMES = 3
 
 
 class SpeakerSink:
-    """A call's sink on the sound device: ``write(played, heard)`` queues the played frame (``heard`` is not
-    played); ``close()`` plays out what is queued and closes the device.
+    """A call's sink on the sound device.
+
+    ``write(played, heard)`` queues the played frame (``heard`` is not played); ``close()`` plays out what is queued and
+    closes the device.
 
     ``blocking`` (``play``): ``write`` waits for room, so the device paces the producer; otherwise (a server
     call, paced by its own loop) a full queue drops the frame and counts an overflow. ``queue_frames``: queue
@@ -97,8 +99,10 @@ class SpeakerSink:
         output.close()
 
     def abort(self) -> None:
-        """Stop now (Ctrl-C): queued frames are dropped, a waiting ``write`` returns; the device plays out
-        only its own buffer (a few periods)."""
+        """Stop now (Ctrl-C): queued frames are dropped, a waiting ``write`` returns.
+
+        The device plays out only its own buffer (a few periods).
+        """
         self.output.close()
 
 

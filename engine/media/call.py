@@ -22,9 +22,11 @@ _SILENT_FRAME.setflags(write=False)
 class CallerSource(Protocol):
     """The caller's audio, read one frame at a time; told when each request starts playing."""
 
-    def read(self, count: int) -> np.ndarray: ...
+    def read(self, count: int) -> np.ndarray:
+        """Return the caller's next ``count`` samples (one frame of int16 audio)."""
 
-    def request_started(self) -> None: ...
+    def request_started(self) -> None:
+        """Called when a request starts playing."""
 
 
 #: ``on_event(call, event, at_sample)``: ``at_sample`` counts from the call's start.

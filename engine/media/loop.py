@@ -156,8 +156,10 @@ class MediaLoop:
         failed_rows.add(row)
 
     def _hear(self, heard: np.ndarray, failed_rows: set[int]) -> None:
-        """Read every caller's frame into its row of ``heard``; rows in ``failed_rows`` are skipped, and join
-        it when their caller fails."""
+        """Read every caller's frame into its row of ``heard``.
+
+        Rows in ``failed_rows`` are skipped, and join it when their caller fails.
+        """
         calls = self.calls
         dirty = self._dirty
         for row, caller in enumerate(self._buffered):

@@ -31,9 +31,11 @@ FRAME_SECONDS = FRAME_MS / 1000
 class Clock(Protocol):
     """Monotonic time in seconds, and a way to wait for a moment of it."""
 
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """Return the current monotonic time in seconds."""
 
-    def sleep_until(self, t: float) -> None: ...
+    def sleep_until(self, t: float) -> None:
+        """Wait until monotonic time ``t`` (seconds)."""
 
 
 class MonotonicClock:

@@ -30,8 +30,10 @@ class Rendered:
 
 
 def render(program: Program, caller: CallerSource | None = None, start: datetime | None = None) -> Rendered:
-    """Play ``program`` to a caller (silent by default) and keep everything; ``start`` stamps the events
-    (default: 2000-01-01 00:00, so that a render is reproducible; the CLI passes the local time).
+    """Play ``program`` to a caller (silent by default) and keep everything.
+
+    ``start`` stamps the events (default: 2000-01-01 00:00, so that a render is reproducible; the CLI passes the local
+    time).
     """
     start = start or datetime(2000, 1, 1)
     sink = MemorySink()

@@ -17,9 +17,11 @@ ENCODINGS = {"pcm16": "PCM_16", "ulaw": "ULAW", "alaw": "ALAW"}
 class Sink(Protocol):
     """Receives, once per tick, the frame played to the caller and the frame heard from the caller."""
 
-    def write(self, played: np.ndarray, heard: np.ndarray) -> None: ...
+    def write(self, played: np.ndarray, heard: np.ndarray) -> None:
+        """Take one tick's frame played to the caller and the frame heard from the caller."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Finish after the last ``write``: release or write out whatever the sink holds."""
 
 
 class NullSink:

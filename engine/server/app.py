@@ -36,7 +36,7 @@ from engine.audio.library import DEFAULT_ROOT, VoiceLibrary
 from engine.config import Config, default_config
 from engine.core.orders import MultOrders, PlayKind
 from engine.core.timeline import Program
-from engine.errors import EngineError, RequestError
+from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError, RequestError
 from engine.media.pacer import Clock
 from engine.server.delivery import Delivery, RetryPolicy
 from engine.server.endpoints import EndpointContext, make_endpoint, parse_out_call
@@ -58,14 +58,17 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
 
 
-class _NeedsPool(Exception):
+class _NeedsPoolError(Exception):
     """The request cannot be answered without blocking (it plays a file): the fast path gives it up."""
 
 
 @dataclass
 class ServerSettings:
-    """Everything ``serve`` is configured with; paths default to the current folder's ``recordings/`` and
-    ``state/`` (the event log). ``prepare_workers``: threads checking and preparing requests."""
+    """Everything ``serve`` is configured with.
+
+    Paths default to the current folder's ``recordings/`` and ``state/`` (the event log). ``prepare_workers``: threads
+    checking and preparing requests.
+    """
 
     config: Config = field(default_factory=default_config)
     voices: Path = DEFAULT_ROOT
@@ -120,17 +123,20 @@ class Engine:
         except Exception as exc:
             log.exception("internal failure on %s", getattr(action, "__name__", action))
             ids = ids_of(body)
-            return response("108104", f"internal failure: {type(exc).__name__}", ids["appId"], ids["callId"])
+            return response(INTERNAL, f"internal failure: {type(exc).__name__}", ids["appId"], ids["callId"])
 
     def _orders(self, body: bytes, parse: Callable[[Mapping[str, Any]], MultOrders]) -> dict[str, Any]:
         request, application = check_request(body, self.config, self.library, parse, self.board.check_call)
         program = prepare(request, self.library, self.speaker, application.voice)
         self.board.submit(request.app_id, request.call_id, program)
-        return response("000000", "ok", request.app_id, request.call_id)
+        return response(OK, "ok", request.app_id, request.call_id)
 
     def _cached_orders(self, body: bytes, parse: Callable[[Mapping[str, Any]], MultOrders]) -> dict[str, Any] | None:
-        """The fast path: check and queue a request whose orders are all cached speech, or None (nothing
-        queued) when it needs the pool. Checks and refusals are those of :meth:`_orders`, in the same order."""
+        """The fast path: check and queue a request whose orders are all cached speech.
+
+        Returns None (nothing queued) when it needs the pool. Checks and refusals are those of :meth:`_orders`, in the
+        same order.
+        """
         cached = getattr(self.speaker, "cached", None)
         if cached is None:
             return None
@@ -138,12 +144,12 @@ class Engine:
         def speech_only(fields: Mapping[str, Any]) -> MultOrders:
             request = parse(fields)
             if any(order.kind is PlayKind.FILE for order in request.orders):
-                raise _NeedsPool  # before check_files, which reads and decodes files
+                raise _NeedsPoolError  # before check_files, which reads and decodes files
             return request
 
         try:
             request, application = check_request(body, self.config, self.library, speech_only, self.board.check_call)
-        except _NeedsPool:
+        except _NeedsPoolError:
             return None
         prompts = []
         for order in request.orders:
@@ -152,7 +158,7 @@ class Engine:
                 return None
             prompts.append(samples)
         self.board.submit(request.app_id, request.call_id, Program(request, tuple(prompts)))
-        return response("000000", "ok", request.app_id, request.call_id)
+        return response(OK, "ok", request.app_id, request.call_id)
 
     def mult_orders(self, body: bytes) -> dict[str, Any]:
         """``multOrders``: check, prepare, queue."""
@@ -186,14 +192,14 @@ class Engine:
             if endpoint.on_close is not None:
                 endpoint.on_close()
             raise
-        return response("000000", "ok", spec.app_id, call_id)
+        return response(OK, "ok", spec.app_id, call_id)
 
     def _call_command(self, body: bytes, command: Callable[[str, str], None]) -> dict[str, Any]:
         fields = decode_body(body)
         app_id, call_id = read_ids(fields)
         self.config.application(app_id)
         command(app_id, call_id)
-        return response("000000", "ok", app_id, call_id)
+        return response(OK, "ok", app_id, call_id)
 
     def stop_play(self, body: bytes) -> dict[str, Any]:
         """``stoPlay``."""
@@ -222,8 +228,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource | None = None,
                clock: Clock | None = None, wall_clock: Callable[[], datetime] = datetime.now,
                engine: Engine | None = None) -> FastAPI:
-    """The FastAPI application; the engine starts and stops with it (lifespan). Tests inject ``speaker``
-    (speech), ``clock`` (media pacing) and ``wall_clock`` (event timestamps)."""
+    """The FastAPI application; the engine starts and stops with it (lifespan).
+
+    Tests inject ``speaker`` (speech), ``clock`` (media pacing) and ``wall_clock`` (event timestamps).
+    """
     engine = engine or Engine(settings or ServerSettings(), speaker, clock, wall_clock)
 
     @asynccontextmanager
@@ -274,9 +282,9 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
     async def events(callId: str) -> Response:  # noqa: N803 - the contract's spelling
         kept = engine.delivery.events(callId)
         if kept is None and not engine.board.is_live(callId):
-            return JSONResponse({"code": "108105", "msg": f"callId: no events for {callId[:64]!r}",
+            return JSONResponse({"code": UNKNOWN_CALL, "msg": f"callId: no events for {callId[:64]!r}",
                                  "callId": callId, "events": []})
-        return JSONResponse({"code": "000000", "msg": "ok", "callId": callId, "events": kept or []})
+        return JSONResponse({"code": OK, "msg": "ok", "callId": callId, "events": kept or []})
 
     @app.get("/ipcc/status", response_model=StatusResponse, summary="Live calls, timing, delivery")
     async def status() -> Response:

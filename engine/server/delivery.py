@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Back-off between attempts: ``initial_s`` (0.5), ×``factor`` (2) up to ``cap_s`` (30); each attempt
-    gets ``timeout_s`` (5) seconds in all for a complete answer."""
+    """Back-off between attempts: ``initial_s`` (0.5), ×``factor`` (2) up to ``cap_s`` (30).
+
+    Each attempt gets ``timeout_s`` (5) seconds in all for a complete answer.
+    """
 
     initial_s: float = 0.5
     factor: float = 2.0
@@ -134,8 +136,10 @@ class Delivery:
         self._ready.wait()
 
     def close(self, drain_s: float = 2.0) -> None:
-        """Log what is still in the inbox, give senders up to ``drain_s`` to finish, then stop. Events not
-        acknowledged by then stay in the log and are sent again after a restart (``replay``)."""
+        """Log what is still in the inbox, give senders up to ``drain_s`` to finish, then stop.
+
+        Events not acknowledged by then stay in the log and are sent again after a restart (``replay``).
+        """
         loop, wake = self._loop, self._wake
         if loop is None or wake is None or self._thread is None:
             return

@@ -32,7 +32,7 @@ import numpy as np
 
 from engine.audio.caller import CallerAudio, ScriptedCaller, ScriptError, file_caller, parse_key_script
 from engine.audio.library import VoiceLibrary
-from engine.errors import RequestError
+from engine.errors import EndpointError
 from engine.format import SAMPLE_DTYPE
 from engine.media.call import CallerSource
 from engine.media.sinks import NullSink, Sink, WavSink
@@ -81,10 +81,6 @@ class EndpointContext:
 
 #: ``factory(rest, spec, context)``: ``rest`` is ``called`` after ``scheme:`` ("" without a colon).
 EndpointFactory = Callable[[str, OutCallSpec, EndpointContext], Endpoint]
-
-
-class EndpointError(RequestError):
-    """``called`` or the caller fields are unusable; the message names the field (``108100``)."""
 
 
 def caller_source(spec: OutCallSpec, context: EndpointContext) -> CallerSource:
@@ -139,8 +135,10 @@ def null_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> End
 
 
 def speaker_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
-    """``speaker[:DEVICE]``: the call on this machine's speakers, the terminal's keys as the caller;
-    ``speaker:mic`` hears the microphone instead. No sound device here: ``108100`` naming ``called``."""
+    """``speaker[:DEVICE]``: the call on this machine's speakers, the terminal's keys as the caller.
+
+    ``speaker:mic`` hears the microphone instead. No sound device here: ``108100`` naming ``called``.
+    """
     from engine.local.speaker import speaker_endpoint as open_speaker  # sounddevice is imported only when asked for
 
     mic = rest == "mic"

@@ -83,8 +83,10 @@ class Switchboard:
             raise UnknownCallError(f"callId: {call_id[:64]!r} is not a live call of this application")
 
     def create(self, app_id: str, endpoint: Any) -> str:
-        """Register a new live call of ``app_id`` on ``endpoint`` (an :class:`~engine.server.endpoints.Endpoint`)
-        and hand it to the media thread; returns its call id."""
+        """Register a new live call of ``app_id`` on ``endpoint`` and hand it to the media thread.
+
+        ``endpoint`` is an :class:`~engine.server.endpoints.Endpoint`. Returns the call id.
+        """
         application = self.config.application(app_id)
         call_id = uuid.uuid4().hex
         call = Call(app_id, call_id, endpoint.caller, endpoint.sink, self._on_event, application.queue_limit)

@@ -21,10 +21,13 @@ FIXED_TIME = datetime(2024, 5, 6, 7, 8, 9, 123000)
 
 
 class FakeSpeaker:
-    """Speech without espeak: ``"tone:SECONDS"`` → a 440 Hz tone that long; ``"boom"`` raises; anything else
-    is a 0.5 s tone. Deterministic, so recordings can be compared sample for sample."""
+    """Speech without espeak, deterministic, so recordings can be compared sample for sample.
+
+    ``"tone:SECONDS"`` → a 440 Hz tone that long; ``"boom"`` raises; anything else is a 0.5 s tone.
+    """
 
     def synthesize(self, text: str, settings: object = None) -> np.ndarray:
+        """Return ``text`` as the read-only int16 tone the class describes, at :data:`SAMPLE_RATE_HZ`."""
         if text == "boom":
             raise RuntimeError("the synthesizer broke")
         seconds = float(text.removeprefix("tone:")) if text.startswith("tone:") else 0.5
@@ -56,13 +59,17 @@ class LiveServer:
             time.sleep(0.01)
 
     def close(self) -> None:
+        """Ask uvicorn to exit and wait for its thread (up to 30 seconds)."""
         self.server.should_exit = True
         self.thread.join(30)
 
 
 class Receiver:
-    """A callback receiver on a free loopback port. ``answers``: what the n-th POST gets (status, body);
-    after the list, ``(200, {"code": "0"})``. ``hang_s``: every answer waits this long first."""
+    """A callback receiver on a free loopback port.
+
+    ``answers``: what the n-th POST gets (status, body); after the list, ``(200, {"code": "0"})``. ``hang_s``: every
+    answer waits this long first.
+    """
 
     def __init__(self, answers: list[tuple[int, Any]] | None = None, hang_s: float = 0.0) -> None:
         self.answers = list(answers or [])
@@ -101,6 +108,7 @@ class Receiver:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        """Stop serving and close the listening socket."""
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -56,13 +56,13 @@ def trim_to_margin(samples: np.ndarray, rate_hz: int = SAMPLE_RATE_HZ, margin_ms
 
 
 def wav_to_native(wav: bytes) -> tuple[np.ndarray, int]:
-    """espeak's WAV → (int16 samples at espeak's rate, that rate in Hz), trimmed by :func:`trim_to_margin`."""
+    """Espeak's WAV → (int16 samples at espeak's rate, that rate in Hz), trimmed by :func:`trim_to_margin`."""
     data, rate_hz = sf.read(io.BytesIO(wav), dtype="int16")
     return trim_to_margin(data, rate_hz), rate_hz
 
 
 def wav_to_prompt(wav: bytes) -> np.ndarray:
-    """espeak's WAV → the call's format (soxr), trimmed by :func:`trim_to_margin` after the conversion."""
+    """Espeak's WAV → the call's format (soxr), trimmed by :func:`trim_to_margin` after the conversion."""
     data, rate_hz = sf.read(io.BytesIO(wav), dtype="int16")
     return trim_to_margin(to_call_format(data, rate_hz))
 
@@ -91,6 +91,7 @@ class MemoryCache:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> np.ndarray | None:
+        """Return the entry ``key`` (marking it most recently used), or None."""
         with self._lock:
             samples = self._items.get(key)
             if samples is not None:
@@ -98,6 +99,7 @@ class MemoryCache:
             return samples
 
     def put(self, key: str, samples: np.ndarray) -> None:
+        """Store ``samples`` under ``key``, evicting the least recently used beyond ``max_items`` (no-op at 0)."""
         if self.max_items == 0:
             return
         with self._lock:
@@ -107,6 +109,7 @@ class MemoryCache:
                 self._items.popitem(last=False)
 
     def clear(self) -> None:
+        """Drop every entry."""
         with self._lock:
             self._items.clear()
 
@@ -168,9 +171,11 @@ class DiskCache:
 
 
 class PromptCache:
-    """Memory LRU in front of an optional disk directory, with per-key coalescing: while one thread makes an
-    entry, others asking for the same key wait for it. Counters: ``misses`` (entries made), ``memory_hits``
-    (including waits on another thread's entry), ``disk_hits``."""
+    """Memory LRU in front of an optional disk directory, with per-key coalescing.
+
+    While one thread makes an entry, others asking for the same key wait for it. Counters: ``misses`` (entries made),
+    ``memory_hits`` (including waits on another thread's entry), ``disk_hits``.
+    """
 
     def __init__(self, cache_dir: Path | None, memory_items: int) -> None:
         self._memory = MemoryCache(memory_items)

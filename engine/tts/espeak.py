@@ -27,25 +27,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError, RequestError
+from engine.errors import EspeakVersionError, SpeechError, SpeechInputError
 
 log = logging.getLogger(__name__)
 
 MIN_ESPEAK_VERSION = (1, 52)
 IDLE_TIMEOUT_S = 10.0  # espeak's own thread busy longer than this (between requests) is a SpeechError
 SYNTH_TIMEOUT_S = 60.0  # waiting for the worker (queue + synthesis) longer than this is a SpeechError
-
-
-class SpeechError(EngineError):
-    """Speech synthesis failed inside the engine (``108104``)."""
-
-
-class SpeechInputError(SpeechError, RequestError):
-    """The caller's text or voice settings are unusable (``108100``); a ``ValueError`` naming ``field``."""
-
-
-class EspeakVersionError(SpeechError):
-    """The espeak-ng library is missing, older than 1.52 or not the one pyttsx3 uses (``108104``)."""
 
 
 def check_espeak_version(version: str) -> None:
@@ -77,8 +65,11 @@ def espeak_library() -> tuple[ctypes.CDLL, str]:
 
 @functools.lru_cache(maxsize=1)
 def pyttsx3_version() -> str:
-    """The installed pyttsx3's version, without importing it: from the name of its ``.dist-info`` folder
-    (importing ``importlib.metadata`` alone costs 17 ms of a warm start, measured), else from its metadata."""
+    """The installed pyttsx3's version, without importing it.
+
+    From the name of its ``.dist-info`` folder (importing ``importlib.metadata`` alone slows a warm start), else from
+    its metadata.
+    """
     spec = importlib.util.find_spec("pyttsx3")
     if spec is not None and spec.origin is not None:
         for info in Path(spec.origin).parent.parent.glob("pyttsx3-*.dist-info"):
@@ -161,10 +152,12 @@ class _Worker:
         return engine
 
     def _wait_idle(self) -> None:
-        """Wait until espeak's own thread has nothing queued. pyttsx3 runs espeak asynchronously
-        (AUDIO_OUTPUT_RETRIEVAL): rate and volume are queued commands, the voice is set at once, and
-        ``runAndWait`` cancels whatever is queued when it starts; so settings go in only when espeak is idle,
-        and synthesis starts only after they have been applied."""
+        """Wait until espeak's own thread has nothing queued.
+
+        pyttsx3 runs espeak asynchronously (AUDIO_OUTPUT_RETRIEVAL): rate and volume are queued commands, the voice is
+        set at once, and ``runAndWait`` cancels whatever is queued when it starts; so settings go in only when espeak is
+        idle, and synthesis starts only after they have been applied.
+        """
         deadline = time.monotonic() + IDLE_TIMEOUT_S
         while self._espeak.IsPlaying():
             if time.monotonic() > deadline:
@@ -200,8 +193,10 @@ class _Worker:
         return buffer.getvalue()
 
     def phonemes(self, text: str, voice: str, ipa: bool) -> str:
-        """(Worker thread.) espeak's phonemes for ``text`` (``espeak_TextToPhonemes``), clauses joined by
-        newlines; ASCII names with tone numbers, or IPA."""
+        """(Worker thread.) espeak's phonemes for ``text`` (``espeak_TextToPhonemes``), clauses joined by newlines.
+
+        ASCII names with tone numbers, or IPA.
+        """
         self._ensure_engine()
         self._set_voice(voice)
         c_int = ctypes.c_int

@@ -63,9 +63,12 @@ _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f
 
 @dataclass(frozen=True)
 class VoiceSettings:
-    """How to speak. ``voice``: espeak voice id such as ``"sit/cmn"`` or ``"gmw/en-us+f3"`` (``None``: chosen
-    from the text by :func:`voice_for_text`); ``rate_wpm``: words per minute, 80–450 (default 175);
-    ``volume``: 0–1 (default 1.0; espeak's 100 %, sent to it in whole percent)."""
+    """How to speak.
+
+    ``voice``: espeak voice id such as ``"sit/cmn"`` or ``"gmw/en-us+f3"`` (``None``: chosen from the text by
+    :func:`voice_for_text`); ``rate_wpm``: words per minute, 80–450 (default 175); ``volume``: 0–1 (default 1.0;
+    espeak's 100 %, sent to it in whole percent).
+    """
 
     voice: str | None = None
     rate_wpm: int = 175
@@ -90,16 +93,20 @@ class VoiceSettings:
 
 
 def voice_for_text(text: str, settings: VoiceSettings) -> str:
-    """``settings.voice`` if set, else Mandarin (``sit/cmn``) when ``text`` holds a Han ideograph, else
-    English (``gmw/en-us``). Kana, Hangul and CJK punctuation alone do not select Mandarin."""
+    """``settings.voice`` if set, else Mandarin (``sit/cmn``) for Han text, else English (``gmw/en-us``).
+
+    Mandarin is chosen when ``text`` holds a Han ideograph; Kana, Hangul and CJK punctuation alone do not select it.
+    """
     if settings.voice is not None:
         return settings.voice
     return MANDARIN_VOICE if _HAN.search(text) else ENGLISH_VOICE
 
 
 def check_text(text: str) -> None:
-    """Raise :class:`SpeechInputError` (field ``text``) unless ``text`` is speakable: a non-blank str of at
-    most :data:`MAX_TEXT_CHARS` characters without NUL."""
+    """Raise :class:`SpeechInputError` (field ``text``) unless ``text`` is speakable.
+
+    Speakable: a non-blank str of at most :data:`MAX_TEXT_CHARS` characters without NUL.
+    """
     if not isinstance(text, str) or not text.strip():
         raise SpeechInputError("text", f"must be non-empty text, got {text!r}")
     if len(text) > MAX_TEXT_CHARS:
@@ -117,8 +124,10 @@ def phonemes(text: str, voice: str, ipa: bool = False) -> str:
 
 
 def synthesize_native(text: str, settings: VoiceSettings = VoiceSettings()) -> tuple[np.ndarray, int]:
-    """``text`` as espeak makes it, uncached: (mono int16 samples, rate in Hz: 22050), trimmed like
-    :meth:`Synthesizer.synthesize`. For making prompt files at rates other than the call's."""
+    """``text`` as espeak makes it, uncached: (mono int16 samples, rate in Hz: 22050).
+
+    Trimmed like :meth:`Synthesizer.synthesize`. For making prompt files at rates other than the call's.
+    """
     check_text(text)
     return wav_to_native(WORKER.call(WORKER.synthesize_wav, text, voice_for_text(text, settings),
                                       settings.rate_wpm, settings.volume_percent))
@@ -131,8 +140,10 @@ class SpeechSource(Protocol):
 
 
 class Synthesizer:
-    """A cache front-end over the process's only pyttsx3 engine; thread-safe; results cached by
-    :meth:`cache_key` in memory (LRU of ``memory_items`` arrays) and on disk (``<cache_dir>/tts/<key>.wav``).
+    """A cache front-end over the process's only pyttsx3 engine; thread-safe.
+
+    Results are cached by :meth:`cache_key` in memory (LRU of ``memory_items`` arrays) and on disk
+    (``<cache_dir>/tts/<key>.wav``).
 
     ``cache_dir``: default :func:`default_cache_dir`; ``disk_cache=False`` keeps results in memory only.
     Counters: ``misses`` (syntheses by espeak), ``memory_hits``, ``disk_hits``. Raises
@@ -151,8 +162,11 @@ class Synthesizer:
     disk_hits = property(lambda self: self._cache.disk_hits, doc="Requests served from the disk cache.")
 
     def cache_key(self, text: str, settings: VoiceSettings = VoiceSettings()) -> str:
-        """sha256 over everything that changes the audio: text, resolved voice, rate, volume, espeak and
-        pyttsx3 versions, output rate, trimming and the cache format version."""
+        """sha256 over everything that changes the audio.
+
+        That is: text, resolved voice, rate, volume, espeak and pyttsx3 versions, output rate, trimming and the cache
+        format version.
+        """
         return cache_key({
             "format": CACHE_FORMAT_VERSION, "text": text, "voice": voice_for_text(text, settings),
             "rate_wpm": settings.rate_wpm, "volume_percent": settings.volume_percent,
@@ -178,8 +192,10 @@ class Synthesizer:
         return self._cache.get_or_make(self.cache_key(text, settings), make)
 
     def cached(self, text: str, settings: VoiceSettings = VoiceSettings()) -> np.ndarray | None:
-        """``text`` as :meth:`synthesize` returns it if it is in the memory cache now, else None; never
-        synthesizes nor reads the disk, so it does not block (callers fall back to :meth:`synthesize`)."""
+        """``text`` as :meth:`synthesize` returns it if it is in the memory cache now, else None.
+
+        Never synthesizes nor reads the disk, so it does not block (callers fall back to :meth:`synthesize`).
+        """
         if self._cache.closed or not isinstance(text, str):
             return None
         return self._cache.peek(self.cache_key(text, settings))
@@ -198,8 +214,10 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def synthesizer(cache_dir: Path | None = None) -> Synthesizer:
-    """The process-wide :class:`Synthesizer` for ``cache_dir`` (default :func:`default_cache_dir`), created
-    on first use. Every Synthesizer shares the one engine, so this only spares duplicate memory caches."""
+    """The process-wide :class:`Synthesizer` for ``cache_dir`` (default :func:`default_cache_dir`).
+
+    Created on first use. Every Synthesizer shares the one engine, so this only spares duplicate memory caches.
+    """
     path = (Path(cache_dir) if cache_dir is not None else default_cache_dir()).absolute()
     with _REGISTRY_LOCK:
         front_end = _REGISTRY.get(path)

@@ -65,8 +65,11 @@ class CallBody(BaseModel):
 
 
 class IpccResponse(BaseModel):
-    """Every POST's answer (always HTTP 200): ``code`` 000000 accepted, 108100 bad body, 108101 unknown
-    application, 108102 queue full, 108105 unknown call, 108104 internal failure."""
+    """Every POST's answer (always HTTP 200).
+
+    ``code``: 000000 accepted, 108100 bad body, 108101 unknown application, 108102 queue full, 108105 unknown call,
+    108104 internal failure.
+    """
 
     code: str
     msg: str

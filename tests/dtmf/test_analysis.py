@@ -13,8 +13,11 @@ from engine.testing.dtmf_cases import random_tone
 
 
 def _hard_signal(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` int16 samples near the detector's thresholds: tones at the gate's level, noise at the strict and
-    gate fractions, off-frequency pairs, onsets and drop-outs inside the blocks, speech-like harmonics."""
+    """``n`` int16 samples near the detector's thresholds.
+
+    Tones at the gate's level, noise at the strict and gate fractions, off-frequency pairs, onsets and drop-outs inside
+    the blocks, speech-like harmonics.
+    """
     kind = int(rng.integers(5))
     if kind == 4:  # harmonics of a voice-like fundamental
         t = np.arange(n)
@@ -71,8 +74,11 @@ def _inside(tone: np.ndarray, noise: np.ndarray, c: float, strict: bool) -> bool
 
 
 def test_features_row_at_the_edges_of_the_gate_and_of_strict() -> None:
-    """Noise added to a tone until a window just leaves the gate (45 %) or strict (75 %): the pairs of signals
-    either side of each edge (found by bisection) get the float32 path's features."""
+    """Signals either side of the gate (45 %) and strict (75 %) edges get the float32 path's features.
+
+    Noise is added to a tone until a window just leaves the gate or strict: the pairs of signals either side of each
+    edge are found by bisection.
+    """
     rng = np.random.default_rng(32)
     cases = 0
     for i in range(120):
@@ -93,8 +99,11 @@ def test_features_row_at_the_edges_of_the_gate_and_of_strict() -> None:
 
 
 def test_frames_fed_one_at_a_time_equal_the_general_path() -> None:
-    """The fast path (whole sub-blocks, nothing pending) and the general one, alternating as the sizes of the
-    pieces go, give the events of the general path alone, and of the same channel batched beside others."""
+    """The fast path and the general one, alternating, give the events of the general path alone.
+
+    The fast path takes whole sub-blocks with nothing pending; they alternate as the sizes of the pieces go. They also
+    give the events of the same channel batched beside others.
+    """
     rng = np.random.default_rng(31)
     parts = []
     for key in rng.choice(list(KEYS), 40):

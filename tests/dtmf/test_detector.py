@@ -120,7 +120,7 @@ def test_tone_ending_the_buffer_is_flushed() -> None:
 
 
 def test_the_two_feature_implementations_agree_to_the_bit() -> None:
-    """numpy (many channels) and Python floats (a few) give bit-identical features for every gated window."""
+    """Numpy (many channels) and Python floats (a few) give bit-identical features for every gated window."""
     rng = np.random.default_rng(20)
     rows = []
     for i in range(64):
@@ -147,8 +147,11 @@ def test_the_two_feature_implementations_agree_to_the_bit() -> None:
 
 
 def test_the_energy_screen_skips_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Skipping the channels whose energy is under the gate changes no event: levels around the gate and the
-    acceptance threshold, noise bursts at the gate, fed alone and beside other channels, 20 ms at a time."""
+    """Skipping the channels whose energy is under the gate changes no event.
+
+    Levels around the gate and the acceptance threshold, noise bursts at the gate, fed alone and beside other channels,
+    20 ms at a time.
+    """
     rng = np.random.default_rng(21)
     rows = []
     for _ in range(8):

@@ -1,6 +1,9 @@
-"""The media loop's fast paths give what the general code gives: the player's one-compare frames against its
-transition code alone, skipped frames against played ones, silent callers left unread against reading every
-sample, a script mixed without copies against mixing whole arrays. Random programs, keys and restarts."""
+"""The media loop's fast paths give what the general code gives.
+
+The player's one-compare frames against its transition code alone, skipped frames against played ones, silent callers
+left unread against reading every sample, a script mixed without copies against mixing whole arrays. Random programs,
+keys and restarts.
+"""
 
 from __future__ import annotations
 
@@ -78,8 +81,10 @@ def test_fast_frames_and_skipped_frames_match_the_general_code(seed: int) -> Non
 
 
 def _mixed_reference(script: np.ndarray, starts: list[int], frames: int) -> np.ndarray:
-    """The caller's audio by whole-array mixing: at each request start, what still sounds plus the script,
-    summed in int32 and saturated."""
+    """The caller's audio by whole-array mixing.
+
+    At each request start, what still sounds plus the script, summed in int32 and saturated.
+    """
     samples, position, out = np.zeros(0, dtype=np.int16), 0, []
     for tick in range(frames):
         if tick * FRAME in starts:

@@ -1,5 +1,7 @@
-"""Event delivery: the log before sending, retries until acknowledged, order, isolation, replay; and the same
-through the real server with real callback receivers."""
+"""Event delivery: the log before sending, retries until acknowledged, order, isolation, replay.
+
+And the same through the real server with real callback receivers.
+"""
 
 from __future__ import annotations
 

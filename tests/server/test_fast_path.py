@@ -1,6 +1,7 @@
-"""The server's fast path: requests whose speech is all in the memory cache are queued on the event loop;
-a cache miss or a file order still goes through the prepare pool, and the loop keeps answering meanwhile.
-Also the delivery worker's batched wake-ups (no event lost) and :meth:`Synthesizer.cached`.
+"""The server's fast path: requests whose speech is all in the memory cache are queued on the event loop.
+
+A cache miss or a file order still goes through the prepare pool, and the loop keeps answering meanwhile. Also the
+delivery worker's batched wake-ups (no event lost) and :meth:`Synthesizer.cached`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ SLOW = "tone:0.3 slow"  # a miss whose synthesis waits for the test's gate
 
 class CachingSpeaker(FakeSpeaker):
     """A fake speaker with a memory cache: ``cached`` answers hits only, ``synthesize`` fills the cache.
-    Records the thread of every call; the text ``SLOW`` blocks in ``synthesize`` until ``gate`` is set."""
+
+    Records the thread of every call; the text ``SLOW`` blocks in ``synthesize`` until ``gate`` is set.
+    """
 
     def __init__(self) -> None:
         self.memory: dict[str, np.ndarray] = {}
