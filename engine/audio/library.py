@@ -93,6 +93,12 @@ class VoiceLibrary:
         """Bytes the cache holds now (samples, and :data:`REFUSAL_BYTES` per refusal)."""
         return self._held_bytes
 
+    def stats(self) -> dict[str, int]:
+        """Counters and the cache's size, for status pages: decodes, hits, waits, entries, held and bound bytes."""
+        with self._lock:
+            return {"decodes": self.decodes, "hits": self.hits, "waits": self.waits, "entries": len(self._entries),
+                    "held_bytes": self._held_bytes, "cache_bytes": self.cache_bytes}
+
     def resolve(self, relative: str, field: str = "voiceStr") -> Path:
         """The file ``relative`` names inside the root; ``MediaError`` naming ``field`` when it is not one."""
         if "\x00" in relative:

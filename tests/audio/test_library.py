@@ -210,6 +210,8 @@ def test_the_cache_is_bounded_in_bytes_least_recently_used_out(root: Path) -> No
     assert library.load("a.wav") is a and library.started == 3
     library.load("b.wav")
     assert library.started == 4
+    assert library.stats() == {"decodes": 4, "hits": 2, "waits": 0, "entries": 2, "held_bytes": 2 * one_second,
+                               "cache_bytes": int(2.5 * one_second)}
 
 
 def test_a_file_larger_than_the_cache_is_served_but_not_kept(root: Path) -> None:
