@@ -9,7 +9,8 @@ Bounds: a decode is refused before it starts when the file is larger than ``max_
 channels, whatever the channel count), mixes each block down, resamples it with soxr's streaming resampler
 and stops as soon as the decoded audio passes ``max_file_seconds`` (a header that gives no length, such as a
 FLAC streamed with ``total_samples`` 0, is decoded that way). Memory: one source block plus the output at
-8 kHz int16 (16 000 bytes per second of audio), so O(``max_file_seconds``) whatever the file claims.
+8 kHz int16 (16 000 bytes per second of audio), so O(``max_file_seconds``) whatever the file claims. A header
+rate above :data:`MAX_RATE_HZ` is refused as not decodable (soxr's filter design for it costs seconds).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ DEFAULT_MAX_FILE_SECONDS = 600.0
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Float32 values read per block (frames × channels): 1 MiB of source audio in memory at a time.
 BLOCK_VALUES = 1 << 18
+#: The highest sample rate decoded (Hz): above it soxr's filter design alone costs seconds of CPU.
+MAX_RATE_HZ = 768_000
 _UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's SF_COUNT_MAX: the header does not give the length
 
 
@@ -101,6 +104,8 @@ def decode_audio(source: str | Path | int, channel: int | None = None, *,
 
 def _decode_open(sound: sf.SoundFile, channel: int | None, max_file_seconds: float) -> np.ndarray:
     rate_hz, channels = sound.samplerate, sound.channels
+    if not 0 < rate_hz <= MAX_RATE_HZ:
+        raise AudioDecodeError(f"has a sample rate of {rate_hz} Hz (at most {MAX_RATE_HZ} Hz is decoded)")
     if channel is not None and not 0 <= channel < channels:
         raise AudioDecodeError(f"has no channel {channel} (it has {channels})")
     limit_frames = math.floor(max_file_seconds * rate_hz)

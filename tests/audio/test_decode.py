@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -126,6 +127,17 @@ def test_bad_files_name_what_is_wrong_without_the_folder(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AudioDecodeError, match=r"^empty.wav: holds no audio$"):
         load_audio("empty.wav")  # load_audio names the file as it was given
+
+
+def test_an_absurd_sample_rate_in_the_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fast.wav"
+    sf.write(str(path), np.zeros(800, dtype=np.int16), 8000)
+    data = bytearray(path.read_bytes())
+    data[24:32] = struct.pack("<II", 2_000_000_000, 4_000_000_000)  # WAV fmt: rate, bytes per second
+    path.write_bytes(bytes(data))
+    assert sf.info(str(path)).samplerate == 2_000_000_000
+    with pytest.raises(AudioDecodeError, match="sample rate of 2000000000 Hz"):
+        decode_audio(path)
 
 
 @pytest.mark.parametrize(("limit", "value"), [("max_file_seconds", 0), ("max_file_seconds", float("inf")),
