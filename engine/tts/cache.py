@@ -26,6 +26,8 @@ from engine.tts.disk_cache import DEFAULT_DISK_BYTES, DiskCache
 CACHE_FORMAT_VERSION = 1
 EDGE_MARGIN_MS = 50  # near-silence kept before the first and after the last loud sample
 SILENCE_THRESHOLD = 33  # int16 units, ≈ −60 dBFS
+#: Bytes of samples the memory cache keeps (default of ``memory_bytes``): 128 MiB.
+DEFAULT_MEMORY_BYTES = 128 * 1024 * 1024
 
 
 def default_cache_dir() -> Path:
@@ -73,12 +75,20 @@ def frozen(samples: np.ndarray) -> np.ndarray:
 
 
 class MemoryCache:
-    """A thread-safe LRU of read-only arrays, at most ``max_items`` of them (``0`` disables it)."""
+    """A thread-safe LRU of read-only arrays: at most ``max_items`` of them and ``max_bytes`` of samples.
 
-    def __init__(self, max_items: int) -> None:
+    ``max_items`` ``0`` disables it; ``max_bytes`` defaults to :data:`DEFAULT_MEMORY_BYTES` (128 MiB). An array
+    larger than ``max_bytes`` is not kept.
+    """
+
+    def __init__(self, max_items: int, max_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
         if max_items < 0:
             raise ValueError(f"memory_items: must be >= 0, got {max_items}")
+        if not isinstance(max_bytes, int) or max_bytes < 0:
+            raise ValueError(f"memory_bytes: must be a whole number of bytes >= 0, got {max_bytes!r}")
         self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.held_bytes = 0
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -91,33 +101,38 @@ class MemoryCache:
             return samples
 
     def put(self, key: str, samples: np.ndarray) -> None:
-        """Store ``samples`` under ``key``, evicting the least recently used beyond ``max_items`` (no-op at 0)."""
-        if self.max_items == 0:
+        """Store ``samples`` under ``key``, evicting the least recently used beyond either bound."""
+        if self.max_items == 0 or samples.nbytes > self.max_bytes:
             return
         with self._lock:
+            replaced = self._items.pop(key, None)
+            if replaced is not None:
+                self.held_bytes -= replaced.nbytes
             self._items[key] = samples
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+            self.held_bytes += samples.nbytes
+            while len(self._items) > self.max_items or self.held_bytes > self.max_bytes:
+                self.held_bytes -= self._items.popitem(last=False)[1].nbytes
 
     def clear(self) -> None:
         """Drop every entry."""
         with self._lock:
             self._items.clear()
+            self.held_bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
 
 class PromptCache:
-    """Memory LRU in front of an optional disk directory (at most ``disk_bytes``), with per-key coalescing.
+    """Memory LRU (``memory_items``, ``memory_bytes``) before an optional disk directory (``disk_bytes``), coalescing.
 
     While one thread makes an entry, others asking for the same key wait for it. Counters: ``misses`` (entries made),
     ``memory_hits`` (including waits on another thread's entry), ``disk_hits``.
     """
 
-    def __init__(self, cache_dir: Path | None, memory_items: int, disk_bytes: int = DEFAULT_DISK_BYTES) -> None:
-        self._memory = MemoryCache(memory_items)
+    def __init__(self, cache_dir: Path | None, memory_items: int, disk_bytes: int = DEFAULT_DISK_BYTES,
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+        self._memory = MemoryCache(memory_items, memory_bytes)
         self._disk = DiskCache(cache_dir, disk_bytes) if cache_dir is not None else None
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}

@@ -35,6 +35,7 @@ from engine.format import SAMPLE_RATE_HZ
 from engine.tts.cache import (
     CACHE_FORMAT_VERSION,
     DEFAULT_DISK_BYTES,
+    DEFAULT_MEMORY_BYTES,
     EDGE_MARGIN_MS,
     SILENCE_THRESHOLD,
     PromptCache,
@@ -148,17 +149,19 @@ class Synthesizer:
 
     ``cache_dir``: default :func:`default_cache_dir`; ``disk_cache=False`` keeps results in memory only;
     ``disk_bytes``: the most the disk cache keeps (default :data:`~engine.tts.cache.DEFAULT_DISK_BYTES`, 512 MiB;
-    least recently used entries go first).
+    least recently used entries go first); ``memory_bytes``: the most the memory LRU keeps (default
+    :data:`~engine.tts.cache.DEFAULT_MEMORY_BYTES`, 128 MiB, besides its ``memory_items``).
     Counters: ``misses`` (syntheses by espeak), ``memory_hits``, ``disk_hits``. Raises
     :class:`EspeakVersionError` at construction when espeak-ng is missing or older than 1.52.
     """
 
     def __init__(self, cache_dir: Path | None = None, memory_items: int = 256, *,
-                 disk_cache: bool = True, disk_bytes: int = DEFAULT_DISK_BYTES) -> None:
+                 disk_cache: bool = True, disk_bytes: int = DEFAULT_DISK_BYTES,
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.espeak_version: str = espeak_library()[1]
         self.pyttsx3_version: str = pyttsx3_version()  # constant for the process: read once, not per key
-        self._cache = PromptCache(self.cache_dir if disk_cache else None, memory_items, disk_bytes)
+        self._cache = PromptCache(self.cache_dir if disk_cache else None, memory_items, disk_bytes, memory_bytes)
 
     misses = property(lambda self: self._cache.misses, doc="Syntheses made by espeak for this front-end.")
     memory_hits = property(lambda self: self._cache.memory_hits, doc="Requests served from memory.")
