@@ -1,102 +1,50 @@
-"""Clocks and the real-time driver of the media loop: one tick per 20 ms frame at absolute deadlines.
+"""The real-time driver of the media loop: one tick per 20 ms frame at absolute deadlines, and the truth about it.
 
 The pacer ticks at ``t0 + k·period`` (no drift: a late tick does not push the next deadline). Each tick's
-*lateness* is ``now − deadline`` when it starts. A tick starting more than one period after its deadline is a
-*missed frame*. Catching up: a late pacer ticks again at once, without sleeping and without skipping a
-deadline, so a phone call never loses audio — a stall delays frames (the far end's jitter buffer absorbs
-that) but drops none. Only when the pacer falls more than ``max_behind_s`` (default 1 s) behind (a stopped
-process, a suspended machine) does it re-anchor its deadlines to now (counted in ``resyncs``): frames still are
-not skipped, the timeline simply continues from the present.
+*lateness* is ``now − deadline`` when it starts. A frame is *missed* when it is not delivered on time: its
+tick starts more than one period after its deadline (with :data:`ROUNDING_S` of tolerance for float
+rounding). Catching up: a late pacer ticks again at once, without sleeping and without skipping a deadline,
+so a phone call never loses audio; each of those late ticks is a missed frame. Only when the pacer falls
+more than ``max_behind_s`` (default 1 s) behind (a stopped process, a suspended machine) does it re-anchor its
+deadlines to now (counted in ``resyncs``): frames still are not skipped, the timeline continues from the
+present, and ``missed`` counts every frame catching up would have ticked late: a resync of N frames counts N,
+exactly as many as catching up would have.
 
-Media code never reads a clock: the pacer is given one. :class:`MonotonicClock` is real time,
-:class:`ManualClock` is moved by hand (its ``sleep_until`` jumps there at once: unit tests run instantly) and
-:class:`ScaledClock` runs ``speed`` times faster than real time (server tests: long timelines, short waits).
+Lateness is kept for the last ``window`` ticks (default :data:`DEFAULT_WINDOW_TICKS`, one minute of frames):
+:meth:`Pacer.stats` gives p50, p99 and max over that window, and the all-time max.
+
+Media code never reads a clock: the pacer is given one (:mod:`engine.media.clock`).
 """
 
 from __future__ import annotations
 
+import math
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from engine.format import FRAME_MS
+from engine.media.clock import Clock, ManualClock, MonotonicClock, ScaledClock
+
+__all__ = ["FRAME_SECONDS", "Clock", "ManualClock", "MonotonicClock", "Pacer", "PacerStats", "ScaledClock"]
 
 FRAME_SECONDS = FRAME_MS / 1000
-
-
-class Clock(Protocol):
-    """Monotonic time in seconds, and a way to wait for a moment of it."""
-
-    def now(self) -> float:
-        """Return the current monotonic time in seconds."""
-
-    def sleep_until(self, t: float) -> None:
-        """Wait until monotonic time ``t`` (seconds)."""
-
-
-class MonotonicClock:
-    """Real time: ``time.monotonic`` and ``time.sleep``."""
-
-    def now(self) -> float:
-        """Seconds on the monotonic clock."""
-        return time.monotonic()
-
-    def sleep_until(self, t: float) -> None:
-        """Sleep until monotonic time ``t`` (returns at once when it has passed)."""
-        delay = t - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-
-class ManualClock:
-    """A clock moved by hand; ``sleep_until(t)`` advances it to ``t`` at once. Starts at ``start`` (s)."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        """The clock's time in seconds."""
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``."""
-        with self._lock:
-            self._now += seconds
-
-    def sleep_until(self, t: float) -> None:
-        """Jump to ``t`` if it is in the future."""
-        with self._lock:
-            self._now = max(self._now, t)
-
-
-class ScaledClock:
-    """Time running ``speed`` times faster than real time (``speed`` 50: a 20 ms frame every 0.4 ms)."""
-
-    def __init__(self, speed: float) -> None:
-        if speed <= 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
-        self.speed = speed
-        self._origin = time.monotonic()
-
-    def now(self) -> float:
-        """Scaled seconds since the clock was made."""
-        return (time.monotonic() - self._origin) * self.speed
-
-    def sleep_until(self, t: float) -> None:
-        """Sleep (really) until scaled time ``t``."""
-        delay = (t - self.now()) / self.speed
-        if delay > 0:
-            time.sleep(delay)
+#: Ticks of lateness kept for the percentiles (default of ``window``): 3000 frames, one minute.
+DEFAULT_WINDOW_TICKS = 3000
+#: Lateness below one period plus this (s) is on time: float rounding of ``t0 + k·period`` is not a miss.
+ROUNDING_S = 1e-6
 
 
 @dataclass
 class PacerStats:
-    """What the pacer measured: ``ticks``, ``missed`` frames, ``resyncs`` and the lateness of recent ticks (s)."""
+    """What the pacer measured.
+
+    ``ticks``: ticks made; ``missed``: frames not delivered on time (all time); ``resyncs``: re-anchorings;
+    ``max_lateness_s``: the largest lateness ever (s); ``window_ticks``: how many recent ticks the next three
+    cover; ``p50_lateness_s``, ``p99_lateness_s``, ``window_max_lateness_s``: over those ticks (s).
+    """
 
     ticks: int
     missed: int
@@ -104,17 +52,33 @@ class PacerStats:
     max_lateness_s: float
     p50_lateness_s: float
     p99_lateness_s: float
+    window_max_lateness_s: float
+    window_ticks: int
+
+
+def late_frames(lateness_s: float, period_s: float) -> int:
+    """How many frames are missed when a tick starts ``lateness_s`` after its deadline and catches up.
+
+    The ticks of catching up start ``lateness_s − j·period_s`` late (j = 0, 1, ...); those more than a period
+    (and :data:`ROUNDING_S`) late are missed frames.
+    """
+    behind = (lateness_s - ROUNDING_S) / period_s - 1
+    return max(0, math.ceil(behind))
 
 
 class Pacer:
     """Calls ``tick()`` at ``t0 + k·period_s`` on ``clock`` until :meth:`stop`.
 
-    ``period_s``: default one frame (0.02 s). ``window``: how many recent latenesses are kept for percentiles
-    (default 65536, about 22 minutes of frames). ``max_behind_s``: beyond this the deadlines are re-anchored.
+    ``period_s``: default one frame (0.02 s). ``window``: how many recent latenesses are kept for the
+    percentiles (default :data:`DEFAULT_WINDOW_TICKS`). ``max_behind_s``: beyond this (default 1 s) the
+    deadlines are re-anchored.
     """
 
     def __init__(self, clock: Clock, tick: Callable[[], None], period_s: float = FRAME_SECONDS,
-                 window: int = 65536, max_behind_s: float = 1.0) -> None:
+                 window: int = DEFAULT_WINDOW_TICKS, max_behind_s: float = 1.0) -> None:
+        if not period_s > 0 or not max_behind_s > 0 or window < 1:
+            raise ValueError(f"period_s and max_behind_s must be > 0 and window >= 1, got {period_s}, "
+                             f"{max_behind_s}, {window}")
         self.clock = clock
         self.tick = tick
         self.period_s = period_s
@@ -146,7 +110,10 @@ class Pacer:
             lateness = clock.now() - deadline
             if lateness > self.max_behind_s:
                 self.resyncs += 1
+                self.missed += late_frames(lateness, period)
                 origin, k = clock.now(), 0
+            elif lateness > period + ROUNDING_S:
+                self.missed += 1
             self._record(lateness)
             self.tick()
             k += 1
@@ -155,17 +122,23 @@ class Pacer:
     def _record(self, lateness_s: float) -> None:
         self._lateness[self.ticks % len(self._lateness)] = lateness_s
         self.ticks += 1
-        if lateness_s > self.period_s:
-            self.missed += 1
         if lateness_s > self.max_lateness_s:
             self.max_lateness_s = lateness_s
 
     def lateness(self) -> np.ndarray:
-        """The lateness of the recent ticks (s), oldest first is not guaranteed."""
-        return self._lateness[: min(self.ticks, len(self._lateness))].copy()
+        """The lateness of the recent ticks (s), oldest first: at most ``window`` of them."""
+        ticks, size = self.ticks, len(self._lateness)
+        if ticks <= size:
+            return self._lateness[:ticks].copy()
+        return np.roll(self._lateness, -(ticks % size))
 
     def stats(self) -> PacerStats:
-        """A snapshot of the measurements."""
+        """A snapshot of the measurements (safe to call from another thread while :meth:`run` ticks)."""
         recent = self.lateness()
-        p50, p99 = (np.percentile(recent, [50, 99]).tolist() if len(recent) else (0.0, 0.0))
-        return PacerStats(self.ticks, self.missed, self.resyncs, self.max_lateness_s, p50, p99)
+        if len(recent):
+            p50, p99 = np.percentile(recent, [50, 99]).tolist()
+            window_max = float(recent.max())
+        else:
+            p50 = p99 = window_max = 0.0
+        return PacerStats(self.ticks, self.missed, self.resyncs, self.max_lateness_s, p50, p99, window_max,
+                          len(recent))

@@ -1,22 +1,15 @@
 """What sits between espeak and the caller: trimming, the sha256 key, an LRU of arrays, a directory of WAVs.
 
-Disk entries are ``<cache_dir>/tts/<key>.wav``: 8000 Hz mono 16-bit PCM WAV written with a 44-byte header. A
-file is written to a temporary name in the same directory and moved into place with :func:`os.replace`, so a
-concurrent reader (thread or process) sees either no file or a whole one. A file that is unreadable, of
-another format or shorter than its header says is treated as a miss (and overwritten by the next store).
+Disk entries (:mod:`engine.tts.disk_cache`) are ``<cache_dir>/tts/<key>.wav``, at most ``disk_bytes`` of them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import logging
 import os
-import tempfile
 import threading
-import wave
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -27,13 +20,14 @@ import soundfile as sf
 
 from engine.audio.decode import to_call_format
 from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ
-
-log = logging.getLogger(__name__)
+from engine.tts.disk_cache import DEFAULT_DISK_BYTES, DiskCache
 
 #: Bump when the processing between espeak and the cache changes (trimming, resampling, file layout).
 CACHE_FORMAT_VERSION = 1
 EDGE_MARGIN_MS = 50  # near-silence kept before the first and after the last loud sample
 SILENCE_THRESHOLD = 33  # int16 units, ≈ −60 dBFS
+#: Bytes of samples the memory cache keeps (default of ``memory_bytes``): 128 MiB.
+DEFAULT_MEMORY_BYTES = 128 * 1024 * 1024
 
 
 def default_cache_dir() -> Path:
@@ -81,12 +75,20 @@ def frozen(samples: np.ndarray) -> np.ndarray:
 
 
 class MemoryCache:
-    """A thread-safe LRU of read-only arrays, at most ``max_items`` of them (``0`` disables it)."""
+    """A thread-safe LRU of read-only arrays: at most ``max_items`` of them and ``max_bytes`` of samples.
 
-    def __init__(self, max_items: int) -> None:
+    ``max_items`` ``0`` disables it; ``max_bytes`` defaults to :data:`DEFAULT_MEMORY_BYTES` (128 MiB). An array
+    larger than ``max_bytes`` is not kept.
+    """
+
+    def __init__(self, max_items: int, max_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
         if max_items < 0:
             raise ValueError(f"memory_items: must be >= 0, got {max_items}")
+        if not isinstance(max_bytes, int) or max_bytes < 0:
+            raise ValueError(f"memory_bytes: must be a whole number of bytes >= 0, got {max_bytes!r}")
         self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.held_bytes = 0
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -99,87 +101,39 @@ class MemoryCache:
             return samples
 
     def put(self, key: str, samples: np.ndarray) -> None:
-        """Store ``samples`` under ``key``, evicting the least recently used beyond ``max_items`` (no-op at 0)."""
-        if self.max_items == 0:
+        """Store ``samples`` under ``key``, evicting the least recently used beyond either bound."""
+        if self.max_items == 0 or samples.nbytes > self.max_bytes:
             return
         with self._lock:
+            replaced = self._items.pop(key, None)
+            if replaced is not None:
+                self.held_bytes -= replaced.nbytes
             self._items[key] = samples
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+            self.held_bytes += samples.nbytes
+            while len(self._items) > self.max_items or self.held_bytes > self.max_bytes:
+                self.held_bytes -= self._items.popitem(last=False)[1].nbytes
 
     def clear(self) -> None:
         """Drop every entry."""
         with self._lock:
             self._items.clear()
+            self.held_bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-class DiskCache:
-    """WAV files of 8 kHz mono int16 audio under ``<cache_dir>/tts/``, one per key."""
-
-    def __init__(self, cache_dir: Path) -> None:
-        self.directory = Path(cache_dir) / "tts"
-
-    def path_for(self, key: str) -> Path:
-        """The file that holds (or would hold) the entry ``key``."""
-        return self.directory / f"{key}.wav"
-
-    def get(self, key: str) -> np.ndarray | None:
-        """The cached samples (read-only), or ``None`` when absent or not a whole, valid entry."""
-        path = self.path_for(key)
-        try:
-            with wave.open(str(path), "rb") as wav:
-                if (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) != (1, 2, SAMPLE_RATE_HZ):
-                    raise wave.Error("not 8 kHz mono 16-bit")
-                frames = wav.getnframes()
-                data = wav.readframes(frames)
-        except FileNotFoundError:
-            return None
-        except (OSError, EOFError, wave.Error) as exc:
-            log.warning("ignoring unreadable TTS cache file %s: %s", path, exc)
-            return None
-        if frames == 0 or len(data) != 2 * frames:
-            log.warning("ignoring truncated TTS cache file %s", path)
-            return None
-        samples = np.frombuffer(data, dtype="<i2").astype(SAMPLE_DTYPE, copy=False)
-        samples.setflags(write=False)
-        return samples
-
-    def put(self, key: str, samples: np.ndarray) -> None:
-        """Store ``samples`` atomically; a failure (read-only or full disk) is logged, never raised."""
-        tmp_name = None
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.directory)
-            os.fchmod(fd, 0o644)  # mkstemp makes 0600; cache files are ordinary readable files
-            with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as wav:
-                wav.setnchannels(1)
-                wav.setsampwidth(2)
-                wav.setframerate(SAMPLE_RATE_HZ)
-                wav.writeframes(np.asarray(samples, dtype="<i2").tobytes())
-            os.replace(tmp_name, self.path_for(key))
-            tmp_name = None
-        except OSError as exc:
-            log.warning("could not store TTS cache entry in %s: %s", self.directory, exc)
-        finally:
-            if tmp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
-
-
 class PromptCache:
-    """Memory LRU in front of an optional disk directory, with per-key coalescing.
+    """Memory LRU (``memory_items``, ``memory_bytes``) before an optional disk directory (``disk_bytes``), coalescing.
 
     While one thread makes an entry, others asking for the same key wait for it. Counters: ``misses`` (entries made),
     ``memory_hits`` (including waits on another thread's entry), ``disk_hits``.
     """
 
-    def __init__(self, cache_dir: Path | None, memory_items: int) -> None:
-        self._memory = MemoryCache(memory_items)
-        self._disk = DiskCache(cache_dir) if cache_dir is not None else None
+    def __init__(self, cache_dir: Path | None, memory_items: int, disk_bytes: int = DEFAULT_DISK_BYTES,
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+        self._memory = MemoryCache(memory_items, memory_bytes)
+        self._disk = DiskCache(cache_dir, disk_bytes) if cache_dir is not None else None
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}
         self.closed = False

@@ -34,6 +34,8 @@ import numpy as np
 from engine.format import SAMPLE_RATE_HZ
 from engine.tts.cache import (
     CACHE_FORMAT_VERSION,
+    DEFAULT_DISK_BYTES,
+    DEFAULT_MEMORY_BYTES,
     EDGE_MARGIN_MS,
     SILENCE_THRESHOLD,
     PromptCache,
@@ -145,17 +147,21 @@ class Synthesizer:
     Results are cached by :meth:`cache_key` in memory (LRU of ``memory_items`` arrays) and on disk
     (``<cache_dir>/tts/<key>.wav``).
 
-    ``cache_dir``: default :func:`default_cache_dir`; ``disk_cache=False`` keeps results in memory only.
+    ``cache_dir``: default :func:`default_cache_dir`; ``disk_cache=False`` keeps results in memory only;
+    ``disk_bytes``: the most the disk cache keeps (default :data:`~engine.tts.cache.DEFAULT_DISK_BYTES`, 512 MiB;
+    least recently used entries go first); ``memory_bytes``: the most the memory LRU keeps (default
+    :data:`~engine.tts.cache.DEFAULT_MEMORY_BYTES`, 128 MiB, besides its ``memory_items``).
     Counters: ``misses`` (syntheses by espeak), ``memory_hits``, ``disk_hits``. Raises
     :class:`EspeakVersionError` at construction when espeak-ng is missing or older than 1.52.
     """
 
     def __init__(self, cache_dir: Path | None = None, memory_items: int = 256, *,
-                 disk_cache: bool = True) -> None:
+                 disk_cache: bool = True, disk_bytes: int = DEFAULT_DISK_BYTES,
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.espeak_version: str = espeak_library()[1]
         self.pyttsx3_version: str = pyttsx3_version()  # constant for the process: read once, not per key
-        self._cache = PromptCache(self.cache_dir if disk_cache else None, memory_items)
+        self._cache = PromptCache(self.cache_dir if disk_cache else None, memory_items, disk_bytes, memory_bytes)
 
     misses = property(lambda self: self._cache.misses, doc="Syntheses made by espeak for this front-end.")
     memory_hits = property(lambda self: self._cache.memory_hits, doc="Requests served from memory.")
@@ -204,23 +210,23 @@ class Synthesizer:
         """Drop the memory cache and refuse further calls; the shared engine and disk files stay."""
         self._cache.close()
         with _REGISTRY_LOCK:
-            for path, front_end in list(_REGISTRY.items()):
+            for key, front_end in list(_REGISTRY.items()):
                 if front_end is self:
-                    del _REGISTRY[path]
+                    del _REGISTRY[key]
 
 
-_REGISTRY: dict[Path, Synthesizer] = {}
+_REGISTRY: dict[tuple[Path, int], Synthesizer] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def synthesizer(cache_dir: Path | None = None) -> Synthesizer:
-    """The process-wide :class:`Synthesizer` for ``cache_dir`` (default :func:`default_cache_dir`).
+def synthesizer(cache_dir: Path | None = None, disk_bytes: int = DEFAULT_DISK_BYTES) -> Synthesizer:
+    """The process-wide :class:`Synthesizer` for ``cache_dir`` (default :func:`default_cache_dir`) and ``disk_bytes``.
 
     Created on first use. Every Synthesizer shares the one engine, so this only spares duplicate memory caches.
     """
     path = (Path(cache_dir) if cache_dir is not None else default_cache_dir()).absolute()
     with _REGISTRY_LOCK:
-        front_end = _REGISTRY.get(path)
+        front_end = _REGISTRY.get((path, disk_bytes))
         if front_end is None:
-            front_end = _REGISTRY[path] = Synthesizer(path)
+            front_end = _REGISTRY[path, disk_bytes] = Synthesizer(path, disk_bytes=disk_bytes)
         return front_end
