@@ -24,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                   recordings=args.recordings, state_dir=args.state, cache=args.cache,
                                   max_calls=args.max_calls, fsync=args.fsync)
         app = create_app(settings)
-    except (ConfigError, NotADirectoryError, ValueError) as exc:
+    except (ConfigError, OSError, ValueError) as exc:  # OSError: an unusable state folder (delivery)
         return fail(str(exc))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("listening on %s: the API has no authentication", args.host)

@@ -5,7 +5,6 @@ And the same through the real server with real callback receivers.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +16,19 @@ from engine.config import Application, Config
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
 from engine.server.delivery import Delivery, RetryPolicy
+from engine.server.event_log import EventLog
 from engine.testing.server import FIXED_TIME, FakeSpeaker, LiveServer, Receiver, wait_events, wait_for
 
 FAST = RetryPolicy(initial_s=0.01, factor=2, cap_s=0.05, timeout_s=0.5)
 FLAKY = [(500, {"error": "down"}), (200, {"code": "1"})]
 
 
-def _log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+def _log(state: Path) -> list[dict]:
+    """Every record of the event log in ``state``."""
+    log = EventLog(state / "events")
+    records, _end = log.read((0, 0), 10**9)
+    log.close()
+    return [record for _position, record in records]
 
 
 @pytest.fixture()
@@ -46,7 +50,7 @@ def test_events_are_logged_and_delivered_once_in_order_after_failures(tmp_path: 
     delivery.close()
     assert receiver.acked == bodies  # each exactly once, in order
     assert len(receiver.posts) == 22 and receiver.posts[:3] == [bodies[0]] * 3  # the first one retried twice
-    logged = _log(tmp_path / "events.jsonl")
+    logged = _log(tmp_path)
     assert [r["event"] for r in logged] == [*bodies, {"event": "multrpt", "n": 99}]
     assert [r["seq"] for r in logged] == list(range(1, 22))
     assert delivery.events("call-1") == bodies and delivery.events("nobody") is None
@@ -71,7 +75,7 @@ def test_unacknowledged_events_are_sent_again_after_a_restart(tmp_path: Path) ->
         wait_for(lambda: len(rx.acked) == 4, what="the new event")
         again.close()
         assert rx.acked == [{"n": i} for i in range(4)]
-        assert len(_log(tmp_path / "events.jsonl")) == 4  # replayed events are not logged twice
+        assert len(_log(tmp_path)) == 4  # replayed events are not logged twice
         third = Delivery(tmp_path, {"app": rx.url}, FAST)
         third.start()
         time.sleep(0.1)
@@ -137,6 +141,6 @@ def test_server_events_reach_a_flaky_callback_and_the_log(tmp_path: Path, repo_r
     finally:
         server.close()
         hanging.close()
-    logged = _log(tmp_path / "state" / "events.jsonl")
+    logged = _log(tmp_path / "state")
     assert [r["event"] for r in logged if r["appId"] == "flaky-app"] == expected
     assert sum(r["appId"] == "hung-app" for r in logged) == 3
