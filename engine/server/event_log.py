@@ -9,7 +9,7 @@ history. A batch is written in one ``write``; if it fails (a full disk) the segm
 whole record and the error is raised, so a failed batch leaves nothing behind and can be written again.
 
 Durability (``fsync``): False (the default) hands each batch to the kernel — it survives ``kill -9`` and
-an engine crash, not a power cut; True also ``fsync``\\ s each batch (and the folder when a segment starts).
+an engine crash, not a power cut; True also ``fsync``-s each batch (and the folder when a segment starts).
 
 Only one thread (the delivery thread) appends and reads once the log is open.
 """

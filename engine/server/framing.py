@@ -1,11 +1,11 @@
-"""Crash-safe records: one line per record, ``<crc32 as 8 hex digits> <JSON, ASCII only>\\n``.
+"""Crash-safe records: one line per record, ``<crc32 as 8 hex digits> <JSON, ASCII only>`` and a newline.
 
 A record is written in one ``write``; a crash can leave only the *last* line of a file torn (cut short,
 or with bytes of a write that never completed). :func:`scan` reads a file's records and stops at the
 first line whose checksum, length or JSON does not hold; :func:`repair` truncates a file there, so the
 next record never joins a torn one (the defect "a torn last line in events.jsonl swallows the next event
 after a restart"). The JSON is written with ``ensure_ascii`` so that any Python string — a lone surrogate
-such as ``"\\udc80"`` included — is stored losslessly and the line is plain ASCII.
+such as ``U+DC80`` included — is stored losslessly and the line is plain ASCII.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ DIR_MODE = 0o700
 
 
 def frame(record: Any) -> bytes:
-    """``record`` as one framed line (bytes, ending in ``\\n``)."""
+    """``record`` as one framed line (bytes, ending in a newline)."""
     payload = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
 
 def unframe(line: bytes) -> Any | None:
-    """The record of one framed line (with or without its ``\\n``), or None when the line is torn."""
+    """The record of one framed line (ending in a newline), or None when the line is torn."""
     if len(line) < 11 or line[8:9] != b" " or not line.endswith(b"\n"):
         return None
     payload = line[9:-1]
@@ -57,8 +57,8 @@ def valid_end(path: Path, offset: int = 0) -> int:
     try:
         with path.open("rb") as file:
             end = offset
-            for _start, end, _record in scan(file, offset):
-                pass
+            for record_end in (stop for _start, stop, _record in scan(file, offset)):
+                end = record_end
             return end
     except FileNotFoundError:
         return 0
