@@ -13,6 +13,7 @@ Used by the delivery thread only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine.server.event_log import Position
-from engine.server.framing import frame, open_append, repair, scan, write_atomic
+from engine.server.framing import frame, open_append, repair, scan, write_all, write_atomic
 
 log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT_EVERY = 10_000
@@ -38,8 +39,10 @@ class AckBook:
         self.positions: dict[str, Position] = {}
         self.acked: dict[str, set[int]] = {}
         self._lines = 0
+        self._failing = False
         self._load()
         self._file: BinaryIO = open_append(self.lines_path)
+        self._size = self.lines_path.stat().st_size
 
     def position(self, app_id: str) -> Position | None:
         """Where ``app_id``'s sender starts reading (None: from the log's beginning)."""
@@ -48,10 +51,17 @@ class AckBook:
     def ack(self, app_id: str, seq: int) -> None:
         """``app_id`` acknowledged event ``seq``."""
         self.acked.setdefault(app_id, set()).add(seq)
+        line = frame({"a": app_id, "s": seq})
         try:
-            self._file.write(frame({"a": app_id, "s": seq}))
+            write_all(self._file, line)
+            self._size += len(line)
         except OSError as exc:
-            log.error("state folder: cannot record an acknowledgement (%s)", os.strerror(exc.errno or 0))
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._file.fileno(), self._size)  # no torn line for the next one to join
+            if not self._failing:
+                log.error("state folder: cannot record acknowledgements (%s); kept in memory",
+                          os.strerror(exc.errno or 0))
+            self._failing = True
         self._lines += 1
         if self._lines >= self.checkpoint_every:
             self.checkpoint()
@@ -73,9 +83,13 @@ class AckBook:
         try:
             write_atomic(self.checkpoint_path, json.dumps(state).encode(), self.fsync)
             os.ftruncate(self._file.fileno(), 0)
-            self._lines = 0
+            self._lines = self._size = 0
+            self._failing = False
         except OSError as exc:
-            log.error("state folder: cannot write the acknowledgement checkpoint (%s)", os.strerror(exc.errno or 0))
+            if not self._failing:
+                log.error("state folder: cannot write the acknowledgement checkpoint (%s)",
+                          os.strerror(exc.errno or 0))
+            self._failing = True
 
     def close(self) -> None:
         """Checkpoint and close."""

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engine.server.framing import DIR_MODE, frame, open_append, repair, scan
+from engine.server.framing import DIR_MODE, frame, open_append, repair, scan, write_all
 
 DEFAULT_SEGMENT_BYTES = 4 << 20
 SUFFIX = ".log"
@@ -74,7 +74,7 @@ class EventLog:
         self._open_for(records[0]["seq"])
         assert self._file is not None
         try:
-            self._file.write(data)
+            write_all(self._file, data)
             if self.fsync:
                 os.fsync(self._file.fileno())
         except OSError:

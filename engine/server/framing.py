@@ -78,6 +78,19 @@ def open_append(path: Path) -> BinaryIO:
     return os.fdopen(fd, "ab", buffering=0)
 
 
+def write_all(file: BinaryIO, data: bytes) -> None:
+    """Write every byte of ``data`` to an unbuffered ``file``; a short write (a disk filling up) goes on.
+
+    Raises the ``OSError`` of the write that fails (ENOSPC when the disk is full).
+    """
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
 def write_atomic(path: Path, data: bytes, fsync: bool) -> None:
     """Replace ``path`` with ``data`` in one rename (a crash leaves the old or the new file, never half)."""
     tmp = path.with_name(path.name + ".tmp")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine.errors import EngineError
-from engine.server.framing import frame, is_disk_full, open_append, repair, scan, write_atomic
+from engine.server.framing import frame, is_disk_full, open_append, repair, scan, write_all, write_atomic
 
 log = logging.getLogger(__name__)
 DEFAULT_COMPACT_BYTES = 1 << 20
@@ -43,7 +43,7 @@ class Journal:
         self.compact_bytes = compact_bytes
         self._lock = threading.Lock()
         self._calls: dict[str, list[Any]] = {}  # call id → [app id, requests without an outcome]
-        self._dirty = False  # a write failed: the file is behind memory until the next snapshot
+        self._dirty: bool | None = False  # a write failed: the file is behind memory until the next snapshot
         repair(self.path)
         self._load()
         self._file: BinaryIO = open_append(self.path)
@@ -125,18 +125,23 @@ class Journal:
             if self._dirty or self._size >= self.compact_bytes:
                 self._snapshot()
             data = frame(record)
-            self._file.write(data)
+            write_all(self._file, data)
             if self.fsync:
                 os.fsync(self._file.fileno())
             self._size += len(data)
         except OSError as exc:
             self._cut_back()
             what = "the disk is full" if is_disk_full(exc) else os.strerror(exc.errno or 0) or type(exc).__name__
-            if must:
-                log.error("state folder: cannot write the journal (%s): the request is refused", what)
-                raise StateWriteError(f"state: cannot be written ({what})") from None
-            log.error("state folder: cannot write the journal (%s): kept in memory", what)
+            if not self._dirty:
+                log.error("state folder: cannot write the journal (%s): work that needs it is refused (108104) "
+                          "until it can be written again", what)
             self._dirty = True
+            if must:
+                raise StateWriteError(f"state: cannot be written ({what})") from None
+            return
+        if self._dirty is None:
+            log.warning("state folder: the journal is written again")
+            self._dirty = False
 
     def _snapshot(self) -> None:
         """Rewrite the file as what is open now (raises OSError; memory is unchanged then)."""
@@ -146,7 +151,7 @@ class Journal:
         self._file.close()
         self._file = open_append(self.path)
         self._size = len(data)
-        self._dirty = False
+        self._dirty = None if self._dirty else False  # None: recovered, said once by _write
 
     def _cut_back(self) -> None:
         try:

@@ -142,7 +142,10 @@ class AppSender:
             if not records:
                 return
             for position, record in records:
-                if record.get("appId") != self.app_id or record["seq"] in skip:
+                if record.get("appId") != self.app_id:
+                    continue
+                if record["seq"] in skip:  # acknowledged before a restart
+                    skip.discard(record["seq"])
                     continue
                 entry = _Entry(record["seq"], str(record.get("callId")), position, encode_body(record["event"]))
                 self._entries.append(entry)
@@ -177,6 +180,7 @@ class AppSender:
         else:
             del self._calls[entry.call_id]
         self._let_go()
+        self._in_flight.discard(asyncio.current_task())  # now, not in a done callback after the wake-up
         self.wake.set()
 
     async def _attempt(self, entry: _Entry) -> bool:
