@@ -39,7 +39,7 @@ from typing import Any
 from engine.core.player import RequestReport, Result
 from engine.server.acks import AckBook
 from engine.server.event_log import DEFAULT_SEGMENT_BYTES, EventLog
-from engine.server.framing import is_disk_full, make_state_dir
+from engine.server.framing import frame, is_disk_full, make_state_dir
 from engine.server.journal import Journal
 from engine.server.poster import Poster
 from engine.server.sender import DEFAULT_CONCURRENCY, DEFAULT_WINDOW, AppSender, Counters, RetryPolicy
@@ -246,7 +246,12 @@ class Delivery:
             return items
         records = [item for item in items if "seq" in item]
         try:
-            self.log.append(records)
+            try:
+                self.log.append(records)
+            except (TypeError, ValueError):  # a bug elsewhere: an event that is not JSON; the others go on
+                records = _storable(records)
+                items = [item for item in items if "seq" not in item or item in records]
+                self.log.append(records)
         except OSError as exc:
             if not self.disk_full:
                 what = "the disk is full" if is_disk_full(exc) else f"{type(exc).__name__}: {exc.strerror}"
@@ -282,6 +287,20 @@ class Delivery:
         deadline = asyncio.get_running_loop().time() + self._drain_s
         while any(not s.idle for s in self._senders.values()) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
+
+
+def _storable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records that can be written; each other one is logged with its traceback and left out."""
+    kept = []
+    for record in records:
+        try:
+            frame(record)
+        except (TypeError, ValueError):
+            log.exception("event %d of call %.64s cannot be stored as JSON; left out", record["seq"],
+                          record["callId"])
+            continue
+        kept.append(record)
+    return kept
 
 
 def _drain(inbox: queue.SimpleQueue[dict[str, Any]]) -> list[dict[str, Any]]:

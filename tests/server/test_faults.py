@@ -272,3 +272,19 @@ def test_kill_9_then_restart_every_accepted_request_and_live_call_gets_its_outco
         second.process.send_signal(signal.SIGTERM)
         assert second.process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
     assert json.loads((tmp_path / "state" / "acks.json").read_text())["app"]["acked"] == []
+
+
+def test_an_exception_on_the_delivery_thread_is_logged_and_delivery_carries_on(
+        tmp_path: Path, receiver: ScriptedReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    delivery = Delivery(tmp_path, {"app": receiver.url}, FAST)
+    delivery.start()
+    with caplog.at_level(logging.ERROR):
+        delivery.publish("app", "c", {"n": 1})
+        delivery.publish("app", "c", {"n": {1, 2}})  # a set: not JSON (a bug elsewhere)
+        delivery.publish("app", "c", {"n": 3})
+        wait_for(lambda: len(receiver.acked) == 2, what="the two storable events")
+    delivery.publish("app", "c", {"n": 4})
+    wait_for(lambda: len(receiver.acked) == 3, what="an event published after the failure")
+    delivery.close()
+    assert receiver.acked == [{"n": 1}, {"n": 3}, {"n": 4}]
+    assert any("event 2 of call c cannot be stored as JSON" in r.message and r.exc_info for r in caplog.records)
