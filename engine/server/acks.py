@@ -5,8 +5,9 @@ acknowledged — and the ``seq`` of events acknowledged after it (out of order, 
 On disk: ``<state>/acks.json`` (a checkpoint, replaced atomically) and ``<state>/acks.log`` (framed
 ``{"a": appId, "s": seq}`` lines since the checkpoint). A checkpoint is written every ``checkpoint_every``
 acknowledgements (default :data:`DEFAULT_CHECKPOINT_EVERY`) and at close, and then the line file is emptied:
-both stay small whatever the history. A write that fails (full disk) is logged; memory goes on, so at worst
-events acknowledged since the last checkpoint are sent again after a restart.
+both stay small whatever the history. Lines are written in one batch per sender pass (:meth:`AckBook.flush`);
+a crash loses at most that pass's lines. A write that fails (full disk) is logged and memory goes on. Either
+way the events concerned are sent again after a restart (at least once, never lost).
 
 Used by the delivery thread only.
 """
@@ -40,6 +41,7 @@ class AckBook:
         self.acked: dict[str, set[int]] = {}
         self._lines = 0
         self._failing = False
+        self._buffer: list[bytes] = []
         self._load()
         self._file: BinaryIO = open_append(self.lines_path)
         self._size = self.lines_path.stat().st_size
@@ -49,12 +51,22 @@ class AckBook:
         return self.positions.get(app_id)
 
     def ack(self, app_id: str, seq: int) -> None:
-        """``app_id`` acknowledged event ``seq``."""
+        """``app_id`` acknowledged event ``seq`` (written by the next :meth:`flush` or checkpoint)."""
         self.acked.setdefault(app_id, set()).add(seq)
-        line = frame({"a": app_id, "s": seq})
+        self._buffer.append(frame({"a": app_id, "s": seq}))
+        self._lines += 1
+        if self._lines >= self.checkpoint_every:
+            self.checkpoint()
+
+    def flush(self) -> None:
+        """Write the acknowledgements since the last flush (one write; logged, not raised, on failure)."""
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        self._buffer.clear()
         try:
-            write_all(self._file, line)
-            self._size += len(line)
+            write_all(self._file, data)
+            self._size += len(data)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._file.fileno(), self._size)  # no torn line for the next one to join
@@ -62,9 +74,6 @@ class AckBook:
                 log.error("state folder: cannot record acknowledgements (%s); kept in memory",
                           os.strerror(exc.errno or 0))
             self._failing = True
-        self._lines += 1
-        if self._lines >= self.checkpoint_every:
-            self.checkpoint()
 
     def passed(self, app_id: str, position: Position, seqs: list[int]) -> None:
         """Every event of ``app_id`` before ``position`` is acknowledged; ``seqs`` are no longer needed."""
@@ -82,6 +91,7 @@ class AckBook:
                 state[app] = {"position": None, "acked": sorted(seqs)}
         try:
             write_atomic(self.checkpoint_path, json.dumps(state).encode(), self.fsync)
+            self._buffer.clear()
             os.ftruncate(self._file.fileno(), 0)
             self._lines = self._size = 0
             self._failing = False

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engine.server.framing import DIR_MODE, frame, open_append, repair, scan, write_all
+from engine.server.framing import DIR_MODE, frame, open_append, scan, write_all
 
-DEFAULT_SEGMENT_BYTES = 4 << 20
+DEFAULT_SEGMENT_BYTES = 1 << 20
 SUFFIX = ".log"
 
 #: A place in the log: (the segment's first seq, byte offset in it).
@@ -43,12 +43,15 @@ class EventLog:
         self.last_seq = 0
         self._file: BinaryIO | None = None
         self._size = 0
-        if self.segments:
+        if self.segments:  # one pass over the newest segment: its last record, and a torn tail cut off
             newest = self._path(self.segments[-1])
-            self._size = repair(newest)
             self.last_seq = self.segments[-1] - 1
-            for record in self.tail_records():
-                self.last_seq = record["seq"]
+            with newest.open("rb") as file:
+                for _start, self._size, record in scan(file):
+                    if _is_record(record):
+                        self.last_seq = record["seq"]
+            if newest.stat().st_size != self._size:
+                os.truncate(newest, self._size)
 
     def _path(self, first_seq: int) -> Path:
         return self.folder / f"{first_seq:012d}{SUFFIX}"

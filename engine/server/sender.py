@@ -122,6 +122,7 @@ class AppSender:
             try:
                 self._fill()
                 self._launch()
+                self.book.flush()
             except Exception:
                 log.exception("event sender of %s failed; carrying on", self.app_id)
                 self.counters.errors += 1
@@ -186,7 +187,8 @@ class AppSender:
     async def _attempt(self, entry: _Entry) -> bool:
         self.counters.attempts += 1
         try:
-            answer = await asyncio.wait_for(self.poster.post(self.url, entry.body), self.policy.timeout_s)
+            async with asyncio.timeout(self.policy.timeout_s):  # no extra task, unlike wait_for
+                answer = await self.poster.post(self.url, entry.body)
             if acknowledged(answer):
                 return True
             reason = f"answered {answer.status} {answer.body[:80]!r}{' (cut off)' if answer.truncated else ''}"

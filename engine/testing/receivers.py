@@ -102,3 +102,17 @@ class ScriptedReceiver:
                     self.huge_bytes_sent += len(chunk)
         except ConnectionError:
             pass
+
+
+def main() -> None:
+    """``python -m engine.testing.receivers``: an acknowledging receiver; prints its URL, serves until stdin ends."""
+    import sys
+
+    receiver = ScriptedReceiver()
+    print(receiver.url, flush=True)
+    sys.stdin.read()
+    receiver.close()
+
+
+if __name__ == "__main__":
+    main()
