@@ -79,7 +79,7 @@ class ServerSettings:
     max_calls: int = DEFAULT_MAX_CALLS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fsync: bool = False
-    delivery_concurrency: int = DEFAULT_CONCURRENCY  # events in flight at once per application
+    delivery_concurrency: int | dict[str, int] = DEFAULT_CONCURRENCY  # events in flight per application
     prepare_workers: int = 4
 
 

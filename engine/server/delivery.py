@@ -54,13 +54,15 @@ DISK_RETRY_S = 0.5
 class Delivery:
     """The event log, the journal and the callback senders. ``callbacks``: appId → URL (None: log only).
 
-    ``concurrency``: events in flight at once per application; ``window``: events per application held in
+    ``concurrency``: events in flight at once per application (one number for all, or by appId with
+    :data:`DEFAULT_CONCURRENCY` for the others); ``window``: events per application held in
     memory; ``fsync``: see :mod:`engine.server.event_log`; ``replay`` False starts every sender at the log's end.
     """
 
     def __init__(self, state_dir: str | Path, callbacks: Mapping[str, str | None],
                  policy: RetryPolicy | None = None, fsync: bool = False, per_call: int = 1000,
-                 max_calls: int = 10000, replay: bool = True, concurrency: int = DEFAULT_CONCURRENCY,
+                 max_calls: int = 10000, replay: bool = True,
+                 concurrency: int | Mapping[str, int] = DEFAULT_CONCURRENCY,
                  window: int = DEFAULT_WINDOW, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
                  wall_clock: Callable[[], datetime] = datetime.now) -> None:
         self.state_dir = Path(state_dir)
@@ -207,8 +209,10 @@ class Delivery:
         poster = Poster()
         tasks = []
         for app, url in self.callbacks.items():
+            limit = (self.concurrency if isinstance(self.concurrency, int)
+                     else self.concurrency.get(app, DEFAULT_CONCURRENCY))
             sender = self._senders[app] = AppSender(app, url, self.log, self.book, poster, self.policy,
-                                                    self.counters, self.concurrency, self.window)
+                                                    self.counters, limit, self.window)
             tasks.append(asyncio.create_task(sender.run()))
         self._ready.set()
         pending: list[dict[str, Any]] = []

@@ -26,6 +26,7 @@ class ScriptedReceiver:
         self.posts: list[dict[str, Any]] = []
         self.acked: list[dict[str, Any]] = []
         self.huge_bytes_sent = 0
+        self.open_now = self.max_open = 0  # POSTs being answered now / at most at once (ack and error answers)
         self.lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._released: asyncio.Event | None = None
@@ -69,6 +70,8 @@ class ScriptedReceiver:
                 body = json.loads(await reader.readexactly(length))
                 with self.lock:
                     self.posts.append(body)
+                    self.open_now += 1
+                    self.max_open = max(self.max_open, self.open_now)
                 action = self.behaviour(body)
                 if action == "hang":
                     assert self._released is not None
@@ -83,6 +86,8 @@ class ScriptedReceiver:
                 if action == "ack":
                     with self.lock:
                         self.acked.append(body)
+                with self.lock:
+                    self.open_now -= 1
                 writer.write(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                              % (status, len(answer), answer))
                 await writer.drain()
