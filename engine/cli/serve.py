@@ -44,8 +44,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--state", type=Path, default=Path("state"),
                        help="the event log, journal and acknowledgements (default: ./state)")
     serve.add_argument("--max-calls", type=int, default=10_000, help="live calls at most (default: 10000)")
-    serve.add_argument("--fsync", action="store_true", help="fsync the event log, journal and acknowledgements after every batch (survives a power cut; "
-                            "default: written to the kernel at once, survives kill -9)")
+    serve.add_argument("--fsync", action="store_true",
+                       help="fsync the event log, journal and acknowledgements after every batch (survives a "
+                            "power cut; default: written to the kernel at once, survives kill -9)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=cmd_serve)
