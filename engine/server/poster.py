@@ -60,27 +60,19 @@ class Poster:
         host = parts.netloc.rsplit("@", 1)[-1]
         head = (f"POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nUser-Agent: ipcc-engine\r\n\r\n").encode("latin-1")
-        reused = bool(self._idle[key])
-        reader, writer = self._idle[key].pop() if reused else await self._connect(key)
-        try:
-            writer.write(head + body)
-            answer, reusable = await self._read_answer(reader)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            writer.close()
-            if reused:  # a kept connection the receiver closed meanwhile: once more on a new one
-                return await self.post_new(url, body, key, head)
-            raise
-        except BaseException:
-            writer.close()
-            raise
-        self._release(key, reader, writer, reusable)
-        return answer
+        data = head + body
+        if self._idle[key]:
+            try:
+                return await self._exchange(key, self._idle[key].pop(), data)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                pass  # a kept connection the receiver closed meanwhile: once more on a new one
+        return await self._exchange(key, await self._connect(key), data)
 
-    async def post_new(self, url: str, body: bytes, key: _Key, head: bytes) -> Answer:
-        """:meth:`post` on a new connection (``url`` split into ``key`` and ``head`` already)."""
-        reader, writer = await self._connect(key)
+    async def _exchange(self, key: _Key, conn: _Conn, data: bytes) -> Answer:
+        """Send ``data`` (a whole request) on ``conn`` and read the answer; the connection is kept or closed."""
+        reader, writer = conn
         try:
-            writer.write(head + body)
+            writer.write(data)
             answer, reusable = await self._read_answer(reader)
         except BaseException:
             writer.close()
