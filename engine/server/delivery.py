@@ -41,6 +41,7 @@ from engine.server.acks import AckBook
 from engine.server.event_log import DEFAULT_SEGMENT_BYTES, EventLog
 from engine.server.framing import frame, is_disk_full, make_state_dir
 from engine.server.journal import Journal
+from engine.server.migration import migrate_jsonl
 from engine.server.poster import Poster
 from engine.server.sender import DEFAULT_CONCURRENCY, DEFAULT_WINDOW, AppSender, Counters, RetryPolicy
 from engine.wire.events import event_body
@@ -74,6 +75,7 @@ class Delivery:
         self.log = EventLog(self.state_dir / "events", segment_bytes, fsync)
         self.book = AckBook(self.state_dir, fsync)
         self.journal = Journal(self.state_dir, fsync)
+        migrate_jsonl(self.state_dir, self.log, self.book)
         self.counters = Counters()
         self.logged = 0
         self.disk_full = False

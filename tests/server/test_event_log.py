@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engine.server.delivery import Delivery, RetryPolicy
@@ -106,5 +107,24 @@ def test_unacknowledged_events_survive_rotation_and_are_sent_after_a_restart(tmp
         for call in range(5):  # each call's events in order
             assert [b["n"] for b in rx.acked if b["n"] % 5 == call] == list(range(call, 400, 5))
         assert sorted(b["n"] for b in rx.acked) == list(range(400))
+    finally:
+        rx.close()
+
+
+def test_an_older_events_jsonl_is_moved_into_the_log_and_its_unacknowledged_events_sent(tmp_path: Path) -> None:
+    lines = [json.dumps({"seq": n, "appId": "app", "callId": "c", "event": {"n": n}}) for n in (1, 2, 3)]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + '\n{"seq": 4, "appId": "ap')  # a torn tail
+    (tmp_path / "delivered.jsonl").write_text('{"seq": 1}\n')
+    rx = ScriptedReceiver()
+    try:
+        delivery = Delivery(tmp_path, {"app": rx.url}, FAST)
+        delivery.start()
+        wait_for(lambda: len(rx.acked) == 2, what="the two unacknowledged events")
+        assert delivery.publish("app", "c", {"n": "new"}) == 4
+        wait_for(lambda: len(rx.acked) == 3, what="the new event")
+        delivery.close()
+        assert rx.acked == [{"n": 2}, {"n": 3}, {"n": "new"}] and len(rx.posts) == 3
+        assert not (tmp_path / "events.jsonl").exists() and (tmp_path / "events.jsonl.migrated").exists()
+        assert [r["seq"] for r in _all(EventLog(tmp_path / "events"))] == [1, 2, 3, 4]
     finally:
         rx.close()
