@@ -27,6 +27,7 @@ from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
 from engine.server.delivery import Delivery, RetryPolicy
 from engine.server.event_log import EventLog
+from engine.server.journal import Journal
 from engine.testing.receivers import ScriptedReceiver
 from engine.testing.server import FIXED_TIME, FakeSpeaker, LiveServer, wait_for
 
@@ -288,3 +289,23 @@ def test_an_exception_on_the_delivery_thread_is_logged_and_delivery_carries_on(
     delivery.close()
     assert receiver.acked == [{"n": 1}, {"n": 3}, {"n": 4}]
     assert any("event 2 of call c cannot be stored as JSON" in r.message and r.exc_info for r in caplog.records)
+
+
+def test_journal_survives_a_torn_tail_and_compacts_to_what_is_open(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, compact_bytes=2000)
+    journal.call_started("app", "a")
+    for _ in range(2):
+        journal.request_accepted("a")
+    journal.request_ended("a")
+    journal.close()
+    with (tmp_path / "journal.log").open("ab") as file:
+        file.write(b'0badc0de {"op":"req","ca')  # kill -9 in the middle of a write
+    again = Journal(tmp_path, compact_bytes=2000)
+    assert again.open_calls() == [("app", "a", 1)]
+    for n in range(100):  # past compact_bytes: the file is rewritten as what is open
+        again.call_started("app", f"c{n}")
+        again.call_ended(f"c{n}")
+    again.request_accepted("a")
+    again.close()
+    assert (tmp_path / "journal.log").stat().st_size < 2000
+    assert Journal(tmp_path).open_calls() == [("app", "a", 2)]
