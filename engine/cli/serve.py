@@ -24,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                   recordings=args.recordings, state_dir=args.state, cache=args.cache,
                                   max_calls=args.max_calls, fsync=args.fsync)
         app = create_app(settings)
-    except (ConfigError, NotADirectoryError, ValueError) as exc:
+    except (ConfigError, OSError, ValueError) as exc:  # OSError: an unusable state folder (delivery)
         return fail(str(exc))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("listening on %s: the API has no authentication", args.host)
@@ -42,9 +42,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--recordings", type=Path, default=Path("recordings"),
                        help="where wav:NAME calls are recorded (default: ./recordings)")
     serve.add_argument("--state", type=Path, default=Path("state"),
-                       help="where the event log events.jsonl is kept (default: ./state)")
+                       help="the event log, journal and acknowledgements (default: ./state)")
     serve.add_argument("--max-calls", type=int, default=10_000, help="live calls at most (default: 10000)")
-    serve.add_argument("--fsync", action="store_true", help="fsync the event log after every batch")
+    serve.add_argument("--fsync", action="store_true",
+                       help="fsync the event log, journal and acknowledgements after every batch (survives a "
+                            "power cut; default: written to the kernel at once, survives kill -9)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=cmd_serve)

@@ -38,7 +38,7 @@ from engine.core.orders import MultOrders, PlayKind
 from engine.core.timeline import Program
 from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError, RequestError
 from engine.media.pacer import Clock
-from engine.server.delivery import Delivery, RetryPolicy
+from engine.server.delivery import DEFAULT_CONCURRENCY, Delivery, RetryPolicy
 from engine.server.endpoints import EndpointContext, make_endpoint, parse_out_call
 from engine.server.switchboard import DEFAULT_MAX_CALLS, Switchboard
 from engine.tts.synthesizer import SpeechSource
@@ -79,6 +79,7 @@ class ServerSettings:
     max_calls: int = DEFAULT_MAX_CALLS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fsync: bool = False
+    delivery_concurrency: int | dict[str, int] = DEFAULT_CONCURRENCY  # events in flight per application
     prepare_workers: int = 4
 
 
@@ -96,8 +97,10 @@ class Engine:
             speaker = synthesizer(settings.cache)
         self.speaker = speaker
         callbacks = {app_id: app.callback_url for app_id, app in self.config.applications.items()}
-        self.delivery = Delivery(settings.state_dir, callbacks, settings.retry, settings.fsync)
-        self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock, settings.max_calls)
+        self.delivery = Delivery(settings.state_dir, callbacks, settings.retry, settings.fsync,
+                                 concurrency=settings.delivery_concurrency, wall_clock=wall_clock)
+        self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock, settings.max_calls,
+                                 ledger=self.delivery)
         self.endpoints = EndpointContext(Path(settings.recordings), self.library)
         self.pool = ThreadPoolExecutor(settings.prepare_workers, thread_name_prefix="ipcc-prepare")
 

@@ -1,99 +1,102 @@
-"""Events to the applications: an event log first, then the callback, retried until it is acknowledged.
+"""Events to the applications: the event log first, then the callbacks; nothing lost, nothing hangs.
 
-Every event gets a sequence number (``seq``) and is appended — one JSON line, flushed, optionally fsynced —
-to ``<state dir>/events.jsonl`` *before* it is sent, as ``{"seq", "appId", "callId", "event"}``. An
-application with a ``callbackUrl`` gets each event POSTed as JSON; only an HTTP 200 answer whose body is
-``{"code": "0"}`` (``0`` as a number is accepted too) acknowledges it. Anything else — another answer, a
-connection error, no complete answer within ``timeout_s`` — is retried after ``initial_s``, doubling up to
-``cap_s`` (:class:`RetryPolicy`), for ever. Acknowledged events are appended as ``{"seq"}`` to
-``delivered.jsonl``; at start-up the log is read back (``replay``): events of a live application not yet
-acknowledged are sent again, and the per-call memory is refilled. So a receiver that is down, or a restart,
-loses nothing; an event may arrive twice only if the engine stopped between the answer and its mark.
+Every event gets a sequence number (``seq``) and is written to the crash-safe, segmented event log
+(:mod:`engine.server.event_log`) *before* it is sent. An application with a ``callbackUrl`` has an
+:class:`~engine.server.sender.AppSender` that reads its events back from the log and POSTs them — several
+calls at once, each call's events in order — until each is acknowledged (HTTP 200 ``{"code": "0"}``),
+retrying with back-off for ever (:class:`~engine.server.sender.RetryPolicy`). Acknowledgements are kept in
+an :class:`~engine.server.acks.AckBook`; segments every sender has passed are removed. A restart reads one
+segment and two small files, whatever the history, and sends what was not acknowledged again.
 
-Ordering: each application has one sender task; its events go out strictly one after another in ``seq``
-order, so a slow or hanging receiver delays only its own application. All sending happens on one thread
-(``ipcc-delivery``) running an asyncio loop with one ``httpx.AsyncClient``; :meth:`Delivery.publish` is
-thread-safe and never blocks on the network or the disk.
+Live calls and accepted requests are journaled (:class:`~engine.server.journal.Journal`): the HTTP side calls
+:meth:`Delivery.call_started` / :meth:`Delivery.request_accepted` before it answers (``108104`` when the state
+folder cannot be written); a ``multrpt`` written to the log ends a request; :meth:`Delivery.call_ended`
+(from the media thread, never blocking) ends a call. At start-up, calls left open by a crash get
+``multrpt`` ``error`` for each request without an outcome and ``calldisconnectrpt`` with reason ``restart``.
 
-Events are also kept in memory, per call (at most ``per_call`` events for at most ``max_calls`` calls, the
-least recently active dropped first), for ``GET /ipcc/events?callId=...``.
+Threads: :meth:`Delivery.publish` and :meth:`Delivery.call_ended` only queue (any thread, never the disk or
+the network); one thread (``ipcc-delivery``) runs an asyncio loop that writes the log and runs the senders.
+A full disk: a clear log line, events wait in memory and are written (then sent) as soon as space returns.
+Any exception on that thread is logged and the thread carries on. A state folder that cannot be written
+stops start-up at once with :class:`~engine.server.framing.StateDirError`.
+
+Events are also kept in memory per call (at most ``per_call`` events for at most ``max_calls`` calls) for
+``GET /ipcc/events``; after a restart that memory is refilled from the newest segment only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import queue
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+from engine.core.player import RequestReport, Result
+from engine.server.acks import AckBook
+from engine.server.event_log import DEFAULT_SEGMENT_BYTES, EventLog
+from engine.server.framing import frame, is_disk_full, make_state_dir
+from engine.server.journal import Journal
+from engine.server.migration import migrate_jsonl
+from engine.server.poster import Poster
+from engine.server.sender import DEFAULT_CONCURRENCY, DEFAULT_WINDOW, AppSender, Counters, RetryPolicy
+from engine.wire.events import event_body
+from engine.wire.hangup import RESTART, hangup_body
 
+__all__ = ["DEFAULT_CONCURRENCY", "Delivery", "RetryPolicy"]
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Back-off between attempts: ``initial_s`` (0.5), ×``factor`` (2) up to ``cap_s`` (30).
-
-    Each attempt gets ``timeout_s`` (5) seconds in all for a complete answer.
-    """
-
-    initial_s: float = 0.5
-    factor: float = 2.0
-    cap_s: float = 30.0
-    timeout_s: float = 5.0
-
-    def delay_s(self, failures: int) -> float:
-        """The wait after the ``failures``-th failed attempt in a row (1-based)."""
-        return min(self.cap_s, self.initial_s * self.factor ** (failures - 1))
-
-
-def acknowledged(response: httpx.Response) -> bool:
-    """True when the receiver answered HTTP 200 with ``{"code": "0"}``."""
-    if response.status_code != 200:
-        return False
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("code") in ("0", 0)
+DISK_RETRY_S = 0.5
 
 
 class Delivery:
-    """The event log and the callback senders. ``callbacks``: appId → callback URL (None: log only)."""
+    """The event log, the journal and the callback senders. ``callbacks``: appId → URL (None: log only).
+
+    ``concurrency``: events in flight at once per application (one number for all, or by appId with
+    :data:`DEFAULT_CONCURRENCY` for the others); ``window``: events per application held in
+    memory; ``fsync``: see :mod:`engine.server.event_log`; ``replay`` False starts every sender at the log's end.
+    """
 
     def __init__(self, state_dir: str | Path, callbacks: Mapping[str, str | None],
                  policy: RetryPolicy | None = None, fsync: bool = False, per_call: int = 1000,
-                 max_calls: int = 10000, replay: bool = True) -> None:
+                 max_calls: int = 10000, replay: bool = True,
+                 concurrency: int | Mapping[str, int] = DEFAULT_CONCURRENCY,
+                 window: int = DEFAULT_WINDOW, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+                 wall_clock: Callable[[], datetime] = datetime.now) -> None:
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.state_dir / "events.jsonl"
-        self.delivered_path = self.state_dir / "delivered.jsonl"
-        self.callbacks = dict(callbacks)
+        make_state_dir(self.state_dir)
+        self.callbacks = {app: url for app, url in callbacks.items() if url}
         self.policy = policy or RetryPolicy()
-        self.fsync = fsync
-        self.per_call = per_call
-        self.max_calls = max_calls
-        self.logged = self.delivered = self.attempts = self.failures = 0
+        self.per_call, self.max_calls = per_call, max_calls
+        self.concurrency, self.window = concurrency, window
+        self.log = EventLog(self.state_dir / "events", segment_bytes, fsync)
+        self.book = AckBook(self.state_dir, fsync)
+        self.journal = Journal(self.state_dir, fsync)
+        migrate_jsonl(self.state_dir, self.log, self.book)
+        self.counters = Counters()
+        self.logged = 0
+        self.disk_full = False
         self._lock = threading.Lock()
         self._memory: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
         self._inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._wake_pending = False
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._closing = False
-        self._wake_pending = False  # a wake-up is scheduled on the delivery loop and has not drained yet
         self._drain_s = 0.0
-        self._backlog: dict[str, int] = {}
-        self._seq = self._replay() if replay else self._last_seq()
+        self._senders: dict[str, AppSender] = {}
+        for record in self.log.tail_records():
+            self._remember(record["callId"], record["event"])
+        self._seq = self.log.last_seq
+        if not replay:
+            for app in self.callbacks:
+                self.book.passed(app, self.log.end, [])
+        self._recover(wall_clock())
 
     # -- any thread ---------------------------------------------------------------------------------------
 
@@ -103,17 +106,20 @@ class Delivery:
             self._seq += 1
             record = {"seq": self._seq, "appId": app_id, "callId": call_id, "event": body}
             self._remember(call_id, body)
-        self._inbox.put(record)
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not self._wake_pending:
-            # one wake-up per batch, not per event: the delivery loop clears the flag before it drains, so
-            # a record put while the flag is set is drained by the pass the pending wake-up starts
-            self._wake_pending = True
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the loop closed: the record stays in the inbox (and is lost with it)
-                pass
+        self._post(record)
         return record["seq"]
+
+    def call_started(self, app_id: str, call_id: str) -> None:
+        """Journal a new call (before answering); ``StateWriteError`` (``108104``) when it cannot be."""
+        self.journal.call_started(app_id, call_id)
+
+    def request_accepted(self, app_id: str, call_id: str) -> None:
+        """Journal an accepted request (before ``000000``); ``StateWriteError`` (``108104``) when it cannot be."""
+        self.journal.request_accepted(call_id)
+
+    def call_ended(self, call_id: str) -> None:
+        """``call_id`` ended (its events already published): journaled by the delivery thread, after them."""
+        self._post({"end": call_id})
 
     def events(self, call_id: str) -> list[dict[str, Any]] | None:
         """The events kept for ``call_id`` in order, or None when none are known."""
@@ -121,24 +127,28 @@ class Delivery:
             kept = self._memory.get(call_id)
             return list(kept) if kept is not None else None
 
-    def stats(self) -> dict[str, int]:
-        """Counters: events logged, delivered, attempts, failed attempts, backlog (not yet acknowledged)."""
+    def stats(self) -> dict[str, Any]:
+        """Counters: logged, delivered, attempts, failures, backlog (in memory, unacknowledged), per application."""
+        apps = {app: {"backlog": s.backlog, "caught_up": s.position >= self.log.end}
+                for app, s in list(self._senders.items())}
         with self._lock:
-            return {"logged": self.logged, "delivered": self.delivered, "attempts": self.attempts,
-                    "failures": self.failures, "backlog": sum(self._backlog.values()),
-                    "calls_kept": len(self._memory)}
+            return {"logged": self.logged, "delivered": self.counters.delivered,
+                    "attempts": self.counters.attempts, "failures": self.counters.failures,
+                    "errors": self.counters.errors, "backlog": sum(a["backlog"] for a in apps.values()),
+                    "calls_kept": len(self._memory), "disk_full": self.disk_full, "applications": apps}
 
     def start(self) -> None:
-        """Start the delivery thread (returns once it runs)."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="ipcc-delivery",
-                                        daemon=True)
+        """Start the delivery thread (returns once it runs; ``RuntimeError`` if it could not start)."""
+        self._thread = threading.Thread(target=self._run, name="ipcc-delivery", daemon=True)
         self._thread.start()
-        self._ready.wait()
+        while not self._ready.wait(0.1):
+            if not self._thread.is_alive():
+                raise RuntimeError("the delivery thread did not start (see the log)")
 
     def close(self, drain_s: float = 2.0) -> None:
-        """Log what is still in the inbox, give senders up to ``drain_s`` to finish, then stop.
+        """Write what is queued, give senders up to ``drain_s`` to finish, then stop.
 
-        Events not acknowledged by then stay in the log and are sent again after a restart (``replay``).
+        Events not acknowledged by then stay in the log and are sent again after a restart.
         """
         loop, wake = self._loop, self._wake
         if loop is None or wake is None or self._thread is None:
@@ -150,6 +160,17 @@ class Delivery:
 
     # -- internals --------------------------------------------------------------------------------------------
 
+    def _post(self, item: dict[str, Any]) -> None:
+        self._inbox.put(item)
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not self._wake_pending:
+            # one wake-up per batch: the delivery loop clears the flag before it drains
+            self._wake_pending = True
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop closed: the item stays in the inbox
+                pass
+
     def _remember(self, call_id: str, body: dict[str, Any]) -> None:
         kept = self._memory.get(call_id)
         if kept is None:
@@ -160,99 +181,132 @@ class Delivery:
             self._memory.move_to_end(call_id)
         kept.append(body)
 
-    def _last_seq(self) -> int:
-        return max((record["seq"] for record in _read_lines(self.log_path)), default=0)
+    def _recover(self, moment: datetime) -> None:
+        """Outcomes for what a crash left open: ``multrpt`` ``error`` per request, then the hang-up event."""
+        records = []
+        for app_id, call_id, open_requests in self.journal.open_calls():
+            bodies = [event_body(RequestReport(Result.ERROR, None, 0), app_id, call_id, moment)] * open_requests
+            for body in [*bodies, hangup_body(app_id, call_id, RESTART, moment)]:
+                self._seq += 1
+                records.append({"seq": self._seq, "appId": app_id, "callId": call_id, "event": body})
+                self._remember(call_id, body)
+        if records:
+            log.warning("restart: %d calls were live; their %d requests end with multrpt error",
+                        sum(1 for r in records if r["event"]["event"] == "calldisconnectrpt"),
+                        sum(1 for r in records if r["event"]["event"] == "multrpt"))
+            self.log.append(records)
+            self.log.sync()
+        self.journal.reset()
 
-    def _replay(self) -> int:
-        """Refill memory from the log; queue the unacknowledged events of applications with a callback."""
-        done = {record.get("seq") for record in _read_lines(self.delivered_path)}
-        last = 0
-        for record in _read_lines(self.log_path):
-            last = max(last, record["seq"])
-            self._remember(record["callId"], record["event"])
-            if record["seq"] not in done and self.callbacks.get(record["appId"]):
-                record["replayed"] = True
-                self._inbox.put(record)
-        return last
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException:
+            log.critical("the delivery thread stopped", exc_info=True)
+            raise
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
-        senders: list[asyncio.Task[None]] = []
-        log_file = self.log_path.open("a", encoding="utf-8")
-        delivered_file = self.delivered_path.open("a", encoding="utf-8")
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-        async with httpx.AsyncClient(timeout=self.policy.timeout_s, limits=limits) as client:
-            self._ready.set()
-            try:
-                while True:
-                    self._wake_pending = False
-                    self._wake.clear()
-                    batch = _drain(self._inbox)
-                    if batch:
-                        new = [r for r in batch if not r.pop("replayed", False)]
-                        for record in new:
-                            log_file.write(json.dumps(record, ensure_ascii=False) + "\n")
-                        if new:
-                            log_file.flush()
-                            if self.fsync:
-                                os.fsync(log_file.fileno())
-                        with self._lock:
-                            self.logged += len(new)
-                        for record in batch:
-                            url = self.callbacks.get(record["appId"])
-                            if not url:
-                                continue
-                            app_queue = queues.get(record["appId"])
-                            if app_queue is None:
-                                app_queue = queues[record["appId"]] = asyncio.Queue()
-                                senders.append(asyncio.create_task(
-                                    self._sender(client, url, app_queue, delivered_file)))
-                            with self._lock:
-                                self._backlog[record["appId"]] = self._backlog.get(record["appId"], 0) + 1
-                            app_queue.put_nowait(record)
-                    if self._closing and self._inbox.empty():
-                        break
-                    if self._inbox.empty():
-                        await self._wake.wait()
-                await _wait_drained(queues, self._drain_s)
-            finally:
-                for task in senders:
-                    task.cancel()
-                await asyncio.gather(*senders, return_exceptions=True)
-                log_file.close()
-                delivered_file.close()
-
-    async def _sender(self, client: httpx.AsyncClient, url: str, app_queue: asyncio.Queue[dict[str, Any]],
-                      delivered_file: Any) -> None:
-        while True:
-            record = await app_queue.get()
-            failures = 0
-            while not await self._attempt(client, url, record):
-                failures += 1
-                await asyncio.sleep(self.policy.delay_s(failures))
-            delivered_file.write(json.dumps({"seq": record["seq"]}) + "\n")
-            delivered_file.flush()
-            with self._lock:
-                self.delivered += 1
-                self._backlog[record["appId"]] -= 1
-            app_queue.task_done()
-
-    async def _attempt(self, client: httpx.AsyncClient, url: str, record: dict[str, Any]) -> bool:
-        with self._lock:
-            self.attempts += 1
+        poster = Poster()
+        tasks = []
+        for app, url in self.callbacks.items():
+            limit = (self.concurrency if isinstance(self.concurrency, int)
+                     else self.concurrency.get(app, DEFAULT_CONCURRENCY))
+            sender = self._senders[app] = AppSender(app, url, self.log, self.book, poster, self.policy,
+                                                    self.counters, limit, self.window)
+            tasks.append(asyncio.create_task(sender.run()))
+        self._ready.set()
+        pending: list[dict[str, Any]] = []
         try:
-            response = await asyncio.wait_for(client.post(url, json=record["event"]), self.policy.timeout_s)
-            if acknowledged(response):
-                return True
-            reason = f"answered {response.status_code} {response.text[:80]!r}"
-        except (TimeoutError, httpx.HTTPError, OSError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+            while True:
+                self._wake_pending = False
+                self._wake.clear()
+                pending.extend(_drain(self._inbox))
+                try:
+                    pending = self._write(pending)
+                    self._tidy()
+                except Exception:
+                    log.exception("event log pass failed; carrying on")
+                if self._closing and not pending and self._inbox.empty():
+                    break
+                if pending:  # the disk is full: try again soon
+                    await asyncio.sleep(DISK_RETRY_S)
+                elif self._inbox.empty():
+                    await self._wake.wait()
+            await self._wait_idle()
+        finally:
+            for sender in self._senders.values():
+                await sender.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await poster.close()
+            self.book.close()
+            self.log.close()
+            self.journal.close()
+
+    def _write(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Log the events of ``items`` and journal the ends; returns what could not be written yet."""
+        if not items:
+            return items
+        records = [item for item in items if "seq" in item]
+        try:
+            try:
+                self.log.append(records)
+            except (TypeError, ValueError):  # a bug elsewhere: an event that is not JSON; the others go on
+                records = _storable(records)
+                items = [item for item in items if "seq" not in item or item in records]
+                self.log.append(records)
+        except OSError as exc:
+            if not self.disk_full:
+                what = "the disk is full" if is_disk_full(exc) else f"{type(exc).__name__}: {exc.strerror}"
+                log.error("state folder: cannot write the event log (%s); %d events wait in memory and are "
+                          "written as soon as it can be", what, len(records))
+            self.disk_full = True
+            return items
+        if self.disk_full:
+            log.warning("state folder: the event log is written again; delivery resumes")
+            self.disk_full = False
+        for item in items:
+            if "seq" not in item:
+                self.journal.call_ended(item["end"])
+            elif item["event"].get("event") == "multrpt":
+                self.journal.request_ended(item["callId"])
         with self._lock:
-            self.failures += 1
-        log.warning("event %d to %s not acknowledged (%s); retrying", record["seq"], url, reason)
-        return False
+            self.logged += len(records)
+        for app in {record["appId"] for record in records}:
+            sender = self._senders.get(app)
+            if sender is not None:
+                sender.wake.set()
+        return []
+
+    def _tidy(self) -> None:
+        """Remove the segments every sender has passed."""
+        if self._senders:
+            oldest = min(self.book.position(app) or (0, 0) for app in self._senders)
+        else:
+            oldest = self.log.end
+        self.log.remove_before(oldest)
+
+    async def _wait_idle(self) -> None:
+        deadline = asyncio.get_running_loop().time() + self._drain_s
+        while any(not s.idle for s in self._senders.values()) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
+
+def _storable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records that can be written; each other one is logged with its traceback and left out."""
+    kept = []
+    for record in records:
+        try:
+            frame(record)
+        except (TypeError, ValueError):
+            log.exception("event %d of call %.64s cannot be stored as JSON; left out", record["seq"],
+                          record["callId"])
+            continue
+        kept.append(record)
+    return kept
 
 
 def _drain(inbox: queue.SimpleQueue[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -262,27 +316,3 @@ def _drain(inbox: queue.SimpleQueue[dict[str, Any]]) -> list[dict[str, Any]]:
             batch.append(inbox.get_nowait())
         except queue.Empty:
             return batch
-
-
-async def _wait_drained(queues: Mapping[str, asyncio.Queue[dict[str, Any]]], timeout_s: float) -> None:
-    if queues:
-        joins = [asyncio.create_task(q.join()) for q in queues.values()]
-        await asyncio.wait(joins, timeout=timeout_s)
-        for task in joins:
-            task.cancel()
-
-
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file; a torn last line (a crash mid-write) is skipped."""
-    if not path.exists():
-        return []
-    records = []
-    with path.open(encoding="utf-8") as file:
-        for line in file:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("seq"), int):
-                records.append(record)
-    return records

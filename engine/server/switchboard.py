@@ -57,12 +57,15 @@ class Switchboard:
 
     ``clock``: paces the media thread (default real time). ``wall_clock``: stamps events (default
     ``datetime.now``). ``max_calls``: live calls at most (``outCall`` beyond answers ``108102``).
+    ``ledger``: journals calls and accepted requests (a :class:`~engine.server.delivery.Delivery`; None: none).
     """
 
     def __init__(self, config: Config, publish: Publisher, clock: Clock | None = None,
-                 wall_clock: Callable[[], datetime] = datetime.now, max_calls: int = DEFAULT_MAX_CALLS) -> None:
+                 wall_clock: Callable[[], datetime] = datetime.now, max_calls: int = DEFAULT_MAX_CALLS,
+                 ledger: Any = None) -> None:
         self.config = config
         self.publish = publish
+        self.ledger = ledger  # delivery hook: call_started / request_accepted raise 108104; call_ended queues
         self.wall_clock = wall_clock
         self.max_calls = max_calls
         self.media = MediaLoop()
@@ -93,6 +96,8 @@ class Switchboard:
         with self._lock:
             if len(self._live) >= self.max_calls:
                 raise QueueFullError(f"called: the engine already holds {self.max_calls} live calls")
+            if self.ledger is not None:  # delivery hook: journaled before it is live (108104 if it cannot be)
+                self.ledger.call_started(app_id, call_id)
             self._live[call_id] = _Live(app_id, application.queue_limit)
             self._commands.append(("add", (call, endpoint)))
         return call_id
@@ -104,6 +109,8 @@ class Switchboard:
             live = self._live[call_id]
             if live.held > live.limit:
                 raise QueueFullError(f"callId: the call's queue is full ({live.limit} requests waiting)")
+            if self.ledger is not None:  # delivery hook: journaled before 000000 (108104 if it cannot be)
+                self.ledger.request_accepted(app_id, call_id)
             live.held += 1
             self._commands.append(("submit", (call_id, program)))
 
@@ -222,6 +229,8 @@ class Switchboard:
         self._ending = [(c, ended) for c, ended in self._ending if c is not call]
         if endpoint.on_close is not None:
             endpoint.on_close()
+        if self.ledger is not None:  # delivery hook: queued, journaled after the call's events
+            self.ledger.call_ended(call_id)
 
     def _poll_ended(self) -> None:
         for call, ended in list(self._ending):

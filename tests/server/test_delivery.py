@@ -5,8 +5,6 @@ And the same through the real server with real callback receivers.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,14 +15,20 @@ from engine.config import Application, Config
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
 from engine.server.delivery import Delivery, RetryPolicy
+from engine.server.event_log import EventLog
+from engine.testing.receivers import ScriptedReceiver
 from engine.testing.server import FIXED_TIME, FakeSpeaker, LiveServer, Receiver, wait_events, wait_for
 
 FAST = RetryPolicy(initial_s=0.01, factor=2, cap_s=0.05, timeout_s=0.5)
 FLAKY = [(500, {"error": "down"}), (200, {"code": "1"})]
 
 
-def _log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+def _log(state: Path) -> list[dict]:
+    """Every record of the event log in ``state``."""
+    log = EventLog(state / "events")
+    records, _end = log.read((0, 0), 10**9)
+    log.close()
+    return [record for _position, record in records]
 
 
 @pytest.fixture()
@@ -46,7 +50,7 @@ def test_events_are_logged_and_delivered_once_in_order_after_failures(tmp_path: 
     delivery.close()
     assert receiver.acked == bodies  # each exactly once, in order
     assert len(receiver.posts) == 22 and receiver.posts[:3] == [bodies[0]] * 3  # the first one retried twice
-    logged = _log(tmp_path / "events.jsonl")
+    logged = _log(tmp_path)
     assert [r["event"] for r in logged] == [*bodies, {"event": "multrpt", "n": 99}]
     assert [r["seq"] for r in logged] == list(range(1, 22))
     assert delivery.events("call-1") == bodies and delivery.events("nobody") is None
@@ -71,28 +75,30 @@ def test_unacknowledged_events_are_sent_again_after_a_restart(tmp_path: Path) ->
         wait_for(lambda: len(rx.acked) == 4, what="the new event")
         again.close()
         assert rx.acked == [{"n": i} for i in range(4)]
-        assert len(_log(tmp_path / "events.jsonl")) == 4  # replayed events are not logged twice
+        assert len(_log(tmp_path)) == 4  # replayed events are not logged twice
         third = Delivery(tmp_path, {"app": rx.url}, FAST)
         third.start()
-        time.sleep(0.1)
+        third.publish("app", "c", {"n": 4})
+        wait_for(lambda: len(rx.acked) == 5, what="an event after the second restart")
         third.close()
-        assert len(rx.acked) == 4  # everything acknowledged: nothing is sent again
+        assert rx.acked[4] == {"n": 4} and len(rx.posts) == 5  # everything acknowledged: nothing sent again
     finally:
         rx.close()
 
 
 def test_a_hanging_receiver_does_not_delay_another_applications_events(tmp_path: Path) -> None:
-    hanging, quick = Receiver(hang_s=2.0), Receiver()
+    hanging, quick = ScriptedReceiver(lambda _body: "hang"), Receiver()
     try:
-        delivery = Delivery(tmp_path, {"slow": hanging.url, "fast": quick.url}, FAST)
+        delivery = Delivery(tmp_path, {"slow": hanging.url, "fast": quick.url}, RetryPolicy(timeout_s=60))
         delivery.start()
         delivery.publish("slow", "a", {"n": 0})
-        time.sleep(0.05)
-        start = time.monotonic()
+        wait_for(lambda: hanging.posts, what="the slow application's event in flight")
         for i in range(5):
             delivery.publish("fast", "b", {"n": i})
-        wait_for(lambda: len(quick.acked) == 5, timeout_s=1.0, what="the fast application's events")
-        assert time.monotonic() - start < 0.5
+        wait_for(lambda: len(quick.acked) == 5, what="the fast application's events")
+        assert hanging.acked == []  # still hanging: it held up nothing else
+        hanging.release()
+        wait_for(lambda: hanging.acked, what="the slow application's event once released")
         delivery.close(drain_s=0.1)
     finally:
         hanging.close()
@@ -106,7 +112,7 @@ def test_retry_policy_backs_off_to_a_cap() -> None:
 
 def test_server_events_reach_a_flaky_callback_and_the_log(tmp_path: Path, repo_root: Path,
                                                           receiver: Receiver) -> None:
-    hanging = Receiver(hang_s=3.0)
+    hanging = ScriptedReceiver(lambda _body: "hang")
     config = Config({"flaky-app": Application("flaky-app", callback_url=receiver.url),
                      "hung-app": Application("hung-app", callback_url=hanging.url)})
     settings = ServerSettings(config=config, voices=repo_root / "voices", recordings=tmp_path / "rec",
@@ -126,17 +132,36 @@ def test_server_events_reach_a_flaky_callback_and_the_log(tmp_path: Path, repo_r
                     "orders": [{"playFlag": 0, "voiceStr": "tone:1", "getkey": 1, "maxRevCnt": 1}]}
             for _ in range(2):
                 assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
-            start = time.monotonic()
             expected = wait_events(client, ids["flaky-app"], 4)
             wait_for(lambda: len(receiver.acked) == 4, what="4 acknowledged events")
-            assert time.monotonic() - start < 2.0  # not held up by the hanging application
+            assert hanging.posts and hanging.acked == []  # not held up by the hanging application
             assert receiver.acked == expected
             assert [e["event"] for e in expected] == ["ivrreportdtmf", "multrpt"] * 2
             assert all(e["dtmfCode"] == "4" and e["timeStamp"] == "20240506070809123" for e in expected)
             assert len(receiver.posts) == 6  # two failed answers, retried
     finally:
+        hanging.release()
         server.close()
         hanging.close()
-    logged = _log(tmp_path / "state" / "events.jsonl")
+    logged = _log(tmp_path / "state")
     assert [r["event"] for r in logged if r["appId"] == "flaky-app"] == expected
     assert sum(r["appId"] == "hung-app" for r in logged) == 3
+
+
+def test_per_application_concurrency_limit_holds_and_each_call_stays_in_order(tmp_path: Path) -> None:
+    rx = ScriptedReceiver(lambda _body: "hang")
+    try:
+        delivery = Delivery(tmp_path, {"app": rx.url, "other": rx.url}, RetryPolicy(timeout_s=60),
+                            concurrency={"app": 3})
+        delivery.start()
+        for n in range(60):
+            delivery.publish("app", f"c{n % 10}", {"call": f"c{n % 10}", "n": n})
+        wait_for(lambda: len(rx.posts) >= 3, what="three events in flight")
+        rx.release()
+        wait_for(lambda: len(rx.acked) == 60, what="every event")
+        delivery.close()
+        assert rx.max_open == 3  # never more than the application's limit at once
+        for call in range(10):
+            assert [b["n"] for b in rx.acked if b["call"] == f"c{call}"] == list(range(call, 60, 10))
+    finally:
+        rx.close()

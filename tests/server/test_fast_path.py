@@ -6,7 +6,6 @@ delivery worker's batched wake-ups (no event lost) and :meth:`Synthesizer.cached
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from engine.config import DEMO_APP_ID, Application, Config
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
 from engine.server.delivery import Delivery
+from engine.server.event_log import EventLog
 from engine.testing.server import FakeSpeaker, LiveServer, wait_events
 
 SMALL_APP = "small-queue-app"
@@ -170,5 +170,7 @@ def test_batched_wake_ups_lose_no_event(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, delivery.stats()
         time.sleep(0.01)
     delivery.close()
-    seqs = [json.loads(line)["seq"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    log = EventLog(tmp_path / "events")  # the segmented event log (delivery)
+    seqs = [record["seq"] for _position, record in log.read((0, 0), 10_000)[0]]
+    log.close()
     assert seqs == list(range(1, 2002))
