@@ -125,15 +125,22 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = 
         time.sleep(0.01)
 
 
-def call_events(client: httpx.Client, call_id: str) -> list[dict[str, Any]]:
-    """The events the server kept for ``call_id``."""
-    return client.get("/ipcc/events", params={"callId": call_id}).json()["events"]
+#: The events of a call's requests (the contract's); the platform's call events are the others.
+REQUEST_EVENTS = ("ivrreportdtmf", "multrpt")
 
 
-def wait_events(client: httpx.Client, call_id: str, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-    """Wait until ``call_id`` has at least ``count`` events; return them."""
+def call_events(client: httpx.Client, call_id: str, kinds: tuple[str, ...] | None = REQUEST_EVENTS
+                ) -> list[dict[str, Any]]:
+    """The events the server kept for ``call_id`` whose ``event`` is one of ``kinds`` (None: every event)."""
+    events = client.get("/ipcc/events", params={"callId": call_id}).json()["events"]
+    return events if kinds is None else [event for event in events if event.get("event") in kinds]
+
+
+def wait_events(client: httpx.Client, call_id: str, count: int, timeout_s: float = 10.0,
+                kinds: tuple[str, ...] | None = REQUEST_EVENTS) -> list[dict[str, Any]]:
+    """Wait until ``call_id`` has at least ``count`` events of ``kinds`` (default: its requests'); return them."""
     def enough() -> list[dict[str, Any]] | None:
-        events = call_events(client, call_id)
+        events = call_events(client, call_id, kinds)
         return events if len(events) >= count else None
 
     return wait_for(enough, timeout_s, f"{count} events of {call_id}")
