@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from engine.admission import check_files, prepare
-from engine.core.orders import MultOrders
+from engine.admission import prepare
+from engine.core.orders import MultOrders, PlayKind
 from engine.core.player import RequestReport, Result
 from engine.errors import OK, UnknownCallError
 from engine.format import samples_to_seconds
@@ -78,6 +78,14 @@ def _hang_up_hook(engine: Engine, reason: str, then: Callable[[RequestReport], N
     return hook
 
 
+def _check_files(engine: Engine, request: MultOrders, fields: list[str]) -> None:
+    """The files of ``request`` are the application's and audio; errors name ``fields[i]`` (``108100``)."""
+    for order, field in zip(request.orders, fields, strict=True):
+        check_owner(request.app_id, order.source, field, order.kind)
+        if order.kind is PlayKind.FILE:
+            engine.library.load(order.source, field)
+
+
 class Inbound:
     """Incoming calls waiting for the application's ``reply``: ``offer`` publishes ``incomingcall``."""
 
@@ -117,9 +125,7 @@ class CallApi:
         spec = parse_out_call(fields)
         application = engine.config.application(spec.app_id)
         request = parse_notify(fields, spec.app_id, "")
-        for i, order in enumerate(request.orders):
-            check_owner(spec.app_id, order.source, f"voices[{i}].voice", order.kind)
-        check_files(request, engine.library)
+        _check_files(engine, request, [f"voices[{i}].voice" for i in range(len(request.orders))])
         program = prepare(request, engine.library, engine.speaker, application.voice)
         call_id = engine.new_call_id()
         engine.start_call(spec, connect(spec, call_id, engine.config, engine.endpoints), call_id)
@@ -142,9 +148,8 @@ class CallApi:
                                "caller": old.called if old is not None else "", "data": transfer.data})
         program = None
         if transfer.file_name:
-            check_owner(transfer.app_id, transfer.file_name, "fileName")
             request = transfer_prompt(transfer)
-            check_files(request, engine.library)
+            _check_files(engine, request, ["fileName"])
             voice = engine.config.application(transfer.app_id).voice
             program = prepare(request, engine.library, engine.speaker, voice)
         new_id = engine.new_call_id()
@@ -186,8 +191,7 @@ class CallApi:
         request = parse_message(fields)
         application = engine.config.application(request.app_id)
         engine.board.check_call(request.app_id, request.call_id)
-        check_owner(request.app_id, request.orders[0].source, "voiceStr", request.orders[0].kind)
-        check_files(request, engine.library)
+        _check_files(engine, request, ["voiceStr"])
         program = prepare(request, engine.library, engine.speaker, application.voice)
         prompt_samples = len(program.prompts[0])
         info = engine.board.info(request.call_id)
