@@ -152,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ipcc-engine``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a closed pipe is found here, not at exit
+        return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head`: end quietly
