@@ -79,7 +79,8 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
     add_media_options(parser)
     parser.add_argument("--encoding", choices=("pcm16", "ulaw", "alaw"), default="pcm16",
                         help="WAV sample encoding (default: pcm16)")
-    parser.add_argument("--keys", default="", help='scripted caller: "5@3.2,#@4.0" (key@seconds from the start)')
+    parser.add_argument("--keys", default="", help='scripted caller: "5@16.0,#@17.0" (key@seconds from the start; '
+                                                   'keys before the getkey order starts are not collected)')
     parser.add_argument("--caller", type=Path, help="the caller's audio from a file (first channel)")
     parser.add_argument("--stereo", action="store_true", help="the caller's audio on a second channel")
     parser.add_argument("--max-seconds", type=float, default=3600.0,

@@ -205,8 +205,8 @@ class Engine:
     def out_call(self, body: str) -> dict[str, Any]:
         """``outCall``: a new call to ``called``: a phone number (the route table) or an endpoint's name."""
         fields = self.decode(body)
-        if "appId" in fields:
-            self.config.application(ids_of(fields)["appId"])  # 108101 before the other fields, as multOrders does
+        if app_id := ids_of(fields)["appId"]:
+            self.config.application(app_id)  # 108101 before the other fields, as multOrders does
         spec = parse_out_call(fields)
         self.config.application(spec.app_id)
         if spec.caller_wav:
