@@ -56,7 +56,16 @@ from engine.wire.call_events import call_bill_report as bill
 from engine.wire.call_events import call_disconnect_report as disconnect
 from engine.wire.call_events import call_stat_report as stat
 from engine.wire.openapi import CallBody, EventsResponse, MultOrdersBody, OutCallBody, PlayBody, StatusResponse
-from engine.wire.request import decode_body, error_response, ids_of, parse_mult_orders, parse_play, read_ids, response
+from engine.wire.request import (
+    UNKNOWN_FIELDS,
+    decode_body,
+    error_response,
+    ids_of,
+    parse_mult_orders,
+    parse_play,
+    read_ids,
+    response,
+)
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
@@ -251,6 +260,7 @@ class Engine:
         fields = self.decode(body)
         app_id, call_id = read_ids(fields)
         self.config.application(app_id)
+        UNKNOWN_FIELDS.note(app_id, getattr(command, "__name__", "call"), fields, ("appId", "callId"))
         command(app_id, call_id)
         return response(OK, "ok", app_id, call_id)
 

@@ -39,10 +39,11 @@ from engine.media.call import CallerSource
 from engine.media.sinks import NullSink, Sink, WavSink
 from engine.wire.body import Fields, fields_of
 from engine.wire.call_events import CallInfo
-from engine.wire.request import MAX_DATA_CHARS, app_id_of
+from engine.wire.request import MAX_DATA_CHARS, UNKNOWN_FIELDS, app_id_of
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 MAX_SCRIPT_CHARS = 10_000
+OUT_CALL_FIELDS = ("appId", "called", "caller", "data", "keys", "callerWav", "timeout", "AiFlag")
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def parse_out_call(body: Mapping[str, Any]) -> OutCallSpec:
     """
     body = Fields(fields_of(body).items())
     fields: dict[str, str] = {"appId": app_id_of(body)}
+    UNKNOWN_FIELDS.note(fields["appId"], "outCall", body, OUT_CALL_FIELDS)
     caller = body.get("caller")
     if isinstance(caller, int) and not isinstance(caller, bool) and caller >= 0:
         body["caller"] = str(caller)
