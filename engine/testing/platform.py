@@ -1,7 +1,8 @@
 """The platform's clients in tests: a live server with a route table, a callback receiver, SDK-style posts.
 
 The server runs its media 25× faster than real time with :class:`~engine.testing.server.FakeSpeaker`; every
-application's callback URL is one :class:`~engine.testing.server.Receiver`, which acknowledges every event.
+application's callback URL is one :class:`~engine.testing.server.Receiver`, which answers
+``{"code": "0", "message": "0"}`` as platform samples do.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from engine.testing.server import FakeSpeaker, LiveServer, Receiver, wait_for
 
 OTHER_APP = "other-app"
 NUMERIC_APP = "20240506"
-ROUTES = (Route("10086", "null"), Route("1390000*", "wav:{called}", outcome=Outcome.BUSY),
+#: ``555*`` goes to the ``probe`` scheme, which a test registers (as the SIP work registers ``sip``).
+ROUTES = (Route("10086", "null"), Route("555*", "probe:{called}/{caller}", keys="9@0.2"),
+          Route("1390000*", "wav:{called}", outcome=Outcome.BUSY),
           Route("1370000*", "null", outcome=Outcome.NO_ANSWER), Route("*", "wav:{called}-{callId}"))
 
 
@@ -69,7 +72,7 @@ class Platform:
 @contextmanager
 def platform_server(root: Path, voices: Path, **settings: Any) -> Iterator[Platform]:
     """A :class:`Platform` with the demo application, :data:`OTHER_APP`, :data:`NUMERIC_APP` and :data:`ROUTES`."""
-    receiver = Receiver()
+    receiver = Receiver(ack={"code": "0", "message": "0"})
     apps = {app_id: Application(app_id, callback_url=receiver.url) for app_id in (DEMO_APP_ID, OTHER_APP,
                                                                                   NUMERIC_APP)}
     options = {"voices": voices, "recordings": root / "recordings", "state_dir": root / "state",
@@ -95,3 +98,14 @@ def markdown_tables(text: str) -> dict[str, dict[str, str]]:
 
 
 JSON_TYPES = {"string": str, "int": int, "bool": bool}
+
+
+def check_against_table(event: dict[str, Any], tables: dict[str, dict[str, str]]) -> bool:
+    """Assert ``event`` has exactly its README table's fields, of their types; False when it has no table."""
+    table = tables.get(event.get("event", ""))
+    if table is None:
+        return False
+    assert set(event) == set(table), (event["event"], sorted(set(event) ^ set(table)))
+    for name, kind in table.items():
+        assert type(event[name]) is JSON_TYPES[kind], (event["event"], name, event[name])
+    return True

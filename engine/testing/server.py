@@ -67,12 +67,15 @@ class LiveServer:
 class Receiver:
     """A callback receiver on a free loopback port.
 
-    ``answers``: what the n-th POST gets (status, body); after the list, ``(200, {"code": "0"})``. ``hang_s``: every
-    answer waits this long first.
+    ``answers``: what the n-th POST gets (status, body); after the list, ``(200, ack)``. ``hang_s``: every
+    answer waits this long first. ``ack``: the acknowledgement (default ``{"code": "0"}``; platform samples
+    answer ``{"code": "0", "message": "0"}``).
     """
 
-    def __init__(self, answers: list[tuple[int, Any]] | None = None, hang_s: float = 0.0) -> None:
+    def __init__(self, answers: list[tuple[int, Any]] | None = None, hang_s: float = 0.0,
+                 ack: dict[str, Any] | None = None) -> None:
         self.answers = list(answers or [])
+        self.ack = ack or {"code": "0"}
         self.hang_s = hang_s
         self.posts: list[dict[str, Any]] = []  # every POST body, in arrival order
         self.acked: list[dict[str, Any]] = []  # the bodies answered {"code": "0"}
@@ -86,8 +89,8 @@ class Receiver:
                     time.sleep(receiver.hang_s)
                 with receiver.lock:
                     receiver.posts.append(body)
-                    status, answer = receiver.answers.pop(0) if receiver.answers else (200, {"code": "0"})
-                    if status == 200 and answer == {"code": "0"}:
+                    status, answer = receiver.answers.pop(0) if receiver.answers else (200, receiver.ack)
+                    if status == 200 and answer == receiver.ack:
                         receiver.acked.append(body)
                 data = json.dumps(answer).encode()
                 try:

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from engine.config import DEMO_APP_ID
 from engine.format import SAMPLE_RATE_HZ
-from engine.testing.platform import JSON_TYPES, Platform, markdown_tables, platform_server
+from engine.testing.platform import Platform, check_against_table, markdown_tables, platform_server
 from engine.testing.server import wait_for
 
 CALL_EVENTS = ("callstatrpt", "calldisconnectrpt", "callbillrpt", "playoverrpt", "messagerpt")
@@ -91,16 +91,7 @@ def test_every_call_event_has_the_fields_and_types_of_its_readme_table(platform:
     busy = platform.dial("13900009999")
     platform.wait(busy, "callbillrpt")
     events = platform.wait(call_id, "callbillrpt") + platform.events(busy)
-    seen = set()
-    for event in events:
-        table = tables.get(event["event"])
-        if table is None:
-            continue
-        seen.add(event["event"])
-        assert set(event) == set(table), event["event"]
-        for name, kind in table.items():
-            assert type(event[name]) is JSON_TYPES[kind], (event["event"], name)
-    assert seen == set(CALL_EVENTS)
+    assert {event["event"] for event in events if check_against_table(event, tables)} == set(CALL_EVENTS)
 
 
 def test_message_reports_where_the_callers_message_lies_in_the_recording(platform: Platform) -> None:
@@ -169,7 +160,7 @@ def test_a_transfer_of_an_unknown_call_or_to_junk_is_refused(platform: Platform)
     platform.post("disConnect", callId=call_id)
 
 
-def test_reply_answers_an_offered_incoming_call(platform: Platform) -> None:
+def test_reply_answers_an_offered_incoming_call(platform: Platform, repo_root: Path) -> None:
     from engine.wire.call_events import CallInfo
 
     assert platform.post("reply", callId="no-such-call", ansCode=0)["code"] == "108105"
@@ -178,7 +169,26 @@ def test_reply_answers_an_offered_incoming_call(platform: Platform) -> None:
     platform.engine.call_api.inbound.offer(info, decided.append)
     offered = platform.wait("inbound-1", "incomingcall")[0]
     assert offered["caller"] == "13800138000" and offered["called"] == "95555"
+    assert check_against_table(offered, markdown_tables((repo_root / "README.md").read_text(encoding="utf-8")))
     assert platform.post("reply", callId="inbound-1", ansCode=2)["msg"].startswith("ansCode")
     assert platform.post("reply", callId="inbound-1", ansCode="1")["code"] == "000000"
     assert decided == [False]
     assert platform.post("reply", callId="inbound-1", ansCode=0)["code"] == "108105"  # answered once only
+
+
+def test_a_route_reaches_an_endpoint_scheme_another_module_registers(platform: Platform,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.server import endpoints
+
+    made: list[tuple[str, str]] = []
+
+    def probe(rest: str, spec: endpoints.OutCallSpec, context: endpoints.EndpointContext) -> endpoints.Endpoint:
+        made.append((rest, spec.keys))
+        return endpoints.null_endpoint("", spec, context)
+
+    monkeypatch.setitem(endpoints._FACTORIES, "probe", probe)  # noqa: SLF001 - what register_endpoint does
+    call_id = platform.dial("5551234", caller="+8610")
+    assert made == [("5551234/_8610", "9@0.2")]  # the template filled, the route's caller side
+    assert platform.post("outCall", called="probe:direct")["code"] == "000000"  # an explicit endpoint too
+    assert made[-1] == ("direct", "")
+    platform.post("disConnect", callId=call_id)
