@@ -5,9 +5,10 @@ r"""A request body from bytes to fields: its charset, bounded JSON, field names 
   body without a charset that is not UTF-8 is read as ISO-8859-1, what Java clients that post without a
   charset send. Any other charset is refused (``108100`` naming ``Content-Type``).
 * **Bounded JSON.** Nesting deeper than ``max_depth`` (default 32) and more than ``max_keys`` object keys in all
-  (default 10,000) are refused before or while parsing, without recursion; integers longer than
-  ``MAX_DIGITS`` digits are never converted (:class:`HugeNumber`); ``NaN``/``Infinity`` are not JSON; a string
-  holding a lone surrogate (``"\udc80"``) is refused naming its field.
+  (default 10,000) are refused before or while parsing, without recursion; a JSON integer of more than 4300
+  digits (Python's bound on ``int()``) is refused, one of more than ``MAX_DIGITS`` is refused by the field
+  reading it; ``NaN``/``Infinity`` are not JSON; a string holding a lone surrogate (``"\udc80"``) is refused
+  naming its field.
 * **Field names.** Keys are trimmed of white space and matched case-insensitively (:class:`Fields`):
   ``getKey`` is ``getkey``, ``callid`` is ``callId``. Two keys that are equal after trimming and case folding
   are refused as a duplicate (``{"callId": "a", "callId": "b"}`` too).
@@ -34,7 +35,8 @@ _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)\"?", re.IGNORECASE)
 _CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030",
              "cp936": "gb18030", "iso-8859-1": "latin-1", "iso8859-1": "latin-1", "latin-1": "latin-1",
              "latin1": "latin-1", "us-ascii": "latin-1", "ascii": "latin-1"}
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _OPEN = np.zeros(256, dtype=np.int32)
 _OPEN[[ord("["), ord("{")]] = 1
 _OPEN[[ord("]"), ord("}")]] = -1
@@ -46,18 +48,6 @@ class JsonLimits:
 
     max_depth: int = DEFAULT_MAX_DEPTH
     max_keys: int = DEFAULT_MAX_KEYS
-
-
-class HugeNumber:
-    """A JSON integer of more than :data:`MAX_DIGITS` digits, kept as its text (a field reading it refuses it)."""
-
-    __slots__ = ("digits",)
-
-    def __init__(self, digits: str) -> None:
-        self.digits = digits
-
-    def __repr__(self) -> str:
-        return f"an integer of {len(self.digits)} digits"
 
 
 def fold(name: str) -> str:
@@ -73,19 +63,31 @@ class Fields(dict):  # type: ignore[type-arg]
     ``duplicate`` (the JSON parser's way: the field's path is known only once the whole body is parsed).
     """
 
+    __slots__ = ("_pairs", "_spelling", "duplicate")
+
     def __init__(self, pairs: Iterable[tuple[str, Any]] = (), where: str = "", strict: bool = True) -> None:
-        super().__init__()
-        self.spelling: dict[str, str] = {}
+        pairs = pairs if isinstance(pairs, list) else list(pairs)
+        super().__init__([(key.strip().casefold(), value) for key, value in pairs])
+        self._pairs = pairs  # the keys as sent: ``spelling`` is made from them only when asked for
+        self._spelling: dict[str, str] | None = None
         self.duplicate: str | None = None
-        for key, value in pairs:
-            name = key.strip()
-            folded = name.casefold()
-            if folded in self and self.duplicate is None:
-                if strict:
-                    raise duplicate_error(f"{where}{name}")
-                self.duplicate = name
-            dict.__setitem__(self, folded, value)
-            self.spelling[folded] = name
+        if len(self) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                name = key.strip()
+                if name.casefold() in seen:
+                    if strict:
+                        raise duplicate_error(f"{where}{name}")
+                    self.duplicate = name
+                    break
+                seen.add(name.casefold())
+
+    @property
+    def spelling(self) -> dict[str, str]:
+        """Each folded key → the key as the client sent it (trimmed)."""
+        if self._spelling is None:
+            self._spelling = {key.strip().casefold(): key.strip() for key, _ in reversed(self._pairs)}
+        return self._spelling
 
     def __getitem__(self, key: str) -> Any:
         return dict.__getitem__(self, fold(key))
@@ -101,6 +103,10 @@ class Fields(dict):  # type: ignore[type-arg]
         folded = fold(key)
         dict.__setitem__(self, folded, value)
         self.spelling.setdefault(folded, key.strip())
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """Remove ``key`` (matched trimmed, case-insensitively) and return its value."""
+        return dict.pop(self, fold(key), *default)
 
     def unknown(self, known: Iterable[str]) -> list[str]:
         """The keys (as sent) that are none of ``known``."""
@@ -150,17 +156,27 @@ def decode_text(raw: bytes, content_type: str | None = None) -> str:
         raise RequestError("body", f"is not {codec} as its charset says (byte {exc.start})") from None
 
 
+def _bracket_depth(text: str) -> int:
+    brackets = text.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS)  # C speed: only []{} stay
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    return int(max(0, np.cumsum(_OPEN[codes]).max())) if len(codes) else 0
+
+
 def nesting_depth(text: str) -> int:
     """The deepest nesting of ``[``/``{`` in ``text`` outside strings (linear, no recursion)."""
-    bare = _STRING.sub("", text)
-    codes = np.frombuffer(bare.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    if not len(codes):
-        return 0
-    return int(max(0, np.cumsum(_OPEN[codes]).max()))
+    return _bracket_depth(_STRING.sub("", text))
 
 
-def _big_int(text: str) -> int | HugeNumber:
-    return HugeNumber(text) if len(text.lstrip("-")) > MAX_DIGITS else int(text)
+def within_depth(text: str, max_depth: int) -> int | None:
+    """None when ``text`` nests at most ``max_depth`` deep, else its depth; cheap bounds first.
+
+    The count of opening brackets bounds the depth (a few microseconds); then the depth counting brackets
+    inside strings too; only when both are over the limit are strings stripped for the exact figure.
+    """
+    if text.count("[") + text.count("{") <= max_depth or _bracket_depth(text) <= max_depth:
+        return None
+    depth = nesting_depth(text)
+    return depth if depth > max_depth else None
 
 
 def _no_constant(name: str) -> Any:
@@ -169,27 +185,33 @@ def _no_constant(name: str) -> Any:
 
 def parse_json(text: str, limits: JsonLimits = JsonLimits()) -> Any:
     """``text`` as JSON within ``limits``, objects as :class:`Fields`; ``108100`` naming what is wrong."""
-    depth = nesting_depth(text)
-    if depth > limits.max_depth:
+    depth = within_depth(text, limits.max_depth)
+    if depth is not None:
         raise RequestError("body", f"nests {depth} levels deep; at most {limits.max_depth}")
     keys = 0
+    duplicates = False
 
     def make(pairs: list[tuple[str, Any]]) -> Fields:
-        nonlocal keys
+        nonlocal keys, duplicates
         keys += len(pairs)
         if keys > limits.max_keys:
             raise RequestError("body", f"has more than {limits.max_keys} keys")
-        return Fields(pairs, strict=False)
+        fields = Fields(pairs, strict=False)
+        duplicates = duplicates or fields.duplicate is not None
+        return fields
 
     try:
-        value = json.loads(text, object_pairs_hook=make, parse_int=_big_int, parse_constant=_no_constant)
+        value = json.loads(text, object_pairs_hook=make, parse_constant=_no_constant)
     except RecursionError:
         raise RequestError("body", f"nests too deep; at most {limits.max_depth}") from None
     except ValueError as exc:
         if isinstance(exc, RequestError):
             raise
+        if "integer string conversion" in str(exc):  # Python's own bound on int() (4300 digits)
+            raise RequestError("body", "holds an integer of more than 4300 digits") from None
         raise RequestError("body", f"not valid JSON ({exc})") from None
-    _check_text(value, "")
+    if duplicates or "\\u" in text or (not text.isascii() and not is_text(text)):
+        _check_text(value, "")  # only then: a walk over every value costs more than the parse
     return value
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from engine.core.orders import DTMF_KEYS, KeyCollection, MultOrders, Order, PlayKind
 from engine.errors import EngineError, RequestError
 from engine.format import seconds_to_samples
-from engine.wire.body import MAX_DIGITS, Fields, HugeNumber, JsonLimits, fields_of, is_text, parse_json
+from engine.wire.body import MAX_DIGITS, Fields, JsonLimits, fields_of, is_text, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ _SHOWN_CHARS = 40
 
 def _show(value: Any) -> str:
     """A short, safe rendering of a bad value for an error message (a 10 MB string is not echoed)."""
-    if isinstance(value, HugeNumber | bytes):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**MAX_DIGITS:
+        return "an integer of more than 40 digits"
+    if isinstance(value, bytes):
         return repr(value)
     try:
         text = json.dumps(value, ensure_ascii=False)
@@ -104,9 +106,8 @@ def _integer(obj: Mapping[str, Any], name: str, where: str, default: int | None,
         return default
     if isinstance(value, bool):
         raise RequestError(field, f"must be an integer, got {_show(value)}")
-    digits = value.digits if isinstance(value, HugeNumber) else value if isinstance(value, str) else ""
-    if len(digits) > MAX_DIGITS and digits.lstrip("-").isdigit():
-        raise RequestError(field, f"must be <= {MAX_INT}, got an integer of {len(digits)} digits")
+    if isinstance(value, str) and len(value) > MAX_DIGITS and value.lstrip("-").isdigit():
+        raise RequestError(field, f"must be <= {MAX_INT}, got an integer of {len(value)} digits")
     if isinstance(value, float) and value.is_integer():
         number = int(value)
     elif isinstance(value, int):
@@ -116,9 +117,9 @@ def _integer(obj: Mapping[str, Any], name: str, where: str, default: int | None,
     else:
         raise RequestError(field, f"must be an integer, got {_show(value)}")
     if number < minimum:
-        raise RequestError(field, f"must be >= {minimum}, got {number}")
+        raise RequestError(field, f"must be >= {minimum}, got {_show(number)}")
     if number > MAX_INT:
-        raise RequestError(field, f"must be <= {MAX_INT}, got {number}")
+        raise RequestError(field, f"must be <= {MAX_INT}, got {_show(number)}")
     return number
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import RequestError
-from engine.wire.body import Fields, HugeNumber, JsonLimits, charset_of, decode_text, nesting_depth, parse_json
-from engine.wire.request import decode_body, ids_of, parse_play
+from engine.wire.body import Fields, JsonLimits, charset_of, decode_text, nesting_depth, parse_json
+from engine.wire.request import decode_body, ids_of, parse_order, parse_play
 
 
 def test_fields_match_trimmed_and_case_insensitively_and_keep_the_spelling() -> None:
@@ -49,9 +49,13 @@ def test_limits_are_applied_before_and_while_parsing() -> None:
     assert parse_json('{"a": [[{}]]}', JsonLimits(max_depth=4)) == {"a": [[{}]]}
 
 
-def test_huge_integers_stay_text_and_constants_are_not_json() -> None:
-    value = parse_json('{"n": ' + "9" * 5000 + ', "m": 12}')
-    assert isinstance(value["n"], HugeNumber) and len(value["n"].digits) == 5000 and value["m"] == 12
+def test_huge_integers_are_refused_without_a_traceback_and_constants_are_not_json() -> None:
+    with pytest.raises(RequestError, match="^body: holds an integer of more than 4300 digits"):
+        parse_json('{"n": ' + "9" * 5000 + "}")
+    with pytest.raises(RequestError, match=r"^playTime: must be <= 2147483647, got an integer of more than 40"):
+        parse_order(decode_body('{"playFlag": 0, "voiceStr": "x", "playTime": ' + "9" * 4000 + "}"), "", True)
+    with pytest.raises(RequestError, match="^playTime: must be <= 2147483647, got an integer of 5000 digits"):
+        parse_order(decode_body('{"playFlag": 0, "voiceStr": "x", "playTime": "' + "9" * 5000 + '"}'), "", True)
     with pytest.raises(RequestError, match="not valid JSON"):
         parse_json('{"n": Infinity}')
 
