@@ -37,7 +37,7 @@ from engine.errors import EndpointError
 from engine.format import SAMPLE_DTYPE
 from engine.media.call import CallerSource
 from engine.media.sinks import NullSink, Sink, WavSink
-from engine.wire.body import Fields, fields_of
+from engine.wire.body import fields_of
 from engine.wire.call_events import CallInfo
 from engine.wire.request import MAX_DATA_CHARS, UNKNOWN_FIELDS, app_id_of
 
@@ -203,7 +203,7 @@ def parse_out_call(body: Mapping[str, Any]) -> OutCallSpec:
     ``timeout``: seconds to answer, 1–3600 (the platform's 20–60 and more; default 0: the route decides);
     ``AiFlag`` and other fields are accepted and ignored.
     """
-    body = Fields(fields_of(body).items())
+    body = fields_of(body).copy()
     fields: dict[str, str] = {"appId": app_id_of(body)}
     UNKNOWN_FIELDS.note(fields["appId"], "outCall", body, OUT_CALL_FIELDS)
     caller = body.get("caller")

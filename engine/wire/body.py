@@ -104,6 +104,10 @@ class Fields(dict):  # type: ignore[type-arg]
         dict.__setitem__(self, folded, value)
         self.spelling.setdefault(folded, key.strip())
 
+    def copy(self) -> Fields:
+        """A shallow copy that keeps the keys as sent."""
+        return Fields(list(self._pairs)) if len(self._pairs) == len(self) else Fields(self.items())
+
     def pop(self, key: str, *default: Any) -> Any:
         """Remove ``key`` (matched trimmed, case-insensitively) and return its value."""
         return dict.pop(self, fold(key), *default)

@@ -215,7 +215,7 @@ def parse_play(body: Mapping[str, Any]) -> MultOrders:
     ``flag`` is read as ``playFlag`` (a published SDK's spelling); both at once are refused.
     """
     app_id, call_id = read_ids(body)
-    fields = Fields(fields_of(body).items())
+    fields = fields_of(body).copy()
     if "flag" in fields:
         if "playFlag" in fields:
             raise RequestError("flag", "give playFlag or flag, not both")
