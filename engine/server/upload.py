@@ -2,8 +2,9 @@
 
 A ``multipart/form-data`` body with the fields ``appId``, ``file`` (the audio) and ``filename`` (optional: the
 file part's own name otherwise). The name is 1–100 characters of ``A-Z a-z 0-9 . _ -`` (not starting with a
-dot) ending in ``.wav``, ``.flac``, ``.ogg`` or ``.mp3``; the content must be audio libsndfile decodes; at most
-``max_upload_bytes`` (10 MiB) — refused unread beyond. The file lands in ``<voices>/apps/<app>/NAME`` (0600,
+dot) ending in ``.wav``, ``.flac``, ``.ogg`` or ``.mp3``; the content must be audio libsndfile decodes, at most
+:data:`MAX_UPLOAD_SECONDS` long by its header (checked before decoding); at most ``max_upload_bytes`` (10 MiB)
+— refused unread beyond. The file lands in ``<voices>/apps/<app>/NAME`` (0600,
 its folder 0700), written to a temporary name and renamed, so a reader never sees half a file; uploading a
 name again replaces the application's own file. The answer's ``fileInfo`` (``apps/<app>/NAME``) is what to put
 in ``voiceStr`` with ``playFlag`` 1. Paths under ``apps/`` of another application are refused for every field
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import soundfile as sf
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 APPS_FOLDER = "apps"
 MAX_UPLOAD_BYTES = 10 << 20
+#: A prompt's duration at most (seconds), read from the file's header before anything is decoded.
+MAX_UPLOAD_SECONDS = 600
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\.(wav|flac|ogg|mp3)", re.IGNORECASE)
 
 
@@ -103,6 +107,12 @@ def store(engine: Engine, raw: bytes, content_type: str) -> dict[str, Any]:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(upload[1])
+        try:
+            seconds = sf.info(temporary).duration  # from the header: a small file may hold hours of silence
+        except (RuntimeError, ValueError, sf.LibsndfileError):
+            raise RequestError("file", "is not audio the engine decodes (WAV, FLAC, OGG or MP3)") from None
+        if not 0 < seconds <= MAX_UPLOAD_SECONDS:
+            raise RequestError("file", f"plays {seconds:.1f} s; a prompt lasts at most {MAX_UPLOAD_SECONDS} s")
         try:
             load_audio(temporary)
         except (AudioDecodeError, ValueError):

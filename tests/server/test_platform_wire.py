@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import soundfile as sf
 
 from engine.config import DEMO_APP_ID
 from engine.testing.platform import NUMERIC_APP, OTHER_APP, Platform, platform_server
@@ -162,11 +164,15 @@ def test_an_uploaded_prompt_plays_for_its_application_only(platform: Platform, r
     (None, "prompt.exe", DEMO_APP_ID, "filename"),
     (None, "x.wav", "unknown-app", "appId"),
     (b"\0" * 300_000, "big.wav", DEMO_APP_ID, "body"),
+    ("long", "hours.flac", DEMO_APP_ID, "file: plays 3600.0 s"),
 ])
-def test_uploads_are_checked(platform: Platform, repo_root: Path, content: bytes | None, filename: str, app: str,
-                             field: str) -> None:
+def test_uploads_are_checked(platform: Platform, repo_root: Path, tmp_path: Path, content: bytes | str | None,
+                             filename: str, app: str, field: str) -> None:
+    if content == "long":  # an hour of silence: a small FLAC, refused by its header before it is decoded
+        sf.write(tmp_path / "hours.flac", np.zeros(3600 * 8000, dtype=np.int16), 8000)
+        content = (tmp_path / "hours.flac").read_bytes()
     wav = (repo_root / "voices" / "beep.wav").read_bytes()
-    answer = _upload(platform, wav if content is None else content, filename, app)
+    answer = _upload(platform, wav if content is None else bytes(content), filename, app)
     assert answer["code"] in ("108100", "108101") and str(answer["msg"]).startswith(field), answer
     assert not list((platform.root / "voices" / "apps").rglob(".upload-*"))  # no half-written file left
 
