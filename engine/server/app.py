@@ -41,6 +41,7 @@ from engine.config import Config, default_config
 from engine.core.orders import MultOrders, PlayKind
 from engine.core.timeline import Program
 from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError
+from engine.format import seconds_to_samples
 from engine.media.pacer import Clock
 from engine.server import call_api, docs, upload
 from engine.server.delivery import Delivery, RetryPolicy
@@ -51,7 +52,7 @@ from engine.server.switchboard import DEFAULT_MAX_CALLS, RequestHook, Switchboar
 from engine.server.upload import MAX_UPLOAD_BYTES, check_owner, owned
 from engine.tts.synthesizer import SpeechSource
 from engine.wire.body import Fields
-from engine.wire.call_events import FAILED, REASON_NOT_CONNECTED, CallInfo
+from engine.wire.call_events import FAILED, NO_ANSWER, REASON_NOT_CONNECTED, CallInfo
 from engine.wire.call_events import call_bill_report as bill
 from engine.wire.call_events import call_disconnect_report as disconnect
 from engine.wire.call_events import call_stat_report as stat
@@ -69,6 +70,8 @@ from engine.wire.request import (
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
+#: Seconds a phone rings before a "no answer" route gives up, when ``outCall`` gives no ``timeout``.
+DEFAULT_RING_S = 30
 #: Makes a request's hook once the request is parsed (``playoverrpt`` needs the order's ``data``).
 HookFactory = Callable[[MultOrders], RequestHook]
 
@@ -234,11 +237,16 @@ class Engine:
 
         An answered attempt becomes a live call (its events come from the switchboard); a route's failing
         outcome publishes ``callstatrpt`` with its ``ansCode``, then ``calldisconnectrpt`` and ``callbillrpt``
-        (the attempt was started: ``000000``, as the platform answers).
+        (the attempt was started: ``000000``, as the platform answers): at once, or for no answer once the
+        phone has rung ``timeout`` seconds of media time (default :data:`DEFAULT_RING_S`).
         """
         info = CallInfo(spec.app_id, call_id, spec.caller, connection.called, self.wall_clock(), data=spec.data,
                         transferred_from=transferred_from)
         endpoint = connection.endpoint
+        if endpoint is None and connection.ans_code == NO_ANSWER:
+            ring_s = spec.timeout_s or DEFAULT_RING_S
+            self.board.after(seconds_to_samples(ring_s), lambda: self._not_connected(info, NO_ANSWER))
+            return
         if endpoint is None:
             self._not_connected(info, connection.ans_code)
             return

@@ -38,6 +38,7 @@ from engine.config import Config
 from engine.core.player import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
 from engine.errors import QueueFullError, UnknownCallError
+from engine.format import SAMPLES_PER_FRAME
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
@@ -92,6 +93,7 @@ class Switchboard:
         self._calls: dict[str, tuple[Call, Any]] = {}  # media thread only: call id → (call, endpoint)
         self._ending: list[tuple[Call, Callable[[], bool]]] = []  # media thread only
         self._hooks: dict[str, deque[RequestHook | None]] = {}  # media thread only: per call, in request order
+        self._timers: list[tuple[int, Callable[[], None]]] = []  # media thread only: (tick, action)
         self._thread: threading.Thread | None = None
 
     # -- HTTP side (any thread) -------------------------------------------------------------------------------
@@ -146,6 +148,14 @@ class Switchboard:
             self.check_call(app_id, call_id)
             del self._live[call_id]
             self._commands.append(("hangup", (call_id, reason)))
+
+    def after(self, samples: int, action: Callable[[], None]) -> None:
+        """Run ``action`` on the media thread once ``samples`` of media time have passed (a ringing phone).
+
+        ``action`` must only publish or post commands, as a request hook.
+        """
+        with self._lock:
+            self._commands.append(("after", (samples, action)))
 
     def sizes(self) -> dict[str, int]:
         """Registry and media-thread sizes (for status and tests)."""
@@ -213,6 +223,17 @@ class Switchboard:
             self._end(call.call_id, REASON_ERROR)
         if self._ending and self.media.ticks % ENDED_POLL_TICKS == 0:
             self._poll_ended()
+        if self._timers and self._timers[0][0] <= self.media.ticks:
+            self._fire_timers()
+
+    def _fire_timers(self) -> None:
+        due = [action for tick, action in self._timers if tick <= self.media.ticks]
+        self._timers = [(tick, action) for tick, action in self._timers if tick > self.media.ticks]
+        for action in due:
+            try:
+                action()
+            except Exception:
+                log.exception("a timer's action failed")
 
     def _apply_commands(self) -> None:
         commands = self._commands
@@ -247,6 +268,10 @@ class Switchboard:
             self._calls[arg][0].stop()
         elif kind == "hangup":
             self._end(*arg)
+        elif kind == "after":
+            samples, action = arg
+            self._timers.append((self.media.ticks + -(-samples // SAMPLES_PER_FRAME), action))
+            self._timers.sort(key=lambda timer: timer[0])
         elif kind == "exit":
             self.pacer.stop()
 

@@ -57,10 +57,13 @@ def test_explicit_endpoints_keep_working_and_junk_is_refused(platform: Platform)
         assert answer["code"] == "108100" and answer["msg"].startswith("called:") and words in answer["msg"]
 
 
-@pytest.mark.parametrize(("number", "ans_code"), [("13900001234", 1), ("13700005555", 2)])
-def test_a_route_simulates_busy_and_no_answer(platform: Platform, number: str, ans_code: int) -> None:
-    call_id = platform.dial(number, data="campaign-7")
+@pytest.mark.parametrize(("number", "ans_code", "ring_s"), [("13900001234", 1, 0), ("13700005555", 2, 20)])
+def test_a_route_simulates_busy_and_no_answer(platform: Platform, number: str, ans_code: int, ring_s: int) -> None:
+    ticks = platform.engine.board.media.ticks
+    call_id = platform.dial(number, data="campaign-7", timeout=20)
     events = platform.wait(call_id, "callbillrpt")
+    # no answer: the phone rang `timeout` seconds of media time (50 frames a second) before the outcome
+    assert platform.engine.board.media.ticks >= ticks + ring_s * 50
     assert [e["event"] for e in events] == ["callstatrpt", "calldisconnectrpt", "callbillrpt"]
     assert events[0]["ansCode"] == ans_code and events[0]["data"] == "campaign-7"
     assert events[1]["reason"] == "notconnected" and events[1]["duration"] == 0 and events[1]["fileName"] == ""
