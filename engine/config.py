@@ -1,28 +1,66 @@
-"""The engine's configuration: the applications (TOML), with the contract's demo application built in.
+"""The engine's configuration (TOML): applications, the route table of phone numbers, folders and limits.
 
-A configuration file looks like::
-
-    [[applications]]
-    appId = "247e35ff320a4142a105024055c367cf"
-    callbackUrl = "http://127.0.0.1:9000/events"   # optional; without it events go to the event log only
-    queueLimit = 8                                   # pending multOrders requests per call (108102 beyond)
-    voice = "sit/cmn"                                # optional; default: chosen from the text
-    rate = 175                                       # words per minute
-    volume = 1.0                                     # 0..1
+Every key is documented in ``apps.example.toml`` (shipped, and loaded by the tests). A key that is not known is
+refused at start-up naming it and its nearest valid spelling (``callbackURL`` → ``callbackUrl``); so is a
+``voice`` espeak-ng does not have. Without a file the built-in configuration has the contract's demo
+application and one route: every number to a recording with a silent caller (:data:`DEFAULT_ROUTES`).
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
+import re
 import tomllib
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, UnknownAppError
 from engine.tts.synthesizer import VoiceSettings
+from engine.tts.voices import unknown_voice
+from engine.wire.body import DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS, JsonLimits
 
 DEMO_APP_ID = "247e35ff320a4142a105024055c367cf"
 DEFAULT_QUEUE_LIMIT = 8
+#: A route's ``number`` pattern: digits and ``+ # *`` (``*`` at the end or alone matches any digits).
+_PATTERN = re.compile(r"[0-9+#*?]{1,40}")
+
+
+class Outcome(Enum):
+    """How a routed call attempt ends: answered, or one of the failures an application must handle."""
+
+    ANSWER = "answer"
+    NO_ANSWER = "noanswer"
+    BUSY = "busy"
+    REJECT = "reject"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the route table: numbers matching ``number`` go to ``endpoint``.
+
+    ``number``: an exact number, a prefix pattern (``138*``) or ``*``; ``?`` matches one character.
+    ``endpoint``: ``wav:{called}``, ``null``, ``speaker``, ... with ``{called}``, ``{caller}`` and ``{callId}``
+    replaced. ``keys`` / ``caller_wav``: the caller's side (a key script / a file of the voice library).
+    ``outcome``: the call attempt's outcome (default answered).
+    """
+
+    number: str
+    endpoint: str
+    keys: str = ""
+    caller_wav: str = ""
+    outcome: Outcome = Outcome.ANSWER
+
+    def matches(self, number: str) -> bool:
+        """True when ``number`` matches this route's pattern."""
+        return fnmatch.fnmatchcase(number, self.number.replace("[", "[[]"))
+
+
+#: Every number to a recording named after the number and the call, in the application's recordings folder.
+DEFAULT_ROUTES = (Route("*", "wav:{called}-{callId}"),)
 
 
 @dataclass(frozen=True)
@@ -37,16 +75,27 @@ class Application:
 
 @dataclass(frozen=True)
 class Config:
-    """The configured applications by ``appId``."""
+    """The configured applications by ``appId``, the route table (first match wins), folders and JSON limits.
+
+    ``state_dir`` / ``recordings``: None means the command line's default (``./state``, ``./recordings``).
+    """
 
     applications: dict[str, Application]
+    routes: tuple[Route, ...] = DEFAULT_ROUTES
+    json_limits: JsonLimits = field(default_factory=JsonLimits)
+    state_dir: Path | None = None
+    recordings: Path | None = None
 
     def application(self, app_id: str) -> Application:
         """The application ``app_id``; :class:`UnknownAppError` (``108101``) when it is not configured."""
         try:
             return self.applications[app_id]
         except KeyError:
-            raise UnknownAppError(f"appId: {app_id!r} is not a configured application") from None
+            raise UnknownAppError(f"appId: {app_id[:64]!r} is not a configured application") from None
+
+    def route(self, number: str) -> Route | None:
+        """The first route whose pattern matches ``number`` (None: no route)."""
+        return next((route for route in self.routes if route.matches(number)), None)
 
 
 def default_config() -> Config:
@@ -54,41 +103,119 @@ def default_config() -> Config:
     return Config({DEMO_APP_ID: Application(DEMO_APP_ID)})
 
 
-def _application(raw: Any, where: str) -> Application:
+_TOP_KEYS = ("applications", "routes", "limits", "server")
+_APP_KEYS = ("appId", "callbackUrl", "queueLimit", "voice", "rate", "volume")
+_ROUTE_KEYS = ("number", "endpoint", "keys", "callerWav", "outcome")
+_LIMIT_KEYS = ("jsonDepth", "jsonKeys")
+_SERVER_KEYS = ("state", "recordings")
+
+
+def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.5) or difflib.get_close_matches(
+                key.lower(), [k.lower() for k in known], n=1, cutoff=0.5)
+            hint = f"; did you mean {next(k for k in known if k.lower() == close[0].lower())!r}?" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint} (known: {', '.join(known)})")
+
+
+def _table(raw: Any, known: tuple[str, ...], where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table")
-    app_id = raw.get("appId")
-    if not isinstance(app_id, str) or not app_id:
-        raise ConfigError(f"{where}.appId: must be a non-empty string")
+    _check_keys(raw, known, where)
+    return raw
+
+
+def _int(raw: dict[str, Any], key: str, default: int, minimum: int, where: str) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{where}.{key}: must be an integer >= {minimum}")
+    return value
+
+
+def _str(raw: dict[str, Any], key: str, where: str, required: bool = False) -> str:
+    value = raw.get(key, "")
+    if not isinstance(value, str) or (required and not value):
+        raise ConfigError(f"{where}.{key}: must be a {'non-empty ' if required else ''}string")
+    return value
+
+
+def _application(raw: Any, where: str) -> Application:
+    raw = _table(raw, _APP_KEYS, where)
+    app_id = _str(raw, "appId", where, required=True)
     callback = raw.get("callbackUrl")
     if callback is not None and (not isinstance(callback, str) or not callback.startswith(("http://", "https://"))):
         raise ConfigError(f"{where}.callbackUrl: must be an http:// or https:// URL")
-    limit = raw.get("queueLimit", DEFAULT_QUEUE_LIMIT)
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ConfigError(f"{where}.queueLimit: must be an integer >= 1")
+    limit = _int(raw, "queueLimit", DEFAULT_QUEUE_LIMIT, 1, where)
+    voice_id = raw.get("voice")
+    if isinstance(voice_id, str) and (why := unknown_voice(voice_id)) is not None:
+        raise ConfigError(f"{where}.voice: {why}")
     try:
-        voice = VoiceSettings(voice=raw.get("voice"), rate_wpm=raw.get("rate", VoiceSettings.rate_wpm),
+        voice = VoiceSettings(voice=voice_id, rate_wpm=raw.get("rate", VoiceSettings.rate_wpm),
                               volume=raw.get("volume", VoiceSettings.volume))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return Application(app_id, callback, voice, limit)
 
 
+def _route(raw: Any, where: str) -> Route:
+    raw = _table(raw, _ROUTE_KEYS, where)
+    number = _str(raw, "number", where, required=True)
+    if not _PATTERN.fullmatch(number):
+        raise ConfigError(f"{where}.number: must be a number or pattern of 0-9 + # * ? (got {number!r})")
+    endpoint = _str(raw, "endpoint", where, required=True)
+    outcome = raw.get("outcome", Outcome.ANSWER.value)
+    try:
+        chosen = Outcome(outcome)
+    except ValueError:
+        raise ConfigError(f"{where}.outcome: must be one of {', '.join(o.value for o in Outcome)}") from None
+    try:
+        endpoint.format_map({"called": "1", "caller": "2", "callId": "c"})
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ConfigError(f"{where}.endpoint: {endpoint!r} may use only {{called}}, {{caller}} and {{callId}} "
+                          f"({type(exc).__name__}: {exc})") from None
+    route = Route(number, endpoint, _str(raw, "keys", where), _str(raw, "callerWav", where), chosen)
+    if route.keys and route.caller_wav:
+        raise ConfigError(f"{where}: give keys or callerWav, not both")
+    return route
+
+
+def _folder(raw: dict[str, Any], key: str, where: str, base: Path) -> Path | None:
+    if key not in raw:
+        return None
+    return base / _str(raw, key, where, required=True)
+
+
+def parse_config(raw: dict[str, Any], where: str, base: Path = Path(".")) -> Config:
+    """A parsed TOML document → :class:`Config`; ``where`` names it in errors, ``base`` anchors relative folders."""
+    _check_keys(raw, _TOP_KEYS, where)
+    apps = raw.get("applications")
+    if not isinstance(apps, list) or not apps:
+        raise ConfigError(f"{where}: needs at least one [[applications]] table")
+    applications: dict[str, Application] = {}
+    for i, item in enumerate(apps):
+        app = _application(item, f"{where}: applications[{i}]")
+        if app.app_id in applications:
+            raise ConfigError(f"{where}: applications[{i}].appId {app.app_id!r} appears twice")
+        applications[app.app_id] = app
+    routes_raw = raw.get("routes", [])
+    if not isinstance(routes_raw, list):
+        raise ConfigError(f"{where}: routes must be an array of [[routes]] tables")
+    routes = tuple(_route(item, f"{where}: routes[{i}]") for i, item in enumerate(routes_raw)) or DEFAULT_ROUTES
+    limits = _table(raw.get("limits", {}), _LIMIT_KEYS, f"{where}: limits")
+    json_limits = JsonLimits(_int(limits, "jsonDepth", DEFAULT_MAX_DEPTH, 2, f"{where}: limits"),
+                             _int(limits, "jsonKeys", DEFAULT_MAX_KEYS, 8, f"{where}: limits"))
+    server = _table(raw.get("server", {}), _SERVER_KEYS, f"{where}: server")
+    return Config(applications, routes, json_limits, _folder(server, "state", f"{where}: server", base),
+                  _folder(server, "recordings", f"{where}: server", base))
+
+
 def load_config(path: str | Path | None) -> Config:
-    """Read a TOML configuration; ``None`` gives :func:`default_config`."""
+    """Read a TOML configuration; ``None`` gives :func:`default_config`. Folders are relative to the file's."""
     if path is None:
         return default_config()
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    apps = raw.get("applications")
-    if not isinstance(apps, list) or not apps:
-        raise ConfigError(f"{path}: needs at least one [[applications]] table")
-    applications: dict[str, Application] = {}
-    for i, item in enumerate(apps):
-        app = _application(item, f"{path}: applications[{i}]")
-        if app.app_id in applications:
-            raise ConfigError(f"{path}: applications[{i}].appId {app.app_id!r} appears twice")
-        applications[app.app_id] = app
-    return Config(applications)
+    return parse_config(raw, str(path), Path(path).parent)

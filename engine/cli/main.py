@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from engine import __version__
 from engine.cli import play, serve
@@ -21,6 +23,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     """``render REQUEST.json -o OUT.wav``: print the response and events, write the call's audio."""
     from engine.cli.render import run_render_job
 
+    folder = args.output.parent
+    if not folder.is_dir():
+        return fail(f"-o {args.output}: the folder {str(folder)!r} does not exist (nothing was rendered)")
     try:
         body = _read_request(args.request)
     except OSError as exc:
@@ -49,7 +54,24 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.json:
         print_json([{"key": e.key, "start": round(samples_to_seconds(e.start_sample), 4)} for e in events])
     else:
-        print("".join(e.key for e in events))
+        keys = "".join(e.key for e in events)
+        if keys:
+            print(keys)
+    return EXIT_OK
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    """``voices``: the espeak-ng voices with their languages (``--json``: one JSON line)."""
+    from engine.tts.voices import available_voices
+
+    voices = [v for v in available_voices() if not args.language
+              or any(lang.lower().startswith(args.language.lower()) for lang in v.languages)]
+    if args.json:
+        print_json([{"voice": v.voice_id, "name": v.name, "languages": list(v.languages)} for v in voices])
+    else:
+        width = max((len(v.voice_id) for v in voices), default=0)
+        for v in voices:
+            print(f"{v.voice_id:<{width}}  {','.join(v.languages):<24}  {v.name}")
     return EXIT_OK
 
 
@@ -57,11 +79,37 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
     add_media_options(parser)
     parser.add_argument("--encoding", choices=("pcm16", "ulaw", "alaw"), default="pcm16",
                         help="WAV sample encoding (default: pcm16)")
-    parser.add_argument("--keys", default="", help='scripted caller: "5@3.2,#@4.0" (key@seconds from the start)')
+    parser.add_argument("--keys", default="", help='scripted caller: "5@16.0,#@17.0" (key@seconds from the start; '
+                                                   'keys before the getkey order starts are not collected)')
     parser.add_argument("--caller", type=Path, help="the caller's audio from a file (first channel)")
     parser.add_argument("--stereo", action="store_true", help="the caller's audio on a second channel")
     parser.add_argument("--max-seconds", type=float, default=3600.0,
                         help="refuse requests that would play longer than this without keys (default: 3600)")
+
+
+#: Each sub-command's description and example (``--help``), for those whose module gives none.
+HELP = {
+    "render": ("Render a multOrders request to 8 kHz WAV: prints the response line, then the events (JSON "
+               "lines); exit 0 when accepted, 2 when refused (nothing written).",
+               "ipcc-engine render engine/data/vendor-example.json -o out.wav --keys '1@30'"),
+    "demo": ("The vendor's example with a scripted caller pressing 1, rendered to a WAV and played on the sound "
+             "device (or a line saying there is none).", "ipcc-engine demo --no-play -o demo.wav"),
+    "detect": ("Print the DTMF keys in a recording as one line (nothing when there is none; --json: a list "
+               "with each key's start in seconds, [] when none).", "ipcc-engine detect call.wav --json"),
+    "voices": ("List the espeak-ng voices the engine speaks with, and their languages (for an application's "
+               "`voice`).", "ipcc-engine voices --language zh"),
+    "play": ("Play a request live on the sound device, with the terminal's keys (or --mic) as the caller.",
+             "ipcc-engine play engine/data/vendor-example.json"),
+    "devices": ("List the sound devices (for --device).", "ipcc-engine devices"),
+}
+
+
+def _describe(commands: Any) -> None:
+    for name, (description, example) in HELP.items():
+        sub = commands.choices[name]
+        sub.description = sub.description or description
+        sub.epilog = sub.epilog or f"example:\n  {example}"
+        sub.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,8 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--channel", type=int, default=0, help="channel of a multi-channel file (default: 0)")
     detect.set_defaults(func=cmd_detect)
 
+    voices = commands.add_parser("voices", help="list the espeak-ng voices and their languages")
+    voices.add_argument("--language", help="only voices of this language (a prefix: zh, en-us)")
+    voices.add_argument("--json", action="store_true", help="one JSON line")
+    voices.set_defaults(func=cmd_voices)
+
     serve.register(commands)
     play.register(commands)
+    _describe(commands)
     return parser
 
 
@@ -99,9 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ipcc-engine``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a closed pipe is found here, not at exit
+        return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head`: end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ from engine.audio.caller import ScriptedCaller, ScriptError, file_caller, parse_
 from engine.audio.library import VoiceLibrary
 from engine.cli.console import EXIT_OK, EXIT_REFUSED, print_json
 from engine.config import ConfigError, load_config
-from engine.core.timeline import Program
+from engine.core.timeline import Program, order_starts_without_keys
 from engine.errors import OK, EngineError, RequestError, SetupError
+from engine.format import samples_to_seconds
 from engine.media.call import CallerSource
 from engine.media.render import Rendered, render, render_seconds
 from engine.media.sinks import write_wav
@@ -98,11 +99,25 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
     if caller is None and default_keys is not None:
         args.keys = default_keys(program)
         caller = make_caller(args)
+    elif args.keys:
+        warn_early_keys(program, args.keys)
     rendered = render(program, caller, start)
     for event in rendered.events:
         print_json(event)
     _write_atomically(args.output, rendered, args.stereo, args.encoding)
     return JobResult(EXIT_OK, program, rendered)
+
+
+def warn_early_keys(program: Program, script: str) -> None:
+    """Warn (standard error) about keys of ``script`` pressed before the first getkey order starts."""
+    if not program.request.collecting:
+        return
+    opens = order_starts_without_keys(program)[0][-1]
+    early = [p for p in parse_key_script(script) if p.at_sample < opens]
+    if early:
+        shown = ", ".join(f"{p.key}@{samples_to_seconds(p.at_sample):g}" for p in early)
+        print(f"ipcc-engine: warning: --keys {shown}: before key collection opens at "
+              f"{samples_to_seconds(opens):.2f} s (the getkey order's start); not collected", file=sys.stderr)
 
 
 def _write_atomically(path: Path, rendered: Rendered, stereo: bool, encoding: str) -> None:

@@ -1,4 +1,4 @@
-"""``ipcc-engine serve``: the HTTP API on uvicorn ."""
+"""``ipcc-engine serve``: the HTTP API on uvicorn; ``check-config``: a configuration checked without serving."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from engine.cli.console import EXIT_OK, add_media_options, fail
+from engine.cli.console import EXIT_OK, add_media_options, fail, print_json
+
+SERVE_EXAMPLE = """example:
+  ipcc-engine serve --port 8080 --config apps.toml
+  curl -s localhost:8080/ipcc/call/outCall -d '{"appId":"247e35ff320a4142a105024055c367cf","called":"13800138000"}'
+"""
+CHECK_EXAMPLE = """example:
+  ipcc-engine check-config apps.toml     # prints a summary line, exit 0; or the first problem, exit 2
+"""
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -20,8 +28,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = ServerSettings(config=load_config(args.config), voices=args.voices,
-                                  recordings=args.recordings, state_dir=args.state, cache=args.cache,
+        config = load_config(args.config)
+        settings = ServerSettings(config=config, voices=args.voices,
+                                  recordings=args.recordings or config.recordings or Path("recordings"),
+                                  state_dir=args.state or config.state_dir or Path("state"), cache=args.cache,
                                   max_calls=args.max_calls, fsync=args.fsync)
         app = create_app(settings)
     except (ConfigError, OSError, ValueError) as exc:  # OSError: an unusable state folder (delivery)
@@ -32,17 +42,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """``check-config FILE``: load the configuration as ``serve`` would; print a summary or the first problem."""
+    from engine.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        return fail(str(exc))
+    print_json({"ok": True, "file": str(args.file), "applications": sorted(config.applications),
+                "routes": [f"{route.number} -> {route.endpoint}" + ("" if route.outcome.value == "answer"
+                                                                    else f" ({route.outcome.value})")
+                           for route in config.routes],
+                "jsonDepth": config.json_limits.max_depth, "jsonKeys": config.json_limits.max_keys})
+    return EXIT_OK
+
+
 def register(subparsers: Any) -> None:
-    """Add the ``serve`` sub-command."""
-    serve = subparsers.add_parser("serve", help="run the HTTP API (multOrders, outCall, play, stoPlay, "
-                                                "disConnect, events)")
+    """Add the ``serve`` and ``check-config`` sub-commands."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    serve = subparsers.add_parser(
+        "serve", help="run the HTTP API (the call API, events, status, /docs)", formatter_class=formatter,
+        description="Serve the IPCC call API over HTTP (FastAPI on uvicorn, loopback by default): outCall, "
+                    "multOrders, play, stoPlay, disConnect, callNotifyV2, transfer, reply, message, the file "
+                    "upload, GET /ipcc/events and /ipcc/status; /docs works offline.", epilog=SERVE_EXAMPLE)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     add_media_options(serve)
-    serve.add_argument("--recordings", type=Path, default=Path("recordings"),
-                       help="where wav:NAME calls are recorded (default: ./recordings)")
-    serve.add_argument("--state", type=Path, default=Path("state"),
-                       help="the event log, journal and acknowledgements (default: ./state)")
+    serve.add_argument("--recordings", type=Path, default=None,
+                       help="where calls are recorded (default: the configuration's [server] recordings, "
+                            "else ./recordings)")
+    serve.add_argument("--state", type=Path, default=None,
+                       help="where the event log is kept (default: the configuration's [server] state, "
+                            "else ./state)")
     serve.add_argument("--max-calls", type=int, default=10_000, help="live calls at most (default: 10000)")
     serve.add_argument("--fsync", action="store_true",
                        help="fsync the event log, journal and acknowledgements after every batch (survives a "
@@ -50,3 +82,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=cmd_serve)
+
+    check = subparsers.add_parser(
+        "check-config", help="check a configuration file (TOML) without serving", formatter_class=formatter,
+        description="Load a configuration as `serve` does: unknown keys (with their nearest valid spelling), "
+                    "unknown voices, bad routes and limits are reported, exit 2; a valid file prints a "
+                    "summary line (JSON), exit 0.", epilog=CHECK_EXAMPLE)
+    check.add_argument("file", type=Path, help="the configuration file (see apps.example.toml)")
+    check.set_defaults(func=cmd_check_config)

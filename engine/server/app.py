@@ -1,8 +1,11 @@
 """The HTTP API: FastAPI over the switchboard (live calls), the media thread and the event delivery.
 
-Endpoints (all POST bodies JSON, all answers HTTP 200 with the contract's JSON, malformed JSON included):
-``/ipcc/call/multOrders``, ``/ipcc/call/play``, ``/ipcc/call/outCall``, ``/ipcc/call/stoPlay``,
-``/ipcc/call/disConnect``; ``GET /ipcc/events?callId=`` (a call's events) and ``GET /ipcc/status``.
+Endpoints (all POST bodies JSON, all answers HTTP 200 with the contract's JSON, malformed JSON, unknown paths
+and wrong methods included: :mod:`engine.server.http`): ``/ipcc/call/multOrders``, ``/ipcc/call/play``,
+``/ipcc/call/outCall``, ``/ipcc/call/stoPlay``, ``/ipcc/call/disConnect`` (here), the rest of the call API
+(:mod:`engine.server.call_api`), the upload (:mod:`engine.server.upload`), ``/docs`` served offline
+(:mod:`engine.server.docs`); ``GET /ipcc/events?callId=`` (a call's events) and ``GET /ipcc/status``. Each
+module registers its routes with a ``register(app, engine)`` function; :data:`ROUTE_MODULES` lists them.
 
 A body is read as a stream and refused (``108100``) as soon as it exceeds ``max_body_bytes`` (1 MiB) — by its
 ``Content-Length`` before reading, else while counting — so a huge body is never held whole. Checking and
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -27,35 +32,48 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
 
 from engine.admission import check_request, prepare
 from engine.audio.library import DEFAULT_ROOT, VoiceLibrary
 from engine.config import Config, default_config
 from engine.core.orders import MultOrders, PlayKind
 from engine.core.timeline import Program
-from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError, RequestError
+from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError
+from engine.format import seconds_to_samples
 from engine.media.pacer import Clock
+from engine.server import call_api, docs, upload
 from engine.server.delivery import DEFAULT_CONCURRENCY, Delivery, RetryPolicy
-from engine.server.endpoints import EndpointContext, make_endpoint, parse_out_call
-from engine.server.switchboard import DEFAULT_MAX_CALLS, Switchboard
+from engine.server.endpoints import EndpointContext, OutCallSpec, parse_out_call
+from engine.server.http import Action, add_post, install_error_answers
+from engine.server.routes import Connection, connect
+from engine.server.switchboard import DEFAULT_MAX_CALLS, RequestHook, Switchboard
+from engine.server.upload import MAX_UPLOAD_BYTES, check_owner, owned
 from engine.tts.synthesizer import SpeechSource
-from engine.wire.openapi import (
-    CallBody,
-    EventsResponse,
-    IpccResponse,
-    MultOrdersBody,
-    OutCallBody,
-    PlayBody,
-    StatusResponse,
-    request_body,
+from engine.wire.body import Fields
+from engine.wire.call_events import FAILED, NO_ANSWER, REASON_NOT_CONNECTED, CallInfo
+from engine.wire.call_events import call_bill_report as bill
+from engine.wire.call_events import call_disconnect_report as disconnect
+from engine.wire.call_events import call_stat_report as stat
+from engine.wire.openapi import CallBody, EventsResponse, MultOrdersBody, OutCallBody, PlayBody, StatusResponse
+from engine.wire.request import (
+    UNKNOWN_FIELDS,
+    decode_body,
+    error_response,
+    ids_of,
+    parse_mult_orders,
+    parse_play,
+    read_ids,
+    response,
 )
-from engine.wire.request import decode_body, error_response, ids_of, parse_mult_orders, parse_play, read_ids, response
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
+#: Seconds a phone rings before a "no answer" route gives up, when ``outCall`` gives no ``timeout``.
+DEFAULT_RING_S = 30
+#: Makes a request's hook once the request is parsed (``playoverrpt`` needs the order's ``data``).
+HookFactory = Callable[[MultOrders], RequestHook]
 
 
 class _NeedsPoolError(Exception):
@@ -76,6 +94,7 @@ class ServerSettings:
     state_dir: Path = Path("state")
     cache: Path | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_calls: int = DEFAULT_MAX_CALLS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fsync: bool = False
@@ -90,6 +109,7 @@ class Engine:
                  wall_clock: Callable[[], datetime] = datetime.now) -> None:
         self.settings = settings
         self.config = settings.config
+        self.wall_clock = wall_clock
         self.library = VoiceLibrary(settings.voices)
         if speaker is None:
             from engine.tts.synthesizer import synthesizer
@@ -115,9 +135,22 @@ class Engine:
         self.delivery.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    # -- actions: bytes in, the answer out (run on the pool) ------------------------------------------------
+    @property
+    def max_body_bytes(self) -> int:
+        """Bodies over this many bytes are refused unread."""
+        return self.settings.max_body_bytes
 
-    def answer(self, action: Callable[[bytes], dict[str, Any] | None], body: bytes) -> dict[str, Any] | None:
+    async def run_on_pool(self, action: Action, body: str) -> dict[str, Any] | None:
+        """:meth:`answer` on the preparing pool (never on the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self.answer, action, body)
+
+    def decode(self, body: str) -> Fields:
+        """A body's fields, within the configuration's JSON limits."""
+        return decode_body(body, self.config.json_limits)
+
+    # -- actions: the body's text in, the answer out (run on the pool) -------------------------------------
+
+    def answer(self, action: Action, body: str) -> dict[str, Any] | None:
         """Run ``action``; an :class:`EngineError` becomes its code, anything else ``108104`` (logged)."""
         try:
             return action(body)
@@ -128,13 +161,16 @@ class Engine:
             ids = ids_of(body)
             return response(INTERNAL, f"internal failure: {type(exc).__name__}", ids["appId"], ids["callId"])
 
-    def _orders(self, body: bytes, parse: Callable[[Mapping[str, Any]], MultOrders]) -> dict[str, Any]:
-        request, application = check_request(body, self.config, self.library, parse, self.board.check_call)
+    def _orders(self, body: str, parse: Callable[[Mapping[str, Any]], MultOrders],
+                hook: HookFactory | None = None) -> dict[str, Any]:
+        request, application = check_request(self.decode(body), self.config, self.library, owned(parse),
+                                             self.board.check_call)
         program = prepare(request, self.library, self.speaker, application.voice)
-        self.board.submit(request.app_id, request.call_id, program)
+        self.board.submit(request.app_id, request.call_id, program, hook(request) if hook else None)
         return response(OK, "ok", request.app_id, request.call_id)
 
-    def _cached_orders(self, body: bytes, parse: Callable[[Mapping[str, Any]], MultOrders]) -> dict[str, Any] | None:
+    def _cached_orders(self, body: str, parse: Callable[[Mapping[str, Any]], MultOrders],
+                       hook: HookFactory | None = None) -> dict[str, Any] | None:
         """The fast path: check and queue a request whose orders are all cached speech.
 
         Returns None (nothing queued) when it needs the pool. Checks and refusals are those of :meth:`_orders`, in the
@@ -151,7 +187,8 @@ class Engine:
             return request
 
         try:
-            request, application = check_request(body, self.config, self.library, speech_only, self.board.check_call)
+            request, application = check_request(self.decode(body), self.config, self.library, speech_only,
+                                                 self.board.check_call)
         except _NeedsPoolError:
             return None
         prompts = []
@@ -160,72 +197,91 @@ class Engine:
             if samples is None:
                 return None
             prompts.append(samples)
-        self.board.submit(request.app_id, request.call_id, Program(request, tuple(prompts)))
+        self.board.submit(request.app_id, request.call_id, Program(request, tuple(prompts)),
+                          hook(request) if hook else None)
         return response(OK, "ok", request.app_id, request.call_id)
 
-    def mult_orders(self, body: bytes) -> dict[str, Any]:
+    def mult_orders(self, body: str) -> dict[str, Any]:
         """``multOrders``: check, prepare, queue."""
         return self._orders(body, parse_mult_orders)
 
-    def mult_orders_cached(self, body: bytes) -> dict[str, Any] | None:
+    def mult_orders_cached(self, body: str) -> dict[str, Any] | None:
         """``multOrders`` on the fast path (:meth:`_cached_orders`)."""
         return self._cached_orders(body, parse_mult_orders)
 
-    def play(self, body: bytes) -> dict[str, Any]:
-        """``play``: a one-order multOrders."""
-        return self._orders(body, parse_play)
+    def play(self, body: str) -> dict[str, Any]:
+        """``play``: a one-order multOrders; ``playoverrpt`` after its ``multrpt``."""
+        return self._orders(body, parse_play, call_api.play_over_hook(self))
 
-    def play_cached(self, body: bytes) -> dict[str, Any] | None:
+    def play_cached(self, body: str) -> dict[str, Any] | None:
         """``play`` on the fast path (:meth:`_cached_orders`)."""
-        return self._cached_orders(body, parse_play)
+        return self._cached_orders(body, parse_play, call_api.play_over_hook(self))
 
-    def out_call(self, body: bytes) -> dict[str, Any]:
-        """``outCall``: a new call on the endpoint ``called`` names."""
-        fields = decode_body(body)
-        app_id = fields.get("appId")
-        if isinstance(app_id, str):
+    def out_call(self, body: str) -> dict[str, Any]:
+        """``outCall``: a new call to ``called``: a phone number (the route table) or an endpoint's name."""
+        fields = self.decode(body)
+        if app_id := ids_of(fields)["appId"]:
             self.config.application(app_id)  # 108101 before the other fields, as multOrders does
         spec = parse_out_call(fields)
         self.config.application(spec.app_id)
-        endpoint = make_endpoint(spec, self.endpoints)
-        try:
-            call_id = self.board.create(spec.app_id, endpoint)
-        except BaseException:
-            endpoint.sink.close()
-            if endpoint.on_close is not None:
-                endpoint.on_close()
-            raise
+        if spec.caller_wav:
+            check_owner(spec.app_id, spec.caller_wav, "callerWav")
+        call_id = self.new_call_id()
+        self.start_call(spec, connect(spec, call_id, self.config, self.endpoints), call_id)
         return response(OK, "ok", spec.app_id, call_id)
 
-    def _call_command(self, body: bytes, command: Callable[[str, str], None]) -> dict[str, Any]:
-        fields = decode_body(body)
+    @staticmethod
+    def new_call_id() -> str:
+        """A new call id (32 hex digits)."""
+        return uuid.uuid4().hex
+
+    def start_call(self, spec: OutCallSpec, connection: Connection, call_id: str, transferred_from: str = "") -> None:
+        """Start the call attempt ``connection`` describes (thread-safe, no I/O: the media thread may call it).
+
+        An answered attempt becomes a live call (its events come from the switchboard); a route's failing
+        outcome publishes ``callstatrpt`` with its ``ansCode``, then ``calldisconnectrpt`` and ``callbillrpt``
+        (the attempt was started: ``000000``, as the platform answers): at once, or for no answer once the
+        phone has rung ``timeout`` seconds of media time (default :data:`DEFAULT_RING_S`).
+        """
+        info = CallInfo(spec.app_id, call_id, spec.caller, connection.called, self.wall_clock(), data=spec.data,
+                        transferred_from=transferred_from)
+        endpoint = connection.endpoint
+        if endpoint is None and connection.ans_code == NO_ANSWER:
+            ring_s = spec.timeout_s or DEFAULT_RING_S
+            self.board.after(seconds_to_samples(ring_s), lambda: self._not_connected(info, NO_ANSWER))
+            return
+        if endpoint is None:
+            self._not_connected(info, connection.ans_code)
+            return
+        info.recording = endpoint.recording
+        endpoint.info = info
+        try:
+            self.board.create(spec.app_id, endpoint, call_id)
+        except BaseException:
+            endpoint.discard()
+            raise
+
+    def _not_connected(self, info: CallInfo, ans_code: int = FAILED) -> None:
+        moment = self.wall_clock()
+        for body in (stat(info, ans_code, moment), disconnect(info, REASON_NOT_CONNECTED, 0, moment),
+                     bill(info, 0, moment)):
+            self.delivery.publish(info.app_id, info.call_id, body)
+
+    def _call_command(self, body: str, command: Callable[[str, str], None]) -> dict[str, Any]:
+        fields = self.decode(body)
         app_id, call_id = read_ids(fields)
         self.config.application(app_id)
+        UNKNOWN_FIELDS.note(app_id, getattr(command, "__name__", "call"), fields, ("appId", "callId"))
         command(app_id, call_id)
         return response(OK, "ok", app_id, call_id)
 
-    def stop_play(self, body: bytes) -> dict[str, Any]:
+    def stop_play(self, body: str) -> dict[str, Any]:
         """``stoPlay``."""
         return self._call_command(body, self.board.stop_play)
 
-    def disconnect(self, body: bytes) -> dict[str, Any]:
+    def disconnect(self, body: str) -> dict[str, Any]:
         """``disConnect``."""
         return self._call_command(body, self.board.hang_up)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with ``RequestError`` once over ``limit`` bytes (never read whole beyond it)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError("body", f"is {int(declared)} bytes; at most {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError("body", f"is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource | None = None,
@@ -245,41 +301,24 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
         finally:
             await asyncio.get_running_loop().run_in_executor(None, engine.close)
 
-    app = FastAPI(title="ipcc-engine", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="ipcc-engine", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="The IPCC cloud call-centre API (multOrders and its sibling endpoints).")
     app.state.engine = engine
-    limit = engine.settings.max_body_bytes
+    install_error_answers(app)
+    for module in ROUTE_MODULES:
+        module.register(app, engine)
+    return app
 
-    async def run(request: Request, action: Callable[[bytes], dict[str, Any]], inline: bool,
-                  fast: Callable[[bytes], dict[str, Any] | None] | None) -> Response:
-        try:
-            body = await read_body(request, limit)
-        except RequestError as exc:
-            return JSONResponse(error_response(exc), headers={"Connection": "close"})
-        except ClientDisconnect:
-            return Response(status_code=400)
-        if inline:
-            return JSONResponse(engine.answer(action, body))
-        if fast is not None and (answer := engine.answer(fast, body)) is not None:
-            return JSONResponse(answer)
-        loop = asyncio.get_running_loop()
-        return JSONResponse(await loop.run_in_executor(engine.pool, engine.answer, action, body))
 
-    def post(path: str, model: type, action: Callable[[bytes], dict[str, Any]], summary: str,
-             inline: bool = False, fast: Callable[[bytes], dict[str, Any] | None] | None = None) -> None:
-        async def endpoint(request: Request) -> Response:
-            return await run(request, action, inline, fast)
-
-        endpoint.__name__ = path.rsplit("/", 1)[-1]
-        app.add_api_route(path, endpoint, methods=["POST"], response_model=IpccResponse, summary=summary,
-                          openapi_extra=request_body(model))
-
-    post("/ipcc/call/multOrders", MultOrdersBody, engine.mult_orders, "Queue play orders on a call",
-         fast=engine.mult_orders_cached)
-    post("/ipcc/call/play", PlayBody, engine.play, "Queue one play order on a call", fast=engine.play_cached)
-    post("/ipcc/call/outCall", OutCallBody, engine.out_call, "Create a call on a phone endpoint")
-    post("/ipcc/call/stoPlay", CallBody, engine.stop_play, "Stop what is playing now", inline=True)
-    post("/ipcc/call/disConnect", CallBody, engine.disconnect, "Hang up a call", inline=True)
+def register(app: FastAPI, engine: Engine) -> None:
+    """The five endpoints of the contract's first page, the events and the status."""
+    add_post(app, engine, "/ipcc/call/multOrders", MultOrdersBody, engine.mult_orders, "Queue play orders on a call",
+             fast=engine.mult_orders_cached)
+    add_post(app, engine, "/ipcc/call/play", PlayBody, engine.play, "Queue one play order on a call",
+             fast=engine.play_cached)
+    add_post(app, engine, "/ipcc/call/outCall", OutCallBody, engine.out_call, "Call a phone number or an endpoint")
+    add_post(app, engine, "/ipcc/call/stoPlay", CallBody, engine.stop_play, "Stop what is playing now", inline=True)
+    add_post(app, engine, "/ipcc/call/disConnect", CallBody, engine.disconnect, "Hang up a call", inline=True)
 
     @app.get("/ipcc/events", response_model=EventsResponse, summary="A call's events, in order")
     async def events(callId: str) -> Response:  # noqa: N803 - the contract's spelling
@@ -295,4 +334,6 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
         return JSONResponse({"calls": engine.board.sizes(), "pacer": vars(pacer),
                              "delivery": engine.delivery.stats()})
 
-    return app
+
+#: The modules whose ``register(app, engine)`` adds routes, in order (this one first).
+ROUTE_MODULES: list[Any] = [sys.modules[__name__], call_api, upload, docs]

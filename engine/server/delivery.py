@@ -44,8 +44,8 @@ from engine.server.journal import Journal
 from engine.server.migration import migrate_jsonl
 from engine.server.poster import Poster
 from engine.server.sender import DEFAULT_CONCURRENCY, DEFAULT_WINDOW, AppSender, Counters, RetryPolicy
+from engine.wire.call_events import restart_disconnect_report
 from engine.wire.events import event_body
-from engine.wire.hangup import RESTART, hangup_body
 
 __all__ = ["DEFAULT_CONCURRENCY", "Delivery", "RetryPolicy"]
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class Delivery:
         records = []
         for app_id, call_id, open_requests in self.journal.open_calls():
             bodies = [event_body(RequestReport(Result.ERROR, None, 0), app_id, call_id, moment)] * open_requests
-            for body in [*bodies, hangup_body(app_id, call_id, RESTART, moment)]:
+            for body in [*bodies, restart_disconnect_report(app_id, call_id, moment)]:
                 self._seq += 1
                 records.append({"seq": self._seq, "appId": app_id, "callId": call_id, "event": body})
                 self._remember(call_id, body)

@@ -2,7 +2,8 @@
 
 Built in:
 
-* ``wav:NAME`` records the call to ``<recordings>/NAME.wav`` (8 kHz stereo: what the engine plays on
+* ``wav:NAME`` records the call to ``<recordings>/NAME.wav`` (a routed phone number: ``<recordings>/<app>/NAME.wav``,
+  see :mod:`engine.server.routes`) (8 kHz stereo: what the engine plays on
   channel 1, the caller's audio on channel 2). NAME is 1–100 characters of ``A-Z a-z 0-9 . _ -``, not
   starting with a dot; ``.wav`` is appended unless NAME ends with it. A NAME in use by a live call is refused.
 * ``null`` plays into nothing (load tests).
@@ -36,10 +37,13 @@ from engine.errors import EndpointError
 from engine.format import SAMPLE_DTYPE
 from engine.media.call import CallerSource
 from engine.media.sinks import NullSink, Sink, WavSink
-from engine.wire.request import MAX_DATA_CHARS
+from engine.wire.body import fields_of
+from engine.wire.call_events import CallInfo
+from engine.wire.request import MAX_DATA_CHARS, UNKNOWN_FIELDS, app_id_of
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 MAX_SCRIPT_CHARS = 10_000
+OUT_CALL_FIELDS = ("appId", "called", "caller", "data", "keys", "callerWav", "timeout", "AiFlag")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class OutCallSpec:
     data: str = ""
     keys: str = ""
     caller_wav: str = ""
+    folder: str = ""
+    timeout_s: int = 0
 
 
 @dataclass
@@ -59,7 +65,8 @@ class Endpoint:
     """The far end of one call: the caller's audio, where the call's audio goes, and optional hooks.
 
     ``ended``: polled by the media thread (about twice a second); True hangs the call up. ``on_close``:
-    called by the media thread once the call's sink is closed.
+    called by the media thread once the call's sink is closed. ``recording``: the recording's path inside the
+    recordings folder ("" when nothing is recorded). ``info``: what the call events say (set by the server).
     """
 
     caller: CallerSource
@@ -67,6 +74,14 @@ class Endpoint:
     description: str
     ended: Callable[[], bool] | None = None
     on_close: Callable[[], None] | None = None
+    recording: str = ""
+    info: CallInfo | None = None
+
+    def discard(self) -> None:
+        """Close an endpoint whose call was never created."""
+        self.sink.close()
+        if self.on_close is not None:
+            self.on_close()
 
 
 @dataclass
@@ -106,14 +121,17 @@ def wav_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endp
     if not _NAME.fullmatch(rest) or ".." in rest:
         raise EndpointError("called", f"wav:NAME needs NAME of 1-100 characters A-Z a-z 0-9 . _ - "
                                       f"(no path, not starting with a dot), got {rest!r}")
+    if spec.folder and not _NAME.fullmatch(spec.folder):
+        raise EndpointError("called", "the recording's folder is not a plain name")
     name = rest if rest.lower().endswith(".wav") else rest + ".wav"
+    name = f"{spec.folder}/{name}" if spec.folder else name
     caller = caller_source(spec, context)
     with context.lock:
         if name in context.names_in_use:
             raise EndpointError("called", f"the recording {name!r} is in use by a live call")
         context.names_in_use.add(name)
     try:
-        context.recordings.mkdir(parents=True, exist_ok=True)
+        (context.recordings / name).parent.mkdir(parents=True, exist_ok=True)
         sink = WavSink(context.recordings / name)
     except BaseException:
         with context.lock:
@@ -124,7 +142,7 @@ def wav_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endp
         with context.lock:
             context.names_in_use.discard(name)
 
-    return Endpoint(caller, sink, f"wav:{name}", on_close=release)
+    return Endpoint(caller, sink, f"wav:{name}", on_close=release, recording=name)
 
 
 def null_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
@@ -158,20 +176,40 @@ def register_endpoint(scheme: str, factory: EndpointFactory) -> None:
     _FACTORIES[scheme] = factory
 
 
-def make_endpoint(spec: OutCallSpec, context: EndpointContext) -> Endpoint:
-    """The endpoint ``spec.called`` names; :class:`EndpointError` naming ``called`` when there is none."""
-    scheme, _, rest = spec.called.partition(":")
+def is_endpoint(called: str) -> bool:
+    """True when ``called`` names an endpoint of a registered scheme (``wav:x``, ``null``, ...), not a number."""
+    return called.partition(":")[0] in _FACTORIES
+
+
+def schemes() -> list[str]:
+    """The registered endpoint schemes, sorted."""
+    return sorted(_FACTORIES)
+
+
+def make_endpoint(spec: OutCallSpec, context: EndpointContext, called: str | None = None) -> Endpoint:
+    """The endpoint ``called`` (default ``spec.called``) names; :class:`EndpointError` naming ``called`` if none."""
+    target = spec.called if called is None else called
+    scheme, _, rest = target.partition(":")
     factory = _FACTORIES.get(scheme)
     if factory is None:
-        known = ", ".join(sorted(_FACTORIES))
-        raise EndpointError("called", f"unknown endpoint {spec.called[:40]!r} (schemes: {known})")
+        raise EndpointError("called", f"unknown endpoint {target[:40]!r} (schemes: {', '.join(schemes())})")
     return factory(rest, spec, context)
 
 
 def parse_out_call(body: Mapping[str, Any]) -> OutCallSpec:
-    """A decoded ``outCall`` body → :class:`OutCallSpec` (``appId`` and ``called`` required strings)."""
-    fields: dict[str, str] = {}
-    for name, required, limit in (("appId", True, 200), ("called", True, 300), ("caller", False, 200),
+    """A decoded ``outCall`` body → :class:`OutCallSpec` (``appId`` and ``called`` required strings).
+
+    ``appId`` may be a JSON integer (its decimal string); ``caller`` a JSON integer too (a number);
+    ``timeout``: seconds to answer, 1–3600 (the platform's 20–60 and more; default 0: the route decides);
+    ``AiFlag`` and other fields are accepted and ignored.
+    """
+    body = fields_of(body).copy()
+    fields: dict[str, str] = {"appId": app_id_of(body)}
+    UNKNOWN_FIELDS.note(fields["appId"], "outCall", body, OUT_CALL_FIELDS)
+    caller = body.get("caller")
+    if isinstance(caller, int) and not isinstance(caller, bool) and caller >= 0:
+        body["caller"] = str(caller)
+    for name, required, limit in (("called", True, 300), ("caller", False, 200),
                                   ("data", False, MAX_DATA_CHARS), ("keys", False, MAX_SCRIPT_CHARS),
                                   ("callerWav", False, 1000)):
         value = body.get(name)
@@ -186,5 +224,9 @@ def parse_out_call(body: Mapping[str, Any]) -> OutCallSpec:
         if len(value) > limit:
             raise EndpointError(name, f"must be at most {limit} characters, got {len(value)}")
         fields[name] = value
+    timeout = body.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | str)
+                                or not str(timeout).isdigit() or not 1 <= int(str(timeout)[:6]) <= 3600):
+        raise EndpointError("timeout", "must be whole seconds to answer, 1-3600")
     return OutCallSpec(fields["appId"], fields["called"].strip(), fields["caller"], fields["data"],
-                       fields["keys"], fields["callerWav"])
+                       fields["keys"], fields["callerWav"], timeout_s=int(str(timeout)[:6]) if timeout else 0)

@@ -14,6 +14,12 @@ at most ``queueLimit + 1`` requests (one playing, ``queueLimit`` waiting: ``1081
 given back when the request's ``multrpt`` is produced. ``disConnect`` removes the call from the registry at
 once (later requests answer ``108105``); the media thread then ends its requests with ``hangup``. A call
 the media loop fails on (an exception while playing it) ends the same way, after ``multrpt`` ``error``.
+
+Call events: a call's ``callstatrpt`` (answered) is published when the media thread adds it; when it ends
+(``_end``, with a reason: the application's ``disConnect``, the far end, a transfer, an error, shutdown) its
+``calldisconnectrpt`` and ``callbillrpt`` follow its last ``multrpt``. A request may carry a hook
+(:data:`RequestHook`), called on the media thread right after its ``multrpt`` is published (``playoverrpt``,
+a transfer's next step); a hook must only publish or post commands, never touch the media loop.
 """
 
 from __future__ import annotations
@@ -32,9 +38,20 @@ from engine.config import Config
 from engine.core.player import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
 from engine.errors import QueueFullError, UnknownCallError
+from engine.format import SAMPLES_PER_FRAME
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
+from engine.wire.call_events import (
+    ANSWERED,
+    REASON_APP,
+    REASON_ERROR,
+    REASON_REMOTE,
+    REASON_SHUTDOWN,
+    call_bill_report,
+    call_disconnect_report,
+    call_stat_report,
+)
 from engine.wire.events import event_body
 
 log = logging.getLogger(__name__)
@@ -43,6 +60,8 @@ log = logging.getLogger(__name__)
 Publisher = Callable[[str, str, dict[str, Any]], Any]
 DEFAULT_MAX_CALLS = 10_000
 ENDED_POLL_TICKS = 25
+#: ``hook(call, report)``: called on the media thread after a request's ``multrpt`` (see the module docstring).
+RequestHook = Callable[[Call, RequestReport], None]
 
 
 @dataclass
@@ -50,6 +69,7 @@ class _Live:
     app_id: str
     limit: int
     held: int = 0
+    info: Any = None  # the endpoint's CallInfo (what the call events say), when it has one
 
 
 class Switchboard:
@@ -75,6 +95,8 @@ class Switchboard:
         self._commands: deque[tuple[str, Any]] = deque()
         self._calls: dict[str, tuple[Call, Any]] = {}  # media thread only: call id → (call, endpoint)
         self._ending: list[tuple[Call, Callable[[], bool]]] = []  # media thread only
+        self._hooks: dict[str, deque[RequestHook | None]] = {}  # media thread only: per call, in request order
+        self._timers: list[tuple[int, Callable[[], None]]] = []  # media thread only: (tick, action)
         self._thread: threading.Thread | None = None
 
     # -- HTTP side (any thread) -------------------------------------------------------------------------------
@@ -85,25 +107,29 @@ class Switchboard:
         if live is None or live.app_id != app_id:
             raise UnknownCallError(f"callId: {call_id[:64]!r} is not a live call of this application")
 
-    def create(self, app_id: str, endpoint: Any) -> str:
+    def create(self, app_id: str, endpoint: Any, call_id: str | None = None) -> str:
         """Register a new live call of ``app_id`` on ``endpoint`` and hand it to the media thread.
 
-        ``endpoint`` is an :class:`~engine.server.endpoints.Endpoint`. Returns the call id.
+        ``endpoint`` is an :class:`~engine.server.endpoints.Endpoint` (its ``info``, when set, is what the call
+        events say). ``call_id``: default a new one. Returns the call id.
         """
         application = self.config.application(app_id)
-        call_id = uuid.uuid4().hex
+        call_id = call_id or uuid.uuid4().hex
         call = Call(app_id, call_id, endpoint.caller, endpoint.sink, self._on_event, application.queue_limit)
         with self._lock:
             if len(self._live) >= self.max_calls:
                 raise QueueFullError(f"called: the engine already holds {self.max_calls} live calls")
             if self.ledger is not None:  # delivery hook: journaled before it is live (108104 if it cannot be)
                 self.ledger.call_started(app_id, call_id)
-            self._live[call_id] = _Live(app_id, application.queue_limit)
+            self._live[call_id] = _Live(app_id, application.queue_limit, info=getattr(endpoint, "info", None))
             self._commands.append(("add", (call, endpoint)))
         return call_id
 
-    def submit(self, app_id: str, call_id: str, program: Program) -> None:
-        """Queue ``program`` on the call: ``108105`` if it is not live, ``108102`` if its queue is full."""
+    def submit(self, app_id: str, call_id: str, program: Program, hook: RequestHook | None = None) -> None:
+        """Queue ``program`` on the call: ``108105`` if it is not live, ``108102`` if its queue is full.
+
+        ``hook`` is called after the request's ``multrpt`` (module docstring).
+        """
         with self._lock:
             self.check_call(app_id, call_id)
             live = self._live[call_id]
@@ -112,7 +138,7 @@ class Switchboard:
             if self.ledger is not None:  # delivery hook: journaled before 000000 (108104 if it cannot be)
                 self.ledger.request_accepted(app_id, call_id)
             live.held += 1
-            self._commands.append(("submit", (call_id, program)))
+            self._commands.append(("submit", (call_id, program, hook)))
 
     def stop_play(self, app_id: str, call_id: str) -> None:
         """``stoPlay``: the request playing at the next frame boundary ends with ``stopped``."""
@@ -120,18 +146,34 @@ class Switchboard:
             self.check_call(app_id, call_id)
             self._commands.append(("stop", call_id))
 
-    def hang_up(self, app_id: str, call_id: str) -> None:
-        """``disConnect``: the call leaves the registry now; its requests end with ``hangup``."""
+    def hang_up(self, app_id: str, call_id: str, reason: str = REASON_APP) -> None:
+        """``disConnect``: the call leaves the registry now; its requests end with ``hangup``.
+
+        ``reason``: the ``calldisconnectrpt`` reason (default: the application hung up).
+        """
         with self._lock:
             self.check_call(app_id, call_id)
             del self._live[call_id]
-            self._commands.append(("hangup", call_id))
+            self._commands.append(("hangup", (call_id, reason)))
+
+    def after(self, samples: int, action: Callable[[], None]) -> None:
+        """Run ``action`` on the media thread once ``samples`` of media time have passed (a ringing phone).
+
+        ``action`` must only publish or post commands, as a request hook.
+        """
+        with self._lock:
+            self._commands.append(("after", (samples, action)))
 
     def sizes(self) -> dict[str, int]:
         """Registry and media-thread sizes (for status and tests)."""
         with self._lock:
             return {"live_calls": len(self._live), "held_requests": sum(v.held for v in self._live.values()),
                     "commands": len(self._commands), "media_calls": len(self.media.calls)}
+
+    def info(self, call_id: str) -> Any:
+        """The live call's :class:`~engine.wire.call_events.CallInfo` (None: not live, or none)."""
+        live = self._live.get(call_id)
+        return live.info if live is not None else None
 
     def is_live(self, call_id: str) -> bool:
         """True while ``call_id`` is a live call (of any application)."""
@@ -160,7 +202,7 @@ class Switchboard:
         with self._lock:
             for call_id in list(self._live):
                 del self._live[call_id]
-                self._commands.append(("hangup", call_id))
+                self._commands.append(("hangup", (call_id, REASON_SHUTDOWN)))
             self._commands.append(("exit", None))
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -185,9 +227,20 @@ class Switchboard:
         for call in self.media.failed:  # a call the engine failed on is dropped, not retried every frame
             with self._lock:
                 self._live.pop(call.call_id, None)
-            self._end(call.call_id)
+            self._end(call.call_id, REASON_ERROR)
         if self._ending and self.media.ticks % ENDED_POLL_TICKS == 0:
             self._poll_ended()
+        if self._timers and self._timers[0][0] <= self.media.ticks:
+            self._fire_timers()
+
+    def _fire_timers(self) -> None:
+        due = [action for tick, action in self._timers if tick <= self.media.ticks]
+        self._timers = [(tick, action) for tick, action in self._timers if tick > self.media.ticks]
+        for action in due:
+            try:
+                action()
+            except Exception:
+                log.exception("a timer's action failed")
 
     def _apply_commands(self) -> None:
         commands = self._commands
@@ -202,12 +255,18 @@ class Switchboard:
         if kind == "add":
             call, endpoint = arg
             self._calls[call.call_id] = (call, endpoint)
+            self._hooks[call.call_id] = deque()
             self.media.add(call)
+            info = getattr(endpoint, "info", None)
+            if info is not None:
+                info.answered = info.answered or self.wall_clock()
+                self.publish(call.app_id, call.call_id, call_stat_report(info, ANSWERED, info.answered))
             if endpoint.ended is not None:
                 self._ending.append((call, endpoint.ended))
         elif kind == "submit":
-            call_id, program = arg
+            call_id, program, hook = arg
             call = self._calls[call_id][0]
+            self._hooks[call_id].append(hook)
             if call.hung_up:  # cannot happen: hang-up is posted after, and removes the call
                 self._on_event(call, RequestReport(Result.HANGUP, None, 0), call.position)
             else:
@@ -215,20 +274,31 @@ class Switchboard:
         elif kind == "stop":
             self._calls[arg][0].stop()
         elif kind == "hangup":
-            self._end(arg)
+            self._end(*arg)
+        elif kind == "after":
+            samples, action = arg
+            self._timers.append((self.media.ticks + -(-samples // SAMPLES_PER_FRAME), action))
+            self._timers.sort(key=lambda timer: timer[0])
         elif kind == "exit":
             self.pacer.stop()
 
-    def _end(self, call_id: str) -> None:
-        entry = self._calls.pop(call_id, None)
+    def _end(self, call_id: str, reason: str) -> None:
+        entry = self._calls.get(call_id)
         if entry is None:
             return
         call, endpoint = entry
         call.hang_up()
+        del self._calls[call_id]
+        self._hooks.pop(call_id, None)
         self.media.remove(call)  # closes the sink
         self._ending = [(c, ended) for c, ended in self._ending if c is not call]
         if endpoint.on_close is not None:
             endpoint.on_close()
+        info = getattr(endpoint, "info", None)
+        if info is not None:
+            moment = self.wall_clock()
+            self.publish(call.app_id, call_id, call_disconnect_report(info, reason, call.position, moment))
+            self.publish(call.app_id, call_id, call_bill_report(info, call.position, moment))
         if self.ledger is not None:  # delivery hook: queued, journaled after the call's events
             self.ledger.call_ended(call_id)
 
@@ -242,7 +312,7 @@ class Switchboard:
             if gone:
                 with self._lock:
                     self._live.pop(call.call_id, None)
-                self._end(call.call_id)
+                self._end(call.call_id, REASON_REMOTE)
 
     def _on_event(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
         if isinstance(event, RequestReport):
@@ -251,4 +321,12 @@ class Switchboard:
                 if live is not None:
                     live.held -= 1
         self.publish(call.app_id, call.call_id, event_body(event, call.app_id, call.call_id, self.wall_clock()))
+        hooks = self._hooks.get(call.call_id)
+        if isinstance(event, RequestReport) and hooks:
+            hook = hooks.popleft()
+            if hook is not None:
+                try:
+                    hook(call, event)
+                except Exception:
+                    log.exception("the hook of a request of call %s failed", call.call_id)
 

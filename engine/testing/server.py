@@ -67,12 +67,15 @@ class LiveServer:
 class Receiver:
     """A callback receiver on a free loopback port.
 
-    ``answers``: what the n-th POST gets (status, body); after the list, ``(200, {"code": "0"})``. ``hang_s``: every
-    answer waits this long first.
+    ``answers``: what the n-th POST gets (status, body); after the list, ``(200, ack)``. ``hang_s``: every
+    answer waits this long first. ``ack``: the acknowledgement (default ``{"code": "0"}``; platform samples
+    answer ``{"code": "0", "message": "0"}``).
     """
 
-    def __init__(self, answers: list[tuple[int, Any]] | None = None, hang_s: float = 0.0) -> None:
+    def __init__(self, answers: list[tuple[int, Any]] | None = None, hang_s: float = 0.0,
+                 ack: dict[str, Any] | None = None) -> None:
         self.answers = list(answers or [])
+        self.ack = ack or {"code": "0"}
         self.hang_s = hang_s
         self.posts: list[dict[str, Any]] = []  # every POST body, in arrival order
         self.acked: list[dict[str, Any]] = []  # the bodies answered {"code": "0"}
@@ -86,8 +89,8 @@ class Receiver:
                     time.sleep(receiver.hang_s)
                 with receiver.lock:
                     receiver.posts.append(body)
-                    status, answer = receiver.answers.pop(0) if receiver.answers else (200, {"code": "0"})
-                    if status == 200 and answer == {"code": "0"}:
+                    status, answer = receiver.answers.pop(0) if receiver.answers else (200, receiver.ack)
+                    if status == 200 and answer == receiver.ack:
                         receiver.acked.append(body)
                 data = json.dumps(answer).encode()
                 try:
@@ -125,15 +128,22 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = 
         time.sleep(0.01)
 
 
-def call_events(client: httpx.Client, call_id: str) -> list[dict[str, Any]]:
-    """The events the server kept for ``call_id``."""
-    return client.get("/ipcc/events", params={"callId": call_id}).json()["events"]
+#: The events of a call's requests (the contract's); the platform's call events are the others.
+REQUEST_EVENTS = ("ivrreportdtmf", "multrpt")
 
 
-def wait_events(client: httpx.Client, call_id: str, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-    """Wait until ``call_id`` has at least ``count`` events; return them."""
+def call_events(client: httpx.Client, call_id: str, kinds: tuple[str, ...] | None = REQUEST_EVENTS
+                ) -> list[dict[str, Any]]:
+    """The events the server kept for ``call_id`` whose ``event`` is one of ``kinds`` (None: every event)."""
+    events = client.get("/ipcc/events", params={"callId": call_id}).json()["events"]
+    return events if kinds is None else [event for event in events if event.get("event") in kinds]
+
+
+def wait_events(client: httpx.Client, call_id: str, count: int, timeout_s: float = 10.0,
+                kinds: tuple[str, ...] | None = REQUEST_EVENTS) -> list[dict[str, Any]]:
+    """Wait until ``call_id`` has at least ``count`` events of ``kinds`` (default: its requests'); return them."""
     def enough() -> list[dict[str, Any]] | None:
-        events = call_events(client, call_id)
+        events = call_events(client, call_id, kinds)
         return events if len(events) >= count else None
 
     return wait_for(enough, timeout_s, f"{count} events of {call_id}")

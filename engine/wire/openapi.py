@@ -57,6 +57,46 @@ class OutCallBody(BaseModel):
     callerWav: str | None = Field(None, description="the caller's audio: a file in the voice library")
 
 
+class CallNotifyBody(BaseModel):
+    """``POST /ipcc/call/callNotifyV2``: call a number, play ``voices`` in order, hang up."""
+
+    appId: str
+    called: str = Field(description="a phone number (the route table) or an endpoint such as 'wav:NAME'")
+    caller: str | None = Field(None, description="the calling number")
+    voices: list[dict[str, Any]] = Field(description="1 to 32 {voice, flag}: flag 0 voice is text, 1 a file")
+    data: str | None = Field(None, description="user data echoed in the events")
+
+
+class TransferBody(BaseModel):
+    """``POST /ipcc/call/transfer``: play ``fileName``, then move the call to ``called``."""
+
+    appId: str
+    callId: str
+    called: str = Field(description="the number (or endpoint) the call moves to")
+    fileName: str | None = Field(None, description="a file of the voice library played before the transfer")
+    data: str | None = None
+
+
+class ReplyBody(BaseModel):
+    """``POST /ipcc/call/reply``: accept (``ansCode`` 0) or reject (1) an incoming call."""
+
+    appId: str
+    callId: str
+    ansCode: IntOrString
+
+
+class MessageBody(BaseModel):
+    """``POST /ipcc/call/message``: voicemail: a prompt, then the caller recorded until ``key2Stop``."""
+
+    appId: str
+    callId: str
+    playFlag: IntOrString = Field(description="0: voiceStr is text; 1: a file of the voice library")
+    voiceStr: str
+    key2Stop: str | None = Field("#", description="the key that ends the message")
+    maxTime: IntOrString | None = Field(60, description="seconds the message may last at most (1-600)")
+    data: str | None = None
+
+
 class CallBody(BaseModel):
     """``POST /ipcc/call/stoPlay`` and ``POST /ipcc/call/disConnect``."""
 
@@ -77,6 +117,8 @@ class IpccResponse(BaseModel):
     callId: str
     appid: str
     callid: str
+    newCallId: str | None = Field(None, description="transfer: the new call's id")
+    fileInfo: str | None = Field(None, description="file upload: the path to use as voiceStr (playFlag 1)")
 
 
 class EventsResponse(BaseModel):
@@ -94,6 +136,14 @@ class StatusResponse(BaseModel):
     calls: dict[str, int]
     pacer: dict[str, float]
     delivery: dict[str, int]
+
+
+def upload_body() -> dict[str, Any]:
+    """``openapi_extra`` of ``POST /ipcc/manager/file``: a multipart form with ``appId``, ``file``, ``filename``."""
+    schema = {"type": "object", "required": ["appId", "file"], "properties": {
+        "appId": {"type": "string"}, "file": {"type": "string", "format": "binary"},
+        "filename": {"type": "string", "description": "the name to store it under (default: the file's own)"}}}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
 def request_body(model: type[BaseModel]) -> dict[str, Any]:

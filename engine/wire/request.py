@@ -1,59 +1,99 @@
 """The wire: the request bodies of the IPCC endpoints and their responses.
 
-This is the only module that knows the wire's spellings (``playtime``, ``playTime``, ``key2End``,
-``" data "``). Keys are matched after trimming white space; integers arrive as JSON numbers or decimal
-strings; unknown fields are ignored; ``null`` in an optional field means "absent". Everything else that does
-not fit the contract raises :class:`RequestError` (``108100``) naming the field and the rule.
+This module and its siblings in :mod:`engine.wire` are the only ones that know the wire's spellings
+(``playtime``, ``playTime``, ``key2End``, ``" data "``). Bodies are decoded by :mod:`engine.wire.body`: keys
+matched trimmed and case-insensitively, duplicates refused, JSON bounded. Integers arrive as JSON numbers or
+decimal strings; ``appId`` may be a JSON integer (read as its decimal string); ``/play`` takes ``flag`` for
+``playFlag``; unknown fields are ignored and logged once per application; ``null`` in an optional field means
+"absent". Everything else that does not fit the contract raises :class:`RequestError` (``108100``) naming the
+field and the rule.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.core.orders import DTMF_KEYS, KeyCollection, MultOrders, Order, PlayKind
 from engine.errors import EngineError, RequestError
 from engine.format import seconds_to_samples
+from engine.wire.body import MAX_DIGITS, Fields, JsonLimits, fields_of, is_text, parse_json
+
+log = logging.getLogger(__name__)
 
 MAX_ORDERS = 32
 MAX_TEXT_CHARS = 1000
 MAX_DATA_CHARS = 1024
 #: The contract's integers are the vendor's (Java) ints: larger values are refused, not wrapped or clamped.
 MAX_INT = 2**31 - 1
-_DECIMAL = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?[0-9]{1,40}")
+ORDER_FIELDS = ("playFlag", "voiceStr", "playTime", "spaceTime", "getkey", "maxRevCnt", "key2End", "totalTime",
+                "data")
+MULT_ORDERS_FIELDS = ("appId", "callId", "playtime", "orders")
+PLAY_FIELDS = ("appId", "callId", "flag", *ORDER_FIELDS)
+MAX_NOTED_FIELDS = 10_000
+DEFAULT_LIMITS = JsonLimits()
 _SHOWN_CHARS = 40
 
 
 def _show(value: Any) -> str:
     """A short, safe rendering of a bad value for an error message (a 10 MB string is not echoed)."""
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, bytes) else repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**MAX_DIGITS:
+        return "an integer of more than 40 digits"
+    if isinstance(value, bytes):
+        return repr(value)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = type(value).__name__
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
-def decode_body(body: bytes | str) -> dict[str, Any]:
-    """Parse a request body into a dict whose keys are trimmed of white space.
+def decode_body(body: bytes | str | Mapping[str, Any], limits: JsonLimits = DEFAULT_LIMITS) -> Fields:
+    """Parse a request body (bytes are UTF-8) into :class:`Fields` within ``limits``.
 
-    Raises ``RequestError`` when the body is not JSON, not an object, or has a key twice after trimming.
+    Raises ``RequestError`` when the body is not JSON, not an object, over the limits, or has a key twice after
+    trimming and case folding. A mapping is taken as already decoded.
     """
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError("body", f"not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
+    if isinstance(body, Mapping):
+        return fields_of(body)
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError("body", f"not valid JSON (not UTF-8 at byte {exc.start})") from None
+    value = parse_json(body, limits)
+    if not isinstance(value, Fields):
         raise RequestError("body", f"must be a JSON object, got {type(value).__name__}")
-    return _trim_keys(value, "")
+    return value
 
 
-def _trim_keys(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        name = key.strip()
-        if name in out:
-            raise RequestError(f"{where}{name}", "appears twice (after trimming white space from keys)")
-        out[name] = value
-    return out
+class UnknownFields:
+    """Logs each field an application sends that is not known, once per (application, body, field)."""
+
+    def __init__(self, max_noted: int = MAX_NOTED_FIELDS) -> None:
+        self._seen: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+        self._max = max_noted
+
+    def note(self, app_id: str, body: str, fields: Fields, known: Iterable[str]) -> list[str]:
+        """Log the unknown fields of ``fields`` not logged before for ``app_id``; returns all unknown ones."""
+        unknown = fields.unknown(known)
+        for name in unknown:
+            key = (app_id[:64], body, name[:64])
+            with self._lock:
+                if key in self._seen or len(self._seen) >= self._max:
+                    continue
+                self._seen.add(key)
+            log.info("application %r: field %r of %s is not known; ignored", key[0], key[2], body)
+        return unknown
+
+
+UNKNOWN_FIELDS = UnknownFields()
 
 
 def _integer(obj: Mapping[str, Any], name: str, where: str, default: int | None, minimum: int) -> int:
@@ -66,6 +106,8 @@ def _integer(obj: Mapping[str, Any], name: str, where: str, default: int | None,
         return default
     if isinstance(value, bool):
         raise RequestError(field, f"must be an integer, got {_show(value)}")
+    if isinstance(value, str) and len(value) > MAX_DIGITS and value.lstrip("-").isdigit():
+        raise RequestError(field, f"must be <= {MAX_INT}, got an integer of {len(value)} digits")
     if isinstance(value, float) and value.is_integer():
         number = int(value)
     elif isinstance(value, int):
@@ -75,9 +117,9 @@ def _integer(obj: Mapping[str, Any], name: str, where: str, default: int | None,
     else:
         raise RequestError(field, f"must be an integer, got {_show(value)}")
     if number < minimum:
-        raise RequestError(field, f"must be >= {minimum}, got {number}")
+        raise RequestError(field, f"must be >= {minimum}, got {_show(number)}")
     if number > MAX_INT:
-        raise RequestError(field, f"must be <= {MAX_INT}, got {number}")
+        raise RequestError(field, f"must be <= {MAX_INT}, got {_show(number)}")
     return number
 
 
@@ -104,9 +146,17 @@ def _string(obj: Mapping[str, Any], name: str, where: str, required: bool, max_c
     return value
 
 
+def app_id_of(body: Mapping[str, Any]) -> str:
+    """``appId`` of a decoded body: a required non-empty string, or a JSON integer read as its decimal string."""
+    value = body.get("appId")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return _string(body, "appId", "", True, 200)
+
+
 def read_ids(body: Mapping[str, Any]) -> tuple[str, str]:
-    """``appId`` and ``callId`` of a decoded body (both required, non-empty strings)."""
-    return _string(body, "appId", "", True), _string(body, "callId", "", True)
+    """``appId`` and ``callId`` of a decoded body (both required, non-empty strings; ``appId`` may be an int)."""
+    return app_id_of(body), _string(body, "callId", "", True, 200)
 
 
 def _key_collection(obj: Mapping[str, Any], where: str, gap_samples: int) -> KeyCollection:
@@ -125,7 +175,7 @@ def parse_order(raw: Any, where: str, last: bool) -> Order:
     """One order of ``orders`` (``where`` is its field path prefix, e.g. ``orders[2].``)."""
     if not isinstance(raw, dict):
         raise RequestError(where.rstrip("."), f"must be a JSON object, got {_show(raw)}")
-    obj = _trim_keys(raw, where)
+    obj = fields_of(raw, where)
     kind = PlayKind(_flag(obj, "playFlag", where, None))
     source = _string(obj, "voiceStr", where, True, MAX_TEXT_CHARS)
     plays = _integer(obj, "playTime", where, 1, 1)
@@ -152,13 +202,26 @@ def parse_mult_orders(body: Mapping[str, Any]) -> MultOrders:
         raise RequestError("orders", f"must hold 1 to {MAX_ORDERS} orders, got {len(raw_orders)}")
     last = len(raw_orders) - 1
     orders = tuple(parse_order(raw, f"orders[{i}].", i == last) for i, raw in enumerate(raw_orders))
+    fields = fields_of(body)
+    UNKNOWN_FIELDS.note(app_id, "multOrders", fields, MULT_ORDERS_FIELDS)
+    for raw in raw_orders:
+        UNKNOWN_FIELDS.note(app_id, "multOrders.orders", fields_of(raw), ORDER_FIELDS)
     return MultOrders(app_id=app_id, call_id=call_id, orders=orders, loops=loops)
 
 
 def parse_play(body: Mapping[str, Any]) -> MultOrders:
-    """A ``play`` body (one order's fields plus ``appId``/``callId``) → a one-order :class:`MultOrders`."""
+    """A ``play`` body (one order's fields plus ``appId``/``callId``) → a one-order :class:`MultOrders`.
+
+    ``flag`` is read as ``playFlag`` (a published SDK's spelling); both at once are refused.
+    """
     app_id, call_id = read_ids(body)
-    return MultOrders(app_id=app_id, call_id=call_id, orders=(parse_order(dict(body), "", True),), loops=1)
+    fields = fields_of(body).copy()
+    if "flag" in fields:
+        if "playFlag" in fields:
+            raise RequestError("flag", "give playFlag or flag, not both")
+        fields["playFlag"] = fields.pop("flag")
+    UNKNOWN_FIELDS.note(app_id, "play", fields, PLAY_FIELDS)
+    return MultOrders(app_id=app_id, call_id=call_id, orders=(parse_order(fields, "", True),), loops=1)
 
 
 def response(code: str, msg: str, app_id: str = "", call_id: str = "", **extra: Any) -> dict[str, Any]:
@@ -167,18 +230,23 @@ def response(code: str, msg: str, app_id: str = "", call_id: str = "", **extra: 
             **extra}
 
 
-def ids_of(body: bytes | str) -> dict[str, str]:
-    """``appId``/``callId`` of a raw body, for echoing in a refusal ("" where absent, not strings, or not JSON)."""
+def ids_of(body: bytes | str | Mapping[str, Any]) -> dict[str, str]:
+    """``appId``/``callId`` of a body, for echoing in a refusal ("" where absent, not strings, or not JSON)."""
     try:
-        fields = decode_body(body)
+        fields: Mapping[str, Any] = decode_body(body)
     except RequestError:
         fields = {}
-    return {k: v if isinstance(v := fields.get(k), str) else "" for k in ("appId", "callId")}
+    return {k: _echo(fields.get(k)) for k in ("appId", "callId")}
+
+
+def _echo(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**40:
+        return str(value)
+    return value[:200] if isinstance(value, str) and is_text(value) else ""
+
 
 
 def error_response(error: EngineError, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The response for ``error``, echoing the ids of ``body`` when they are strings."""
-    app_id = body.get("appId") if body else ""
-    call_id = body.get("callId") if body else ""
-    return response(error.code, str(error), app_id if isinstance(app_id, str) else "",
-                    call_id if isinstance(call_id, str) else "")
+    ids = ids_of(body) if body else {"appId": "", "callId": ""}
+    return response(error.code, str(error), ids["appId"], ids["callId"])

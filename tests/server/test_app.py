@@ -27,7 +27,8 @@ from engine.testing.server import FakeSpeaker, LiveServer, call_events, wait_eve
 
 SMALL_APP = "small-queue-app"
 ENDPOINTS = {"/ipcc/call/multOrders", "/ipcc/call/play", "/ipcc/call/outCall", "/ipcc/call/stoPlay",
-             "/ipcc/call/disConnect", "/ipcc/events", "/ipcc/status"}
+             "/ipcc/call/disConnect", "/ipcc/events", "/ipcc/status", "/ipcc/call/callNotifyV2",
+             "/ipcc/call/transfer", "/ipcc/call/reply", "/ipcc/call/message", "/ipcc/manager/file"}
 
 
 def _order(text: str = "tone:0.5", **fields: object) -> dict[str, object]:

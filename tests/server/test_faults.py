@@ -29,7 +29,7 @@ from engine.server.delivery import Delivery, RetryPolicy
 from engine.server.event_log import EventLog
 from engine.server.journal import Journal
 from engine.testing.receivers import ScriptedReceiver
-from engine.testing.server import FIXED_TIME, FakeSpeaker, LiveServer, wait_for
+from engine.testing.server import FIXED_TIME, REQUEST_EVENTS, FakeSpeaker, LiveServer, wait_for
 
 FAST = RetryPolicy(initial_s=0.01, factor=2, cap_s=0.05, timeout_s=0.5)
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -161,7 +161,10 @@ def test_enospc_in_the_state_folder_refuses_work_then_delivery_resumes_by_itself
             call_id = client.post("/ipcc/call/outCall", json={"appId": "app", "called": "null"}).json()["callId"]
             order = {"appId": "app", "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "tone:0.2"}]}
             assert client.post("/ipcc/call/multOrders", json=order).json()["code"] == OK
-            wait_for(lambda: len(receiver.acked) == 1, what="the first multrpt")
+            def request_events() -> list[dict]:  # the call events (callstatrpt, ...) of the many calls aside
+                return [b for b in receiver.acked if b["event"] in REQUEST_EVENTS]
+
+            wait_for(lambda: len(request_events()) == 1, what="the first multrpt")
             collecting = {"appId": "app", "callId": call_id, "orders": [  # its hang-up event is 6 KiB in the log
                 {"playFlag": 0, "voiceStr": "tone:600", "getkey": 1, "maxRevCnt": 4, "data": "您" * 1024}]}
             assert client.post("/ipcc/call/multOrders", json=collecting).json()["code"] == OK
@@ -185,9 +188,12 @@ def test_enospc_in_the_state_folder_refuses_work_then_delivery_resumes_by_itself
 
                 wait_for(full_and_said, what="the status saying the disk is full")
             filler.unlink()
-            wait_for(lambda: len(receiver.acked) == 3, what="the hang-up's events after space returned")
-            assert [b["event"] for b in receiver.acked[1:]] == ["ivrreportdtmf", "multrpt"]
-            assert receiver.acked[1]["data"] == "您" * 1024 and receiver.acked[2]["result"] == "hangup"
+            wait_for(lambda: len(request_events()) == 3, what="the hang-up's events after space returned")
+            events = request_events()
+            assert [b["event"] for b in events[1:]] == ["ivrreportdtmf", "multrpt"]
+            assert events[1]["data"] == "您" * 1024 and events[2]["result"] == "hangup"
+            wait_for(lambda: any(b["event"] == "calldisconnectrpt" and b["callId"] == call_id
+                                 for b in receiver.acked), what="the call's calldisconnectrpt")
             assert any("cannot write the event log (the disk is full)" in r.message for r in caplog.records)
             assert any("delivery resumes" in r.message for r in caplog.records)
             again = client.post("/ipcc/call/outCall", json={"appId": "app", "called": "null"}).json()
@@ -268,7 +274,7 @@ def test_kill_9_then_restart_every_accepted_request_and_live_call_gets_its_outco
             assert len(results) == count, (call_id, results)  # every accepted request has exactly one outcome
             assert results == (["complete"] if count == 1 else ["error", "error"])
             assert bodies[-1]["event"] == "calldisconnectrpt" and bodies[-1]["reason"] == "restart"
-        assert len(receiver.acked) == len(receiver.posts) == 3 + 4 + 5
+        assert len(receiver.acked) == len(receiver.posts) == 5 + 3 + 4 + 5  # callstatrpt, multrpt, hang-ups
     finally:
         second.process.send_signal(signal.SIGTERM)
         assert second.process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled

@@ -1,0 +1,218 @@
+"""The rest of the call API: ``callNotifyV2``, ``transfer``, ``reply``, ``message``; ``playoverrpt`` for ``play``.
+
+* ``callNotifyV2`` dials ``called`` as ``outCall`` does (the route table), plays ``voices`` in order, then
+  hangs up (``calldisconnectrpt`` reason ``notified``). Answers ``callId``.
+* ``transfer`` plays ``fileName`` (when given) as a request on the call — its ``multrpt`` comes first — then
+  ends the call with reason ``transfer`` and dials ``called`` through the route table: a new call, whose
+  ``callstatrpt`` names the first in ``origCallId``. The new leg's endpoint is made when the request is
+  accepted (never on the media thread); it is dropped if the first call is hung up before the prompt ends.
+  Answers ``callid`` (the first call) and ``newCallId``.
+* ``reply`` accepts (``ansCode`` 0) or rejects (1) an incoming call offered by :class:`Inbound`; there are
+  none without an inbound endpoint (the SIP work adds them): ``108105``.
+* ``message`` plays a prompt, then records the caller (the call's recording goes on) until ``key2Stop`` or
+  ``maxTime``; ``messagerpt`` then gives the recording's ``fileName`` and where the message lies in it
+  (``startMs``, ``endMs``), with the keys' ``endReason``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+
+from engine.admission import prepare
+from engine.core.orders import MultOrders, PlayKind
+from engine.core.player import RequestReport, Result
+from engine.errors import OK, UnknownCallError
+from engine.format import samples_to_seconds
+from engine.media.call import Call
+from engine.server.endpoints import parse_out_call
+from engine.server.http import add_post
+from engine.server.routes import connect
+from engine.server.switchboard import RequestHook
+from engine.server.upload import check_owner
+from engine.wire.call_bodies import parse_message, parse_notify, parse_reply, parse_transfer, transfer_prompt
+from engine.wire.call_events import REASON_NOTIFIED, REASON_TRANSFER, CallInfo, incoming_call_report
+from engine.wire.call_events import play_over_report as play_over
+from engine.wire.events import vendor_timestamp
+from engine.wire.openapi import CallNotifyBody, MessageBody, ReplyBody, TransferBody
+from engine.wire.request import response
+
+if TYPE_CHECKING:
+    from engine.server.app import Engine
+
+log = logging.getLogger(__name__)
+
+
+def play_over_hook(engine: Engine) -> Callable[[MultOrders], RequestHook]:
+    """The hook (made per request) that sends ``playoverrpt`` after a ``/play`` request's ``multrpt``."""
+
+    def make(request: MultOrders) -> RequestHook:
+        data = request.orders[0].data
+
+        def hook(call: Call, report: RequestReport) -> None:
+            body = play_over(call.app_id, call.call_id, data, report.result.value, engine.wall_clock())
+            engine.delivery.publish(call.app_id, call.call_id, body)
+
+        return hook
+
+    return make
+
+
+def _hang_up_hook(engine: Engine, reason: str, then: Callable[[RequestReport], None] | None = None) -> RequestHook:
+    def hook(call: Call, report: RequestReport) -> None:
+        if report.result in (Result.HANGUP, Result.ERROR):
+            if then is not None:
+                then(report)
+            return
+        try:
+            engine.board.hang_up(call.app_id, call.call_id, reason)
+        except UnknownCallError:  # the application hung up first
+            return
+        if then is not None:
+            then(report)
+
+    return hook
+
+
+def _check_files(engine: Engine, request: MultOrders, fields: list[str]) -> None:
+    """The files of ``request`` are the application's and audio; errors name ``fields[i]`` (``108100``)."""
+    for order, field in zip(request.orders, fields, strict=True):
+        check_owner(request.app_id, order.source, field, order.kind)
+        if order.kind is PlayKind.FILE:
+            engine.library.load(order.source, field)
+
+
+class Inbound:
+    """Incoming calls waiting for the application's ``reply``: ``offer`` publishes ``incomingcall``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._waiting: dict[str, tuple[str, Callable[[bool], None]]] = {}
+
+    def offer(self, info: CallInfo, decide: Callable[[bool], None]) -> None:
+        """Offer a call to ``info.app_id``; ``decide(accept)`` is called once with its ``reply``."""
+        with self._lock:
+            self._waiting[info.call_id] = (info.app_id, decide)
+        body = incoming_call_report(info, self.engine.wall_clock())
+        self.engine.delivery.publish(info.app_id, info.call_id, body)
+
+    def reply(self, app_id: str, call_id: str, accept: bool) -> None:
+        """Hand the application's answer to the call's endpoint; ``108105`` when no such call waits."""
+        with self._lock:
+            waiting = self._waiting.get(call_id)
+            if waiting is None or waiting[0] != app_id:
+                raise UnknownCallError(f"callId: {call_id[:64]!r} is no incoming call waiting for a reply")
+            del self._waiting[call_id]
+        waiting[1](accept)
+
+
+class CallApi:
+    """The actions of the module docstring (the body's text in, the answer out)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.inbound = Inbound(engine)
+
+    def notify(self, body: str) -> dict[str, Any]:
+        """``callNotifyV2``: dial, play ``voices``, hang up."""
+        engine = self.engine
+        fields = engine.decode(body)
+        spec = parse_out_call(fields)
+        application = engine.config.application(spec.app_id)
+        request = parse_notify(fields, spec.app_id, "")
+        _check_files(engine, request, [f"voices[{i}].voice" for i in range(len(request.orders))])
+        program = prepare(request, engine.library, engine.speaker, application.voice)
+        call_id = engine.new_call_id()
+        engine.start_call(spec, connect(spec, call_id, engine.config, engine.endpoints), call_id)
+        if engine.board.is_live(call_id):
+            try:
+                engine.board.submit(spec.app_id, call_id, program, _hang_up_hook(engine, REASON_NOTIFIED))
+            except UnknownCallError:
+                pass  # the call ended before its voices were queued; its events say so
+        return response(OK, "ok", spec.app_id, call_id)
+
+    def transfer(self, body: str) -> dict[str, Any]:
+        """``transfer``: play ``fileName``, end the call (reason ``transfer``), dial ``called``."""
+        engine = self.engine
+        fields = engine.decode(body)
+        transfer = parse_transfer(fields)
+        engine.config.application(transfer.app_id)
+        engine.board.check_call(transfer.app_id, transfer.call_id)
+        old = engine.board.info(transfer.call_id)
+        spec = parse_out_call({"appId": transfer.app_id, "called": transfer.called,
+                               "caller": old.called if old is not None else "", "data": transfer.data})
+        program = None
+        if transfer.file_name:
+            request = transfer_prompt(transfer)
+            _check_files(engine, request, ["fileName"])
+            voice = engine.config.application(transfer.app_id).voice
+            program = prepare(request, engine.library, engine.speaker, voice)
+        new_id = engine.new_call_id()
+        connection = connect(spec, new_id, engine.config, engine.endpoints)
+
+        def next_leg(report: RequestReport) -> None:
+            if report.result in (Result.HANGUP, Result.ERROR):
+                if connection.endpoint is not None:
+                    connection.endpoint.discard()
+                return
+            engine.start_call(spec, connection, new_id, transferred_from=transfer.call_id)
+
+        try:
+            if program is not None:
+                engine.board.submit(transfer.app_id, transfer.call_id, program,
+                                    _hang_up_hook(engine, REASON_TRANSFER, next_leg))
+            else:
+                engine.board.hang_up(transfer.app_id, transfer.call_id, REASON_TRANSFER)
+        except BaseException:
+            if connection.endpoint is not None:
+                connection.endpoint.discard()
+            raise
+        if program is None:
+            next_leg(RequestReport(Result.COMPLETE, None, 0))
+        return response(OK, "ok", transfer.app_id, transfer.call_id, newCallId=new_id)
+
+    def reply(self, body: str) -> dict[str, Any]:
+        """``reply``: accept or reject an incoming call."""
+        fields = self.engine.decode(body)
+        app_id, call_id, accept = parse_reply(fields)
+        self.engine.config.application(app_id)
+        self.inbound.reply(app_id, call_id, accept)
+        return response(OK, "ok", app_id, call_id)
+
+    def message(self, body: str) -> dict[str, Any]:
+        """``message``: play a prompt, record the caller until ``key2Stop`` or ``maxTime``, report it."""
+        engine = self.engine
+        fields = engine.decode(body)
+        request = parse_message(fields)
+        application = engine.config.application(request.app_id)
+        engine.board.check_call(request.app_id, request.call_id)
+        _check_files(engine, request, ["voiceStr"])
+        program = prepare(request, engine.library, engine.speaker, application.voice)
+        prompt_samples = len(program.prompts[0])
+        info = engine.board.info(request.call_id)
+
+        def report_message(call: Call, report: RequestReport) -> None:
+            start = call.request_start + min(prompt_samples, report.at)
+            end = call.request_start + report.at
+            body = {"event": "messagerpt", "appId": call.app_id, "callId": call.call_id,
+                    "fileName": info.recording if info is not None else "", "result": report.result.value,
+                    "startMs": round(samples_to_seconds(start) * 1000), "endMs": round(samples_to_seconds(end) * 1000),
+                    "data": request.orders[0].data, "timeStamp": vendor_timestamp(engine.wall_clock())}
+            engine.delivery.publish(call.app_id, call.call_id, body)
+
+        engine.board.submit(request.app_id, request.call_id, program, report_message)
+        return response(OK, "ok", request.app_id, request.call_id)
+
+
+def register(app: FastAPI, engine: Engine) -> None:
+    """``callNotifyV2``, ``transfer``, ``reply``, ``message``."""
+    api = engine.call_api = CallApi(engine)
+    add_post(app, engine, "/ipcc/call/callNotifyV2", CallNotifyBody, api.notify, "Call a number, play voices, hang up")
+    add_post(app, engine, "/ipcc/call/transfer", TransferBody, api.transfer, "Play a prompt, move the call")
+    add_post(app, engine, "/ipcc/call/reply", ReplyBody, api.reply, "Accept or reject an incoming call", inline=True)
+    add_post(app, engine, "/ipcc/call/message", MessageBody, api.message, "Voicemail: prompt, record, report")

@@ -1,0 +1,117 @@
+"""The HTTP edge every route module shares: bounded bodies, charsets, the contract's JSON for every answer.
+
+Every answer, for every path and method, is HTTP 200 with the contract's JSON (``code``, ``msg``): an unknown
+path is ``108100`` "no such endpoint", a wrong method ``108100`` naming the method, a bad query ``108100``
+naming the parameter, an unexpected exception ``108104`` (logged with its traceback). Never FastAPI's
+``{"detail": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from engine.errors import BAD_REQUEST, INTERNAL, RequestError
+from engine.wire.body import decode_text
+from engine.wire.openapi import IpccResponse, request_body
+from engine.wire.request import error_response, response
+
+log = logging.getLogger(__name__)
+#: An action: the body's text in, the answer out (None: "not on this path", the fast path's way).
+Action = Callable[[str], dict[str, Any] | None]
+
+
+class Answering(Protocol):
+    """What :func:`add_post` needs of the engine: a body limit, a pool, and a safe way to run an action."""
+
+    pool: Any
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Bodies over this many bytes are refused unread."""
+
+    def answer(self, action: Action, body: str) -> dict[str, Any] | None:
+        """Run ``action`` on ``body``; every exception becomes its code."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with ``RequestError`` once over ``limit`` bytes (never read whole beyond it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError("body", f"is {int(declared)} bytes; at most {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError("body", f"is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_text(request: Request, limit: int) -> str:
+    """The body's text: at most ``limit`` bytes, decoded by its ``Content-Type``'s charset."""
+    return decode_text(await read_body(request, limit), request.headers.get("content-type"))
+
+
+def add_post(app: FastAPI, engine: Answering, path: str, model: type, action: Action, summary: str,
+             inline: bool = False, fast: Action | None = None) -> None:
+    """Serve ``POST path`` with ``action`` (on the engine's pool unless ``inline``; ``fast`` tried first)."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = await read_text(request, engine.max_body_bytes)
+        except RequestError as exc:
+            return JSONResponse(error_response(exc), headers={"Connection": "close"})
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if inline:
+            return JSONResponse(engine.answer(action, body))
+        if fast is not None and (answer := engine.answer(fast, body)) is not None:
+            return JSONResponse(answer)
+        loop = asyncio.get_running_loop()
+        return JSONResponse(await loop.run_in_executor(engine.pool, engine.answer, action, body))
+
+    endpoint.__name__ = path.rsplit("/", 1)[-1]
+    app.add_api_route(path, endpoint, methods=["POST"], response_model=IpccResponse, summary=summary,
+                      openapi_extra=request_body(model))
+
+
+def contract_error(code: str, msg: str) -> JSONResponse:
+    """An HTTP 200 answer with the contract's fields."""
+    return JSONResponse(response(code, msg))
+
+
+def install_error_answers(app: FastAPI) -> None:
+    """Make every error the framework raises an HTTP 200 answer with the contract's JSON (module docstring)."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        path = request.url.path[:100]
+        if status == 404:
+            return contract_error(BAD_REQUEST, f"no such endpoint: {path}")
+        if status == 405:
+            return contract_error(BAD_REQUEST, f"method {request.method} not allowed on {path}")
+        return contract_error(BAD_REQUEST, f"request refused ({status})")
+
+    async def validation_error(_request: Request, exc: Exception) -> Response:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        first = errors[0] if errors else {}
+        field = ".".join(str(part) for part in first.get("loc", ())[1:]) or "query"
+        return contract_error(BAD_REQUEST, f"{field}: {first.get('msg', 'is not valid')}")
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error("internal failure on %s %s", request.method, request.url.path[:100], exc_info=exc)
+        return contract_error(INTERNAL, f"internal failure: {type(exc).__name__}")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)

@@ -1,0 +1,198 @@
+"""Phone numbers, the route table and the platform's call events, as a platform SDK and its callback see them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.config import DEMO_APP_ID
+from engine.format import SAMPLE_RATE_HZ
+from engine.testing.platform import Platform, check_against_table, markdown_tables, platform_server
+from engine.testing.server import wait_for
+
+CALL_EVENTS = ("callstatrpt", "calldisconnectrpt", "callbillrpt", "playoverrpt", "messagerpt")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Platform]:
+    with platform_server(tmp_path_factory.mktemp("platform"), repo_root / "voices") as live:
+        yield live
+
+
+def _tone(seconds: float, **fields: object) -> dict[str, object]:
+    return {"playFlag": 0, "voiceStr": f"tone:{seconds}", **fields}
+
+
+def test_dialling_a_number_records_it_in_the_applications_folder(platform: Platform) -> None:
+    call_id = platform.dial("13800138000", caller="01012345678", timeout=30, AiFlag=0)
+    answer = platform.post("multOrders", callId=call_id, orders=[_tone(0.5)])
+    assert answer["code"] == "000000" and answer["callid"] == call_id
+    platform.wait(call_id, "multrpt")
+    assert platform.post("disConnect", callId=call_id)["code"] == "000000"
+    events = platform.wait(call_id, "callbillrpt")
+    assert [e["event"] for e in events] == ["callstatrpt", "multrpt", "calldisconnectrpt", "callbillrpt"]
+    stat, _, hangup, bill = events
+    assert stat["ansCode"] == 0 and stat["caller"] == "01012345678" and stat["called"] == "13800138000"
+    relative = f"{DEMO_APP_ID}/13800138000-{call_id}.wav"
+    assert hangup["fileName"] == hangup["flieName"] == relative
+    assert hangup["reason"] == "disconnect" and hangup["hangUpBy"] == "app"
+    frames = sf.info(platform.root / "recordings" / relative).frames
+    assert frames >= 0.5 * SAMPLE_RATE_HZ
+    assert hangup["duration"] == bill["duration"] == math.ceil(frames / SAMPLE_RATE_HZ)
+    assert bill["answerTime"] and bill["startTime"] <= bill["answerTime"] <= bill["endTime"]
+
+
+def test_explicit_endpoints_keep_working_and_junk_is_refused(platform: Platform) -> None:
+    for called in ("null", "wav:explicit-name"):
+        call_id = platform.dial(called)
+        assert platform.post("disConnect", callId=call_id)["code"] == "000000"
+    wait_for(lambda: (platform.root / "recordings" / "explicit-name.wav").exists(), what="the explicit recording")
+    for called, words in (("abc", "neither a phone number"), ("138-0013", "neither"), ("", "must not be empty")):
+        answer = platform.post("outCall", called=called)
+        assert answer["code"] == "108100" and answer["msg"].startswith("called:") and words in answer["msg"]
+
+
+@pytest.mark.parametrize(("number", "ans_code", "ring_s"), [("13900001234", 1, 0), ("13700005555", 2, 20)])
+def test_a_route_simulates_busy_and_no_answer(platform: Platform, number: str, ans_code: int, ring_s: int) -> None:
+    ticks = platform.engine.board.media.ticks
+    call_id = platform.dial(number, data="campaign-7", timeout=20)
+    events = platform.wait(call_id, "callbillrpt")
+    # no answer: the phone rang `timeout` seconds of media time (50 frames a second) before the outcome
+    assert platform.engine.board.media.ticks >= ticks + ring_s * 50
+    assert [e["event"] for e in events] == ["callstatrpt", "calldisconnectrpt", "callbillrpt"]
+    assert events[0]["ansCode"] == ans_code and events[0]["data"] == "campaign-7"
+    assert events[1]["reason"] == "notconnected" and events[1]["duration"] == 0 and events[1]["fileName"] == ""
+    assert events[2]["duration"] == 0 and events[2]["answerTime"] == ""
+    assert platform.post("multOrders", callId=call_id, orders=[_tone(0.1)])["code"] == "108105"
+
+
+def test_play_with_the_sdk_spellings_collects_keys_and_sends_playoverrpt(platform: Platform) -> None:
+    call_id = platform.dial("10086", keys="3@0.3")
+    answer = platform.post("play", callId=call_id, flag=0, voiceStr="tone:1", getKey=1, maxRevCnt=1, data="p1")
+    assert answer["code"] == "000000" and answer["callId"] == call_id
+    events = platform.wait(call_id, "playoverrpt")
+    assert [e["event"] for e in events] == ["callstatrpt", "ivrreportdtmf", "multrpt", "playoverrpt"]
+    assert events[1]["dtmfCode"] == "3"  # getKey was not ignored
+    assert events[3]["data"] == "p1" and events[3]["result"] == "complete"
+    assert platform.post("play", callId=call_id, flag=0, playFlag=0, voiceStr="x")["code"] == "108100"
+    platform.post("disConnect", callId=call_id)
+
+
+def test_every_call_event_has_the_fields_and_types_of_its_readme_table(platform: Platform, repo_root: Path) -> None:
+    tables = markdown_tables((repo_root / "README.md").read_text(encoding="utf-8"))
+    assert set(CALL_EVENTS) | {"incomingcall"} <= set(tables)
+    call_id = platform.dial("13800138001", keys="#@0.8")
+    platform.post("play", callId=call_id, playFlag=0, voiceStr="tone:0.2")
+    platform.post("message", callId=call_id, playFlag=0, voiceStr="tone:0.5", key2Stop="#")
+    platform.wait(call_id, "messagerpt")
+    platform.post("disConnect", callId=call_id)
+    busy = platform.dial("13900009999")
+    platform.wait(busy, "callbillrpt")
+    events = platform.wait(call_id, "callbillrpt") + platform.events(busy)
+    assert {event["event"] for event in events if check_against_table(event, tables)} == set(CALL_EVENTS)
+
+
+def test_message_reports_where_the_callers_message_lies_in_the_recording(platform: Platform) -> None:
+    call_id = platform.dial("13800138002", keys="#@1.5")
+    assert platform.post("message", callId=call_id, playFlag=0, voiceStr="tone:0.5", data="vm")["code"] == "000000"
+    events = platform.wait(call_id, "messagerpt")
+    report = events[-1]
+    assert report["data"] == "vm" and report["result"] == "complete"
+    assert report["fileName"] == f"{DEMO_APP_ID}/13800138002-{call_id}.wav"
+    assert platform.post("message", callId=call_id, playFlag=0, voiceStr="x", key2Stop="x")["msg"].startswith(
+        "key2Stop")
+    platform.post("disConnect", callId=call_id)
+    platform.wait(call_id, "callbillrpt")
+    played = sf.read(platform.root / "recordings" / report["fileName"], dtype="int16")[0][:, 0]
+    start_ms = (int(np.flatnonzero(played)[0]) - 1) * 1000 // SAMPLE_RATE_HZ  # the tone starts at phase 0
+    assert report["startMs"] == start_ms + 500  # the prompt's end
+    assert 1500 < report["endMs"] - start_ms < 1600  # key2Stop (#) began at 1.5 s; decided within the latency
+
+
+def test_call_notify_plays_the_voices_then_hangs_up(platform: Platform, repo_root: Path) -> None:
+    voices = [{"voice": "tone:0.3", "flag": 0}, {"voice": "beep.wav", "flag": 1}]
+    answer = platform.post("callNotifyV2", called="13800138003", caller="95555", voices=voices, data="n1")
+    assert answer["code"] == "000000"
+    call_id = answer["callId"]
+    events = platform.wait(call_id, "callbillrpt")
+    assert [e["event"] for e in events] == ["callstatrpt", "multrpt", "calldisconnectrpt", "callbillrpt"]
+    assert events[1]["result"] == "complete" and events[2]["reason"] == "notified"
+    beep = sf.info(repo_root / "voices" / "beep.wav").duration
+    frames = sf.info(platform.root / "recordings" / events[2]["fileName"]).frames
+    assert frames >= (0.3 + beep) * SAMPLE_RATE_HZ - 1
+    refused = platform.post("callNotifyV2", called="13800138003", voices=[{"voice": "x", "flag": 2}])
+    assert refused["code"] == "108100" and refused["msg"].startswith("voices[0].flag")
+    assert platform.post("callNotifyV2", called="13800138003", voices=[])["msg"].startswith("voices")
+
+
+def test_end_to_end_dial_play_collect_transfer_hang_up(platform: Platform) -> None:
+    first = platform.dial("13800138004", keys="5@0.6")
+    menu = [_tone(0.4), _tone(1.0, getkey=1, maxRevCnt=1, data="menu")]
+    assert platform.post("multOrders", callId=first, orders=menu)["code"] == "000000"
+    platform.wait(first, "multrpt")
+    moved = platform.post("transfer", callId=first, called="13800138005", fileName="beep.wav")
+    assert moved["code"] == "000000" and moved["callid"] == first
+    second = moved["newCallId"]
+    wait_for(lambda: any(e["event"] == "callstatrpt" for e in platform.events(second)), what="the new leg")
+    assert platform.post("multOrders", callId=first, orders=[_tone(0.1)])["code"] == "108105"
+    assert platform.post("disConnect", callId=second)["code"] == "000000"
+    platform.wait(second, "callbillrpt")
+    events = platform.events(first, second)
+    # Each call's events arrive in order; two calls' events may interleave (delivery runs calls concurrently).
+    legs = {leg: [e for e in events if e["callId"] == leg] for leg in (first, second)}
+    assert [e["event"] for e in legs[first]] == [
+        "callstatrpt", "ivrreportdtmf", "multrpt", "multrpt", "calldisconnectrpt", "callbillrpt"]
+    assert [e["event"] for e in legs[second]] == ["callstatrpt", "calldisconnectrpt", "callbillrpt"]
+    assert legs[first][1]["dtmfCode"] == "5" and legs[first][1]["data"] == "menu"
+    assert legs[first][4]["reason"] == "transfer" and legs[second][0]["origCallId"] == first
+    assert legs[second][0]["caller"] == "13800138004" and legs[second][0]["called"] == "13800138005"
+    assert legs[second][1]["reason"] == "disconnect"
+
+
+def test_a_transfer_of_an_unknown_call_or_to_junk_is_refused(platform: Platform) -> None:
+    assert platform.post("transfer", callId="nope", called="10086")["code"] == "108105"
+    call_id = platform.dial("10086")
+    answer = platform.post("transfer", callId=call_id, called="not a number")
+    assert answer["code"] == "108100" and answer["msg"].startswith("called")
+    assert platform.post("transfer", callId=call_id, called="10086", fileName="missing.wav")["msg"].startswith(
+        "fileName")
+    platform.post("disConnect", callId=call_id)
+
+
+def test_reply_answers_an_offered_incoming_call(platform: Platform, repo_root: Path) -> None:
+    from engine.wire.call_events import CallInfo
+
+    assert platform.post("reply", callId="no-such-call", ansCode=0)["code"] == "108105"
+    decided: list[bool] = []
+    info = CallInfo(DEMO_APP_ID, "inbound-1", "13800138000", "95555", platform.engine.wall_clock(), direction="in")
+    platform.engine.call_api.inbound.offer(info, decided.append)
+    offered = platform.wait("inbound-1", "incomingcall")[0]
+    assert offered["caller"] == "13800138000" and offered["called"] == "95555"
+    assert check_against_table(offered, markdown_tables((repo_root / "README.md").read_text(encoding="utf-8")))
+    assert platform.post("reply", callId="inbound-1", ansCode=2)["msg"].startswith("ansCode")
+    assert platform.post("reply", callId="inbound-1", ansCode="1")["code"] == "000000"
+    assert decided == [False]
+    assert platform.post("reply", callId="inbound-1", ansCode=0)["code"] == "108105"  # answered once only
+
+
+def test_a_route_reaches_an_endpoint_scheme_another_module_registers(platform: Platform,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.server import endpoints
+
+    made: list[tuple[str, str]] = []
+
+    def probe(rest: str, spec: endpoints.OutCallSpec, context: endpoints.EndpointContext) -> endpoints.Endpoint:
+        made.append((rest, spec.keys))
+        return endpoints.null_endpoint("", spec, context)
+
+    monkeypatch.setitem(endpoints._FACTORIES, "probe", probe)  # noqa: SLF001 - what register_endpoint does
+    call_id = platform.dial("5551234", caller="+8610")
+    assert made == [("5551234/_8610", "9@0.2")]  # the template filled, the route's caller side
+    assert platform.post("outCall", called="probe:direct")["code"] == "000000"  # an explicit endpoint too
+    assert made[-1] == ("direct", "")
+    platform.post("disConnect", callId=call_id)
