@@ -10,9 +10,10 @@ All 8 complex DFT bins of every sub-block half come from one float32 matrix prod
 second-half product of the next.
 
 Per window the strongest low and high bins give the candidate key. Each tone's frequency is measured from the
-phase advance of its bin between consecutive windows (lag 40 samples: unambiguous within ±100 Hz, standard
-deviation ≈ 1.5 Hz at 15 dB SNR), its amplitude is corrected for the Hann response at that frequency, and the
-two tones' power is compared with the window's total power (``fraction``).
+phase advance of its bin between consecutive windows (lag 40 samples: unambiguous within ±100 Hz), its
+amplitude is corrected for the Hann response at that frequency, and the two tones' power is compared with the
+window's total power (``fraction``). The gate's and the strict window's thresholds are in
+:mod:`engine.dtmf.thresholds`.
 
 The gate (:func:`gate`) runs in float32 with numpy over all the windows handed in. The features of the gated
 windows then come from one of two equal implementations: :func:`features` (numpy, dense over rows and
@@ -21,7 +22,7 @@ per call dominates). Both perform the same IEEE operations (+ − × ÷, square 
 interpolation as ``np.interp`` computes it; Python and numpy round them alike) on the same float64 values and
 share the only transcendental one (arctan2) as a numpy call, so they agree to the last bit: a window's
 features depend only on its samples, never on the other rows or on how the audio was split into calls.
-:func:`features_row` (one channel, a few windows: ~3 numpy calls in all) also gates with Python floats; its
+:func:`features_row` (one channel, a few windows: a few numpy calls in all) also gates with Python floats; its
 float64 sums stand in for the float32 ones within a margin, and a comparison closer to its threshold than
 that goes to the float32 path, so it agrees to the bit as well.
 """
@@ -33,6 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from engine.dtmf.thresholds import GATE_FRACTION, GATE_LEVEL_DBM0, STRICT_DEVIATION, STRICT_FRACTION
 from engine.dtmf.tones import HIGH_HZ, LOW_HZ
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak
 
@@ -40,16 +42,6 @@ SUB_SAMPLES = 40
 WINDOW_SAMPLES = 2 * SUB_SAMPLES
 HOP_SAMPLES = SUB_SAMPLES
 FREQS_HZ = np.array(LOW_HZ + HIGH_HZ, dtype=np.float64)
-
-#: Windows quieter than this total power (dBm0) are not analysed (accepted tones are ≥ −26.5 dBm0 in total).
-GATE_LEVEL_DBM0 = -38.0
-#: Pre-gate: the strongest low + high bins must hold this share of the window's power (uncorrected).
-GATE_FRACTION = 0.45
-#: A "strict" window: corrected two-tone power ≥ this share of the window's power ...
-STRICT_FRACTION = 0.75
-#: ... and each tone within this relative deviation of its nominal frequency (the run average must be
-#: within the tighter acceptance tolerance of the detector).
-STRICT_DEVIATION = 0.03
 
 #: Window status: passes every per-window test / fails one / frequency not measurable (onset, drop-out).
 STRICT, FAILED, UNMEASURED = 1, 2, 0
