@@ -62,7 +62,8 @@ MIN_HIGH_OVER_LOW = 10 ** (-MAX_NORMAL_TWIST_DB / 20)
 #: Smallest low/high amplitude ratio accepted (reverse twist).
 MIN_LOW_OVER_HIGH = 10 ** (-MAX_REVERSE_TWIST_DB / 20)
 
-#: An accepted key: (key, start_sample, detected_sample, low amplitude, high amplitude).
+#: An accepted key: (key, start_sample, detected_sample, peak amplitude of the stronger tone, low/high ratio of the
+#: run's mean amplitudes).
 Accepted = tuple[int, int, int, float, float]
 #: An accepted key of one of :func:`step_vector`'s rows: (row, *:data:`Accepted`).
 RowAccepted = tuple[int, int, int, int, float, float]
@@ -77,15 +78,17 @@ def new_state(channels: int, origin: int) -> np.ndarray:
     return state
 
 
-def accepts(duration: _T, max_low: _T, max_high: _T, failed_low: _T, failed_high: _T, dev_low: _T, dev_high: _T,
-            weight: _T) -> bool | np.ndarray:
+def accepts(duration: _T, sum_low: _T, sum_high: _T, max_low: _T, max_high: _T, failed_low: _T, failed_high: _T,
+            dev_low: _T, dev_high: _T, weight: _T) -> bool | np.ndarray:
     """The acceptance test of a run, for Python floats or numpy arrays alike (element-wise).
 
-    ``duration``: the run's measured tone length (samples); the others are the run's :class:`Field` values.
+    ``duration``: the run's measured tone length (samples); the others are the run's :class:`Field` values. Twist is
+    measured on the run's mean amplitudes (its sums): the largest window of each tone is biased by the other tone's
+    leakage, which rotates in phase from one window to the next and averages out over the run.
     """
     tolerance = MAX_DEVIATION * weight
     return ((duration >= MIN_TONE_SAMPLES) & (max_low * max_low + max_high * max_high >= MIN_POWER)
-            & (max_high >= MIN_HIGH_OVER_LOW * max_low) & (max_low >= MIN_LOW_OVER_HIGH * max_high)
+            & (sum_high >= MIN_HIGH_OVER_LOW * sum_low) & (sum_low >= MIN_LOW_OVER_HIGH * sum_high)
             & ((failed_low < LOUD_FAILURE_FRACTION * max_low) | (failed_high < LOUD_FAILURE_FRACTION * max_high))
             & (abs(dev_low) <= tolerance) & (abs(dev_high) <= tolerance)
             & (abs(dev_high - dev_low) <= MAX_DIFFERENTIAL_DEVIATION * weight))
@@ -143,10 +146,11 @@ def step_scalar(v: list[float], key: list[int], status: list[int], a_l: list[flo
         if k == held or strict_count < 2:
             continue
         duration = HOP_SAMPLES * min(sum_low / max_low, sum_high / max_high)
-        if accepts(duration, max_low, max_high, failed_low, failed_high, dev_low, dev_high, weight):
+        if accepts(duration, sum_low, sum_high, max_low, max_high, failed_low, failed_high, dev_low, dev_high, weight):
             held, held_low, held_high, misses = float(k), max_low, max_high, 0.0
             end = first_end + w * HOP_SAMPLES
-            out.append((k, _onset(end, duration, origin), int(end - origin), max_low, max_high))
+            out.append((k, _onset(end, duration, origin), int(end - origin), max(max_low, max_high),
+                        sum_low / sum_high))
     v[Field.RUN], v[Field.HELD], v[Field.MISSES] = run, held, misses
     v[Field.HELD_LOW], v[Field.HELD_HIGH] = held_low, held_high
     v[Field.SUM_LOW], v[Field.SUM_HIGH], v[Field.MAX_LOW], v[Field.MAX_HIGH] = sum_low, sum_high, max_low, max_high
@@ -198,7 +202,8 @@ def step_vector(st: np.ndarray, key: np.ndarray, status: np.ndarray, a_l: np.nda
             continue
         with np.errstate(invalid="ignore", divide="ignore"):
             duration = HOP_SAMPLES * np.minimum(sum_low / max_low, sum_high / max_high)
-            ok = candidate & accepts(duration, max_low, max_high, failed_low, failed_high, dev_low, dev_high, weight)
+            ok = candidate & accepts(duration, sum_low, sum_high, max_low, max_high, failed_low, failed_high, dev_low,
+                                     dev_high, weight)
         if ok.any():
             held = np.where(ok, k, held)
             held_low = np.where(ok, max_low, held_low)
@@ -209,7 +214,8 @@ def step_vector(st: np.ndarray, key: np.ndarray, status: np.ndarray, a_l: np.nda
             since = end - origin[rows]  # as _onset, exactly: integers in float64
             start = np.maximum(0.0, since - HOP_SAMPLES // 2 - np.ceil(duration[rows]))
             out += zip(rows.tolist(), k[rows].tolist(), start.astype(np.int64).tolist(),
-                       since.astype(np.int64).tolist(), max_low[rows].tolist(), max_high[rows].tolist(), strict=True)
+                       since.astype(np.int64).tolist(), np.maximum(max_low[rows], max_high[rows]).tolist(),
+                       (sum_low[rows] / sum_high[rows]).tolist(), strict=True)
     st[Field.RUN], st[Field.HELD], st[Field.MISSES] = run, held, misses
     st[Field.HELD_LOW], st[Field.HELD_HIGH] = held_low, held_high
     st[Field.SUM_LOW], st[Field.SUM_HIGH], st[Field.MAX_LOW], st[Field.MAX_HIGH] = sum_low, sum_high, max_low, max_high

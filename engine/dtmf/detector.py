@@ -81,9 +81,9 @@ class KeyEvent:
     """A detected key.
 
     ``start_sample``: estimated onset of the tone; ``detected_sample``: end of the window that confirmed it; both in
-    samples since the channel's start. ``level_dbm0``: level of the stronger tone (dBm0); ``twist_db``: low − high
-    tone level (dB; negative: reverse twist), the convention of :func:`~engine.dtmf.tones.dtmf_tone`; both from the
-    tones' largest amplitudes in the run that was accepted (NaN when unknown).
+    samples since the channel's start. ``level_dbm0``: level of the stronger tone (dBm0, from its largest window);
+    ``twist_db``: low − high tone level (dB, from the mean amplitudes; negative: reverse twist), the convention of
+    :func:`~engine.dtmf.tones.dtmf_tone`; both measured up to the window that accepted the key (NaN when unknown).
     """
 
     key: str
@@ -94,10 +94,10 @@ class KeyEvent:
 
     @classmethod
     def of(cls, accepted: Accepted) -> KeyEvent:
-        """The event of a decision's accepted key (amplitudes as peaks in int16 units)."""
-        key, start, detected, amp_low, amp_high = accepted
-        low_db, high_db = 20 * math.log10(amp_low / _PEAK_0_DBM0), 20 * math.log10(amp_high / _PEAK_0_DBM0)
-        return cls(KEYS[key], start, detected, round(max(low_db, high_db), 2), round(low_db - high_db, 2))
+        """The event of a decision's accepted key (:data:`~engine.dtmf.decision.Accepted`)."""
+        key, start, detected, peak, low_over_high = accepted
+        return cls(KEYS[key], start, detected, round(20 * math.log10(peak / _PEAK_0_DBM0), 2),
+                   round(20 * math.log10(low_over_high), 2))
 
 
 class BatchDtmfDetector:
