@@ -40,8 +40,6 @@ Sample positions are counted per channel from the channel's start (creation, :me
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,9 +56,9 @@ from engine.dtmf.analysis import (
     features_row,
     gate,
 )
-from engine.dtmf.decision import Accepted, Field, new_state, step_scalar, step_vector
+from engine.dtmf.decision import Field, RowAccepted, new_state, step_scalar, step_vector
+from engine.dtmf.event import KeyEvent
 from engine.dtmf.tones import KEYS
-from engine.format import dbm0_to_peak
 
 #: Channels in play at once above which the decision runs vectorised (numpy) instead of per channel.
 VECTOR_MIN_CHANNELS = 24
@@ -73,31 +71,6 @@ HISTORY_SAMPLES = 2 * SUB_SAMPLES
 #: Screening threshold (Σx², int16² units): a little under the gate, so that rounding in the screen's float32
 #: sums (of at most 320 samples: relative error < 1e-4) never skips a window the exact analysis would gate.
 SCREEN_ENERGY = GATE_ENERGY * (1 - 1e-3)
-_PEAK_0_DBM0 = dbm0_to_peak(0.0)
-
-
-@dataclass(frozen=True)
-class KeyEvent:
-    """A detected key.
-
-    ``start_sample``: estimated onset of the tone; ``detected_sample``: end of the window that confirmed it; both in
-    samples since the channel's start. ``level_dbm0``: level of the stronger tone (dBm0, from its largest window);
-    ``twist_db``: low − high tone level (dB, from the mean amplitudes; negative: reverse twist), the convention of
-    :func:`~engine.dtmf.tones.dtmf_tone`; both measured up to the window that accepted the key (NaN when unknown).
-    """
-
-    key: str
-    start_sample: int
-    detected_sample: int
-    level_dbm0: float = math.nan
-    twist_db: float = math.nan
-
-    @classmethod
-    def of(cls, accepted: Accepted) -> KeyEvent:
-        """The event of a decision's accepted key (:data:`~engine.dtmf.decision.Accepted`)."""
-        key, start, detected, peak, low_over_high = accepted
-        return cls(KEYS[key], start, detected, round(20 * math.log10(peak / _PEAK_0_DBM0), 2),
-                   round(20 * math.log10(low_over_high), 2))
 
 
 class BatchDtmfDetector:
@@ -217,7 +190,7 @@ class BatchDtmfDetector:
         found = step_scalar(v, *f, first_end)
         self._state[:, 0] = v
         self._active = {0} if v[Field.RUN] >= 0 or v[Field.HELD] >= 0 else set()
-        return [KeyEvent.of(accepted) for accepted in found]
+        return [KeyEvent(KEYS[k], *rest) for k, *rest in found]
 
     def _analyse(self, rows: np.ndarray, hist: np.ndarray, body: np.ndarray,
                  first_end: int) -> list[tuple[int, KeyEvent]]:
@@ -247,7 +220,7 @@ class BatchDtmfDetector:
         """
         gated = rows.tolist()
         todo = sorted(self._active.union(gated)) if gated else sorted(self._active)
-        found: list[tuple[int, int, int, int, float, float]] = []  # (channel, *Accepted)
+        found: list[RowAccepted] = []  # with the channel for the row
         if len(todo) < VECTOR_MIN_CHANNELS:
             if isinstance(f, Features):
                 f = list(zip(np.where(f.gated, f.key, -1).tolist(), f.status.tolist(), f.amp_low.tolist(),
@@ -283,7 +256,7 @@ class BatchDtmfDetector:
             self._active = set(idx[live].tolist())
         if len(found) > 1:
             found.sort(key=lambda e: (e[0], e[3]))
-        return [(c, KeyEvent.of(accepted)) for c, *accepted in found]
+        return [(c, KeyEvent(KEYS[k], *rest)) for c, k, *rest in found]
 
 
 _ROW0 = np.zeros(1, dtype=np.intp)
