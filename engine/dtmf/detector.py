@@ -39,8 +39,6 @@ Sample positions are counted per channel from the channel's start (creation, :me
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from engine.dtmf.analysis import (
@@ -57,7 +55,7 @@ from engine.dtmf.analysis import (
     gate,
 )
 from engine.dtmf.decision import Field, RowAccepted, new_state, step_scalar, step_vector
-from engine.dtmf.event import KeyEvent
+from engine.dtmf.event import KeyEvent, clamped
 from engine.dtmf.tones import KEYS
 
 #: Channels in play at once above which the decision runs vectorised (numpy) instead of per channel.
@@ -292,5 +290,4 @@ def detect_keys(samples: np.ndarray) -> list[KeyEvent]:
     det = DtmfDetector()
     events = det.process(samples)
     events += det.process(np.zeros(WINDOW_SAMPLES + SUB_SAMPLES, dtype=np.int16))
-    n = len(samples)
-    return [ev if ev.detected_sample <= n else dataclasses.replace(ev, detected_sample=n) for ev in events]
+    return clamped(events, len(samples))

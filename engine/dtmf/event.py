@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -35,3 +36,9 @@ class KeyEvent:
     def twist_db(self) -> float:
         """Low − high tone level, dB (2 decimals; negative: reverse twist)."""
         return round(20 * math.log10(self.low_over_high), 2)
+
+
+def clamped(events: list[KeyEvent], length_samples: int) -> list[KeyEvent]:
+    """``events`` of a buffer of ``length_samples`` flushed with silence, ``detected_sample`` at most its length."""
+    return [e if e.detected_sample <= length_samples else dataclasses.replace(e, detected_sample=length_samples)
+            for e in events]

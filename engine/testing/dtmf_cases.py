@@ -8,6 +8,7 @@ noise power in the full 0–4000 Hz band.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -139,3 +140,42 @@ def note(rng: np.random.Generator, f_hz: float, seconds: float, harmonics: tuple
     return env * sum(a * np.sin(k * phase + rng.uniform(0, 6.3))
                      for k, a in enumerate(harmonics, 1) if k * f_hz < 3900)
 
+
+
+# --- recordings on disk (``detect`` over many files) -------------------------------------------------------------
+
+def recording(rng: np.random.Generator, seconds: float, keys: str, level_dbm0: float = -12.0,
+              twist_db: float = 0.0) -> tuple[np.ndarray, list[int]]:
+    """``seconds`` of line noise (about −60 dBm0) with ``keys`` as 60 ms tones at random places, apart.
+
+    Returns the int16 samples and each tone's start sample. The keys must fit: 200 ms each.
+    """
+    n = int(seconds * SAMPLE_RATE_HZ)
+    slot = 1600  # 200 ms per key: 60 ms tone, at least 140 ms apart
+    if len(keys) * slot > n:
+        raise ValueError(f"{len(keys)} keys do not fit in {seconds} s")
+    x = rng.normal(0.0, 10.0, n)
+    starts = sorted(rng.choice(n // slot, len(keys), replace=False) * slot + rng.integers(0, slot - 480, len(keys)))
+    for key, start in zip(keys, starts, strict=True):
+        tone = random_tone(rng, key, 60, level_dbm0=level_dbm0, twist_db=twist_db)
+        x[start:start + len(tone)] += tone
+    return to_int16(x), [int(s) for s in starts]
+
+
+def write_recordings(folder: Path, count: int, seconds: float, seed: int, subtype: str = "PCM_16",
+                     max_keys: int = 2) -> dict[Path, str]:
+    """``count`` WAV recordings of ``seconds`` (8 kHz, ``subtype``) in ``folder``; returns each file's keys.
+
+    Each holds 0 to ``max_keys`` random keys (as many as fit, :func:`recording`); names are ``clip-00000.wav``, ....
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for i in range(count):
+        fit = min(max_keys, int(seconds * SAMPLE_RATE_HZ) // 1600)
+        keys = "".join(rng.choice(list(KEYS), int(rng.integers(0, fit + 1))))
+        samples, _ = recording(rng, seconds, keys)
+        path = folder / f"clip-{i:05d}.wav"
+        sf.write(path, samples, SAMPLE_RATE_HZ, subtype=subtype)
+        written[path] = keys
+    return written
