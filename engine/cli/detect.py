@@ -1,9 +1,8 @@
 """``ipcc-engine detect``: the DTMF keys in recordings, one file or thousands (in parallel over the cores).
 
-Short files (up to :data:`BATCH_MAX_SECONDS`) are decoded many at once (:func:`engine.dtmf.batch.detect_keys_many`),
-longer ones streamed in chunks of :data:`CHUNK_SAMPLES` (8 kHz files; other rates are read whole and resampled as
-every other command does). Work goes to ``-j`` spawned processes in :data:`FILES_PER_TASK` files at a time, unless
-it is small (:data:`POOL_MIN_BYTES` of files in all), when the process that reads the arguments does it alone.
+Files are read and decoded by :mod:`engine.cli.recordings`. Work goes to ``-j`` spawned processes (not threads: the
+decision's Python loops hold the GIL; see ``benchmarks/bench_detect.py``) in :data:`FILES_PER_TASK` files at a time,
+unless it is small (:data:`POOL_MIN_BYTES` of files in all), when the process that reads the arguments does it alone.
 Output follows the order of the files, as each is done.
 """
 
@@ -13,30 +12,17 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from engine.cli.console import EXIT_OK, fail, print_json
+from engine.cli.recordings import FileKeys, decode_task
 
-if TYPE_CHECKING:
-    import numpy as np
-    import soundfile as sf
-
-    from engine.dtmf.event import KeyEvent
-
-#: Files up to this long (seconds of the call's audio) are read whole and decoded in batches.
-BATCH_MAX_SECONDS = 60.0
-#: Longer 8 kHz files are read and decoded this many samples at a time (bounded memory).
-CHUNK_SAMPLES = 1 << 16
 #: Files handed to a worker process at a time.
 FILES_PER_TASK = 64
 #: Below this many bytes of files in all, no worker process is started (its start-up would cost more).
 POOL_MIN_BYTES = 32 << 20
 #: A progress bar (on a terminal) from this many files on.
 PROGRESS_MIN_FILES = 20
-#: Subtypes libsndfile reads to int16 exactly as the float path would round them.
-EXACT_INT16 = frozenset({"PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW"})
 #: File name endings ``--recursive`` picks up (the formats libsndfile reads), lower case.
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".au", ".snd", ".aif",
                             ".aiff", ".aifc", ".caf", ".w64", ".rf64", ".voc", ".sph", ".nist"})
@@ -52,15 +38,6 @@ EPILOG = """\
 examples:
   ipcc-engine detect call.wav
   ipcc-engine detect --recursive recordings/ -j 2 --json > keys.jsonl"""
-
-
-@dataclass(frozen=True)
-class FileKeys:
-    """One file's result: its keys or why it could not be decoded (``error``, without the file's name)."""
-
-    path: str
-    events: tuple[KeyEvent, ...] = ()
-    error: str = ""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -181,83 +158,3 @@ def _total_bytes(paths: list[str]) -> int:
     return total
 
 
-def decode_task(paths: list[str], channel: int) -> list[FileKeys]:
-    """The keys of ``paths`` (a worker's task): short files in batches, long ones streamed."""
-    from engine.dtmf.batch import detect_keys_many
-
-    results: list[FileKeys | None] = [None] * len(paths)
-    short: list[tuple[int, np.ndarray]] = []
-    for i, path in enumerate(paths):
-        try:
-            samples = _read_short(path, channel)
-            if samples is None:
-                results[i] = FileKeys(path, tuple(_stream_keys(path, channel)))
-            else:
-                short.append((i, samples))
-        except _UndecodableError as exc:
-            results[i] = FileKeys(path, error=str(exc))
-    for (i, _), events in zip(short, detect_keys_many([s for _, s in short]), strict=True):
-        results[i] = FileKeys(paths[i], tuple(events))
-    return results  # type: ignore[return-value]
-
-
-class _UndecodableError(Exception):
-    """A file that is not decodable audio (the message names no path)."""
-
-
-def _read_short(path: str, channel: int) -> np.ndarray | None:
-    """The call's-format samples of a short file, or None when it is longer than :data:`BATCH_MAX_SECONDS`."""
-    import soundfile as sf
-
-    from engine.format import SAMPLE_RATE_HZ
-
-    try:
-        with sf.SoundFile(path) as f:
-            _check(f, channel)
-            if f.frames > BATCH_MAX_SECONDS * f.samplerate:
-                return None
-            if f.samplerate == SAMPLE_RATE_HZ and f.subtype in EXACT_INT16:
-                return f.read(dtype="int16", always_2d=True)[:, channel].copy()
-            data = f.read(dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
-        raise _UndecodableError(f"not decodable audio ({exc})") from exc
-    from engine.audio.decode import to_call_format
-
-    return to_call_format(data, f.samplerate, channel)
-
-
-def _check(f: sf.SoundFile, channel: int) -> None:
-    if f.frames == 0:
-        raise _UndecodableError("the file holds no audio")
-    if not 0 <= channel < f.channels:
-        raise _UndecodableError(f"channel {channel} does not exist (the audio has {f.channels})")
-
-
-def _stream_keys(path: str, channel: int) -> list[KeyEvent]:
-    """The keys of a long file, fed to one detector :data:`CHUNK_SAMPLES` at a time (8 kHz; else read whole)."""
-    import numpy as np
-    import soundfile as sf
-
-    from engine.dtmf.batch import FLUSH_SAMPLES
-    from engine.dtmf.detector import DtmfDetector
-    from engine.dtmf.event import clamped
-    from engine.format import SAMPLE_RATE_HZ
-
-    det, events, n = DtmfDetector(), [], 0
-    try:
-        with sf.SoundFile(path) as f:
-            exact = f.samplerate == SAMPLE_RATE_HZ and f.subtype in EXACT_INT16
-            if exact:
-                for block in f.blocks(CHUNK_SAMPLES, dtype="int16", always_2d=True):
-                    events += det.process(np.ascontiguousarray(block[:, channel]))
-                    n += len(block)
-            else:
-                from engine.audio.decode import to_call_format
-
-                samples = to_call_format(f.read(dtype="float32", always_2d=True), f.samplerate, channel)
-                events += det.process(samples)
-                n = len(samples)
-    except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
-        raise _UndecodableError(f"not decodable audio ({exc})") from exc
-    events += det.process(np.zeros(FLUSH_SAMPLES, dtype=np.int16))
-    return clamped(events, n)

@@ -21,6 +21,7 @@ import soundfile as sf
 import soxr
 
 import engine.cli.detect as detect_cli
+import engine.cli.recordings as recordings
 from engine.audio.decode import load_audio
 from engine.cli.main import main
 from engine.dtmf.detector import detect_keys
@@ -133,9 +134,9 @@ def test_long_files_are_streamed_in_chunks_with_the_same_keys(tmp_path, capsys, 
     path = tmp_path / "long.wav"
     sf.write(path, samples, SAMPLE_RATE_HZ)
     events = detect_keys(samples)
-    monkeypatch.setattr(detect_cli, "BATCH_MAX_SECONDS", 1.0)
-    monkeypatch.setattr(detect_cli, "CHUNK_SAMPLES", 1000)  # not a multiple of anything the detector uses
-    (got,) = detect_cli.decode_task([str(path)], channel=0)
+    monkeypatch.setattr(recordings, "BATCH_MAX_SECONDS", 1.0)
+    monkeypatch.setattr(recordings, "CHUNK_SAMPLES", 1000)  # not a multiple of anything the detector uses
+    (got,) = recordings.decode_task([str(path)], channel=0)
     assert list(got.events) == events and "".join(e.key for e in events) == "147*2580369#ABCD"
     assert run(capsys, "detect", path, path) == (0, [f"{path}\t147*2580369#ABCD"] * 2, "")
 
@@ -177,3 +178,27 @@ def test_a_progress_bar_on_a_terminal_when_there_are_many_files(tmp_path):
     quiet = subprocess.run([sys.executable, "-m", "engine.cli", "detect", "-r", str(tmp_path)], capture_output=True,
                            timeout=120, check=False)
     assert quiet.returncode == 0 and quiet.stderr == b""  # not a terminal: no bar
+
+
+def test_the_pcm_wav_reader_gives_libsndfiles_samples_or_steps_aside(tmp_path):
+    rng = np.random.default_rng(39)
+    x = (rng.normal(0, 3000, (4000, 3))).astype(np.int16)
+    cases = {"mono.wav": ({}, x[:, :1]), "stereo.wav": ({}, x[:, :2]), "three.wav": ({}, x),  # extensible
+             "rf64.wav": ({"format": "RF64"}, x[:, :1]), "ulaw.wav": ({"subtype": "ULAW"}, x[:, :1]),
+             "pcm24.wav": ({"subtype": "PCM_24"}, x[:, :1]), "f.flac": ({}, x[:, :1])}
+    for name, (kw, data) in cases.items():
+        sf.write(tmp_path / name, data, SAMPLE_RATE_HZ, **kw)
+    sf.write(tmp_path / "rate.wav", x[:, :1], 16000)
+    for name in ("mono.wav", "stereo.wav", "three.wav"):
+        for channel in range(sf.info(str(tmp_path / name)).channels):
+            got = recordings.read_pcm_wav(str(tmp_path / name), channel, 10**6)
+            assert got is not None and got.dtype == np.int16
+            assert np.array_equal(got, load_audio(tmp_path / name, channel)), (name, channel)
+    for name in ("rf64.wav", "ulaw.wav", "pcm24.wav", "f.flac", "rate.wav"):
+        assert recordings.read_pcm_wav(str(tmp_path / name), 0, 10**6) is None, name
+    assert recordings.read_pcm_wav(str(tmp_path / "mono.wav"), 1, 10**6) is None  # no such channel
+    assert recordings.read_pcm_wav(str(tmp_path / "mono.wav"), 0, 3999) is None  # longer than allowed
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes((tmp_path / "mono.wav").read_bytes()[:-10])
+    assert recordings.read_pcm_wav(str(truncated), 0, 10**6) is None
+    assert recordings.read_pcm_wav(str(tmp_path / "missing.wav"), 0, 10**6) is None

@@ -1,0 +1,160 @@
+"""Reading recordings for ``detect``: each file's DTMF keys, or why it cannot be decoded.
+
+Short files (up to :data:`BATCH_MAX_SECONDS`) are read whole and decoded many at once
+(:func:`engine.dtmf.batch.detect_keys_many`); longer ones are streamed in chunks of :data:`CHUNK_SAMPLES` (8 kHz
+files; other rates are read whole and resampled as every other command does). 8 kHz 16-bit PCM WAV files, the
+usual recording, are parsed here directly (:func:`read_pcm_wav`); anything else goes through libsndfile. The samples
+are those :func:`engine.audio.decode.load_audio` gives, to the bit.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import soundfile as sf
+
+    from engine.dtmf.event import KeyEvent
+
+#: Files up to this long (seconds of the call's audio) are read whole and decoded in batches.
+BATCH_MAX_SECONDS = 60.0
+#: Longer 8 kHz files are read and decoded this many samples at a time (bounded memory).
+CHUNK_SAMPLES = 1 << 16
+#: Subtypes libsndfile reads to int16 exactly as the float path would round them.
+EXACT_INT16 = frozenset({"PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW"})
+_PCM, _EXTENSIBLE = 1, 0xFFFE
+_PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_PCM after its first 2 bytes
+
+
+@dataclass(frozen=True)
+class FileKeys:
+    """One file's result: its keys or why it could not be decoded (``error``, without the file's name)."""
+
+    path: str
+    events: tuple[KeyEvent, ...] = ()
+    error: str = ""
+
+
+def decode_task(paths: list[str], channel: int) -> list[FileKeys]:
+    """The keys of ``paths`` (a worker's task): short files in batches, long ones streamed."""
+    from engine.dtmf.batch import detect_keys_many
+
+    results: list[FileKeys | None] = [None] * len(paths)
+    short: list[tuple[int, np.ndarray]] = []
+    for i, path in enumerate(paths):
+        try:
+            samples = _read_short(path, channel)
+            if samples is None:
+                results[i] = FileKeys(path, tuple(_stream_keys(path, channel)))
+            else:
+                short.append((i, samples))
+        except _UndecodableError as exc:
+            results[i] = FileKeys(path, error=str(exc))
+    for (i, _), events in zip(short, detect_keys_many([s for _, s in short]), strict=True):
+        results[i] = FileKeys(paths[i], tuple(events))
+    return results  # type: ignore[return-value]
+
+
+class _UndecodableError(Exception):
+    """A file that is not decodable audio (the message names no path)."""
+
+
+def _read_short(path: str, channel: int) -> np.ndarray | None:
+    """The call's-format samples of a short file, or None when it is longer than :data:`BATCH_MAX_SECONDS`."""
+    import soundfile as sf
+
+    from engine.format import SAMPLE_RATE_HZ
+
+    samples = read_pcm_wav(path, channel, int(BATCH_MAX_SECONDS * SAMPLE_RATE_HZ))
+    if samples is not None:
+        return samples
+    try:
+        with sf.SoundFile(path) as f:
+            _check(f, channel)
+            if f.frames > BATCH_MAX_SECONDS * f.samplerate:
+                return None
+            if f.samplerate == SAMPLE_RATE_HZ and f.subtype in EXACT_INT16:
+                return f.read(dtype="int16", always_2d=True)[:, channel].copy()
+            data = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
+        raise _UndecodableError(f"not decodable audio ({exc})") from exc
+    from engine.audio.decode import to_call_format
+
+    return to_call_format(data, f.samplerate, channel)
+
+
+def _check(f: sf.SoundFile, channel: int) -> None:
+    if f.frames == 0:
+        raise _UndecodableError("the file holds no audio")
+    if not 0 <= channel < f.channels:
+        raise _UndecodableError(f"channel {channel} does not exist (the audio has {f.channels})")
+
+
+def _stream_keys(path: str, channel: int) -> list[KeyEvent]:
+    """The keys of a long file, fed to one detector :data:`CHUNK_SAMPLES` at a time (8 kHz; else read whole)."""
+    import numpy as np
+    import soundfile as sf
+
+    from engine.dtmf.batch import FLUSH_SAMPLES
+    from engine.dtmf.detector import DtmfDetector
+    from engine.dtmf.event import clamped
+    from engine.format import SAMPLE_RATE_HZ
+
+    det, events, n = DtmfDetector(), [], 0
+    try:
+        with sf.SoundFile(path) as f:
+            exact = f.samplerate == SAMPLE_RATE_HZ and f.subtype in EXACT_INT16
+            if exact:
+                for block in f.blocks(CHUNK_SAMPLES, dtype="int16", always_2d=True):
+                    events += det.process(np.ascontiguousarray(block[:, channel]))
+                    n += len(block)
+            else:
+                from engine.audio.decode import to_call_format
+
+                samples = to_call_format(f.read(dtype="float32", always_2d=True), f.samplerate, channel)
+                events += det.process(samples)
+                n = len(samples)
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
+        raise _UndecodableError(f"not decodable audio ({exc})") from exc
+    events += det.process(np.zeros(FLUSH_SAMPLES, dtype=np.int16))
+    return clamped(events, n)
+
+
+def read_pcm_wav(path: str, channel: int, max_frames: int) -> np.ndarray | None:
+    """Channel ``channel`` of an 8 kHz 16-bit PCM WAV file of at most ``max_frames`` frames, as int16.
+
+    None for anything else (another format, rate, size, a header this reader does not follow, a read error): the
+    caller then asks libsndfile, which also words the error.
+    """
+    import numpy as np
+
+    from engine.format import SAMPLE_RATE_HZ
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12 + 8 + 40 + 8)
+            if len(head) < 44 or head[:4] != b"RIFF" or head[8:12] != b"WAVE" or head[12:16] != b"fmt ":
+                return None
+            fmt_size = struct.unpack_from("<I", head, 16)[0]
+            tag, channels, rate, _, align, bits = struct.unpack_from("<HHIIHH", head, 20)
+            if tag == _EXTENSIBLE and fmt_size >= 40 and head[46:60] == _PCM_GUID_TAIL and head[44:46] == b"\x01\x00":
+                tag = _PCM
+            if (tag != _PCM or rate != SAMPLE_RATE_HZ or bits != 16 or align != 2 * channels or fmt_size > 40
+                    or fmt_size % 2 or not 0 <= channel < channels):
+                return None
+            data_at = 20 + fmt_size
+            if head[data_at:data_at + 4] != b"data" or len(head) < data_at + 8:
+                return None
+            size = struct.unpack_from("<I", head, data_at + 4)[0]
+            if size == 0 or size % align or size // align > max_frames:
+                return None
+            f.seek(data_at + 8)
+            data = f.read(size)
+    except OSError:
+        return None
+    if len(data) != size:
+        return None
+    return np.frombuffer(data, dtype="<i2").reshape(-1, channels)[:, channel].astype(np.int16)
