@@ -18,7 +18,7 @@ from engine.cli.console import EXIT_OK, fail, print_json
 from engine.cli.recordings import FileKeys, decode_task
 
 #: Files handed to a worker process at a time.
-FILES_PER_TASK = 64
+FILES_PER_TASK = 256
 #: Below this many bytes of files in all, no worker process is started (its start-up would cost more).
 POOL_MIN_BYTES = 32 << 20
 #: A progress bar (on a terminal) from this many files on.

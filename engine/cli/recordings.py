@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from engine.dtmf.event import KeyEvent
 
 #: Files up to this long (seconds of the call's audio) are read whole and decoded in batches.
-BATCH_MAX_SECONDS = 60.0
+BATCH_MAX_SECONDS = 10.0
 #: Longer 8 kHz files are read and decoded this many samples at a time (bounded memory).
 CHUNK_SAMPLES = 1 << 16
 #: Subtypes libsndfile reads to int16 exactly as the float path would round them.
