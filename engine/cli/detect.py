@@ -140,10 +140,18 @@ def decode_files(paths: list[str], channel: int, jobs: int) -> Iterator[FileKeys
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for results in pool.map(decode_task, tasks, [channel] * len(tasks)):
-            yield from results
+    done = 0
+    try:
+        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for results in pool.map(decode_task, tasks, [channel] * len(tasks)):
+                yield from results
+                done += 1
+    except BrokenProcessPool:  # a worker was killed (out of memory, a signal): the rest is decoded here
+        print("ipcc-engine: a worker process died; decoding the remaining files in this one", file=sys.stderr)
+        for task in tasks[done:]:
+            yield from decode_task(task, channel)
 
 
 def _total_bytes(paths: list[str]) -> int:

@@ -9,6 +9,7 @@ are those :func:`engine.audio.decode.load_audio` gives, to the bit.
 
 from __future__ import annotations
 
+import logging
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ BATCH_MAX_SECONDS = 10.0
 CHUNK_SAMPLES = 1 << 16
 #: Subtypes libsndfile reads to int16 exactly as the float path would round them.
 EXACT_INT16 = frozenset({"PCM_16", "PCM_S8", "PCM_U8", "ULAW", "ALAW"})
+logger = logging.getLogger(__name__)
 _PCM, _EXTENSIBLE = 1, 0xFFFE
 _PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_PCM after its first 2 bytes
 
@@ -39,7 +41,11 @@ class FileKeys:
 
 
 def decode_task(paths: list[str], channel: int) -> list[FileKeys]:
-    """The keys of ``paths`` (a worker's task): short files in batches, long ones streamed."""
+    """The keys of ``paths`` (a worker's task): short files in batches, long ones streamed.
+
+    Never raises for a file: an unexpected failure is logged and reported on that file's result (a batch that fails
+    is decoded again file by file, so that one file cannot take the others with it).
+    """
     from engine.dtmf.batch import detect_keys_many
 
     results: list[FileKeys | None] = [None] * len(paths)
@@ -53,9 +59,31 @@ def decode_task(paths: list[str], channel: int) -> list[FileKeys]:
                 short.append((i, samples))
         except _UndecodableError as exc:
             results[i] = FileKeys(path, error=str(exc))
-    for (i, _), events in zip(short, detect_keys_many([s for _, s in short]), strict=True):
-        results[i] = FileKeys(paths[i], tuple(events))
+        except Exception as exc:  # a bug or a resource limit: this file's line says so, the others go on
+            results[i] = _internal_error(path, exc)
+    try:
+        found = detect_keys_many([s for _, s in short])
+    except Exception:
+        logger.exception("batched decoding failed; decoding file by file")
+        found = [_detect_alone(s) for _, s in short]
+    for (i, _), events in zip(short, found, strict=True):
+        failed = isinstance(events, FileKeys)
+        results[i] = FileKeys(paths[i], error=events.error) if failed else FileKeys(paths[i], tuple(events))
     return results  # type: ignore[return-value]
+
+
+def _detect_alone(samples: np.ndarray) -> list[KeyEvent] | FileKeys:
+    from engine.dtmf.detector import detect_keys
+
+    try:
+        return detect_keys(samples)
+    except Exception as exc:
+        return _internal_error("", exc)
+
+
+def _internal_error(path: str, exc: Exception) -> FileKeys:
+    logger.exception("decoding %s failed", path or "a file")
+    return FileKeys(path, error=f"internal error ({type(exc).__name__}: {exc})")
 
 
 class _UndecodableError(Exception):

@@ -202,3 +202,26 @@ def test_the_pcm_wav_reader_gives_libsndfiles_samples_or_steps_aside(tmp_path):
     truncated.write_bytes((tmp_path / "mono.wav").read_bytes()[:-10])
     assert recordings.read_pcm_wav(str(truncated), 0, 10**6) is None
     assert recordings.read_pcm_wav(str(tmp_path / "missing.wav"), 0, 10**6) is None
+
+
+def test_an_unexpected_failure_is_reported_on_its_files_line_and_logged(tmp_path, capsys, monkeypatch, caplog):
+    files = write_recordings(tmp_path, 6, 0.5, seed=41)
+    paths = sorted(files)
+    read = recordings._read_short
+
+    def flaky_read(path: str, channel: int) -> np.ndarray | None:
+        if path == str(paths[2]):
+            raise MemoryError("no room")
+        return read(path, channel)
+
+    def broken_batch(buffers: list[np.ndarray]) -> list:
+        raise RuntimeError("batch bug")
+
+    monkeypatch.setattr(recordings, "_read_short", flaky_read)
+    monkeypatch.setattr("engine.dtmf.batch.detect_keys_many", broken_batch)
+    status, out, err = run(capsys, "detect", *paths)
+    assert status == 2 and err == "ipcc-engine: 1 of 6 files could not be decoded\n"
+    assert out[2] == f"{paths[2]}\terror: internal error (MemoryError: no room)"
+    assert [line.split("\t")[1] for i, line in enumerate(out) if i != 2] == [files[p] for i, p in enumerate(paths)
+                                                                            if i != 2]
+    assert "batched decoding failed" in caplog.text and "MemoryError: no room" in caplog.text
