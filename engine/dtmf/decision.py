@@ -145,7 +145,8 @@ def step_scalar(v: list[float], key: list[int], status: list[int], a_l: list[flo
         if k == held or strict_count < 2:
             continue
         duration = HOP_SAMPLES * min(sum_low / max_low, sum_high / max_high)
-        if accepts(duration, sum_low, sum_high, max_low, max_high, failed_low, failed_high, dev_low, dev_high, weight):
+        if duration >= MIN_TONE_SAMPLES and accepts(  # most runs are still short: the cheap test first
+                duration, sum_low, sum_high, max_low, max_high, failed_low, failed_high, dev_low, dev_high, weight):
             held, held_low, held_high, misses = float(k), max_low, max_high, 0.0
             end = first_end + w * HOP_SAMPLES
             out.append((k, _onset(end, duration, origin), int(end - origin), max(max_low, max_high),

@@ -69,6 +69,7 @@ HISTORY_SAMPLES = 2 * SUB_SAMPLES
 #: Screening threshold (Σx², int16² units): a little under the gate, so that rounding in the screen's float32
 #: sums (of at most 320 samples: relative error < 1e-4) never skips a window the exact analysis would gate.
 SCREEN_ENERGY = GATE_ENERGY * (1 - 1e-3)
+_RUN, _HELD = int(Field.RUN), int(Field.HELD)  # list indices on the per-frame path (an IntEnum costs more)
 
 
 class BatchDtmfDetector:
@@ -187,7 +188,7 @@ class BatchDtmfDetector:
         v = self._state[:, 0].tolist()
         found = step_scalar(v, *f, first_end)
         self._state[:, 0] = v
-        self._active = {0} if v[Field.RUN] >= 0 or v[Field.HELD] >= 0 else set()
+        self._active = {0} if v[_RUN] >= 0 or v[_HELD] >= 0 else set()
         return [KeyEvent(KEYS[k], *rest) for k, *rest in found]
 
     def _analyse(self, rows: np.ndarray, hist: np.ndarray, body: np.ndarray,
@@ -229,7 +230,7 @@ class BatchDtmfDetector:
                 lists = windows_of.get(c) or ([-1] * windows, [0] * windows, *([0.0] * windows,) * 4)
                 found += [(c, *ev) for ev in step_scalar(v, *lists, first_end)]
                 self._state[:, c] = v
-                if v[Field.RUN] >= 0 or v[Field.HELD] >= 0:
+                if v[_RUN] >= 0 or v[_HELD] >= 0:
                     self._active.add(c)
                 else:
                     self._active.discard(c)
