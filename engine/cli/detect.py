@@ -1,9 +1,10 @@
 """``ipcc-engine detect``: the DTMF keys in recordings, one file or thousands (in parallel over the cores).
 
-Files are read and decoded by :mod:`engine.cli.recordings`. Work goes to ``-j`` spawned processes (not threads: the
-decision's Python loops hold the GIL; see ``benchmarks/bench_detect.py``) in :data:`FILES_PER_TASK` files at a time,
-unless it is small (:data:`POOL_MIN_BYTES` of files in all), when the process that reads the arguments does it alone.
-Output follows the order of the files, as each is done.
+Files are read and decoded by :mod:`engine.cli.recordings`. Work goes to ``-j`` spawned processes in
+:data:`FILES_PER_TASK` files at a time, unless it is small (:data:`POOL_MIN_BYTES` of files in all), when the process
+that reads the arguments does it alone. Processes rather than threads: the batched decision of short files is a Python
+loop over windows that holds the GIL between numpy calls (``benchmarks/bench_detect.py`` compares the two). Output
+follows the order of the files, as each is done.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 from engine.cli.console import EXIT_OK, fail, print_json
 from engine.cli.recordings import FileKeys, decode_task
 
-#: Files handed to a worker process at a time.
+#: Files handed to a worker process at a time, at most ...
 FILES_PER_TASK = 256
+#: ... and bytes of files (a long recording is a task of its own).
+TASK_BYTES = 4 << 20
 #: Below this many bytes of files in all, no worker process is started (its start-up would cost more).
 POOL_MIN_BYTES = 32 << 20
 #: A progress bar (on a terminal) from this many files on.
@@ -65,13 +68,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
         return fail(f"-j/--jobs must be at least 1, got {args.jobs}")
     if args.channel < 0:
         return fail(f"--channel must be >= 0, got {args.channel}")
+    if not args.input and not args.recursive:
+        return fail("no file given (FILE... or --recursive DIR)")
     paths = [str(p) for p in args.input]
     for root in args.recursive:
         if not root.is_dir():
             return fail(f"--recursive {root}: not a directory")
         paths += audio_files(root)
     if not paths:
-        return fail("no file given (FILE... or --recursive DIR)")
+        print("ipcc-engine: no audio file found", file=sys.stderr)
+        return EXIT_OK
     if len(args.input) == 1 and not args.recursive:
         return _one_file(paths[0], args)
     failed = 0
@@ -133,8 +139,9 @@ def audio_files(root: Path) -> list[str]:
 
 def decode_files(paths: list[str], channel: int, jobs: int) -> Iterator[FileKeys]:
     """Each file's keys, in the order of ``paths``: here, or in up to ``jobs`` spawned processes for much work."""
-    tasks = [paths[i:i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
-    if jobs == 1 or len(tasks) == 1 or _total_bytes(paths) < POOL_MIN_BYTES:
+    sizes = [_size(p) for p in paths] if jobs > 1 and len(paths) > 1 else [0] * len(paths)
+    tasks = _tasks(paths, sizes)
+    if jobs == 1 or len(tasks) == 1 or sum(sizes) < POOL_MIN_BYTES:
         for task in tasks:
             yield from decode_task(task, channel)
         return
@@ -154,15 +161,22 @@ def decode_files(paths: list[str], channel: int, jobs: int) -> Iterator[FileKeys
             yield from decode_task(task, channel)
 
 
-def _total_bytes(paths: list[str]) -> int:
-    total = 0
-    for path in paths:
-        try:
-            total += os.stat(path).st_size
-        except OSError:
-            pass  # reported when decoded
-        if total >= POOL_MIN_BYTES:
-            break
-    return total
+def _tasks(paths: list[str], sizes: list[int]) -> list[list[str]]:
+    """``paths`` in order, cut into tasks of at most :data:`FILES_PER_TASK` files and about :data:`TASK_BYTES`."""
+    tasks: list[list[str]] = []
+    task: list[str] = []
+    size = 0
+    for path, n in zip(paths, sizes, strict=True):
+        if task and (len(task) == FILES_PER_TASK or size + n > TASK_BYTES):
+            tasks.append(task)
+            task, size = [], 0
+        task.append(path)
+        size += n
+    return tasks + [task] if task else tasks
 
 
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # reported when decoded

@@ -5,6 +5,7 @@ Real files written by libsndfile (PCM, μ-law, A-law, FLAC, 44.1 kHz float), the
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
 import json
 import os
@@ -13,6 +14,8 @@ import struct
 import subprocess
 import sys
 import termios
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -123,9 +126,43 @@ def test_parallel_workers_give_the_serial_output(tmp_path, capsys, monkeypatch):
     write_recordings(tmp_path / "a", 70, 0.5, seed=35)
     write_recordings(tmp_path / "b", 80, 0.4, seed=36, subtype="ALAW")
     serial = run(capsys, "detect", "-j", "1", "-r", tmp_path / "a", "-r", tmp_path / "b", "--json")
+    pools = []
+
+    class CountedPool(ProcessPoolExecutor):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pools.append(kwargs["mp_context"].get_start_method())  # type: ignore[union-attr]
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
     monkeypatch.setattr(detect_cli, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(detect_cli, "FILES_PER_TASK", 16)
     parallel = run(capsys, "detect", "-j", "2", "-r", tmp_path / "a", "-r", tmp_path / "b", "--json")
+    assert pools == ["spawn"]
     assert serial == parallel and serial[0] == 0 and len(serial[1]) == 150
+
+
+def test_the_files_of_a_dead_worker_are_decoded_in_the_parent(tmp_path, capsys, monkeypatch):
+    files = write_recordings(tmp_path, 40, 0.3, seed=42)
+
+    class DyingPool(ProcessPoolExecutor):
+        def map(self, fn, *iterables, **kwargs):  # type: ignore[no-untyped-def]
+            results = super().map(fn, *iterables, **kwargs)
+            yield next(results)  # the first task comes back, then the pool breaks
+            raise BrokenProcessPool("a worker was killed")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", DyingPool)
+    monkeypatch.setattr(detect_cli, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(detect_cli, "FILES_PER_TASK", 8)
+    status, out, err = run(capsys, "detect", "-j", "2", "-r", tmp_path)
+    assert status == 0 and err == "ipcc-engine: a worker process died; decoding the remaining files in this one\n"
+    assert out == [f"{p}\t{k}" for p, k in sorted((str(p), k) for p, k in files.items())]
+
+
+def test_long_recordings_are_tasks_of_their_own(monkeypatch):
+    monkeypatch.setattr(detect_cli, "FILES_PER_TASK", 3)
+    paths = [f"f{i}" for i in range(8)]
+    sizes = [10, 10, 10, 10, detect_cli.TASK_BYTES, 10, detect_cli.TASK_BYTES - 5, 10]
+    assert detect_cli._tasks(paths, sizes) == [["f0", "f1", "f2"], ["f3"], ["f4"], ["f5"], ["f6"], ["f7"]]
 
 
 def test_long_files_are_streamed_in_chunks_with_the_same_keys(tmp_path, capsys, monkeypatch):
@@ -146,6 +183,8 @@ def test_bad_arguments_are_named(tmp_path, capsys):
     assert run(capsys, "detect", "-j", "0", tmp_path)[::2] == (2, "ipcc-engine: -j/--jobs must be at least 1, got 0\n")
     status, _, err = run(capsys, "detect", "--recursive", tmp_path / "missing")
     assert status == 2 and "--recursive" in err and "not a directory" in err
+    (tmp_path / "empty").mkdir()
+    assert run(capsys, "detect", "-r", tmp_path / "empty") == (0, [], "ipcc-engine: no audio file found\n")
 
 
 def test_help_describes_the_command_with_an_example(capsys):
