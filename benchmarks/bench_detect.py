@@ -20,6 +20,7 @@ Every command's keys are checked against the ones written; a mismatch is noted o
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,17 +53,22 @@ def _one_core() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
-def _timed(argv: Sequence[str], one_core: bool = False) -> tuple[float, str]:
-    """Wall seconds of one run of ``argv`` and its standard output (it must succeed)."""
+def _timed(argv: Sequence[str], one_core: bool = False) -> tuple[float, str, float]:
+    """(wall seconds, standard output, CPU seconds with its children's) of one run of ``argv``; it must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(list(argv), capture_output=True, text=True, check=True, cwd=ROOT,
                           preexec_fn=_one_core if one_core else None)
-    return time.perf_counter() - start, done.stdout
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, done.stdout, cpu
 
 
-def _median_run(argv: Sequence[str], repeats: int, one_core: bool = False) -> tuple[float, str]:
+def _median_run(argv: Sequence[str], repeats: int, one_core: bool = False) -> tuple[float, str, float]:
+    """Median wall and CPU seconds of ``repeats`` runs of ``argv``, and the first run's output."""
     runs = [_timed(argv, one_core) for _ in range(repeats)]
-    return statistics.median(t for t, _ in runs), runs[0][1]
+    return statistics.median(r[0] for r in runs), runs[0][1], statistics.median(r[2] for r in runs)
 
 
 def _check_lines(out: str, truth: dict[Path, str]) -> str:
@@ -75,7 +81,7 @@ def _per_file(files: list[Path], truth: dict[Path, str], one_core: bool) -> tupl
     """(× real time, check) of one ``detect`` process per file."""
     start, wrong = time.perf_counter(), 0
     for path in files:
-        _, out = _timed([*_command(), "detect", str(path)], one_core)
+        _, out, _ = _timed([*_command(), "detect", str(path)], one_core)
         wrong += out.strip() != truth[path]
     seconds = time.perf_counter() - start
     return _audio_seconds(files) / seconds, "keys all correct" if not wrong else f"{wrong} wrong"
@@ -103,11 +109,12 @@ def _multimon(files: list[Path], folder: Path, truth: dict[Path, str], repeats: 
         y = soxr.resample(x, rate, MULTIMON_RATE_HZ)
         raw.write_bytes((np.clip(y, -1, 1 - 2**-15) * 32768).astype("<i2").tobytes())
         raws.append(str(raw))
-    seconds, out = _median_run([exe, "-q", "-c", "-a", "DTMF", "-t", "raw", *raws], repeats)
+    seconds, out, cpu = _median_run([exe, "-q", "-c", "-a", "DTMF", "-t", "raw", *raws], repeats)
     found = "".join(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("DTMF:"))
     want = "".join(truth[p] for p in files)
     note = "keys all correct" if found == want else f"{len(found)} keys found, {len(want)} written"
-    return _audio_seconds(files) / seconds, f"one process for all files; {note}"
+    audio = _audio_seconds(files)
+    return audio / seconds, f"one process for all files, {audio / cpu:,.0f}× by CPU time; {note}"
 
 
 def _parallel_ways(files: list[Path], repeats: int) -> dict[str, float]:
@@ -171,11 +178,11 @@ def _cpu_seconds(fn: Callable[[], object]) -> float:
     return time.process_time() - start
 
 
-def _startup(clip: Path, repeats: int) -> tuple[float, float]:
-    """Median wall ms of ``detect`` on one clip, and of importing numpy and soundfile alone."""
-    detect = statistics.median(_timed([*_command(), "detect", str(clip)])[0] for _ in range(repeats))
+def _startup(clip: Path, repeats: int) -> tuple[float, float, float]:
+    """Median wall ms of ``detect`` on one clip, its CPU ms, and the wall ms of importing numpy and soundfile alone."""
+    runs = [_timed([*_command(), "detect", str(clip)]) for _ in range(repeats)]
     floor = statistics.median(_timed([sys.executable, "-c", "import numpy, soundfile"])[0] for _ in range(repeats))
-    return detect * 1000, floor * 1000
+    return statistics.median(r[0] for r in runs) * 1000, statistics.median(r[2] for r in runs) * 1000, floor * 1000
 
 
 def run(quick: bool) -> list[Row]:
@@ -202,10 +209,10 @@ def run(quick: bool) -> list[Row]:
                         RATE, "2 threads", ways["threads"],
                         note=f"serial {ways['serial']:,.0f}×; warm pools; the process pool's start-up: "
                              f"{ways['startup_ms']:.0f} ms"))
-        detect_ms, floor_ms = _startup(sorted(short)[0], 5 if quick else 15)
+        detect_ms, cpu_ms, floor_ms = _startup(sorted(short)[0], 5 if quick else 15)
         rows.append(Row(BENCH, "start-up: detect on one 0.3 s file (wall, median)", detect_ms, "ms",
                         "python -c 'import numpy, soundfile'", floor_ms, f"< {STARTUP_TARGET_MS:g} ms",
-                        detect_ms < STARTUP_TARGET_MS))
+                        detect_ms < STARTUP_TARGET_MS, note=f"CPU {cpu_ms:.0f} ms"))
     return rows
 
 
@@ -215,18 +222,19 @@ def _command_rows(name: str, truth: dict[Path, str], folder: Path, repeats: int,
     audio = _audio_seconds(files)
     root = str(files[0].parent)
     jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    t_one, out = _median_run([*_command(), "detect", "-j", "1", "-r", root], repeats, one_core=True)
+    t_one, out, cpu_one = _median_run([*_command(), "detect", "-j", "1", "-r", root], repeats, one_core=True)
     sample = files[:: max(1, len(files) // (10 if quick else 30))]
     base, base_note = _per_file(sample, truth, one_core=True)
     rows = [Row(BENCH, f"{name}: one detect command, one core (-j 1)", audio / t_one, RATE,
                 "one detect process per file, one core", base,
                 note=f"{_check_lines(out, truth)}; {audio:.0f} s of audio in {t_one * 1000:.0f} ms, start-up "
-                     f"included; per-file baseline on {len(sample)} files: {base_note}")]
-    t_all, out = _median_run([*_command(), "detect", "-j", str(jobs), "-r", root], repeats)
+                     f"included ({audio / cpu_one:,.0f}× by CPU time); per-file baseline on {len(sample)} files: "
+                     f"{base_note}")]
+    t_all, out, cpu_all = _median_run([*_command(), "detect", "-j", str(jobs), "-r", root], repeats)
     mm, mm_note = _multimon(files, folder / f"raw-{len(files)}", truth, repeats)
     rows.append(Row(BENCH, f"{name}: one detect command, -j {jobs}", audio / t_all, RATE,
                     f"multimon-ng -a DTMF ({MULTIMON_RATE_HZ} Hz raw)", mm,
-                    note=f"{_check_lines(out, truth)}; multimon-ng: {mm_note}"))
+                    note=f"{_check_lines(out, truth)}; {audio / cpu_all:,.0f}× by CPU time; multimon-ng: {mm_note}"))
     return rows
 
 
