@@ -1,8 +1,8 @@
 """Reading recordings for ``detect``: each file's DTMF keys, or why it cannot be decoded.
 
 Short files (up to :data:`BATCH_MAX_SECONDS`) are read whole and decoded many at once
-(:func:`engine.dtmf.batch.detect_keys_many`); longer ones are streamed in chunks of :data:`CHUNK_SAMPLES` (8 kHz
-files; other rates are read whole and resampled as every other command does). 8 kHz 16-bit PCM WAV files, the
+(:func:`engine.dtmf.batch.detect_keys_many`); longer ones are streamed in chunks of :data:`CHUNK_SAMPLES` (resampled
+chunk by chunk when they are not at 8 kHz). 8 kHz 16-bit PCM WAV files, the
 usual recording, are parsed here directly (:func:`read_pcm_wav`); anything else goes through libsndfile. The samples
 are those :func:`engine.audio.decode.load_audio` gives, to the bit.
 """
@@ -122,29 +122,37 @@ def _check(f: sf.SoundFile, channel: int) -> None:
 
 
 def _stream_keys(path: str, channel: int) -> list[KeyEvent]:
-    """The keys of a long file, fed to one detector :data:`CHUNK_SAMPLES` at a time (8 kHz; else read whole)."""
+    """The keys of a long file, read and fed to one detector :data:`CHUNK_SAMPLES` frames at a time.
+
+    Other rates and encodings are converted chunk by chunk as :func:`engine.audio.decode.to_call_format` converts a
+    whole file (soxr ``HQ``, streamed: the same samples to the bit), so memory stays bounded whatever the length.
+    """
     import numpy as np
     import soundfile as sf
+    import soxr
 
     from engine.dtmf.batch import FLUSH_SAMPLES
     from engine.dtmf.detector import DtmfDetector
     from engine.dtmf.event import clamped
-    from engine.format import SAMPLE_RATE_HZ
+    from engine.format import SAMPLE_RATE_HZ, to_int16
 
     det, events, n = DtmfDetector(), [], 0
     try:
         with sf.SoundFile(path) as f:
             exact = f.samplerate == SAMPLE_RATE_HZ and f.subtype in EXACT_INT16
-            if exact:
-                for block in f.blocks(CHUNK_SAMPLES, dtype="int16", always_2d=True):
-                    events += det.process(np.ascontiguousarray(block[:, channel]))
-                    n += len(block)
-            else:
-                from engine.audio.decode import to_call_format
-
-                samples = to_call_format(f.read(dtype="float32", always_2d=True), f.samplerate, channel)
+            resampler = None if f.samplerate == SAMPLE_RATE_HZ else soxr.ResampleStream(
+                f.samplerate, SAMPLE_RATE_HZ, 1, dtype="float32", quality="HQ")
+            for block in f.blocks(CHUNK_SAMPLES, dtype="int16" if exact else "float32", always_2d=True):
+                x = np.ascontiguousarray(block[:, channel])
+                if resampler is not None:
+                    x = resampler.resample_chunk(x, last=False)
+                samples = x if exact else to_int16(x * 32768.0)
                 events += det.process(samples)
-                n = len(samples)
+                n += len(samples)
+            if resampler is not None:
+                samples = to_int16(resampler.resample_chunk(np.zeros(0, np.float32), last=True) * 32768.0)
+                events += det.process(samples)
+                n += len(samples)
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
         raise _UndecodableError(f"not decodable audio ({exc})") from exc
     events += det.process(np.zeros(FLUSH_SAMPLES, dtype=np.int16))

@@ -176,6 +176,14 @@ def test_long_files_are_streamed_in_chunks_with_the_same_keys(tmp_path, capsys, 
     (got,) = recordings.decode_task([str(path)], channel=0)
     assert list(got.events) == events and "".join(e.key for e in events) == "147*2580369#ABCD"
     assert run(capsys, "detect", path, path) == (0, [f"{path}\t147*2580369#ABCD"] * 2, "")
+    for name, rate, subtype in (("hifi.wav", 44100, "FLOAT"), ("pcm24.wav", SAMPLE_RATE_HZ, "PCM_24"),
+                                ("k16.flac", 16000, "PCM_16")):  # converted chunk by chunk, to the bit
+        other = tmp_path / name
+        sf.write(other, np.column_stack([np.zeros(len(samples)), samples / 32768]) if rate == SAMPLE_RATE_HZ
+                 else soxr.resample(samples / 32768, SAMPLE_RATE_HZ, rate), rate, subtype=subtype)
+        channel = 1 if rate == SAMPLE_RATE_HZ else 0
+        (got,) = recordings.decode_task([str(other)], channel=channel)
+        assert list(got.events) == detect_keys(load_audio(other, channel)) and len(got.events) == 16, name
 
 
 def test_bad_arguments_are_named(tmp_path, capsys):
