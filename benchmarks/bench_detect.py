@@ -1,7 +1,7 @@
 """``ipcc-engine detect`` over many recordings: audio seconds per wall second, beside the baselines of the same run.
 
 Material (written to a temporary folder, 8 kHz 16-bit WAV, line noise with 60 ms keys at −12 dBm0): 300 short clips
-of 0.3 s (0 or 1 key each) and a few long recordings (10 min each, 2 min with ``--quick``, a key every 2 s or so).
+of 0.3 s (0 or 1 key each) and long recordings (8 of 20 min, 2 of 2 min with ``--quick``, a key every 2 s or so).
 
 Rows, each as wall time of whole commands (new processes, start-up included):
 
@@ -190,7 +190,7 @@ def run(quick: bool) -> list[Row]:
     from engine.testing.dtmf_cases import write_recordings
 
     repeats = 1 if quick else 3
-    long_count, long_seconds = (2, 120.0) if quick else (4, 600.0)
+    long_count, long_seconds = (2, 120.0) if quick else (8, 1200.0)  # full: enough for -j to start workers
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="ipcc-bench-detect-") as tmp:
         folder = Path(tmp)

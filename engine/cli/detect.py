@@ -22,8 +22,9 @@ from engine.cli.recordings import FileKeys, decode_task
 FILES_PER_TASK = 256
 #: ... and bytes of files (a long recording is a task of its own).
 TASK_BYTES = 4 << 20
-#: Below this many bytes of files in all, no worker process is started (its start-up would cost more).
-POOL_MIN_BYTES = 32 << 20
+#: Below this many bytes of files in all (about 2 h of 8 kHz 16-bit audio), no worker process is started: its
+#: start-up would cost more than the work.
+POOL_MIN_BYTES = 128 << 20
 #: A progress bar (on a terminal) from this many files on.
 PROGRESS_MIN_FILES = 20
 #: File name endings ``--recursive`` picks up (the formats libsndfile reads), lower case.
