@@ -206,16 +206,20 @@ def step_vector(st: np.ndarray, key: np.ndarray, status: np.ndarray, a_l: np.nda
             held_low = np.where(ok, max_low, held_low)
             held_high = np.where(ok, max_high, held_high)
             misses = np.where(ok, 0.0, misses)
-            end = first_end + w * HOP_SAMPLES
             rows = np.flatnonzero(ok)
-            since = end - origin[rows]  # as _onset, exactly: integers in float64
-            start = np.maximum(0.0, since - HOP_SAMPLES // 2 - np.ceil(duration[rows]))
-            out += zip(rows.tolist(), k[rows].tolist(), start.astype(np.int64).tolist(),
-                       since.astype(np.int64).tolist(), np.maximum(max_low[rows], max_high[rows]).tolist(),
-                       (sum_low[rows] / sum_high[rows]).tolist(), strict=True)
+            out += _accepted(rows, k[rows], first_end + w * HOP_SAMPLES - origin[rows], duration[rows],
+                             np.maximum(max_low[rows], max_high[rows]), sum_low[rows] / sum_high[rows])
     st[Field.RUN], st[Field.HELD], st[Field.MISSES] = run, held, misses
     st[Field.HELD_LOW], st[Field.HELD_HIGH] = held_low, held_high
     st[Field.SUM_LOW], st[Field.SUM_HIGH], st[Field.MAX_LOW], st[Field.MAX_HIGH] = sum_low, sum_high, max_low, max_high
     st[Field.FAILED_LOW], st[Field.FAILED_HIGH], st[Field.STRICT_COUNT] = failed_low, failed_high, strict_count
     st[Field.DEV_LOW], st[Field.DEV_HIGH], st[Field.WEIGHT] = dev_low, dev_high, weight
     return out
+
+
+def _accepted(rows: np.ndarray, key: np.ndarray, since: np.ndarray, duration: np.ndarray, peak: np.ndarray,
+              low_over_high: np.ndarray) -> list[RowAccepted]:
+    """:func:`step_vector`'s accepted keys of ``rows``; ``since``: the window's end in the channel's samples."""
+    start = np.maximum(0.0, since - HOP_SAMPLES // 2 - np.ceil(duration))  # as _onset, exactly: integers in float64
+    return list(zip(rows.tolist(), key.tolist(), start.astype(np.int64).tolist(), since.astype(np.int64).tolist(),
+                    peak.tolist(), low_over_high.tolist(), strict=True))
