@@ -30,7 +30,7 @@ if it has no run or held key in progress either, it costs nothing more. The chan
 analysed from their new samples and the two sub-blocks before them (kept raw per channel), so a window's
 features depend on the audio alone, never on how it was split into calls or batched with other channels.
 One channel fed whole sub-blocks (a :class:`DtmfDetector` fed 20 ms frames) takes a shorter path to the same
-results (:meth:`BatchDtmfDetector.process_one`, :func:`~engine.dtmf.analysis.features_row`). The figures are in
+results (:meth:`BatchDtmfDetector.process_one`, :func:`~engine.dtmf.floats.features_row`). The figures are in
 ``benchmarks/bench_dtmf.py``.
 
 Sample positions are counted per channel from the channel's start (creation, :meth:`add_channel` or
@@ -47,15 +47,13 @@ from engine.dtmf.analysis import (
     SUB_SAMPLES,
     WINDOW_SAMPLES,
     Features,
-    Lists,
     block_energy,
     features,
-    features_lists,
-    features_row,
     gate,
 )
 from engine.dtmf.decision import Field, RowAccepted, new_state, step_scalar, step_vector
 from engine.dtmf.event import KeyEvent, clamped
+from engine.dtmf.floats import Lists, features_lists, features_row
 from engine.dtmf.tones import KEYS
 
 #: Channels in play at once above which the decision runs vectorised (numpy) instead of per channel.
