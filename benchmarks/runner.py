@@ -24,7 +24,7 @@ from .one import failure_row, to_row
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
 #: The modules the issue asks for, in table order; other ``bench_*.py`` files follow alphabetically.
-EXPECTED = ("render", "tts", "dtmf", "calls", "http")
+EXPECTED = ("render", "tts", "dtmf", "detect", "calls", "http")
 QUICK_TIMEOUT_S = 120.0
 FULL_TIMEOUT_S = 1800.0
 POLL_S = 0.25

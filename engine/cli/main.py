@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__
-from engine.cli import play, serve
+from engine.cli import detect, play, serve
 from engine.cli.console import EXIT_INTERRUPTED, EXIT_OK, add_media_options, fail, print_json
 
 
@@ -38,26 +38,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from engine.cli.demo import run_demo
 
     return run_demo(args)
-
-
-def cmd_detect(args: argparse.Namespace) -> int:
-    """``detect IN.wav``: the keys in a recording, as one line (``--json``: with start times)."""
-    from engine.audio.decode import AudioDecodeError, load_audio
-    from engine.dtmf.detector import detect_keys
-    from engine.format import samples_to_seconds
-
-    try:
-        samples = load_audio(args.input, channel=args.channel)
-    except (AudioDecodeError, ValueError) as exc:
-        return fail(str(exc))
-    events = detect_keys(samples)
-    if args.json:
-        print_json([{"key": e.key, "start": round(samples_to_seconds(e.start_sample), 4)} for e in events])
-    else:
-        keys = "".join(e.key for e in events)
-        if keys:
-            print(keys)
-    return EXIT_OK
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
@@ -132,11 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_options(demo)
     demo.set_defaults(func=cmd_demo)
 
-    detect = commands.add_parser("detect", help="print the DTMF keys in a recording")
-    detect.add_argument("input", type=Path, help="the audio file (any rate; resampled to 8 kHz)")
-    detect.add_argument("--json", action="store_true", help="each key with its start time in seconds")
-    detect.add_argument("--channel", type=int, default=0, help="channel of a multi-channel file (default: 0)")
-    detect.set_defaults(func=cmd_detect)
+    detect.register(commands)
 
     voices = commands.add_parser("voices", help="list the espeak-ng voices and their languages")
     voices.add_argument("--language", help="only voices of this language (a prefix: zh, en-us)")

@@ -10,29 +10,27 @@ All 8 complex DFT bins of every sub-block half come from one float32 matrix prod
 second-half product of the next.
 
 Per window the strongest low and high bins give the candidate key. Each tone's frequency is measured from the
-phase advance of its bin between consecutive windows (lag 40 samples: unambiguous within ±100 Hz, standard
-deviation ≈ 1.5 Hz at 15 dB SNR), its amplitude is corrected for the Hann response at that frequency, and the
-two tones' power is compared with the window's total power (``fraction``).
+phase advance of its bin between consecutive windows (lag 40 samples: unambiguous within ±100 Hz), its
+amplitude is corrected for the Hann response at that frequency, and the two tones' power is compared with the
+window's total power (``fraction``). The gate's and the strict window's thresholds are in
+:mod:`engine.dtmf.thresholds`.
 
 The gate (:func:`gate`) runs in float32 with numpy over all the windows handed in. The features of the gated
 windows then come from one of two equal implementations: :func:`features` (numpy, dense over rows and
-windows: for many channels) and :func:`features_lists` (Python floats: for a few windows, where numpy's cost
-per call dominates). Both perform the same IEEE operations (+ − × ÷, square roots, the gain table's linear
-interpolation as ``np.interp`` computes it; Python and numpy round them alike) on the same float64 values and
+windows: for many channels) and :func:`engine.dtmf.floats.features_lists` (Python floats: for a few windows, where
+numpy's cost per call dominates). Both perform the same IEEE operations (+ − × ÷, square roots, the gain table's
+linear interpolation as ``np.interp`` computes it; Python and numpy round them alike) on the same float64 values and
 share the only transcendental one (arctan2) as a numpy call, so they agree to the last bit: a window's
 features depend only on its samples, never on the other rows or on how the audio was split into calls.
-:func:`features_row` (one channel, a few windows: ~3 numpy calls in all) also gates with Python floats; its
-float64 sums stand in for the float32 ones within a margin, and a comparison closer to its threshold than
-that goes to the float32 path, so it agrees to the bit as well.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
 
+from engine.dtmf.thresholds import GATE_FRACTION, GATE_LEVEL_DBM0, STRICT_DEVIATION, STRICT_FRACTION
 from engine.dtmf.tones import HIGH_HZ, LOW_HZ
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak
 
@@ -40,16 +38,6 @@ SUB_SAMPLES = 40
 WINDOW_SAMPLES = 2 * SUB_SAMPLES
 HOP_SAMPLES = SUB_SAMPLES
 FREQS_HZ = np.array(LOW_HZ + HIGH_HZ, dtype=np.float64)
-
-#: Windows quieter than this total power (dBm0) are not analysed (accepted tones are ≥ −26.5 dBm0 in total).
-GATE_LEVEL_DBM0 = -38.0
-#: Pre-gate: the strongest low + high bins must hold this share of the window's power (uncorrected).
-GATE_FRACTION = 0.45
-#: A "strict" window: corrected two-tone power ≥ this share of the window's power ...
-STRICT_FRACTION = 0.75
-#: ... and each tone within this relative deviation of its nominal frequency (the run average must be
-#: within the tighter acceptance tolerance of the detector).
-STRICT_DEVIATION = 0.03
 
 #: Window status: passes every per-window test / fails one / frequency not measurable (onset, drop-out).
 STRICT, FAILED, UNMEASURED = 1, 2, 0
@@ -76,19 +64,18 @@ def _table() -> np.ndarray:
 TABLE = _table()
 _ROT = np.exp(-1j * _OMEGA * HOP_SAMPLES)  # removes the nominal phase advance over one hop
 _ROT_RE, _ROT_IM = _ROT.real.copy(), _ROT.imag.copy()
-_GAIN_GRID_HZ = np.arange(-200.0, 200.5, 1.0)
-_GAIN = np.abs(np.exp(1j * 2 * np.pi * _GAIN_GRID_HZ[:, None] / SAMPLE_RATE_HZ * _N) @ _HANN) / _HANN_SUM
+GAIN_GRID_HZ = np.arange(-200.0, 200.5, 1.0)
+GAIN = np.abs(np.exp(1j * 2 * np.pi * GAIN_GRID_HZ[:, None] / SAMPLE_RATE_HZ * _N) @ _HANN) / _HANN_SUM
 #: Power of a full-window tone pair in int16² units per |X|² (rectangular window power = (A_l²+A_h²)/2).
 _PW_TO_POWER = 1.0 / (2 * (_HANN_SUM / 2) ** 2)
 GATE_ENERGY = WINDOW_SAMPLES * dbm0_to_peak(GATE_LEVEL_DBM0) ** 2 / 2
 
 
-_POWER_SCALE = np.float32(_PW_TO_POWER * WINDOW_SAMPLES)  # Σ|X|² → rectangular window energy
-_HZ_PER_RADIAN = SAMPLE_RATE_HZ / (2 * np.pi * HOP_SAMPLES)
-_HALF_SUM = _HANN_SUM / 2
+POWER_SCALE = np.float32(_PW_TO_POWER * WINDOW_SAMPLES)  # Σ|X|² → rectangular window energy
+HZ_PER_RADIAN = SAMPLE_RATE_HZ / (2 * np.pi * HOP_SAMPLES)
+HALF_SUM = _HANN_SUM / 2
 _PAIR = np.array([0, 4])  # offset of the low / high group among the 8 bins
-_ROT_RE_L, _ROT_IM_L, _FREQS_L = _ROT_RE.tolist(), _ROT_IM.tolist(), FREQS_HZ.tolist()
-_NAN = float("nan")
+ROT_RE_LIST, ROT_IM_LIST, FREQS_HZ_LIST = _ROT_RE.tolist(), _ROT_IM.tolist(), FREQS_HZ.tolist()
 
 
 class Features:
@@ -112,7 +99,7 @@ def block_energy(blocks: np.ndarray) -> np.ndarray:
     """Σx² (int16² units, float32) of each row of ``blocks`` (rows, :data:`SUB_SAMPLES`) float32.
 
     The one formula every path uses for the gate's energies, so that they agree to the last bit
-    (:func:`features_row` only takes a float64 stand-in within its margin).
+    (:func:`engine.dtmf.floats.features_row` only takes a float64 stand-in within its margin).
     """
     return np.einsum("ij,ij->i", blocks, blocks)
 
@@ -138,8 +125,8 @@ def gate(blocks: np.ndarray, energy_sub: np.ndarray) -> tuple[np.ndarray, np.nda
     pw = sq[..., :8] + sq[..., 8:]
     strongest = np.maximum(np.maximum(pw[..., 0::4], pw[..., 1::4]), np.maximum(pw[..., 2::4], pw[..., 3::4]))
     need = GATE_FRACTION * e_cur
-    gated = ((e_cur >= GATE_ENERGY) & (total * _POWER_SCALE >= need)
-             & ((strongest[..., 0] + strongest[..., 1]) * _POWER_SCALE >= need))
+    gated = ((e_cur >= GATE_ENERGY) & (total * POWER_SCALE >= need)
+             & ((strongest[..., 0] + strongest[..., 1]) * POWER_SCALE >= need))
     return (x, energy, gated) if gated.any() else None
 
 
@@ -154,7 +141,7 @@ def _window_offsets(rows: int, windows: int) -> np.ndarray:
     return start[:, :, None] + np.array([0, 0, -16, -16, 8, 8, -8, -8])
 
 
-def _strongest(x: np.ndarray) -> np.ndarray:
+def strongest_bins(x: np.ndarray) -> np.ndarray:
     """(rows, W, 2): the strongest low bin (0–3) and high bin (0–3, among the high 4) of each window.
 
     The windows are those of :func:`gate`'s ``x`` but the first (power in float64; the first of equal maxima).
@@ -185,16 +172,16 @@ def features(x: np.ndarray, energy: np.ndarray, gated: np.ndarray) -> Features:
         for name in Features.__slots__[1:]:
             getattr(out, name)[r, w] = getattr(f, name)[:, 0]
         return out
-    bins = _strongest(x) + _PAIR  # (rows, W, 2)
+    bins = strongest_bins(x) + _PAIR  # (rows, W, 2)
     z = np.take(x, np.concatenate([bins, bins, bins, bins], axis=2) + _window_offsets(rows, windows + 1))
     z = z.astype(np.float64)  # (rows, W, 8): re (low, high) of the window, of the one before, im of both
     cr, pr, ci, pi = z[..., 0:2], z[..., 2:4], z[..., 4:6], z[..., 6:8]
     re, im = cr * pr + ci * pi, ci * pr - cr * pi  # cur · conj(prev), then rotated back by one hop:
     rot_re, rot_im = _ROT_RE[bins], _ROT_IM[bins]
-    delta_hz = np.arctan2(re * rot_im + im * rot_re, re * rot_re - im * rot_im) * _HZ_PER_RADIAN
+    delta_hz = np.arctan2(re * rot_im + im * rot_re, re * rot_re - im * rot_im) * HZ_PER_RADIAN
     abs_cur = np.sqrt(cr * cr + ci * ci)
     measured = np.sqrt(pr * pr + pi * pi) >= 0.5 * abs_cur
-    amp = abs_cur / _HALF_SUM / np.where(measured, np.interp(delta_hz, _GAIN_GRID_HZ, _GAIN), 1.0)
+    amp = abs_cur / HALF_SUM / np.where(measured, np.interp(delta_hz, GAIN_GRID_HZ, GAIN), 1.0)
     dev = np.where(measured, delta_hz / FREQS_HZ[bins], np.nan)
     unmeasured = (energy[:, :-1] < GATE_ENERGY) | ~measured.all(axis=2)
     a_l, a_h = amp[..., 0], amp[..., 1]
@@ -203,142 +190,3 @@ def features(x: np.ndarray, energy: np.ndarray, gated: np.ndarray) -> Features:
     status = np.where(strict, STRICT, np.where(unmeasured, UNMEASURED, FAILED))
     key = bins[..., 0] * 4 + (bins[..., 1] - 4)
     return Features(gated, key, status, a_l, a_h, dev[..., 0], dev[..., 1])
-
-
-Lists = tuple[list[int], list[int], list[float], list[float], list[float], list[float]]
-#: Margin (relative) of :func:`features_row`'s float64 stand-ins for float32 sums (off by < 100 float32 ulp):
-#: a comparison closer than this to its threshold is left to the float32 path.
-_LOW, _HIGH = 1 - 1e-4, 1 + 1e-4
-_GATE_LOW, _GATE_HIGH = GATE_ENERGY * _LOW, GATE_ENERGY * _HIGH
-_STRICT_LOW, _STRICT_HIGH = STRICT_FRACTION * _LOW, STRICT_FRACTION * _HIGH
-_FRACTION32, _SCALE = float(np.float32(GATE_FRACTION)), float(_POWER_SCALE)
-_GAIN_L, _SLOPE_L = _GAIN.tolist(), (np.diff(_GAIN) / np.diff(_GAIN_GRID_HZ)).tolist()  # np.interp's slopes
-_GRID0 = int(_GAIN_GRID_HZ[0])
-assert np.array_equal(_GAIN_GRID_HZ, np.arange(_GRID0, _GRID0 + len(_GAIN_GRID_HZ)))  # integers, 1 Hz apart
-_vecdot = getattr(np, "vecdot", None)  # numpy ≥ 2
-
-
-def _features(xs: list, en: list[list[float]], cands: list[tuple[int, int, int, int, float, float]],
-              windows: int, exact: bool = True) -> list[Lists] | None:
-    """Features with Python floats.
-
-    ``xs[r][w]``: re and im of the 8 bins of row ``r``'s window ``w`` (as :func:`gate`'s ``x``), ``en[r][w]`` its
-    energy; ``cands``: (row, window ≥ 1, low bin, high bin, their powers) of the gated windows. With ``exact`` False,
-    ``en`` may be off by < 100 float32 ulp, and None is returned when that could change a status.
-    """
-    lag_re: list[float] = []
-    lag_im: list[float] = []
-    found = []
-    for r, w, lo, hi, pl, ph in cands:
-        cur, prev = xs[r][w], xs[r][w - 1]
-        cr, ci, pr, pi = cur[lo], cur[lo + 8], prev[lo], prev[lo + 8]
-        re, im = cr * pr + ci * pi, ci * pr - cr * pi
-        rot_re, rot_im = _ROT_RE_L[lo], _ROT_IM_L[lo]
-        lag_re.append(re * rot_re - im * rot_im)
-        lag_im.append(re * rot_im + im * rot_re)
-        abs_l = math.sqrt(pl)  # pl = cr * cr + ci * ci
-        meas_l = math.sqrt(pr * pr + pi * pi) >= 0.5 * abs_l
-        cr, ci, pr, pi = cur[hi], cur[hi + 8], prev[hi], prev[hi + 8]
-        re, im = cr * pr + ci * pi, ci * pr - cr * pi
-        rot_re, rot_im = _ROT_RE_L[hi], _ROT_IM_L[hi]
-        lag_re.append(re * rot_re - im * rot_im)
-        lag_im.append(re * rot_im + im * rot_re)
-        abs_h = math.sqrt(ph)
-        found.append((r, w, lo, hi, abs_l, meas_l, abs_h, math.sqrt(pr * pr + pi * pi) >= 0.5 * abs_h))
-    angles = np.arctan2(lag_im, lag_re).tolist()
-    result = [([-1] * windows, [0] * windows, [0.0] * windows, [0.0] * windows, [0.0] * windows,
-               [0.0] * windows) for _ in xs]
-    i = 0
-    for r, w, lo, hi, abs_l, meas_l, abs_h, meas_h in found:
-        d_l, d_h = angles[i] * _HZ_PER_RADIAN, angles[i + 1] * _HZ_PER_RADIAN
-        i += 2
-        if meas_l:  # np.interp over the gain table's 1 Hz grid, to the bit
-            j = math.floor(d_l) - _GRID0
-            a_l = abs_l / _HALF_SUM / (_SLOPE_L[j] * (d_l - (j + _GRID0)) + _GAIN_L[j])
-            d_l /= _FREQS_L[lo]
-        else:
-            a_l, d_l = abs_l / _HALF_SUM / 1.0, _NAN
-        if meas_h:
-            j = math.floor(d_h) - _GRID0
-            a_h = abs_h / _HALF_SUM / (_SLOPE_L[j] * (d_h - (j + _GRID0)) + _GAIN_L[j])
-            d_h /= _FREQS_L[hi]
-        else:
-            a_h, d_h = abs_h / _HALF_SUM / 1.0, _NAN
-        e_before = en[r][w - 1]
-        if not exact and _GATE_LOW <= e_before < _GATE_HIGH:
-            return None
-        unmeasured = e_before < GATE_ENERGY or not (meas_l and meas_h)
-        strict = not unmeasured and abs(d_l) <= STRICT_DEVIATION and abs(d_h) <= STRICT_DEVIATION
-        if strict:
-            fraction = (a_l * a_l + a_h * a_h) * (WINDOW_SAMPLES / 2) / en[r][w]
-            if not exact and _STRICT_LOW <= fraction < _STRICT_HIGH:
-                return None
-            strict = fraction >= STRICT_FRACTION
-        rk, rs, ral, rah, rdl, rdh = result[r]
-        rk[w - 1], rs[w - 1] = lo * 4 + hi - 4, STRICT if strict else (UNMEASURED if unmeasured else FAILED)
-        ral[w - 1], rah[w - 1], rdl[w - 1], rdh[w - 1] = a_l, a_h, d_l, d_h
-    return result
-
-
-def features_lists(x: np.ndarray, energy: np.ndarray, gated: np.ndarray) -> list[Lists]:
-    """The features of :func:`gate`'s windows, with Python floats; equal to :func:`features`.
-
-    Per row (key, status, amp_low, amp_high, dev_low, dev_high), one entry per window; key −1 where not gated.
-    """
-    xs, strongest = x.tolist(), _strongest(x).tolist()
-    cands = []
-    for r, w in zip(*(a.tolist() for a in np.nonzero(gated)), strict=True):
-        lo, hi = strongest[r][w]
-        cur = xs[r][w + 1]
-        cands.append((r, w + 1, lo, hi + 4, cur[lo] * cur[lo] + cur[lo + 8] * cur[lo + 8],
-                      cur[hi + 4] * cur[hi + 4] + cur[hi + 12] * cur[hi + 12]))
-    return _features(xs, energy.tolist(), cands, gated.shape[1])  # type: ignore[return-value]
-
-
-def features_row_exact(blocks: np.ndarray) -> Lists | None:
-    """Features of one channel's sub-blocks by :func:`gate` then :func:`features_lists`.
-
-    The input is (B, :data:`SUB_SAMPLES`) float32 sub-blocks (two of history, then B − 2 new); returns its windows'
-    features, or None when no window is gated.
-    """
-    windows = gate(blocks, block_energy(blocks).reshape(1, -1))
-    return None if windows is None else features_lists(*windows)[0]
-
-
-def features_row(blocks: np.ndarray) -> Lists | None:
-    """:func:`features_row_exact`, to the bit, at a fraction of its cost for a few windows.
-
-    One matrix product and one sum of squares with numpy, the gate in float64 with a margin, the rest as
-    :func:`features_lists`; the float32 path decides when a comparison is too close to call.
-    """
-    prod = np.dot(blocks, TABLE)
-    xs = (prod[1:, 16:] + prod[:-1, :16]).tolist()
-    es = (_vecdot(blocks, blocks) if _vecdot else block_energy(blocks)).tolist()
-    en = [es[w] + es[w + 1] for w in range(len(es) - 1)]  # float64: within the margin of gate's
-    cands = []
-    for w in range(1, len(en)):
-        e = en[w]
-        if e < _GATE_LOW:
-            continue
-        if e < _GATE_HIGH:
-            return features_row_exact(blocks)
-        r0, r1, r2, r3, r4, r5, r6, r7, i0, i1, i2, i3, i4, i5, i6, i7 = xs[w]
-        p0, p1, p2, p3 = r0 * r0 + i0 * i0, r1 * r1 + i1 * i1, r2 * r2 + i2 * i2, r3 * r3 + i3 * i3
-        p4, p5, p6, p7 = r4 * r4 + i4 * i4, r5 * r5 + i5 * i5, r6 * r6 + i6 * i6, r7 * r7 + i7 * i7
-        lo, pl = (1, p1) if p1 > p0 else (0, p0)  # the first of equal maxima, in float64: as _strongest
-        lo, pl = (2, p2) if p2 > pl else (lo, pl)
-        lo, pl = (3, p3) if p3 > pl else (lo, pl)
-        hi, ph = (5, p5) if p5 > p4 else (4, p4)
-        hi, ph = (6, p6) if p6 > ph else (hi, ph)
-        hi, ph = (7, p7) if p7 > ph else (hi, ph)
-        need = _FRACTION32 * e
-        total, pair = (p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7) * _SCALE, (pl + ph) * _SCALE
-        if total < need * _LOW or pair < need * _LOW:
-            continue
-        if total < need * _HIGH or pair < need * _HIGH:
-            return features_row_exact(blocks)
-        cands.append((0, w, lo, hi, pl, ph))
-    if not cands:
-        return None
-    f = _features([xs], [en], cands, len(en) - 1, exact=False)
-    return f[0] if f is not None else features_row_exact(blocks)

@@ -1,28 +1,28 @@
 """Streaming in-band DTMF detection (ITU-T Q.24 acceptance as Asterisk/spandsp implement it), batched.
 
+Every threshold named below is in :mod:`engine.dtmf.thresholds`.
+
 Analysis (:mod:`engine.dtmf.analysis`): 10 ms Hann windows every 5 ms; per window the candidate key, each
 tone's Hann-corrected amplitude, its frequency from the bin's phase advance, and the two tones' share of the
-window's power. Windows pass a gate (≥ −38 dBm0, strongest bins hold ≥ 45 % of the power) before analysis.
+window's power. Windows pass a gate (level and power share) before analysis.
 
 Decision (:mod:`engine.dtmf.decision`), per channel, over a *run* of consecutive gated windows with the same
-candidate key. A window is *strict* when both tones are within ±3 % and hold ≥ 75 % of its power. A key is
-accepted when the run has
+candidate key. A window is *strict* when both tones are within the strict deviation and hold the strict share of
+its power. A key is accepted when the run has
 
-* duration ``D = 5 ms · Σ amplitude / max amplitude`` (per tone, the smaller) ≥ 27 ms. Hann at half overlap
-  sums to one, so D is the tone's length whatever its alignment to the window grid: 40 ms tones pass,
-  20–23 ms tones never do;
-* at least two strict windows, and no non-strict window (measurable: not an onset or drop-out edge) as loud
-  as 70 % of the tone (talk-off guard);
-* the strict windows' amplitude-weighted mean deviation of each tone within ±2.5 %, and the two deviations
-  within 3.5 % of each other (±1.5 % each makes 3 %; a note with its octave, which a 1.917 pair of keys 2,
-  6 and C invites, makes 4.3 %);
-* the two tones' total power ≥ −26.5 dBm0 (−29.5 dBm0 per tone at zero twist);
-* twist (low − high level) from −6 dB (reverse) to +10 dB (normal).
+* duration ``D = 5 ms · Σ amplitude / max amplitude`` (per tone, the smaller) of at least the minimum tone
+  length. Hann at half overlap sums to one, so D is the tone's length whatever its alignment to the window grid;
+* at least two strict windows, and no non-strict window (measurable: not an onset or drop-out edge) as loud as
+  the loud-failure fraction of the tone (talk-off guard);
+* the strict windows' amplitude-weighted mean deviation of each tone within the maximum deviation, and the two
+  deviations within the maximum differential deviation of each other;
+* the two tones' total power at least the minimum total level;
+* twist (low − high level) within the maximum normal (high tone weaker) and reverse (low tone weaker) twist.
 
-A key is reported once, when accepted, then *held*: it ends after 4 windows (20 ms) in a row without it at
-≥ 1/4 of its accepted amplitude, so drop-outs up to 10 ms are bridged and a 40 ms pause separates two
-presses of the same key. Latency: ~32 ms from the tone's onset (median). The decision runs per channel in
-Python for a few channels in play, vectorised across channels for many; both give identical results.
+A key is reported once, when accepted, with its level and twist (of the run's largest amplitudes), then *held*:
+it ends after a few windows in a row without it at a fraction of its accepted amplitude, so short drop-outs are
+bridged and a pause separates two presses of the same key. The decision runs per channel in Python for a few
+channels in play, vectorised across channels for many; both give identical results.
 
 Cost: each call first screens the channels by energy alone (one dot product for one channel fed a frame, one
 einsum over every 5 ms sub-block otherwise). A channel whose windows all stay under the gate is not analysed;
@@ -30,16 +30,14 @@ if it has no run or held key in progress either, it costs nothing more. The chan
 analysed from their new samples and the two sub-blocks before them (kept raw per channel), so a window's
 features depend on the audio alone, never on how it was split into calls or batched with other channels.
 One channel fed whole sub-blocks (a :class:`DtmfDetector` fed 20 ms frames) takes a shorter path to the same
-results (:meth:`BatchDtmfDetector.process_one`, :func:`~engine.dtmf.analysis.features_row`): ~2 µs CPU per
-quiet 20 ms frame, ~20 µs per frame inside a tone.
+results (:meth:`BatchDtmfDetector.process_one`, :func:`~engine.dtmf.floats.features_row`). The figures are in
+``benchmarks/bench_dtmf.py``.
 
 Sample positions are counted per channel from the channel's start (creation, :meth:`add_channel` or
 :meth:`reset_channel`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,14 +47,13 @@ from engine.dtmf.analysis import (
     SUB_SAMPLES,
     WINDOW_SAMPLES,
     Features,
-    Lists,
     block_energy,
     features,
-    features_lists,
-    features_row,
     gate,
 )
-from engine.dtmf.decision import HELD, RUN, new_state, step_scalar, step_vector
+from engine.dtmf.decision import Field, RowAccepted, new_state, step_scalar, step_vector
+from engine.dtmf.event import KeyEvent, clamped
+from engine.dtmf.floats import Lists, features_lists, features_row
 from engine.dtmf.tones import KEYS
 
 #: Channels in play at once above which the decision runs vectorised (numpy) instead of per channel.
@@ -70,19 +67,7 @@ HISTORY_SAMPLES = 2 * SUB_SAMPLES
 #: Screening threshold (Σx², int16² units): a little under the gate, so that rounding in the screen's float32
 #: sums (of at most 320 samples: relative error < 1e-4) never skips a window the exact analysis would gate.
 SCREEN_ENERGY = GATE_ENERGY * (1 - 1e-3)
-
-
-@dataclass(frozen=True)
-class KeyEvent:
-    """A detected key.
-
-    ``start_sample``: estimated onset of the tone; ``detected_sample``: end of the window that confirmed it; both in
-    samples since the channel's start.
-    """
-
-    key: str
-    start_sample: int
-    detected_sample: int
+_RUN, _HELD = int(Field.RUN), int(Field.HELD)  # list indices on the per-frame path (an IntEnum costs more)
 
 
 class BatchDtmfDetector:
@@ -201,8 +186,8 @@ class BatchDtmfDetector:
         v = self._state[:, 0].tolist()
         found = step_scalar(v, *f, first_end)
         self._state[:, 0] = v
-        self._active = {0} if v[RUN] >= 0 or v[HELD] >= 0 else set()
-        return [KeyEvent(KEYS[k], start, detected) for k, start, detected in found]
+        self._active = {0} if v[_RUN] >= 0 or v[_HELD] >= 0 else set()
+        return [KeyEvent(KEYS[k], *rest) for k, *rest in found]
 
     def _analyse(self, rows: np.ndarray, hist: np.ndarray, body: np.ndarray,
                  first_end: int) -> list[tuple[int, KeyEvent]]:
@@ -232,7 +217,7 @@ class BatchDtmfDetector:
         """
         gated = rows.tolist()
         todo = sorted(self._active.union(gated)) if gated else sorted(self._active)
-        found: list[tuple[int, int, int, int]] = []  # (channel, key, start, detected)
+        found: list[RowAccepted] = []  # with the channel for the row
         if len(todo) < VECTOR_MIN_CHANNELS:
             if isinstance(f, Features):
                 f = list(zip(np.where(f.gated, f.key, -1).tolist(), f.status.tolist(), f.amp_low.tolist(),
@@ -243,7 +228,7 @@ class BatchDtmfDetector:
                 lists = windows_of.get(c) or ([-1] * windows, [0] * windows, *([0.0] * windows,) * 4)
                 found += [(c, *ev) for ev in step_scalar(v, *lists, first_end)]
                 self._state[:, c] = v
-                if v[RUN] >= 0 or v[HELD] >= 0:
+                if v[_RUN] >= 0 or v[_HELD] >= 0:
                     self._active.add(c)
                 else:
                     self._active.discard(c)
@@ -264,11 +249,11 @@ class BatchDtmfDetector:
             st = self._state[:, idx]
             found = [(todo[r], *ev) for r, *ev in step_vector(st, key, status, a_l, a_h, d_l, d_h, first_end)]
             self._state[:, idx] = st
-            live = (st[RUN] >= 0) | (st[HELD] >= 0)
+            live = (st[Field.RUN] >= 0) | (st[Field.HELD] >= 0)
             self._active = set(idx[live].tolist())
         if len(found) > 1:
             found.sort(key=lambda e: (e[0], e[3]))
-        return [(c, KeyEvent(KEYS[k], start, detected)) for c, k, start, detected in found]
+        return [(c, KeyEvent(KEYS[k], *rest)) for c, k, *rest in found]
 
 
 _ROW0 = np.zeros(1, dtype=np.intp)
@@ -304,5 +289,4 @@ def detect_keys(samples: np.ndarray) -> list[KeyEvent]:
     det = DtmfDetector()
     events = det.process(samples)
     events += det.process(np.zeros(WINDOW_SAMPLES + SUB_SAMPLES, dtype=np.int16))
-    n = len(samples)
-    return [ev if ev.detected_sample <= n else KeyEvent(ev.key, ev.start_sample, n) for ev in events]
+    return clamped(events, len(samples))

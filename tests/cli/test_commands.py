@@ -61,7 +61,7 @@ def test_every_sub_command_has_a_description_and_an_example() -> None:
     assert set(HELP) | {"serve", "check-config"} == set(commands)
     for name, sub in commands.items():
         text = sub.format_help()
-        assert sub.description and "example:" in text and "ipcc-engine " + name in text, name
+        assert sub.description and ("example:" in text or "examples:" in text) and "ipcc-engine " + name in text, name
 
 
 @pytest.mark.parametrize("argv", [["voices"], ["render", str(VENDOR), "-o", "{tmp}/out.wav"]])

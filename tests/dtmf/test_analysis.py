@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from engine.dtmf import analysis as dtmf_analysis
+from engine.dtmf import floats as dtmf_floats
 from engine.dtmf.detector import BatchDtmfDetector, DtmfDetector, KeyEvent
 from engine.dtmf.tones import KEYS, dtmf_sequence, dtmf_tone
 from engine.format import dbm0_to_peak, to_int16
@@ -36,7 +37,7 @@ def _hard_signal(rng: np.random.Generator, n: int) -> np.ndarray:
     return to_int16(tone + (noise if kind in (2, 3) else 0.05 * noise))
 
 
-def _same(got: dtmf_analysis.Lists | None, want: dtmf_analysis.Lists | None) -> bool:
+def _same(got: dtmf_floats.Lists | None, want: dtmf_floats.Lists | None) -> bool:
     if got is None or want is None:
         return got is want
     return got[:2] == want[:2] and all(np.array_equal(a, b, equal_nan=True) for a, b in zip(got, want, strict=True))
@@ -45,8 +46,8 @@ def _same(got: dtmf_analysis.Lists | None, want: dtmf_analysis.Lists | None) -> 
 def test_features_row_equals_gate_and_features_lists_to_the_bit(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(30)
     exact_calls = []
-    exact = dtmf_analysis.features_row_exact
-    monkeypatch.setattr(dtmf_analysis, "features_row_exact", lambda b: exact_calls.append(1) or exact(b))
+    exact = dtmf_floats.features_row_exact
+    monkeypatch.setattr(dtmf_floats, "features_row_exact", lambda b: exact_calls.append(1) or exact(b))
     gated = 0
     for i in range(4000):
         subs = int(rng.integers(1, 9))
@@ -55,21 +56,21 @@ def test_features_row_equals_gate_and_features_lists_to_the_bit(monkeypatch: pyt
             energy = dtmf_analysis.block_energy(blocks)
             scale = np.sqrt(dtmf_analysis.GATE_ENERGY / max(float(np.max(energy[1:] + energy[:-1])), 1.0))
             blocks = np.round(blocks * scale * float(rng.uniform(0.9999, 1.0001))).astype(np.float32)
-        got, want = dtmf_analysis.features_row(blocks), exact(blocks)
+        got, want = dtmf_floats.features_row(blocks), exact(blocks)
         assert _same(got, want), i
         gated += want is not None
     assert gated > 2000
     assert 0 < len(exact_calls) < 400  # the float32 path decides the close calls, and only those
-    monkeypatch.setattr(dtmf_analysis, "_LOW", 0.5)  # every gated window too close to call: all fall back
-    monkeypatch.setattr(dtmf_analysis, "_HIGH", 1.5)
+    monkeypatch.setattr(dtmf_floats, "_LOW", 0.5)  # every gated window too close to call: all fall back
+    monkeypatch.setattr(dtmf_floats, "_HIGH", 1.5)
     for _ in range(200):
         blocks = _hard_signal(rng, 240).astype(np.float32).reshape(-1, 40)
-        assert _same(dtmf_analysis.features_row(blocks), exact(blocks))
+        assert _same(dtmf_floats.features_row(blocks), exact(blocks))
 
 
 def _inside(tone: np.ndarray, noise: np.ndarray, c: float, strict: bool) -> bool:
     """Whether the second window of ``tone + c · noise`` (240 samples) is strict (or gated)."""
-    f = dtmf_analysis.features_row_exact(to_int16(tone + c * noise).astype(np.float32).reshape(-1, 40))
+    f = dtmf_floats.features_row_exact(to_int16(tone + c * noise).astype(np.float32).reshape(-1, 40))
     return f is not None and (f[1][1] == dtmf_analysis.STRICT if strict else f[0][1] >= 0)
 
 
@@ -93,7 +94,7 @@ def test_features_row_at_the_edges_of_the_gate_and_of_strict() -> None:
             low, high = (mid, high) if _inside(tone, noise, mid, strict) else (low, mid)
         for c in (low, high):
             blocks = to_int16(tone + c * noise).astype(np.float32).reshape(-1, 40)
-            assert _same(dtmf_analysis.features_row(blocks), dtmf_analysis.features_row_exact(blocks))
+            assert _same(dtmf_floats.features_row(blocks), dtmf_floats.features_row_exact(blocks))
             cases += 1
     assert cases > 150
 

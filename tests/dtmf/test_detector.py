@@ -7,6 +7,7 @@ import pytest
 
 import engine.dtmf.detector
 from engine.dtmf import analysis as dtmf_analysis
+from engine.dtmf import floats as dtmf_floats
 from engine.dtmf.detector import BatchDtmfDetector, DtmfDetector, KeyEvent, detect_keys
 from engine.dtmf.tones import KEYS, dtmf_sequence, dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak, to_int16
@@ -133,7 +134,7 @@ def test_the_two_feature_implementations_agree_to_the_bit() -> None:
     windows = dtmf_analysis.gate(blocks, dtmf_analysis.block_energy(blocks).reshape(64, -1))
     assert windows is not None
     dense = dtmf_analysis.features(*windows)
-    lists = dtmf_analysis.features_lists(*windows)
+    lists = dtmf_floats.features_lists(*windows)
     gated = windows[2]
     assert 500 < gated.sum() < gated.size / 2  # the numpy path computes just the gated windows ...
     key, status, amp_low, amp_high, dev_low, dev_high = (np.array(column) for column in zip(*lists, strict=True))
