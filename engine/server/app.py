@@ -292,4 +292,7 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
         return JSONResponse({"calls": engine.board.sizes(), "pacer": vars(pacer),
                              "delivery": engine.delivery.stats()})
 
+    from engine.web.routes import mount_web  # the browser pages, their WebSocket, the `browser` endpoint
+
+    mount_web(app, engine)
     return app

@@ -59,7 +59,8 @@ class Endpoint:
     """The far end of one call: the caller's audio, where the call's audio goes, and optional hooks.
 
     ``ended``: polled by the media thread (about twice a second); True hangs the call up. ``on_close``:
-    called by the media thread once the call's sink is closed.
+    called by the media thread once the call's sink is closed. ``attach``: called by the media thread with the
+    :class:`~engine.media.call.Call` when it starts ticking (an endpoint that shows the call live).
     """
 
     caller: CallerSource
@@ -67,6 +68,7 @@ class Endpoint:
     description: str
     ended: Callable[[], bool] | None = None
     on_close: Callable[[], None] | None = None
+    attach: Callable[[Any], None] | None = None
 
 
 @dataclass

@@ -196,6 +196,8 @@ class Switchboard:
             call, endpoint = arg
             self._calls[call.call_id] = (call, endpoint)
             self.media.add(call)
+            if endpoint.attach is not None:
+                endpoint.attach(call)
             if endpoint.ended is not None:
                 self._ending.append((call, endpoint.ended))
         elif kind == "submit":

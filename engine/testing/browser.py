@@ -1,0 +1,49 @@
+"""Browser harness: Debian's Chromium driven by Playwright (which cannot download its own browsers here).
+
+Chromium runs headless with a fresh profile, no sandbox (root), no background traffic, autoplay allowed, and a
+fake microphone (a WAV file, or Chromium's beep) accepted without asking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--headless", "--autoplay-policy=no-user-gesture-required",
+         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def chromium_available() -> bool:
+    """True when Debian's Chromium and Playwright are installed."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return Path(CHROMIUM).exists()
+
+
+@contextlib.contextmanager
+def chromium(mic_wav: Path | None = None) -> Iterator[Any]:
+    """A Playwright browser context of Chromium (``mic_wav``: the fake microphone's audio), closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    args = list(FLAGS)
+    if mic_wav is not None:
+        args.append(f"--use-file-for-fake-audio-capture={mic_wav}")
+    profile = tempfile.mkdtemp(prefix="ipcc-chromium-")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=args, ignore_default_args=["--mute-audio"])
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
