@@ -47,3 +47,24 @@ def chromium(mic_wav: Path | None = None) -> Iterator[Any]:
                 context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_page(page: Any, expression: str, timeout_s: float = 20.0) -> Any:
+    """Wait until ``expression`` (JavaScript) is truthy in ``page``; returns its value."""
+    handle = page.wait_for_function(expression, polling=50, timeout=timeout_s * 1000)
+    return handle.json_value()
+
+
+def open_phone(context: Any, base_url: str, app_id: str, secret: str = "") -> tuple[Any, str]:
+    """A new ``/phone`` page of ``app_id`` that pressed "call me" and is connected: (page, callId)."""
+    page = context.new_page()
+    page.goto(f"{base_url}/phone?appId={app_id}&secret={secret}")
+    page.click("#call")
+    try:
+        wait_page(page, "window.phone.socket && window.phone.socket.readyState === 1 && window.phone.frames > 25")
+    except Exception as exc:
+        state = page.evaluate("[window.phone.callId, window.phone.socket && window.phone.socket.readyState, "
+                              "window.phone.frames, window.phone.ctx && window.phone.ctx.state, "
+                              "document.getElementById('state').textContent]")
+        raise AssertionError(f"the phone page did not connect: {state}") from exc
+    return page, page.evaluate("window.phone.callId")

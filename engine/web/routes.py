@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 STATIC = resources.files("engine.web") / "static"
 #: Finished ``browser`` calls kept for the calls page (their trace, recording and picture).
 KEEP_FINISHED = 20
+#: A page attaching to a call created a moment ago waits for it to start ticking, up to 100 × 20 ms.
+ATTACH_WAIT_TICKS = 100
 
 #: ``authorize(app_id, secret)``: True when a page may act for ``app_id``.
 Authorize = Callable[[str, str], bool]
@@ -126,7 +128,7 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
                            secret: str = "") -> None:
         await websocket.accept()
         try:
-            phone = _attachable(appId, callId, secret)
+            phone = await _attachable(appId, callId, secret)
         except SocketClose as refusal:
             await websocket.close(refusal.code, refusal.reason)
             return
@@ -139,12 +141,18 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
         finally:
             phone.close_page()
 
-    def _attachable(app_id: str, call_id: str, secret: str) -> BrowserPhone:
+    async def _attachable(app_id: str, call_id: str, secret: str) -> BrowserPhone:
         if not app_id or not allowed(app_id, secret):
             raise SocketClose(CLOSE_POLICY, "appId: unknown application or wrong secret")
-        phone = registry.live.get(call_id)
+        phone = None
         try:
             engine.board.check_call(app_id, call_id)
+            # a call just created starts ticking (and its phone registers) at the media thread's next frame
+            for _ in range(ATTACH_WAIT_TICKS):
+                phone = registry.live.get(call_id)
+                if phone is not None:
+                    break
+                await asyncio.sleep(0.02)
         except EngineError:
             phone = None
         if phone is None or phone.app_id != app_id:

@@ -4,18 +4,19 @@
 // turns into DTMF tones in the caller's audio. Microphone: 20 ms int16 chunks (binary) at 8000 Hz.
 "use strict";
 const FRAME = 160;
+const PREFILL_FRAMES = 5;  // the jitter buffer: playing starts (and restarts after running dry) with 100 ms queued
 const KEYS = "123A456B789C*0#D";
 const $ = (id) => document.getElementById(id);
 const phone = {
   callId: null, socket: null, ctx: null, player: null, mic: null, micStream: null,
   events: [], underflows: 0, dropped: 0, frames: 0, ended: false, closeReason: null, closeCode: null,
-  captured: [], capturing: false, outputAt: new Map(), arrivals: [], jitterMs: 0, orders: [],
+  captured: [], capturing: false, outputAt: new Map(), arrivals: [], jitterMs: 0, orders: [], underflowAt: [],
 
   async audio() {
     if (!this.ctx) {
       this.ctx = new AudioContext({sampleRate: 8000, latencyHint: "interactive"});
       await this.ctx.audioWorklet.addModule("/web/static/worklet.js");
-      this.player = new AudioWorkletNode(this.ctx, "ipcc-player", {processorOptions: {prefill: 3 * FRAME}});
+      this.player = new AudioWorkletNode(this.ctx, "ipcc-player", {processorOptions: {prefill: PREFILL_FRAMES * FRAME}});
       this.player.connect(this.ctx.destination);
       this.player.port.onmessage = (e) => this.onPlayed(e.data);
     }
@@ -23,6 +24,7 @@ const phone = {
   },
 
   onPlayed(data) {
+    if (data.underflowAt !== undefined) { this.underflowAt.push([data.underflowAt, this.frames, performance.now()]); return; }
     this.underflows = data.underflows;
     $("underflows").textContent = data.underflows;
     $("buffered").textContent = Math.round(data.buffered / 8);

@@ -1,6 +1,6 @@
 // AudioWorklet processors of the softphone page, in an AudioContext at 8000 Hz.
 // "ipcc-player": plays the call's 20 ms frames posted by the page ({seq, frame: Float32Array}); starts (and
-// restarts after running dry) with `prefill` samples queued; counts underflows; reports for each frame the
+// restarts after running dry, one frame deeper each time, up to `maxPrefill`) with `prefill` samples queued; counts underflows; reports for each frame the
 // context time at which its first sample is output, and, while capturing, hands every rendered block back.
 // "ipcc-mic": hands every block of its input (the microphone) to the page.
 class PlayerProcessor extends AudioWorkletProcessor {
@@ -8,6 +8,7 @@ class PlayerProcessor extends AudioWorkletProcessor {
     super();
     const opts = (options && options.processorOptions) || {};
     this.prefill = opts.prefill || 480;
+    this.maxPrefill = opts.maxPrefill || 1600;
     this.queue = [];
     this.offset = 0;
     this.buffered = 0;
@@ -49,7 +50,11 @@ class PlayerProcessor extends AudioWorkletProcessor {
         }
       }
       if (i < n) {
-        if (!this.ended) this.underflows += 1;
+        if (!this.ended) {
+          this.underflows += 1;
+          this.prefill = Math.min(this.prefill + 160, this.maxPrefill);  // ran dry: a deeper buffer from now on
+          this.port.postMessage({underflowAt: currentTime});
+        }
         this.started = false;
       }
     }
