@@ -55,10 +55,13 @@ def wait_page(page: Any, expression: str, timeout_s: float = 20.0) -> Any:
     return handle.json_value()
 
 
-def open_phone(context: Any, base_url: str, app_id: str, secret: str = "") -> tuple[Any, str]:
-    """A new ``/phone`` page of ``app_id`` that pressed "call me" and is connected: (page, callId)."""
+def open_phone(context: Any, base_url: str, app_id: str, secret: str = "", extra: str = "") -> tuple[Any, str]:
+    """A new ``/phone`` page of ``app_id`` that pressed "call me" and is connected: (page, callId).
+
+    ``extra``: more of the page's query (``"&prefill=3"``).
+    """
     page = context.new_page()
-    page.goto(f"{base_url}/phone?appId={app_id}&secret={secret}")
+    page.goto(f"{base_url}/phone?appId={app_id}&secret={secret}{extra}")
     page.click("#call")
     try:
         wait_page(page, "window.phone.socket && window.phone.socket.readyState === 1 && window.phone.frames > 25")

@@ -27,8 +27,11 @@ _COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#
 
 @dataclass
 class CallPicture:
-    """What to draw: both directions of audio (int16), requests ``(start_sample, program)``, events ``(at_sample,
-    body)`` — samples from the call's start."""  # noqa: D205, D415 - the summary names every field
+    """What to draw: both directions of audio, the requests and the events of one call.
+
+    ``played``/``heard``: int16; ``requests``: ``(start_sample, program)``; ``events``: ``(at_sample, body)``, samples
+    from the call's start.
+    """
 
     played: np.ndarray
     heard: np.ndarray

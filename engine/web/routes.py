@@ -21,7 +21,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query, WebSocket
@@ -254,5 +253,3 @@ async def _send(websocket: WebSocket, queue: asyncio.Queue[Any]) -> None:
     except (WebSocketDisconnect, RuntimeError):
         return
 
-
-__all__ = ["Path", "PhoneRegistry", "browser_endpoint", "mount_web", "registry_for"]

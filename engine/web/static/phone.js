@@ -4,13 +4,14 @@
 // turns into DTMF tones in the caller's audio. Microphone: 20 ms int16 chunks (binary) at 8000 Hz.
 "use strict";
 const FRAME = 160;
-const PREFILL_FRAMES = 5;  // the jitter buffer: playing starts (and restarts after running dry) with 100 ms queued
+// the jitter buffer: playing starts (and restarts after running dry) with 5 frames (100 ms) queued; ?prefill=N: N frames
+const PREFILL_FRAMES = Math.min(25, Math.max(1, Math.round(Number(new URLSearchParams(location.search).get("prefill")) || 5)));
 const KEYS = "123A456B789C*0#D";
 const $ = (id) => document.getElementById(id);
 const phone = {
   callId: null, socket: null, ctx: null, player: null, mic: null, micStream: null,
   events: [], underflows: 0, dropped: 0, frames: 0, ended: false, closeReason: null, closeCode: null,
-  captured: [], capturing: false, outputAt: new Map(), arrivals: [], jitterMs: 0, orders: [], underflowAt: [],
+  captured: [], capturing: false, outputAt: new Map(), arrivals: [], jitterMs: 0, orders: [], underflowAt: [], arrivedAt: new Map(),
 
   async audio() {
     if (!this.ctx) {
@@ -72,6 +73,8 @@ const phone = {
     for (let i = 0; i < FRAME; i++) frame[i] = samples[i] / 32768;
     this.player.port.postMessage({seq, frame}, [frame.buffer]);
     this.frames += 1;
+    this.arrivedAt.set(seq, performance.timeOrigin + performance.now());
+    if (this.arrivedAt.size > 6000) this.arrivedAt.delete(this.arrivedAt.keys().next().value);
     const lateness = performance.now() - seq * 20;  // arrival against the frame's nominal time
     this.arrivals.push(lateness);
     if (this.arrivals.length > 50) this.arrivals.shift();
