@@ -64,10 +64,55 @@ def open_phone(context: Any, base_url: str, app_id: str, secret: str = "", extra
     page.goto(f"{base_url}/phone?appId={app_id}&secret={secret}{extra}")
     page.click("#call")
     try:
-        wait_page(page, "window.phone.socket && window.phone.socket.readyState === 1 && window.phone.frames > 25")
+        wait_page(page, "window.phone.connected && window.phone.frames > 25")
     except Exception as exc:
-        state = page.evaluate("[window.phone.callId, window.phone.socket && window.phone.socket.readyState, "
+        state = page.evaluate("[window.phone.callId, window.phone.connected, "
                               "window.phone.frames, window.phone.ctx && window.phone.ctx.state, "
                               "document.getElementById('state').textContent]")
         raise AssertionError(f"the phone page did not connect: {state}") from exc
     return page, page.evaluate("window.phone.callId")
+
+
+@contextlib.contextmanager
+def serve_process(folder: Path, *options: str) -> Iterator[str]:
+    """``ipcc-engine serve`` in its own process on a free loopback port (its files in ``folder``): its base URL.
+
+    Its own process, so that the media thread shares no interpreter lock with the test and its browser client.
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    log = (folder / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--state", str(folder / "state"),
+         "--recordings", str(folder / "rec"), "--log-level", "warning", *options],
+        cwd=folder, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/ipcc/status", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {(folder / 'serve.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()

@@ -8,6 +8,7 @@ microphone's WAV come back through the in-band detector as collected keys.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,10 +23,9 @@ from engine.dtmf.detector import detect_keys
 from engine.dtmf.tones import dtmf_tone
 from engine.format import to_int16
 from engine.media.render import render
-from engine.server.app import ServerSettings, create_app
 from engine.testing.alsa import APP, VOICES
-from engine.testing.browser import chromium, chromium_available, open_phone, wait_page
-from engine.testing.server import FakeSpeaker, LiveServer, wait_events
+from engine.testing.browser import chromium, chromium_available, open_phone, serve_process, wait_page
+from engine.testing.server import FakeSpeaker, wait_events
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")
 PROMPT = [{"playFlag": 1, "voiceStr": "welcome.wav"}, {"playFlag": 1, "voiceStr": "beep.wav", "playTime": 2,
@@ -33,12 +33,15 @@ PROMPT = [{"playFlag": 1, "voiceStr": "welcome.wav"}, {"playFlag": 1, "voiceStr"
 MENU = [{"playFlag": 1, "voiceStr": "menu.flac", "getkey": 1, "maxRevCnt": 2, "spaceTime": 3, "totalTime": 20}]
 
 
+@dataclass
+class Server:
+    url: str
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = ServerSettings(voices=Path(VOICES), recordings=tmp_path / "rec", state_dir=tmp_path / "state")
-    live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
-    yield live
-    live.close()
+def server(tmp_path: Path) -> Iterator[Server]:
+    with serve_process(tmp_path / "server", "--voices", VOICES) as url:
+        yield Server(url)
 
 
 def rendered(orders: list[dict]) -> np.ndarray:
@@ -48,28 +51,36 @@ def rendered(orders: list[dict]) -> np.ndarray:
     return render(prepare(request, library, FakeSpeaker(), app.voice)).played
 
 
-def mult_orders(server: LiveServer, call_id: str, orders: list[dict]) -> None:
+def mult_orders(server: Server, call_id: str, orders: list[dict]) -> None:
     answer = httpx.post(f"{server.url}/ipcc/call/multOrders",
                         json={"appId": APP, "callId": call_id, "orders": orders}).json()
     assert answer["code"] == "000000", answer
 
 
-def test_several_pages_play_their_prompt_sample_for_sample_without_underflows(server: LiveServer,
+def test_several_pages_play_their_prompt_sample_for_sample_without_underflows(server: Server,
                                                                                tmp_path: Path) -> None:
     expected = rendered(PROMPT)
     first = int(np.flatnonzero(expected)[0])
     with chromium() as context:
-        pages = [open_phone(context, server.url, APP) for _ in range(3)]
+        # a 500 ms jitter buffer: the machines running this are shared (load 10 on 2 cores seen), and a stall of
+        # 200 ms is not rare there; the page's default (100 ms), its latency and its underflows are measured in
+        # benchmarks/bench_browser.py
+        pages = [open_phone(context, server.url, APP, extra="&prefill=25") for _ in range(3)]
         before = []
         for page, call_id in pages:
             page.evaluate("window.phone.startCapture()")
             before.append(page.evaluate("window.phone.underflows"))  # start-up is not the call
             mult_orders(server, call_id, PROMPT)
-        for index, (page, _call_id) in enumerate(pages):
+        at_end = []
+        for page, _call_id in pages:
             wait_page(page, "window.phone.events.some((m) => m.event.event === 'multrpt')")
-            # the page has played the whole request once its capture runs 0.5 s past the request's length
-            wait_page(page, f"window.phone.captured.length > {len(expected) + 4000} && "
-                            f"window.phone.captured.findIndex((x) => x !== 0) >= 0")
+            at_end.append(page.evaluate("window.phone.underflows"))
+        # no underflow while the requests played (a gap in the audio would also break the equality below)
+        assert at_end == before
+        for page, _call_id in pages:
+            # the page has played the whole request once its capture reaches the request's end
+            wait_page(page, f"(() => {{ const c = window.phone.captured; const i = c.findIndex((x) => x !== 0); "
+                            f"return i >= 0 && c.length >= i - {first} + {len(expected)}; }})()")
             captured = np.array(page.evaluate("window.phone.takeCaptured()"), dtype=np.int64)
             offset = int(np.flatnonzero(captured)[0]) - first
             assert offset >= 0
@@ -77,7 +88,6 @@ def test_several_pages_play_their_prompt_sample_for_sample_without_underflows(se
             assert len(played) == len(expected)
             np.testing.assert_array_equal(played, expected.astype(np.int64))  # exact, after the initial offset
             assert np.corrcoef(played, expected)[0, 1] > 0.9999
-            assert page.evaluate("window.phone.underflows") == before[index]
             assert page.evaluate("window.phone.dropped") == 0
             events = [m["event"]["event"] for m in page.evaluate("window.phone.events")]
             assert events == ["multrpt"]
@@ -86,7 +96,7 @@ def test_several_pages_play_their_prompt_sample_for_sample_without_underflows(se
             page.screenshot(path=str(tmp_path / f"phone-{index}.png"))
 
 
-def test_keypad_clicks_become_keys_collected_through_the_detector(server: LiveServer, tmp_path: Path) -> None:
+def test_keypad_clicks_become_keys_collected_through_the_detector(server: Server, tmp_path: Path) -> None:
     with chromium() as context:
         page, call_id = open_phone(context, server.url, APP)
         mult_orders(server, call_id, MENU)
@@ -100,7 +110,7 @@ def test_keypad_clicks_become_keys_collected_through_the_detector(server: LiveSe
     assert [(e["dtmfCode"], e["endReason"]) for e in dtmf] == [("7#", "maxRevCnt")]
 
 
-def test_keys_in_the_fake_microphone_are_collected(server: LiveServer, tmp_path: Path) -> None:
+def test_keys_in_the_fake_microphone_are_collected(server: Server, tmp_path: Path) -> None:
     rate = 48_000
     parts = [np.zeros(rate), dtmf_tone("4", 100, -8, sample_rate_hz=rate), np.zeros(rate // 4),
              dtmf_tone("2", 100, -8, sample_rate_hz=rate), np.zeros(3 * rate)]
@@ -117,7 +127,7 @@ def test_keys_in_the_fake_microphone_are_collected(server: LiveServer, tmp_path:
     assert [(e["dtmfCode"], e["endReason"]) for e in dtmf] == [("42", "maxRevCnt")]
 
 
-def test_the_calls_page_shows_a_finished_call_its_recording_and_picture(server: LiveServer, tmp_path: Path) -> None:
+def test_the_calls_page_shows_a_finished_call_its_recording_and_picture(server: Server, tmp_path: Path) -> None:
     with chromium() as context:
         page, call_id = open_phone(context, server.url, APP)
         mult_orders(server, call_id, MENU)

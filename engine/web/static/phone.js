@@ -1,5 +1,6 @@
 // The softphone: "call me" makes an outCall to the `browser` endpoint and this page becomes the phone.
-// Audio: binary WebSocket frames (uint32 LE sequence number, then 160 int16 LE samples) played by the
+// Audio: binary WebSocket frames (uint32 LE sequence number, then 160 int16 LE samples), received by a worker
+// (socket-worker.js) and handed straight to the
 // "ipcc-player" AudioWorklet in an AudioContext at 8000 Hz. Keys: {"type":"key"} messages, which the engine
 // turns into DTMF tones in the caller's audio. Microphone: 20 ms int16 chunks (binary) at 8000 Hz.
 "use strict";
@@ -9,7 +10,7 @@ const PREFILL_FRAMES = Math.min(25, Math.max(1, Math.round(Number(new URLSearchP
 const KEYS = "123A456B789C*0#D";
 const $ = (id) => document.getElementById(id);
 const phone = {
-  callId: null, socket: null, ctx: null, player: null, mic: null, micStream: null,
+  callId: null, worker: null, connected: false, ctx: null, player: null, mic: null, micStream: null,
   events: [], underflows: 0, dropped: 0, frames: 0, ended: false, closeReason: null, closeCode: null,
   captured: [], capturing: false, outputAt: new Map(), arrivals: [], jitterMs: 0, orders: [], underflowAt: [], arrivedAt: new Map(),
 
@@ -52,31 +53,37 @@ const phone = {
     this.callId = callId;
     $("callId").textContent = callId;
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/phone/ws?${ipcc.query({callId})}`;
-    const socket = this.socket = new WebSocket(url);
-    socket.binaryType = "arraybuffer";
-    socket.onopen = () => { $("state").textContent = "connected"; for (const id of ["hangup", "mic", "send"]) $(id).disabled = false; };
-    socket.onmessage = (e) => (typeof e.data === "string" ? this.onJson(JSON.parse(e.data)) : this.onFrame(e.data));
-    socket.onclose = (e) => {
-      this.closeCode = e.code; this.closeReason = e.reason; this.ended = true;
-      if (this.player) this.player.port.postMessage({ended: true});
-      $("state").textContent = `closed (${e.code}${e.reason ? ": " + e.reason : ""})`;
-      for (const id of ["hangup", "mic", "send"]) $(id).disabled = true;
-      this.stopMic();
-    };
+    const frames = new MessageChannel();
+    this.player.port.postMessage({port: frames.port2}, [frames.port2]);
+    const worker = this.worker = new Worker("/web/static/socket-worker.js");
+    worker.onmessage = (e) => this.onWorker(e.data);
+    worker.postMessage({connect: true, url, player: frames.port1}, [frames.port1]);
   },
 
-  onFrame(buffer) {
-    const view = new DataView(buffer);
-    const seq = view.getUint32(0, true);
-    const samples = new Int16Array(buffer, 4, FRAME);
-    const frame = new Float32Array(FRAME);
-    for (let i = 0; i < FRAME; i++) frame[i] = samples[i] / 32768;
-    this.player.port.postMessage({seq, frame}, [frame.buffer]);
+  onWorker(m) {
+    if (m.arrived !== undefined) {
+      this.onArrival(m.arrived, m.at);
+    } else if (m.json !== undefined) {
+      this.onJson(JSON.parse(m.json));
+    } else if (m.open) {
+      this.connected = true;
+      $("state").textContent = "connected";
+      for (const id of ["hangup", "mic", "send"]) $(id).disabled = false;
+    } else if (m.closed) {
+      this.connected = false;
+      this.closeCode = m.closed.code; this.closeReason = m.closed.reason; this.ended = true;
+      this.player.port.postMessage({ended: true});
+      $("state").textContent = `closed (${m.closed.code}${m.closed.reason ? ": " + m.closed.reason : ""})`;
+      for (const id of ["hangup", "mic", "send"]) $(id).disabled = true;
+      this.stopMic();
+    }
+  },
+
+  onArrival(seq, at) {
     this.frames += 1;
-    this.arrivedAt.set(seq, performance.timeOrigin + performance.now());
+    this.arrivedAt.set(seq, at);
     if (this.arrivedAt.size > 6000) this.arrivedAt.delete(this.arrivedAt.keys().next().value);
-    const lateness = performance.now() - seq * 20;  // arrival against the frame's nominal time
-    this.arrivals.push(lateness);
+    this.arrivals.push(at - performance.timeOrigin - seq * 20);  // arrival against the frame's nominal time
     if (this.arrivals.length > 50) this.arrivals.shift();
     if (seq % 5 === 0) {
       this.jitterMs = Math.max(...this.arrivals) - Math.min(...this.arrivals);
@@ -107,7 +114,7 @@ const phone = {
   },
 
   press(key) {
-    if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({type: "key", key}));
+    if (this.connected) this.worker.postMessage({text: JSON.stringify({type: "key", key})});
   },
 
   async startMic() {
@@ -119,19 +126,9 @@ const phone = {
     const mute = this.ctx.createGain();
     mute.gain.value = 0;
     source.connect(node).connect(mute).connect(this.ctx.destination);
-    let pending = new Int16Array(0);
-    node.port.onmessage = (e) => {
-      const block = e.data;
-      const joined = new Int16Array(pending.length + block.length);
-      joined.set(pending);
-      for (let i = 0; i < block.length; i++) joined[pending.length + i] = Math.max(-32768, Math.min(32767, Math.round(block[i] * 32768)));
-      let offset = 0;
-      while (joined.length - offset >= FRAME) {
-        if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(joined.slice(offset, offset + FRAME).buffer);
-        offset += FRAME;
-      }
-      pending = joined.slice(offset);
-    };
+    const blocks = new MessageChannel();
+    node.port.postMessage({port: blocks.port1}, [blocks.port1]);
+    this.worker.postMessage({mic: blocks.port2}, [blocks.port2]);
     $("micState").textContent = "on";
     $("mic").textContent = "microphone off";
   },

@@ -2,13 +2,14 @@
 // "ipcc-player": plays the call's 20 ms frames posted by the page ({seq, frame: Float32Array}); starts (and
 // restarts after running dry, one frame deeper each time, up to `maxPrefill`) with `prefill` samples queued; counts underflows; reports for each frame the
 // context time at which its first sample is output, and, while capturing, hands every rendered block back.
-// "ipcc-mic": hands every block of its input (the microphone) to the page.
+// "ipcc-mic": hands every block of its input (the microphone) on (to the socket's worker, given a port).
+// Frames come on the node's port or on a port handed over ({port}), straight from the socket's worker.
 class PlayerProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
     const opts = (options && options.processorOptions) || {};
     this.prefill = opts.prefill || 480;
-    this.maxPrefill = opts.maxPrefill || 1600;
+    this.maxPrefill = Math.max(opts.maxPrefill || 1600, this.prefill);
     this.queue = [];
     this.offset = 0;
     this.buffered = 0;
@@ -16,9 +17,11 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.ended = false;
     this.underflows = 0;
     this.capture = false;
-    this.port.onmessage = (event) => {
+    const onMessage = (event) => {
       const data = event.data;
-      if (data.frame) {
+      if (data.port) {
+        data.port.onmessage = onMessage;  // frames straight from the socket's worker
+      } else if (data.frame) {
         this.queue.push(data);
         this.buffered += data.frame.length;
       } else if (data.capture !== undefined) {
@@ -27,6 +30,7 @@ class PlayerProcessor extends AudioWorkletProcessor {
         this.ended = true;
       }
     };
+    this.port.onmessage = onMessage;
   }
 
   process(inputs, outputs) {
@@ -68,9 +72,15 @@ class PlayerProcessor extends AudioWorkletProcessor {
 }
 
 class MicProcessor extends AudioWorkletProcessor {
+  constructor() {
+    super();
+    this.out = this.port;
+    this.port.onmessage = (event) => { if (event.data.port) this.out = event.data.port; };
+  }
+
   process(inputs) {
     const input = inputs[0] && inputs[0][0];
-    if (input && input.length) this.port.postMessage(input.slice());
+    if (input && input.length) this.out.postMessage(input.slice());
     return true;
   }
 }
