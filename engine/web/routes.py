@@ -1,6 +1,7 @@
 """The browser pages on the server's app: ``/phone``, ``/calls``, their assets, the WebSocket and the calls API.
 
-* ``GET /phone`` and ``GET /calls``: the pages; ``/web/static/…``: their scripts (no build step, no CDN).
+* ``GET /phone`` and ``GET /calls``: the pages; ``/web/static/…``: their scripts (no build step, no CDN);
+  ``/docs`` and ``/redoc`` with their assets served here too (:mod:`engine.web.docs`).
 * ``WS /phone/ws?appId=&callId=&secret=``: a page becomes the phone of a live ``browser`` call of that
   application (:mod:`engine.web.socket`, :mod:`engine.web.phone`).
 * ``GET /web/calls?appId=&secret=``: the application's live calls with their events, and its finished
@@ -30,6 +31,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from engine.errors import EndpointError, EngineError
 from engine.server.endpoints import Endpoint, EndpointContext, OutCallSpec, register_endpoint
+from engine.web.docs import mount_docs
 from engine.web.phone import BrowserPhone
 from engine.web.socket import CLOSE_NORMAL, CLOSE_POLICY, PageInput, SocketClose
 
@@ -118,6 +120,7 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
     def allowed(app_id: str, secret: str) -> bool:
         return bool(app.state.web_authorize(app_id, secret))
 
+    mount_docs(app)
     app.mount("/web/static", StaticFiles(directory=str(STATIC)), name="web-static")
     app.add_api_route("/phone", lambda: _page("phone.html"), methods=["GET"], include_in_schema=False)
     app.add_api_route("/calls", lambda: _page("calls.html"), methods=["GET"], include_in_schema=False)
