@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 PAGE_QUEUE_FRAMES = 50
 #: A status message every 5 frames (100 ms).
 STATUS_EVERY_FRAMES = 5
-#: The trace of a call is kept for its picture up to 10 minutes of audio.
-TRACE_MAX_SAMPLES = 10 * 60 * SAMPLE_RATE_HZ
+#: The trace of a call is kept for its picture up to 5 minutes of audio (both directions: 19 MB at most).
+TRACE_MAX_SAMPLES = 5 * 60 * SAMPLE_RATE_HZ
 #: Event bodies for the page are stamped with this (the timestamp is dropped: the call's time says when).
 _EPOCH = datetime(2000, 1, 1)
 #: A binary frame: sequence number (uint32 LE) then 160 int16 LE samples.

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STATIC = resources.files("engine.web") / "static"
-#: Finished ``browser`` calls kept for the calls page (their trace, recording and picture).
-KEEP_FINISHED = 20
+#: Finished ``browser`` calls kept for the calls page (their trace, recording and picture): 10 (190 MB at most).
+KEEP_FINISHED = 10
 #: A page attaching to a call created a moment ago waits for it to start ticking, up to 100 × 20 ms.
 ATTACH_WAIT_TICKS = 100
 
