@@ -152,3 +152,20 @@ def test_the_calls_page_shows_a_finished_call_its_recording_and_picture(server: 
     audio, rate = sf.read(tmp_path / "got.wav", dtype="int16")
     assert rate == 8000 and audio.shape[1] == 2
     assert "".join(k.key for k in detect_keys(audio[:, 1])) == "59"  # the page's keys, in the caller's channel
+
+
+def test_a_page_becomes_the_phone_of_a_browser_call_made_through_the_api(server: Server) -> None:
+    answer = httpx.post(f"{server.url}/ipcc/call/outCall", json={"appId": APP, "called": "browser"}).json()
+    assert answer["code"] == "000000", answer
+    call_id = answer["callId"]
+    with chromium() as context:
+        page = context.new_page()
+        page.goto(f"{server.url}/phone?appId={APP}&callId={call_id}")
+        wait_page(page, "window.phone.connected && window.phone.frames > 10")
+        mult_orders(server, call_id, MENU)
+        wait_page(page, "document.getElementById('collecting').textContent === 'collecting'")
+        page.click("#key-1")
+        page.click("#key-2")
+        events = wait_events(httpx.Client(base_url=server.url), call_id, 2, timeout_s=20)
+        assert page.inner_text("#callId") == call_id
+    assert [(e["dtmfCode"], e["endReason"]) for e in events if e["event"] == "ivrreportdtmf"] == [("12", "maxRevCnt")]
