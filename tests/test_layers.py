@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"admission", "media"},
     {"local"},
-    {"server"},
+    {"server", "web"},
     {"cli"},
     {"testing"},
 ]

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="render a multOrders request to an 8 kHz WAV")
     render.add_argument("request", help="the request JSON file, or - for standard input")
     render.add_argument("-o", "--output", type=Path, required=True, help="the WAV file to write")
+    render.add_argument("--plot", type=Path, help="also draw the call on one time axis to this PNG (extra: plot)")
     _add_render_options(render)
     render.set_defaults(func=cmd_render)
 

@@ -105,6 +105,10 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
     for event in rendered.events:
         print_json(event)
     _write_atomically(args.output, rendered, args.stereo, args.encoding)
+    if getattr(args, "plot", None) is not None:
+        from engine.cli.plot import plot_render
+
+        plot_render(program, rendered, args.plot)
     return JobResult(EXIT_OK, program, rendered)
 
 

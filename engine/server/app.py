@@ -307,6 +307,9 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
     install_error_answers(app)
     for module in ROUTE_MODULES:
         module.register(app, engine)
+    from engine.web.routes import mount_web  # the browser pages, their WebSocket, the `browser` endpoint
+
+    mount_web(app, engine)
     return app
 
 

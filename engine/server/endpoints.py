@@ -67,6 +67,8 @@ class Endpoint:
     ``ended``: polled by the media thread (about twice a second); True hangs the call up. ``on_close``:
     called by the media thread once the call's sink is closed. ``recording``: the recording's path inside the
     recordings folder ("" when nothing is recorded). ``info``: what the call events say (set by the server).
+    ``attach``: called by the media thread with the :class:`~engine.media.call.Call` when it starts ticking
+    (an endpoint that shows the call live).
     """
 
     caller: CallerSource
@@ -74,6 +76,7 @@ class Endpoint:
     description: str
     ended: Callable[[], bool] | None = None
     on_close: Callable[[], None] | None = None
+    attach: Callable[[Any], None] | None = None
     recording: str = ""
     info: CallInfo | None = None
 

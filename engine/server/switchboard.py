@@ -261,6 +261,8 @@ class Switchboard:
             if info is not None:
                 info.answered = info.answered or self.wall_clock()
                 self.publish(call.app_id, call.call_id, call_stat_report(info, ANSWERED, info.answered))
+            if endpoint.attach is not None:
+                endpoint.attach(call)
             if endpoint.ended is not None:
                 self._ending.append((call, endpoint.ended))
         elif kind == "submit":

@@ -1,0 +1,141 @@
+"""The browser phone: mouth-to-ear latency, underflows over a long call, pages one server feeds in real time.
+
+Chromium (Debian's, headless, via Playwright) opens ``/phone`` pages of a live server in this process; each
+page's call plays the voice library's prompts in a loop.
+
+* Latency: from the moment the media thread hands frame ``n`` to the call's sink (``time.time()``) to the moment
+  the page's AudioWorklet outputs its first sample (the worklet's context time, mapped to the page's clock by
+  ``getOutputTimestamp``; both clocks are this machine's). Baseline, same run: the frame's arrival on the page
+  (the WebSocket alone, without the jitter buffer and the audio output).
+* Underflows over a 60 s call (quick: 10 s) on one page, after the start-up second; from here on the server is
+  ``ipcc-engine serve`` in its own process (as deployed), the latency's server ran in this one (to read its
+  frames' times).
+* Pages: 1, 2, 4, 8 pages at once (quick: 1, 2, 4), each for 10 s (quick: 5 s); a page is fed in real time
+  when it had no underflow and the server dropped none of its frames. The largest such count is the figure.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common import Row
+from engine.server.app import ServerSettings, create_app
+from engine.testing.alsa import APP, VOICES
+from engine.testing.browser import chromium, chromium_available, open_phone, serve_process, wait_page
+from engine.testing.server import FakeSpeaker, LiveServer
+
+BENCH = "browser"
+LOOP = [{"playFlag": 1, "voiceStr": "welcome.wav"}, {"playFlag": 1, "voiceStr": "menu.flac", "playTime": 50,
+                                                     "spaceTime": 1}]
+
+
+def _page_call(context: Any, url: str, extra: str = "") -> tuple[Any, str]:
+    page, call_id = open_phone(context, url, APP, extra=extra)
+    answer = httpx.post(f"{url}/ipcc/call/multOrders",
+                        json={"appId": APP, "callId": call_id, "orders": LOOP}).json()
+    assert answer["code"] == "000000", answer
+    return page, call_id
+
+
+def _latency(context: Any, server: LiveServer, seconds: float, extra: str = "") -> tuple[list[float], list[float]]:
+    page, call_id = _page_call(context, server.url, extra)
+    wait_page(page, f"window.phone.frames > {int(seconds * 50)}", timeout_s=seconds + 30)
+    out_at = dict(page.evaluate("Array.from(window.phone.outputAt.entries())"))
+    arrived_at = dict(page.evaluate("Array.from(window.phone.arrivedAt.entries())"))
+    written = dict(server.app.state.web_registry.live[call_id].written_at)
+    page.close()
+    ear = [out_at[seq] - written[seq] * 1000 for seq in written if seq in out_at and seq > 50]
+    wire = [arrived_at[seq] - written[seq] * 1000 for seq in written if seq in arrived_at and seq > 50]
+    return ear, wire
+
+
+def _underflows(context: Any, url: str, seconds: float) -> tuple[int, int]:
+    """(underflows, frames dropped by the server) over ``seconds`` after a steady second."""
+    page, _call_id = _page_call(context, url)
+    wait_page(page, "window.phone.frames > 50")
+    before = page.evaluate("window.phone.underflows")
+    frames = page.evaluate("window.phone.frames")
+    wait_page(page, f"window.phone.frames > {frames + int(seconds * 50)}", timeout_s=seconds + 30)
+    after = page.evaluate("window.phone.underflows")
+    dropped = page.evaluate("window.phone.dropped")  # the server's count, in its status messages
+    page.close()
+    return after - before, dropped
+
+
+def _pages(context: Any, url: str, count: int, seconds: float) -> tuple[int, int]:
+    """(pages fed in real time, underflows in all) with ``count`` pages at once for ``seconds``."""
+    calls = [_page_call(context, url) for _ in range(count)]
+    for page, _ in calls:
+        wait_page(page, "window.phone.frames > 50")
+    before = [page.evaluate("window.phone.underflows") for page, _ in calls]
+    dropped_before = [page.evaluate("window.phone.dropped") for page, _ in calls]
+    start = calls[0][0].evaluate("window.phone.frames")
+    wait_page(calls[0][0], f"window.phone.frames > {start + int(seconds * 50)}", timeout_s=seconds + 30)
+    fed = underflows = 0
+    for (page, _cid), u0, d0 in zip(calls, before, dropped_before, strict=True):
+        lost = page.evaluate("window.phone.underflows") - u0
+        dropped = page.evaluate("window.phone.dropped") - d0
+        underflows += lost
+        fed += lost == 0 and dropped == 0
+    for page, _ in calls:
+        page.close()
+    return fed, underflows
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(quick: bool) -> list[Row]:
+    """Rows: latency (p50, p95) beside the WebSocket arrival, underflows over a long call, pages fed."""
+    if not chromium_available():
+        return [Row(BENCH, "browser phone", None, "", note="needs Debian's chromium and playwright")]
+    long_s = 10.0 if quick else 60.0
+    counts = (1, 2, 4) if quick else (1, 2, 4, 8)
+    trial_s = 5.0 if quick else 10.0
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
+        settings = ServerSettings(voices=Path(VOICES), recordings=Path(tmp) / "rec", state_dir=Path(tmp) / "state")
+        server = LiveServer(create_app(settings, speaker=FakeSpeaker()))
+        server.app.state.web_registry.clock = time.time
+        try:
+            with chromium() as context:
+                ear, wire = _latency(context, server, 5.0 if quick else 20.0)
+                p50, p95 = statistics.median(ear), _percentile(ear, 0.95)
+                rows.append(Row(BENCH, "mouth-to-ear latency p50: engine frame → AudioWorklet output", p50, "ms",
+                                "frame arrival on the page (WebSocket only)", statistics.median(wire), "<= 120 ms",
+                                p50 <= 120, note=f"{len(ear)} frames; p95 {p95:.0f} ms, WebSocket p95 "
+                                                 f"{_percentile(wire, 0.95):.0f} ms; jitter buffer 100 ms"))
+                ear3, _ = _latency(context, server, 5.0 if quick else 20.0, "&prefill=3")
+                rows.append(Row(BENCH, "mouth-to-ear latency p50, jitter buffer 60 ms (?prefill=3)",
+                                statistics.median(ear3), "ms", "frame arrival on the page (WebSocket only)",
+                                statistics.median(wire), "<= 120 ms", statistics.median(ear3) <= 120,
+                                note=f"p95 {_percentile(ear3, 0.95):.0f} ms; each start-up underflow deepens "
+                                     "the buffer by a frame"))
+            server.close()  # the rest against `serve` in its own process
+            with serve_process(Path(tmp) / "serve", "--voices", VOICES) as url, chromium() as context:
+                lost, dropped = _underflows(context, url, long_s)
+                rows.append(Row(BENCH, f"underflows over a {long_s:.0f} s call (one page)", lost, "underflows",
+                                target="0", met=lost == 0 and dropped == 0, note=f"frames dropped {dropped}"))
+                held = 0
+                notes = []
+                for count in counts:
+                    fed, underflows = _pages(context, url, count, trial_s)
+                    notes.append(f"{count}: {fed} fed, {underflows} underflows")
+                    if fed == count:
+                        held = count
+                    else:
+                        break
+                rows.append(Row(BENCH, "pages one server feeds in real time (no underflow, no drop)", held, "pages",
+                                target=">= 2 (several)", met=held >= 2,
+                                note=f"{trial_s:.0f} s per trial; " + "; ".join(notes)))
+        finally:
+            server.close()
+    return rows

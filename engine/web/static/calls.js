@@ -1,0 +1,67 @@
+// The calls page: the application's live calls with their events, its finished browser calls with their
+// recording (play here or download) and the picture of the call. Refreshed every second.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const calls = {
+  data: null,
+  async refresh() {
+    const response = await fetch(`/web/calls?${ipcc.query()}`);
+    if (!response.ok) { $("state").textContent = (await response.json()).error; return; }
+    this.data = await response.json();
+    $("state").textContent = `${this.data.live.length} live, ${this.data.finished.length} finished`;
+    const eventList = (events) => {
+      const ul = ipcc.el("ul");
+      for (const e of events) ul.append(ipcc.el("li", ipcc.describeEvent(null, e)));
+      return ul;
+    };
+    $("live").tBodies[0].replaceChildren(...this.data.live.map((c) => {
+      const tr = ipcc.el("tr");
+      const cell = ipcc.el("td");
+      cell.append(ipcc.el("code", c.callId));
+      const events = ipcc.el("td");
+      events.append(eventList(c.events));
+      tr.append(cell, ipcc.el("td", c.browser ? "browser" : "other"), events);
+      return tr;
+    }));
+    $("finished").tBodies[0].replaceChildren(...this.data.finished.map((c) => {
+      const tr = ipcc.el("tr");
+      tr.dataset.callId = c.callId;
+      const id = ipcc.el("td");
+      const show = ipcc.el("a", c.callId);
+      show.href = "#";
+      show.className = "show";
+      show.onclick = (e) => { e.preventDefault(); this.show(c); };
+      id.append(show);
+      const events = ipcc.el("td");
+      events.append(eventList(c.events));
+      const rec = ipcc.el("td");
+      const audio = ipcc.el("audio");
+      audio.controls = true;
+      audio.preload = "none";
+      audio.src = `${c.recording}?${ipcc.query()}`;
+      const download = ipcc.el("a", "download");
+      download.href = audio.src;
+      download.download = `browser-${c.callId}.wav`;
+      rec.append(audio, ipcc.el("br"), download);
+      tr.append(id, ipcc.el("td", `${c.seconds.toFixed(2)} s`), events, rec);
+      return tr;
+    }));
+  },
+  show(c) {
+    $("pictureOf").textContent = `call ${c.callId}`;
+    $("picture").src = `${c.picture}?${ipcc.query()}`;
+  },
+};
+window.calls = calls;
+(function setup() {
+  const s = ipcc.session();
+  $("appId").value = s.appId;
+  $("secret").value = s.secret;
+  $("refresh").onclick = () => {
+    sessionStorage.setItem("ipcc.appId", $("appId").value.trim());
+    sessionStorage.setItem("ipcc.secret", $("secret").value);
+    calls.refresh();
+  };
+  calls.refresh();
+  setInterval(() => calls.refresh(), 1000);
+})();
