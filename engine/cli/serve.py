@@ -26,6 +26,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except (ConfigError, NotADirectoryError, ValueError) as exc:
         return fail(str(exc))
+    if args.sip:
+        from engine.server.sip_glue import attach_sip
+
+        try:
+            attach_sip(app.state.engine, args.sip, args.config)
+        except (OSError, ValueError) as exc:
+            return fail(str(exc))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("listening on %s: the API has no authentication", args.host)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
@@ -45,6 +52,7 @@ def register(subparsers: Any) -> None:
                        help="where the event log events.jsonl is kept (default: ./state)")
     serve.add_argument("--max-calls", type=int, default=10_000, help="live calls at most (default: 10000)")
     serve.add_argument("--fsync", action="store_true", help="fsync the event log after every batch")
+    serve.add_argument("--sip", metavar="HOST:PORT", help="also answer SIP calls here (UDP), e.g. 127.0.0.1:5080")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=cmd_serve)

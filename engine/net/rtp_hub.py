@@ -101,6 +101,7 @@ class RtpHub:
                          self.max_ext, self.base_ext, self.received, self.transit, self.jitter, self.last_rx_tick,
                          self.octets, self.packets_sent, self.played, self.heard, self.io.send_names]
         self._posted: deque[tuple[str, RtpSession]] = deque()
+        self._keys_posted: deque[tuple[RtpSession, str, int]] = deque()
         self._keys = np.zeros(0, dtype=np.int64)
         self._key_slots = np.zeros(0, dtype=np.int64)
         self._with_events: set[RtpSession] = set()
@@ -118,6 +119,22 @@ class RtpHub:
     def retarget(self, session: RtpSession) -> None:
         """``session``'s remote address or payload types changed (re-INVITE): applied at the next tick."""
         self._posted.append(("retarget", session))
+
+    def post_key(self, session: RtpSession, key: str, duration_samples: int) -> None:
+        """A key signalled out of band (SIP INFO): rendered as its tone from the next frame played."""
+        self._keys_posted.append((session, key, duration_samples))
+
+    def _apply_keys(self) -> None:
+        while self._keys_posted:
+            session, key, duration = self._keys_posted.popleft()
+            slot = session.slot
+            if slot < 0:
+                continue
+            play = int(self.bank.play[slot])
+            start = (max(play, 0) * _F + int(self.bank.offset[slot])) & 0xFFFFFFFF
+            session.events.add_key(key, start, duration)
+            session.quiet_ticks = 0
+            self._with_events.add(session)
 
     def _apply_posted(self) -> None:
         changed = False
@@ -187,6 +204,8 @@ class RtpHub:
         """Drain the sockets, place every packet, and play one frame of every call into :attr:`heard`."""
         if self._posted:
             self._apply_posted()
+        if self._keys_posted:
+            self._apply_keys()
         self.ticks += 1
         budget = self.drain_budget
         while budget > 0:
