@@ -104,9 +104,9 @@ class PhoneService:
         call.owner = line
         session_id = random.getrandbits(31)
         if negotiated is not None:
-            call.local_sdp = build_answer(negotiated, self.hub.host, self.hub.port, session_id)
+            call.local_sdp = build_answer(negotiated, self.hub.host, session.local_port, session_id)
         else:
-            call.local_sdp = build_offer(self.hub.host, self.hub.port, session_id)
+            call.local_sdp = build_offer(self.hub.host, session.local_port, session_id)
         try:
             decision = self.handler.incoming(line)
         except Exception:
@@ -149,11 +149,12 @@ class PhoneService:
     def reoffer(self, call: SipCall, sdp: bytes) -> bytes:
         """A re-INVITE: hold, unhold or a new address; the answer keeps our address and port."""
         line: Line = call.owner
+        port = line.session.local_port
         if not sdp:
-            return build_offer(self.hub.host, self.hub.port, random.getrandbits(31), 2)
+            return build_offer(self.hub.host, port, random.getrandbits(31), 2)
         negotiated = negotiate(parse_sdp(sdp))
         line.session.update(negotiated)
-        return build_answer(negotiated, self.hub.host, self.hub.port, random.getrandbits(31), 2)
+        return build_answer(negotiated, self.hub.host, port, random.getrandbits(31), 2)
 
     def dtmf(self, call: SipCall, key: str, duration_ms: int) -> None:
         """A key by SIP INFO: rendered as its tone into the caller's audio (the detector decides it)."""
@@ -173,7 +174,7 @@ class PhoneService:
         """Call ``target`` (a SIP URI); the line exists at once, its INVITE leaves on the SIP thread."""
         session = RtpSession(self.hub, None, self.inactivity_ticks)
         line = Line(None, session, target, caller, False)  # type: ignore[arg-type]
-        offer = build_offer(self.hub.host, self.hub.port, random.getrandbits(31))
+        offer = build_offer(self.hub.host, session.local_port, random.getrandbits(31))
 
         def send() -> None:
             call = self.agent.invite(target, caller, offer)
@@ -196,13 +197,22 @@ class PhoneService:
 
 
 def with_rtp(hub: RtpHub, tick: Callable[[], None]) -> Callable[[], None]:
-    """A media tick carrying ``hub``: drain and play out, then ``tick`` (the media loop), then send."""
+    """A media tick carrying ``hub``: drain and play out, then ``tick`` (the media loop), then send.
+
+    A failure of the hub is logged; the tick goes on.
+    """
 
     def rtp_tick() -> None:
-        hub.receive()
+        try:
+            hub.receive()
+        except Exception:  # no caller audio this tick rather than no media thread
+            log.exception("RTP receive failed")
         try:
             tick()
         finally:
-            hub.send()
+            try:
+                hub.send()
+            except Exception:
+                log.exception("RTP send failed")
 
     return rtp_tick

@@ -32,6 +32,7 @@ from engine.net.jitter import JitterBank
 from engine.net.mmsg import BatchSocket, address_key, key_of, sockaddr
 from engine.net.rtcp import ReportBlock, build_report, parse_reports
 from engine.net.rtp import HEADER_BYTES, RtpError, parse_rtp, write_headers
+from engine.net.rtp_ports import PortPool
 from engine.net.telephone_event import parse_event
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class RtpHub:
     """Every call's RTP on one socket pair at ``host:port`` (``port`` 0: a free even port); ``capacity`` calls."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, capacity: int = 4096,
-                 drain_budget: int = 0) -> None:
+                 drain_budget: int = 0, per_call_ports: tuple[int, int] | None = None) -> None:
         rtp, self.rtcp_sock = _bind_pair(host, port)
         for sock in (rtp, self.rtcp_sock):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -105,6 +106,12 @@ class RtpHub:
         self._keys = np.zeros(0, dtype=np.int64)
         self._key_slots = np.zeros(0, dtype=np.int64)
         self._with_events: set[RtpSession] = set()
+        #: Per-call ports (a socket pair per call from this range; (0, 0): any) instead of the shared socket.
+        self.pool = PortPool(host, *per_call_ports) if per_call_ports is not None else None
+
+    def open_ports(self) -> tuple[socket.socket, socket.socket] | None:
+        """A session's own (RTP, RTCP) sockets in per-call mode; None when calls share the hub's socket."""
+        return self.pool.open() if self.pool is not None else None
 
     # -- sessions (posted from any thread) -----------------------------------------------------------------
 
@@ -166,6 +173,8 @@ class RtpHub:
         session.slot = slot
         self.sessions.append(session)
         self._configure(slot, session)
+        if self.pool is not None and session.sockets is not None:
+            self.pool.register(session)
 
     def _configure(self, slot: int, session: RtpSession) -> None:
         remote = session.remote
@@ -180,6 +189,8 @@ class RtpHub:
         self.sending[slot] = session.sends
 
     def _remove(self, session: RtpSession) -> None:
+        if self.pool is not None and session.sockets is not None:
+            self.pool.unregister(session)
         slot = session.slot
         last = self.bank.remove(slot)
         if slot != last:
@@ -207,7 +218,9 @@ class RtpHub:
         if self._keys_posted:
             self._apply_keys()
         self.ticks += 1
-        budget = self.drain_budget
+        if self.pool is not None:
+            self._receive_per_call()
+        budget = self.drain_budget if self.pool is None else 0
         while budget > 0:
             count, lengths = self.io.receive()
             if not count:
@@ -228,18 +241,39 @@ class RtpHub:
                     if session.quiet_ticks > 500:
                         self._with_events.discard(session)
 
+    def _receive_per_call(self) -> None:
+        assert self.pool is not None
+        for _ in range(max(1, self.drain_budget // len(self.io.recv_data))):
+            count, lengths, sessions, rtcp = self.pool.drain(self.io.recv_data, self.io.recv_names)
+            for packet, session in rtcp:
+                self._report_from(packet, session.slot)
+            if not count:
+                return
+            self.counters["received"] += count
+            slots = np.array([session.slot for session in sessions], dtype=np.int64)
+            keys = address_key(self.io.recv_names[:count])
+            for i in np.flatnonzero((slots >= 0) & (keys != self.remote_key[np.maximum(slots, 0)])):
+                port = int(keys[i] & 0xFFFF)
+                if port and self.received[slots[i]] == 0 or port and self.remote_key[slots[i]] < 0:
+                    session = self.sessions[int(slots[i])]  # symmetric RTP: send where it sends from
+                    session.latch((socket.inet_ntoa(int(keys[i] >> 16).to_bytes(4, "big")), port))
+                    self._configure(int(slots[i]), session)
+            self._place(count, lengths, slots)
+            if count < len(self.io.recv_data):
+                return
+
     def _slots_of(self, keys: np.ndarray) -> np.ndarray:
         if not len(self._keys):
             return np.full(len(keys), -1, dtype=np.int64)
         index = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
         return np.where(self._keys[index] == keys, self._key_slots[index], -1)
 
-    def _place(self, count: int, lengths: np.ndarray) -> None:
+    def _place(self, count: int, lengths: np.ndarray, given: np.ndarray | None = None) -> None:
         data = self.io.recv_data[:count]
         names = self.io.recv_names[:count]
-        slots = self._slots_of(address_key(names))
+        slots = self._slots_of(address_key(names)) if given is None else given
         unknown = slots < 0
-        if unknown.any():
+        if unknown.any() and given is None:
             for i in np.flatnonzero(unknown):
                 slots[i] = self._latch(names[i], data[i, 0], int(lengths[i]))
         broken = (slots >= 0) & (((data[:, 0] >> 6) != 2) | (lengths < HEADER_BYTES))
@@ -354,22 +388,23 @@ class RtpHub:
         for _ in range(64):
             try:
                 data, (host, port) = self.rtcp_sock.recvfrom(2048)[:2]
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # nothing waiting (BlockingIOError), or the socket is gone
                 return
-            except OSError:
-                return
-            self.counters["rtcp_received"] += 1
             slots = self._slots_of(np.array([key_of(host, port - 1)], dtype=np.int64))
-            if slots[0] < 0:
-                continue
-            try:
-                sender, blocks = parse_reports(data)
-            except ValueError:
-                self.counters["malformed"] += 1
-                continue
-            mine = [b for b in blocks if b.ssrc == self.ssrc[slots[0]]]
-            if mine:
-                self.sessions[int(slots[0])].remote_report = mine[0]
+            self._report_from(data, int(slots[0]))
+
+    def _report_from(self, data: bytes, slot: int) -> None:
+        self.counters["rtcp_received"] += 1
+        if slot < 0:
+            return
+        try:
+            _sender, blocks = parse_reports(data)
+        except ValueError:
+            self.counters["malformed"] += 1
+            return
+        mine = [b for b in blocks if b.ssrc == self.ssrc[slot]]
+        if mine:
+            self.sessions[slot].remote_report = mine[0]
 
     # -- send ---------------------------------------------------------------------------------------------------
 
@@ -390,7 +425,9 @@ class RtpHub:
                 out[rows, HEADER_BYTES:] = g711.ENCODERS[law][played[rows].view(np.uint16)]
         write_headers(out[:n], pt, self.marker[:n], self.seq[:n], self.ts[:n], self.ssrc[:n])
         sending = self.sending[:n]
-        if sending.all():
+        if self.pool is not None:
+            sent = self._send_per_call(np.flatnonzero(sending))
+        elif sending.all():
             sent = self.io.send_rows(0, n)
         else:
             sent = 0
@@ -410,6 +447,18 @@ class RtpHub:
         self.counters["send_errors"] = self.io.send_errors
         self._send_rtcp(n)
 
+    def _send_per_call(self, rows: np.ndarray) -> int:
+        sent = 0
+        data = self.io.send_data
+        for slot in rows.tolist():
+            session = self.sessions[slot]
+            try:
+                session.sockets[0].sendto(data[slot], session.remote)  # type: ignore[index]
+                sent += 1
+            except OSError:
+                self.io.send_errors += 1
+        return sent
+
     def _send_rtcp(self, n: int) -> None:
         """Each call's report every :data:`RTCP_INTERVAL_TICKS`, the calls spread over the ticks."""
         for slot in range(-self.ticks % RTCP_INTERVAL_TICKS, n, RTCP_INTERVAL_TICKS):
@@ -418,8 +467,9 @@ class RtpHub:
                 continue
             sent = (int(self.ts[slot]), int(self.packets_sent[slot]), int(self.octets[slot]))
             report = build_report(int(self.ssrc[slot]), session.cname, self.report_block(slot), sent)
+            sock = session.sockets[1] if session.sockets is not None else self.rtcp_sock
             try:
-                self.rtcp_sock.sendto(report, (session.remote[0], session.remote[1] + 1))
+                sock.sendto(report, (session.remote[0], session.remote[1] + 1))
             except OSError:
                 self.counters["send_errors"] += 1
 
@@ -436,3 +486,7 @@ class RtpHub:
         """Close the sockets."""
         self.io.sock.close()
         self.rtcp_sock.close()
+        if self.pool is not None:
+            for session in self.sessions:
+                self.pool.unregister(session)
+            self.pool.close()

@@ -41,11 +41,16 @@ class RtpSession:
         self.remote_report: ReportBlock | None = None
         self.inactivity_ticks = inactivity_ticks
         self.closed = False
+        #: :meth:`stats` as they were when the call closed.
+        self.final_stats: dict[str, object] = {}
         self.remote: tuple[str, int] | None = None
         self.payload_type = PCMU
         self.event_payload_type: int | None = None
         self.sends = True
         self.on_hold = False
+        #: Its own (RTP, RTCP) sockets when the hub gives each call a port; None when calls share its socket.
+        self.sockets = hub.open_ports()
+        self.local_port = self.sockets[0].getsockname()[1] if self.sockets is not None else hub.port
         self._apply(negotiated)
         hub.attach(self)
 
@@ -87,6 +92,7 @@ class RtpSession:
         """The call is over: the hub stops carrying it."""
         if not self.closed:
             self.closed = True
+            self.final_stats = self.stats()
             self.hub.detach(self)
 
     # -- state ----------------------------------------------------------------------------------------------

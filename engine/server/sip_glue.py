@@ -95,9 +95,13 @@ class SipGlue:
         self.default_app = default_app
         self.record = bool(sip.get("record", False))
         inactivity_s = float(sip.get("rtpTimeout", DEFAULT_INACTIVITY_TICKS / 50))
-        self.hub = RtpHub(host, int(sip.get("rtpPort", rtp_port)), int(sip.get("maxCalls", 4096)))
+        ports = sip.get("rtpPorts", [20000, 30000])  # per-call ports by default; "shared": one port for all
+        per_call = None if ports == "shared" else (int(ports[0]), int(ports[1]))
+        self.hub = RtpHub(host, int(sip.get("rtpPort", rtp_port)), int(sip.get("maxCalls", 4096)),
+                          per_call_ports=per_call)
         self.phone = PhoneService(host, port, self.hub, self, inactivity_ticks=int(inactivity_s * 50))
         self._welcome: dict[str, Program] = {}
+        self.lines: list[Line] = []  # every line seen (tests and status read it)
         board = engine.board
         board.pacer.tick = with_rtp(self.hub, board.pacer.tick)
         register_endpoint("sip", self._out_call)
@@ -133,6 +137,7 @@ class SipGlue:
             log.warning("incoming call to %s refused: %s", line.number, exc)
             return "503"
         line.data.update(app_id=entry.app_id, call_id=call_id, welcome=entry.welcome)
+        self.lines.append(line)
         return "answer" if entry.auto_answer else "ring"
 
     def connected(self, line: Line) -> None:
