@@ -31,12 +31,12 @@ class _Mmsghdr(ctypes.Structure):
     _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def available() -> bool:
     """True when this libc has ``sendmmsg`` and ``recvmmsg``."""
-    return hasattr(_LIBC, "sendmmsg") and hasattr(_LIBC, "recvmmsg")
+    return hasattr(LIBC, "sendmmsg") and hasattr(LIBC, "recvmmsg")
 
 
 def sockaddr(host: str, port: int) -> bytes:
@@ -56,7 +56,8 @@ def key_of(host: str, port: int) -> int:
     return int.from_bytes(socket.inet_aton(host), "big") << 16 | port
 
 
-def _messages(count: int, data: np.ndarray, names: np.ndarray) -> tuple[ctypes.Array, ctypes.Array, np.ndarray]:
+def message_array(count: int, data: np.ndarray, names: np.ndarray) -> tuple[ctypes.Array, ctypes.Array, np.ndarray]:
+    """``count`` mmsghdr messages over rows of ``data`` (one iovec each) and ``names``: (iovecs, messages, raw)."""
     iovs = (_Iovec * count)()
     msgs = (_Mmsghdr * count)()
     stride = data.shape[1]
@@ -88,8 +89,8 @@ class BatchSocket:
         self.send_names = np.zeros((capacity, _SOCKADDR_BYTES), dtype=np.uint8)
         self.recv_data = np.zeros((MAX_BATCH, recv_stride), dtype=np.uint8)
         self.recv_names = np.zeros((MAX_BATCH, _SOCKADDR_BYTES), dtype=np.uint8)
-        self._send = _messages(capacity, self.send_data, self.send_names)
-        self._recv = _messages(MAX_BATCH, self.recv_data, self.recv_names)
+        self._send = message_array(capacity, self.send_data, self.send_names)
+        self._recv = message_array(MAX_BATCH, self.recv_data, self.recv_names)
         self._send_lengths = np.ndarray((capacity,), dtype=np.uint64, buffer=self._send[0],
                                         offset=_Iovec.len.offset, strides=(ctypes.sizeof(_Iovec),))
         self._recv_meta = self._recv[2]
@@ -107,7 +108,7 @@ class BatchSocket:
         while sent < count:
             batch = min(count - sent, MAX_BATCH)
             pointer = ctypes.addressof(msgs) + (start + sent) * size
-            n = _LIBC.sendmmsg(self.fd, ctypes.c_void_p(pointer), batch, MSG_DONTWAIT)
+            n = LIBC.sendmmsg(self.fd, ctypes.c_void_p(pointer), batch, MSG_DONTWAIT)
             if n <= 0:
                 self.send_errors += count - sent
                 break
@@ -119,7 +120,7 @@ class BatchSocket:
 
     def receive(self) -> tuple[int, np.ndarray]:
         """Drain up to :data:`MAX_BATCH` datagrams without blocking: (count, their lengths)."""
-        n = _LIBC.recvmmsg(self.fd, self._recv[1], MAX_BATCH, MSG_DONTWAIT, None)
+        n = LIBC.recvmmsg(self.fd, self._recv[1], MAX_BATCH, MSG_DONTWAIT, None)
         if n <= 0:
             return 0, np.zeros(0, dtype=np.int64)
         meta = self._recv_meta[:n, _Mmsghdr.len.offset : _Mmsghdr.len.offset + 4]
