@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 _F = SAMPLES_PER_FRAME
 PACKET_BYTES = HEADER_BYTES + _F
 RTCP_INTERVAL_TICKS = 250  # 5 s
+INFO_GAP_SAMPLES = 480  # silence between keys signalled in a row by SIP INFO (60 ms)
 HUB_COUNTERS = ("received", "sent", "unknown_source", "malformed", "wrong_payload_type", "wrong_ssrc",
                 "send_errors", "rtcp_received")
 
@@ -137,9 +138,10 @@ class RtpHub:
             slot = session.slot
             if slot < 0:
                 continue
-            play = int(self.bank.play[slot])
-            start = (max(play, 0) * _F + int(self.bank.offset[slot])) & 0xFFFFFFFF
-            session.events.add_key(key, start, duration)
+            play = max(int(self.bank.play[slot]), 0) * _F + int(self.bank.offset[slot])
+            start = max(play, session.info_free_ts)  # keys in a row never overlap: each its own tone
+            session.info_free_ts = start + duration + INFO_GAP_SAMPLES
+            session.events.add_key(key, start & 0xFFFFFFFF, duration)
             session.quiet_ticks = 0
             self._with_events.add(session)
 

@@ -38,6 +38,7 @@ class RtpSession:
         self.cname = f"ipcc-{self.ssrc:08x}@{hub.host}"
         self.events = ToneEvents()
         self.quiet_ticks = 0
+        self.info_free_ts = 0  # extended RTP timestamp from which the next SIP INFO key may sound
         self.remote_report: ReportBlock | None = None
         self.inactivity_ticks = inactivity_ticks
         self.closed = False
