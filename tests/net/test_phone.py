@@ -106,14 +106,20 @@ def test_keys_by_sip_info_reach_the_application(server: SipServer, client: SipCl
         line = wait_for(lambda: server.glue.lines[0] if server.glue.lines else None, 10, "the line")
         remote = negotiate(parse_sdp(ok.body))
         peer.target = (remote.remote_address, remote.remote_port)
-        for k, key in enumerate("47"):
-            for _ in range(15):  # the caller's audio keeps the playout going (300 ms)
+        hub = server.glue.hub
+
+        def talk(frames: int) -> None:  # the caller's audio, one packet per engine tick, as a phone sends it
+            for _ in range(frames):
+                tick = hub.ticks
                 peer.send_audio(np.zeros(SAMPLES_PER_FRAME, np.int16))
+                wait_for(lambda t=tick: hub.ticks > t or None, 10, "a tick")
+
+        for k, key in enumerate("47"):
+            talk(15)
             client.request("INFO", "c-info", 2 + k, f"Signal={key}\r\nDuration=160\r\n".encode(), to_tag=tag,
                            content_type="application/dtmf-relay")
             assert client.wait(200, "INFO")
-        for _ in range(50):
-            peer.send_audio(np.zeros(SAMPLES_PER_FRAME, np.int16))
+        talk(50)
         keys = wait_for(lambda: [e for e in server.events(line.data["call_id"]) if e["event"] == "ivrreportdtmf"]
                         or None, 15, "ivrreportdtmf")
         assert keys[0]["dtmfCode"] == "47"
