@@ -114,6 +114,7 @@ def test_keys_by_sip_info_reach_the_application(server: SipServer, client: SipCl
                 peer.send_audio(np.zeros(SAMPLES_PER_FRAME, np.int16))
                 wait_for(lambda t=tick: hub.ticks > t or None, 10, "a tick")
 
+        wait_for(lambda: server.engine.board.sizes()["held_requests"] or None, 20, "the welcome to be queued")
         for k, key in enumerate("47"):
             talk(15)
             client.request("INFO", "c-info", 2 + k, f"Signal={key}\r\nDuration=160\r\n".encode(), to_tag=tag,
