@@ -65,6 +65,7 @@ class UserAgent:
         self.client_tx: dict[tuple[str, str], Transaction] = {}
         self.calls: dict[tuple[str, str], SipCall] = {}  # (Call-ID, local tag)
         self.pending: dict[str, SipCall] = {}  # INVITE branch → incoming call not yet answered
+        self.invites: dict[str, SipCall] = {}  # INVITE branch → incoming call (kept 32 s after it ends)
 
     @property
     def sent_by(self) -> str:
@@ -151,7 +152,14 @@ class UserAgent:
         elif method == "CANCEL":
             self._cancel(tx, request, source)
         elif method == "INVITE" and not parse_name_addr(request.get("to")).tag:
-            self._invite(tx, request, source)
+            known = self.invites.get(request.branch)
+            if known is None:
+                self._invite(tx, request, source)
+            elif known.final and known.state == "answered":  # the INVITE again after our 2xx: the 2xx again
+                self.server_tx.pop(tx.key, None)
+                self.send(known.final, source)
+            else:
+                self.server_tx.pop(tx.key, None)
         else:
             self._in_dialog(tx, request, source)
 
@@ -231,6 +239,7 @@ class UserAgent:
                        remote_sdp=request.body, transaction=tx)
         self.calls[dialog.key] = call
         self.pending[request.branch] = call
+        self.invites[request.branch] = call
         self._respond(tx, request, source, 100)
         self.handler.incoming(call)
 
@@ -305,7 +314,11 @@ class UserAgent:
         for timer in (call.retransmit, call.give_up):
             if timer is not None:
                 timer.cancel()
-        self.timers.after(32.0, lambda: self.calls.pop(call.dialog.key, None))  # late retransmissions → 481
+        def forget() -> None:  # late retransmissions get 481 from now on
+            self.calls.pop(call.dialog.key, None)
+            self.invites.pop(call.invite.branch, None)
+
+        self.timers.after(32.0, forget)
         if notify:
             self.handler.ended(call, reason)
 

@@ -107,7 +107,10 @@ class SipGlue:
         register_endpoint("sip", self._out_call)
 
     def start(self) -> None:
-        """Listen for SIP."""
+        """Prepare the numbers' welcomes (on the pool: speech is synthesised once), listen for SIP."""
+        for entry in self.numbers.values():
+            if entry.welcome is not None:
+                self.engine.pool.submit(self._welcome_program, entry.welcome, entry.app_id, "welcome")
         self.phone.start()
         log.info("SIP on %s:%d, RTP on %s:%d", *self.phone.address, self.hub.host, self.hub.port)
 
@@ -146,19 +149,29 @@ class SipGlue:
         if welcome is not None:
             self.engine.pool.submit(self._play_welcome, line, welcome)
 
-    def _play_welcome(self, line: Line, path: Path) -> None:
+    def _welcome_program(self, path: Path, app_id: str, call_id: str) -> Program | None:
+        """The welcome's program (prepared once per file: it does not depend on the call), None if unusable."""
         try:
             program = self._welcome.get(str(path))
-            app_id, call_id = line.data["app_id"], line.data["call_id"]
             if program is None:
                 body = json.loads(path.read_text(encoding="utf-8"))
                 body.update(appId=app_id, callId=call_id)
                 request, application = check_request(body, self.engine.config, self.engine.library)
                 program = self._welcome[str(path)] = prepare(request, self.engine.library, self.engine.speaker,
                                                              application.voice)
-            self.engine.board.submit(app_id, call_id, program)
+            return program
         except Exception:
-            log.exception("welcome %s for %s failed", path.name, line.number)
+            log.exception("welcome %s is unusable", path.name)
+            return None
+
+    def _play_welcome(self, line: Line, path: Path) -> None:
+        app_id, call_id = line.data["app_id"], line.data["call_id"]
+        program = self._welcome_program(path, app_id, call_id)
+        if program is not None:
+            try:
+                self.engine.board.submit(app_id, call_id, program)
+            except EngineError as exc:  # the call ended meanwhile
+                log.info("welcome for %s not played: %s", line.number, exc)
 
     def status(self, line: Line, status: int) -> None:
         """An outgoing call's SIP status: a failure hangs the engine call up."""

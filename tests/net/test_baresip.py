@@ -46,14 +46,14 @@ def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:
 
 def test_baresip_calls_hears_the_welcome_and_its_two_keys_reach_the_application(server: SipServer,
                                                                                 tmp_path: Path) -> None:
-    phone = Baresip(tmp_path / "phone", _mic(tmp_path / "mic.wav", 7.0, [("3", 1.0)]))
+    phone = Baresip(tmp_path / "phone", _mic(tmp_path / "mic.wav", 8.0, [("3", 2.5)]))
     try:
         phone.command("dial", f"sip:10086@127.0.0.1:{server.sip_port}")
         phone.wait_event("CALL_ESTABLISHED")
         line = wait_for(lambda: server.glue.lines[0] if server.glue.lines else None, 10, "the line")
         hub = server.glue.hub
-        wait_for(lambda: line.session.slot >= 0 and hub.received[line.session.slot] >= 125 or None, 10,
-                 "2.5 s of the phone's audio")  # the in-band 3 (at 1 s) is behind us
+        wait_for(lambda: line.session.slot >= 0 and hub.received[line.session.slot] >= 200 or None, 10,
+                 "4 s of the phone's audio")  # the in-band 3 (at 2.5 s) is behind us
         phone.command("sndcode", "9")  # RFC 4733
         keys = wait_for(lambda: [e for e in server.events(line.data["call_id"]) if e["event"] == "ivrreportdtmf"]
                         or None, 15, "ivrreportdtmf")

@@ -107,6 +107,15 @@ def test_invite_100_180_200_then_the_2xx_is_retransmitted_until_the_ack() -> Non
     assert [m.status for m in again] == [481]
 
 
+def test_the_invite_retransmitted_after_the_2xx_gets_the_2xx_again_not_a_second_call() -> None:
+    wire = Wire()
+    text = request("INVITE", "z9hG4bK-twice", body=OFFER)
+    first = wire.deliver(text)
+    again = wire.deliver(text)
+    assert [m.status for m in again] == [200] and _to_tag(again[0]) == _to_tag(first[-1])
+    assert [r for r in wire.handler.reports if r[0] == "incoming"] == [("incoming", "10086")]
+
+
 def test_a_2xx_never_acked_is_given_up_after_64_t1_with_a_bye() -> None:
     wire = Wire()
     wire.deliver(request("INVITE", body=OFFER))
