@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from engine.net.dialog import Dialog, new_tag
+from engine.net.digest import DigestAuth
 from engine.net.registrar import Registrar, RegistrationError, contact_params
 from engine.net.sdp import SdpError
 from engine.net.sip_call import Address, CallHandler, SipCall
@@ -32,7 +33,8 @@ from engine.net.transaction import T1, T2, Transaction
 log = logging.getLogger(__name__)
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, NOTIFY, REFER"
 KNOWN = set(ALLOW.replace(",", " ").split())
-REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 202: "Accepted", 400: "Bad Request",
+REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 202: "Accepted",
+           400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 415: "Unsupported Media Type",
            423: "Interval Too Brief", 481: "Call/Transaction Does Not Exist", 483: "Too Many Hops",
            486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here", 500: "Server Internal Error",
@@ -52,7 +54,7 @@ class UserAgent:
 
     def __init__(self, host: str, port: int, send: Callable[[bytes, Address], None], timers: Timers,
                  handler: CallHandler, registrar: Registrar | None = None,
-                 allow: Callable[[Address], bool] | None = None) -> None:
+                 allow: Callable[[Address], bool] | None = None, auth: DigestAuth | None = None) -> None:
         self.host = host
         self.port = port
         self._send = send
@@ -60,6 +62,8 @@ class UserAgent:
         self.handler = handler
         self.registrar = registrar or Registrar()
         self.allow = allow
+        #: When set, REGISTER and new INVITEs must carry digest credentials (401 with a challenge otherwise).
+        self.auth = auth
         self.counters: Counter[str] = Counter()
         self.server_tx: dict[tuple[str, str], Transaction] = {}
         self.client_tx: dict[tuple[str, str], Transaction] = {}
@@ -143,6 +147,12 @@ class UserAgent:
             self._respond(tx, request, source, 483 if max_forwards == "0" else 400, new_tag())
             return
         method = request.method
+        if self.auth is not None and (method == "REGISTER" or (method == "INVITE" and not
+                                                               parse_name_addr(request.get("to")).tag)):
+            if self.auth.check(request) is None:
+                self.counters["unauthorised"] += 1
+                self._respond(tx, request, source, 401, new_tag(), self.auth.challenges())
+                return
         if method not in KNOWN:
             self._respond(tx, request, source, 501, new_tag(), [("allow", ALLOW)])
         elif method == "OPTIONS":

@@ -4,7 +4,11 @@ The glue between :class:`~engine.net.phone.PhoneService` and the switchboard, ke
 :mod:`engine.net`. Inbound, the dialled number is looked up in the configuration's ``[[numbers]]`` tables
 (``number``, ``appId``, ``autoAnswer`` default true, ``welcome``: a multOrders JSON file relative to the
 configuration file, played on answer with its ``callId`` replaced by the call's); without tables every number
-goes to the first configured application. Unknown numbers are refused ``404``. The engine call's caller and
+goes to the first configured application. Unknown numbers are refused ``404``. ``[sip]``: ``rtpPorts``
+(``[first, last]``, default ``[20000, 30000]``: a port pair per call; ``"shared"``: one port for every call),
+``rtpTimeout`` (seconds without RTP before hanging up, default 30), ``record``, ``allow`` (source networks
+allowed to send SIP, default all), ``users`` (name → password; digest authentication of REGISTER and INVITE,
+required when SIP listens off loopback, or with ``auth = true``), ``realm``. The engine call's caller and
 sink are the line's RTP session (and a two-channel WAV recording when ``[sip] record = true``: what is played
 on channel 1, the caller on channel 2, under the recordings folder). The far end's BYE hangs the engine call
 up; the engine's hang-up (``disConnect``, RTP inactivity) sends BYE. ``outCall`` with ``called`` =
@@ -13,6 +17,7 @@ up; the engine's hang-up (``disConnect``, RTP inactivity) sends BYE. ``outCall``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import tomllib
@@ -26,6 +31,7 @@ from engine.admission import check_request, prepare
 from engine.core.timeline import Program
 from engine.errors import EndpointError, EngineError
 from engine.media.sinks import WavSink
+from engine.net.digest import DigestAuth
 from engine.net.phone import Line, PhoneService, with_rtp
 from engine.net.rtp_hub import RtpHub
 from engine.net.rtp_session import DEFAULT_INACTIVITY_TICKS
@@ -69,6 +75,19 @@ def load_numbers(config_path: Path | None, default_app: str) -> tuple[dict[str, 
     return numbers, dict(raw.get("sip", {}))
 
 
+def _allow_list(networks: Any) -> Any:
+    """``[sip] allow = ["127.0.0.0/8", ...]``: a check of source addresses (None: everyone)."""
+    if not networks:
+        return None
+    parsed = [ipaddress.ip_network(str(n), strict=False) for n in networks]
+
+    def allowed(source: tuple[str, int]) -> bool:
+        address = ipaddress.ip_address(source[0])
+        return any(address in network for network in parsed)
+
+    return allowed
+
+
 class _Tee:
     """The RTP session, and a recording of both directions."""
 
@@ -99,7 +118,14 @@ class SipGlue:
         per_call = None if ports == "shared" else (int(ports[0]), int(ports[1]))
         self.hub = RtpHub(host, int(sip.get("rtpPort", rtp_port)), int(sip.get("maxCalls", 4096)),
                           per_call_ports=per_call)
-        self.phone = PhoneService(host, port, self.hub, self, inactivity_ticks=int(inactivity_s * 50))
+        self.phone = PhoneService(host, port, self.hub, self, inactivity_ticks=int(inactivity_s * 50),
+                                  allow=_allow_list(sip.get("allow")))
+        users = {str(k): str(v) for k, v in dict(sip.get("users", {})).items()}
+        if not ipaddress.ip_address(host).is_loopback or sip.get("auth", False):
+            if not users:
+                raise ValueError("[sip] users (name = password) is required: SIP off loopback needs digest auth")
+            timers = self.phone.transport.timers
+            self.phone.agent.auth = DigestAuth(str(sip.get("realm", "ipcc-engine")), users, lambda: timers.now)
         self._welcome: dict[str, Program] = {}
         self.lines: list[Line] = []  # every line seen (tests and status read it)
         board = engine.board

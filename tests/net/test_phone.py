@@ -126,3 +126,27 @@ def test_keys_by_sip_info_reach_the_application(server: SipServer, client: SipCl
         assert keys[0]["dtmfCode"] == "47"
     finally:
         peer.close()
+
+
+def test_a_source_outside_the_allow_list_gets_nothing_and_digest_guards_invites(tmp_path: Path) -> None:
+    server = SipServer(tmp_path / "guarded", extra_toml='[sip]\nallow = ["10.0.0.0/8"]\n')
+    client = SipClient(("127.0.0.1", server.sip_port))
+    try:
+        client.request("OPTIONS", "c-refused", 1)
+        counters = server.glue.phone.agent.counters
+        wait_for(lambda: counters["refused_source"] == 1 or None, 10, "the refusal")
+        client.sock.setblocking(False)
+        with pytest.raises(BlockingIOError):  # refused before any answer was made
+            client.sock.recv(65536)
+    finally:
+        client.close()
+        server.close()
+    server = SipServer(tmp_path / "auth", extra_toml='[sip]\nauth = true\nusers = { alice = "pw" }\n')
+    client = SipClient(("127.0.0.1", server.sip_port))
+    try:
+        client.request("INVITE", "c-auth", 1, _offer(7000, [0]))
+        challenge = client.wait(401, "INVITE")
+        assert "SHA-256" in challenge.get("www-authenticate") and server.glue.lines == []
+    finally:
+        client.close()
+        server.close()

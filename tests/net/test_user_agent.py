@@ -209,3 +209,27 @@ def test_an_outgoing_call_refused_is_acked_and_reported(final: int) -> None:
     assert [m.method for m in acks] == ["ACK"] and acks[0].branch == invite.branch
     assert ("progress", final) in wire.handler.reports and call.ended
     assert [m.method for m in wire.deliver(response)] == ["ACK"]  # a retransmitted final: ACKed again (timer D)
+
+
+def test_digest_challenges_register_and_invite_and_accepts_the_right_password() -> None:
+    from engine.net.digest import DigestAuth, authorization
+
+    wire = Wire()
+    wire.agent.auth = DigestAuth("ipcc", {"10086": "s3cret"}, lambda: wire.timers.now)
+    challenge = wire.deliver(request("REGISTER", extra="Expires: 120\r\n"))[0]
+    assert challenge.status == 401
+    offered = [value for name, value in challenge.headers if name == "www-authenticate"]
+    assert [v.split("algorithm=")[1].split(",")[0] for v in offered] == ["SHA-256", "MD5"]  # RFC 8760 order
+    nonce = offered[0].split('nonce="')[1].split('"')[0]
+    uri = "sip:10086@127.0.0.1:5080"
+    wrong = authorization("10086", "guess", "ipcc", nonce, "REGISTER", uri)
+    assert wire.deliver(request("REGISTER", extra=f"Expires: 120\r\nAuthorization: {wrong}\r\n"))[0].status == 401
+    for algorithm in ("SHA-256", "MD5"):
+        right = authorization("10086", "s3cret", "ipcc", nonce, "REGISTER", uri, algorithm)
+        ok = wire.deliver(request("REGISTER", extra=f"Expires: 120\r\nAuthorization: {right}\r\n"))[0]
+        assert ok.status == 200
+    wire.advance(301)  # the nonce went stale
+    right = authorization("10086", "s3cret", "ipcc", nonce, "REGISTER", uri)
+    assert wire.deliver(request("REGISTER", extra=f"Authorization: {right}\r\n"))[0].status == 401
+    assert [m.status for m in wire.deliver(request("INVITE", body=OFFER))] == [401]
+    assert wire.handler.reports == []
