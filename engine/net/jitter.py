@@ -43,7 +43,8 @@ class JitterBank:
         self.filled = np.zeros((capacity, RING_BLOCKS), dtype=bool)
         self.last = np.zeros((capacity, _F), dtype=SAMPLE_DTYPE)
         self.offset = np.zeros(capacity, dtype=np.int64)
-        self.play = np.full(capacity, -1, dtype=np.int64)  # block of the next frame; -1 before the first packet
+        self.play = np.zeros(capacity, dtype=np.int64)  # block of the next frame (once started)
+        self.started = np.zeros(capacity, dtype=bool)  # a packet was placed
         self.newest = np.zeros(capacity, dtype=np.int64)  # one past the newest block placed
         self.depth = np.full(capacity, min_depth, dtype=np.int64)
         self.deep = np.zeros(capacity, dtype=np.int64)
@@ -53,8 +54,8 @@ class JitterBank:
     # -- rows ---------------------------------------------------------------------------------------------
 
     def _arrays(self) -> list[np.ndarray]:
-        return [self.ring, self.filled, self.last, self.offset, self.play, self.newest, self.depth, self.deep,
-                self.concealing, *self.counters.values()]
+        return [self.ring, self.filled, self.last, self.offset, self.play, self.started, self.newest, self.depth,
+                self.deep, self.concealing, *self.counters.values()]
 
     def add(self) -> int:
         """A new stream's row (reset)."""
@@ -69,7 +70,6 @@ class JitterBank:
         """Forget everything of ``row`` (a new source)."""
         for array in self._arrays():
             array[row] = 0
-        self.play[row] = -1
         self.depth[row] = self.min_depth
 
     def remove(self, row: int) -> int:
@@ -91,12 +91,13 @@ class JitterBank:
         self.filled[rows] = False
         self.play[rows] = blocks - self.depth[rows]
         self.newest[rows] = blocks
+        self.started[rows] = True
 
     def put(self, rows: np.ndarray, timestamps: np.ndarray, payloads: np.ndarray) -> None:
         """Place one 20 ms packet per entry: ``rows`` (int64), extended ``timestamps``, ``payloads`` (M, 160)."""
         if not len(rows):
             return
-        new = self.play[rows] < 0
+        new = ~self.started[rows]
         if new.any():  # the first packet of a stream sets its frame grid
             first_rows, first = np.unique(rows[new], return_index=True)
             self.offset[first_rows] = timestamps[new][first] % _F
@@ -143,7 +144,7 @@ class JitterBank:
 
     def put_samples(self, row: int, timestamp: int, samples: np.ndarray) -> None:
         """Place a packet of any length (or off the frame grid) of stream ``row``, sample by sample."""
-        if self.play[row] < 0:
+        if not self.started[row]:
             self.offset[row] = timestamp % _F
             self._anchor(np.array([row]), np.array([(timestamp - self.offset[row]) // _F]))
         rel = timestamp - int(self.offset[row])
@@ -173,7 +174,7 @@ class JitterBank:
         """Play one frame of every stream into ``out[:size]``; returns each frame's extended timestamp (-1: none)."""
         n = self.size
         play, newest = self.play[:n], self.newest[:n]
-        started = play >= 0
+        started = self.started[:n]
         underrun = started & (newest <= play)
         self.counters["underruns"][:n] += underrun
         buffered = newest - play

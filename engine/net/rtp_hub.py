@@ -138,7 +138,7 @@ class RtpHub:
             slot = session.slot
             if slot < 0:
                 continue
-            play = max(int(self.bank.play[slot]), 0) * _F + int(self.bank.offset[slot])
+            play = int(self.bank.play[slot]) * _F + int(self.bank.offset[slot])
             start = max(play, session.info_free_ts)  # keys in a row never overlap: each its own tone
             session.info_free_ts = start + duration + INFO_GAP_SAMPLES
             session.events.add_key(key, start & 0xFFFFFFFF, duration)
