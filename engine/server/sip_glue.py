@@ -140,6 +140,11 @@ class SipGlue:
         self.phone.start()
         log.info("SIP on %s:%d, RTP on %s:%d", *self.phone.address, self.hub.host, self.hub.port)
 
+    @property
+    def welcomes_ready(self) -> int:
+        """How many welcome programs are prepared."""
+        return len(self._welcome)
+
     def close(self) -> None:
         """Stop listening."""
         self.phone.close()

@@ -9,7 +9,7 @@ from typing import Any
 from engine.config import DEMO_APP_ID, load_config
 from engine.server.app import ServerSettings, create_app
 from engine.server.sip_glue import SipGlue, attach_sip
-from engine.testing.server import LiveServer
+from engine.testing.server import LiveServer, wait_for
 
 WELCOME = {"appId": DEMO_APP_ID, "callId": "replaced", "orders": [
     {"playFlag": 0, "voiceStr": "Welcome to the engine. Please press two keys.", "getkey": 1, "maxRevCnt": 2,
@@ -33,6 +33,7 @@ class SipServer:
         self.live = LiveServer(self.app)
         self.glue: SipGlue = attach_sip(self.engine, "127.0.0.1:0", config)
         self.sip_port = self.glue.phone.address[1]
+        wait_for(lambda: self.glue.welcomes_ready or None, 60, "the welcome prompt to be synthesised")
 
     def events(self, call_id: str) -> list[dict[str, Any]]:
         """The events kept for ``call_id``."""
