@@ -180,3 +180,18 @@ def test_a_port_zero_source_is_heard_but_never_latched(hub: RtpHub) -> None:
     assert session.remote == moved.address
     raw.close()
     moved.close()
+
+
+def test_rtp_inactivity_ends_the_session_but_not_while_on_hold(hub: RtpHub) -> None:
+    peer = RtpPeer(("127.0.0.1", hub.port))
+    session = RtpSession(hub, Negotiated(*peer.address, g711.PCMU, None), inactivity_ticks=10)
+    peer.send_audio(np.zeros(F, np.int16))
+    _tick(hub, [session])  # the last packet
+    for _ in range(10):
+        _tick(hub, [session])
+    assert not session.ended()  # 10 ticks of silence: not yet
+    _tick(hub, [session])
+    assert session.ended()
+    session.update(Negotiated(*peer.address, g711.PCMU, None, direction="sendonly"))
+    _tick(hub, [session])
+    assert not session.ended() and not hub.sending[session.slot]

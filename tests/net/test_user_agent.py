@@ -233,3 +233,15 @@ def test_digest_challenges_register_and_invite_and_accepts_the_right_password() 
     assert wire.deliver(request("REGISTER", extra=f"Authorization: {right}\r\n"))[0].status == 401
     assert [m.status for m in wire.deliver(request("INVITE", body=OFFER))] == [401]
     assert wire.handler.reports == []
+
+
+def test_refer_asks_the_far_end_to_call_elsewhere() -> None:
+    wire = Wire()
+    replies = wire.deliver(request("INVITE", body=OFFER))
+    wire.deliver(request("ACK", to_tag=_to_tag(replies[-1])))
+    call = next(iter(wire.agent.calls.values()))
+    wire.agent.refer(call, "sip:agent@127.0.0.1:5070")
+    refer, address = wire.sent[-1]
+    assert refer.method == "REFER" and address == PEER and refer.uri == "sip:alice@127.0.0.1:5062"
+    assert refer.get("refer-to") == "<sip:agent@127.0.0.1:5070>" and refer.cseq == (2, "REFER")
+    assert parse_name_addr(refer.get("from")).tag == _to_tag(replies[-1])
