@@ -150,3 +150,42 @@ def test_a_source_outside_the_allow_list_gets_nothing_and_digest_guards_invites(
     finally:
         client.close()
         server.close()
+
+
+def test_a_recorded_sip_call_holds_both_directions(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from engine.net import g711
+
+    server = SipServer(tmp_path / "rec", extra_toml="[sip]\nrecord = true\n")
+    client = SipClient(("127.0.0.1", server.sip_port))
+    peer = RtpPeer(("127.0.0.1", 0))
+    try:
+        client.request("INVITE", "c-rec", 1, _offer(peer.address[1], [0]))
+        ok = client.wait(200, "INVITE")
+        tag = client.to_tag(ok)
+        client.request("ACK", "c-rec", 1, to_tag=tag)
+        remote = negotiate(parse_sdp(ok.body))
+        peer.target = (remote.remote_address, remote.remote_port)
+        hub = server.glue.hub
+        tone = (6000 * np.sin(2 * np.pi * 700 * np.arange(50 * SAMPLES_PER_FRAME) / 8000)).astype(np.int16)
+        for k in range(50):  # one second of the caller's 700 Hz, one packet per engine tick
+            tick = hub.ticks
+            peer.send_audio(tone[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME])
+            wait_for(lambda t=tick: hub.ticks > t or None, 10, "a tick")
+        client.request("BYE", "c-rec", 2, to_tag=tag)
+        client.wait(200, "BYE")
+        wait_for(lambda: not server.engine.board.live_calls() or None, 10, "the call to end")
+        recording = next((tmp_path / "rec" / "recordings").glob("sip-*.wav"))
+        audio, rate = sf.read(str(recording), dtype="int16")
+        assert rate == 8000 and audio.shape[1] == 2
+        expected = g711.decode(g711.encode(tone, g711.PCMU), g711.PCMU)
+        heard = audio[:, 1]
+        start = int(np.flatnonzero(heard)[0]) - 1  # the tone starts with a zero sample
+        np.testing.assert_array_equal(heard[start : start + 40 * SAMPLES_PER_FRAME],
+                                      expected[: 40 * SAMPLES_PER_FRAME])  # the caller, sample for sample
+        assert np.sqrt(np.mean(audio[:, 0].astype(float) ** 2)) > 300  # the welcome's speech on channel 1
+    finally:
+        peer.close()
+        client.close()
+        server.close()
