@@ -195,3 +195,33 @@ def test_rtp_inactivity_ends_the_session_but_not_while_on_hold(hub: RtpHub) -> N
     session.update(Negotiated(*peer.address, g711.PCMU, None, direction="sendonly"))
     _tick(hub, [session])
     assert not session.ended() and not hub.sending[session.slot]
+
+
+def test_per_call_ports_a_flood_at_one_calls_port_costs_no_other_call_a_frame() -> None:
+    from engine.net.rtp_ports import PER_SOCKET
+
+    hub = RtpHub(capacity=8, per_call_ports=(0, 0))
+    try:
+        flooder = RtpPeer(("127.0.0.1", 0))
+        victim_peer = RtpPeer(("127.0.0.1", 0))
+        flooded = RtpSession(hub, Negotiated(*flooder.address, g711.PCMU, None))
+        victim = RtpSession(hub, Negotiated(*victim_peer.address, g711.PCMU, None))
+        flooder.target = ("127.0.0.1", flooded.local_port)
+        victim_peer.target = ("127.0.0.1", victim.local_port)
+        assert flooded.local_port != victim.local_port and flooded.local_port % 2 == 0
+        tone = _sine(30, hz=900)
+        heard = []
+        for k in range(30):
+            for _ in range(200):  # a flood: 200 packets a tick at one call's port
+                flooder.send_audio(np.zeros(F, np.int16))
+            victim_peer.send_audio(tone[k * F : (k + 1) * F])
+            heard.append(_tick(hub, [flooded, victim])[1])
+        expected = g711.decode(g711.encode(tone, g711.PCMU), g711.PCMU)
+        depth = hub.bank.min_depth * F
+        np.testing.assert_array_equal(np.concatenate(heard)[depth:], expected[: 30 * F - depth])
+        assert victim.stats()["buffer"]["concealed"] == hub.bank.min_depth
+        assert int(hub.received[flooded.slot]) <= 30 * PER_SOCKET  # the flood's cost is bounded per tick
+        received = victim_peer.collect()
+        assert len(received.headers) == 30  # and the victim got every packet of ours, one per tick
+    finally:
+        hub.close()
