@@ -170,8 +170,12 @@ class PhoneService:
 
     # -- commands (any thread) -------------------------------------------------------------------------------
 
-    def dial(self, target: str, caller: str, on_line: Callable[[Line], None] | None = None) -> Line:
-        """Call ``target`` (a SIP URI); the line exists at once, its INVITE leaves on the SIP thread."""
+    def dial(self, target: str, caller: str, on_line: Callable[[Line], None] | None = None,
+             ring_timeout_s: float = 60.0) -> Line:
+        """Call ``target`` (a SIP URI); the line exists at once, its INVITE leaves on the SIP thread.
+
+        Unanswered after ``ring_timeout_s`` seconds (default 60), the INVITE is cancelled (CANCEL, then 487).
+        """
         session = RtpSession(self.hub, None, self.inactivity_ticks)
         line = Line(None, session, target, caller, False)  # type: ignore[arg-type]
         offer = build_offer(self.hub.host, session.local_port, random.getrandbits(31))
@@ -181,11 +185,16 @@ class PhoneService:
             call.owner = line
             line.call = call
             self.lines[call.call_id] = line
+            self.agent.timers.after(ring_timeout_s, lambda: self._ring_timeout(call))
             if on_line is not None:
                 on_line(line)
 
         self.transport.call_soon(send)
         return line
+
+    def _ring_timeout(self, call: SipCall) -> None:
+        if call.state == "early":
+            self.agent.hang_up(call, "timeout")
 
     def hang_up(self, line: Line) -> None:
         """Hang the line up (BYE, CANCEL or 603, whichever fits)."""

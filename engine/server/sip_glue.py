@@ -6,7 +6,8 @@ The glue between :class:`~engine.net.phone.PhoneService` and the switchboard, ke
 configuration file, played on answer with its ``callId`` replaced by the call's); without tables every number
 goes to the first configured application. Unknown numbers are refused ``404``. ``[sip]``: ``rtpPorts``
 (``[first, last]``, default ``[20000, 30000]``: a port pair per call; ``"shared"``: one port for every call),
-``rtpTimeout`` (seconds without RTP before hanging up, default 30), ``record``, ``allow`` (source networks
+``rtpTimeout`` (seconds without RTP before hanging up, default 30), ``ringTimeout`` (an ``outCall`` not answered
+within it is cancelled, default 60 s), ``record``, ``allow`` (source networks
 allowed to send SIP, default all), ``users`` (name → password; digest authentication of REGISTER and INVITE,
 required when SIP listens off loopback, or with ``auth = true``), ``realm``. The engine call's caller and
 sink are the line's RTP session (and a two-channel WAV recording when ``[sip] record = true``: what is played
@@ -113,6 +114,7 @@ class SipGlue:
         self.numbers, sip = load_numbers(config_path, default_app)
         self.default_app = default_app
         self.record = bool(sip.get("record", False))
+        self.ring_timeout_s = float(sip.get("ringTimeout", 60))
         inactivity_s = float(sip.get("rtpTimeout", DEFAULT_INACTIVITY_TICKS / 50))
         ports = sip.get("rtpPorts", [20000, 30000])  # per-call ports by default; "shared": one port for all
         per_call = None if ports == "shared" else (int(ports[0]), int(ports[1]))
@@ -227,7 +229,7 @@ class SipGlue:
             parse_uri(target)
         except SipParseError as exc:
             raise EndpointError("called", f"not a SIP URI ({exc.reason})") from None
-        line = self.phone.dial(target, spec.caller or "ipcc")
+        line = self.phone.dial(target, spec.caller or "ipcc", ring_timeout_s=self.ring_timeout_s)
         return self._endpoint(line)
 
 

@@ -245,3 +245,20 @@ def test_refer_asks_the_far_end_to_call_elsewhere() -> None:
     assert refer.method == "REFER" and address == PEER and refer.uri == "sip:alice@127.0.0.1:5062"
     assert refer.get("refer-to") == "<sip:agent@127.0.0.1:5070>" and refer.cseq == (2, "REFER")
     assert parse_name_addr(refer.get("from")).tag == _to_tag(replies[-1])
+
+
+def test_hanging_up_an_unanswered_outgoing_call_sends_cancel_with_the_invites_branch() -> None:
+    wire = Wire()
+    call = wire.agent.invite("sip:bob@127.0.0.1:5062", "ipcc", b"")
+    invite = wire.sent[0][0]
+    ringing = (f"SIP/2.0 180 Ringing\r\nVia: {invite.get('via')}\r\nFrom: {invite.get('from')}\r\n"
+               f"To: {invite.get('to')};tag=b1\r\nCall-ID: {invite.call_id}\r\nCSeq: 1 INVITE\r\n"
+               "Content-Length: 0\r\n\r\n")
+    wire.deliver(ringing)
+    assert ("progress", 180) in wire.handler.reports
+    wire.agent.hang_up(call, "timeout")
+    cancel = wire.sent[-1][0]
+    assert cancel.method == "CANCEL" and cancel.branch == invite.branch and cancel.cseq == (1, "CANCEL")
+    terminated = ringing.replace("180 Ringing", "487 Request Terminated")
+    assert [m.method for m in wire.deliver(terminated)] == ["ACK"]
+    assert ("progress", 487) in wire.handler.reports
