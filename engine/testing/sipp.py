@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.net import g711
+from engine.testing.baresip import free_port
 
 SIPP = shutil.which("sipp")
 PCAP_DIR = Path("/usr/share/sip-tester")
@@ -111,6 +112,8 @@ class SippResult:
 def run_sipp(args: list[str], workdir: Path, timeout_s: float = 120.0) -> SippResult:
     """Run ``sipp ARGS`` in ``workdir`` until it ends (``-trace_stat`` is added); its statistics."""
     assert SIPP is not None
+    if "-p" not in args:  # never sipp's default 5060: other tests may hold it
+        args = [*args, "-p", str(free_port())]
     stat_file = workdir / "sipp-stats.csv"
     command = [SIPP, *args, "-nostdin", "-trace_stat", "-stf", str(stat_file), "-fd", "1",
                "-trace_err", "-error_file", str(workdir / "sipp-errors.log")]
