@@ -330,10 +330,12 @@ class RtpHub:
 
     def _statistics(self, slots: np.ndarray, seq: np.ndarray, raw_ts: np.ndarray) -> None:
         fresh = self.received[slots] == 0
-        if fresh.any():
-            self.max_seq[slots[fresh]] = seq[fresh]
-            self.max_ext[slots[fresh]] = seq[fresh]
-            self.base_ext[slots[fresh]] = seq[fresh]
+        if fresh.any():  # a stream's first packet (the earliest of its batch) sets its base
+            fresh_slots, fresh_seq = slots[fresh], seq[fresh]
+            order = np.argsort(fresh_slots, kind="stable")
+            firsts, index = np.unique(fresh_slots[order], return_index=True)
+            first_seq = fresh_seq[order][index]
+            self.max_seq[firsts] = self.max_ext[firsts] = self.base_ext[firsts] = first_seq
         delta = ((seq - self.max_seq[slots] + 32768) & 0xFFFF) - 32768
         ext = self.max_ext[slots] + delta
         ahead = delta > 0

@@ -225,3 +225,11 @@ def test_per_call_ports_a_flood_at_one_calls_port_costs_no_other_call_a_frame() 
         assert len(received.headers) == 30  # and the victim got every packet of ours, one per tick
     finally:
         hub.close()
+
+
+def test_several_packets_of_a_new_stream_in_one_drain_count_from_the_first(hub: RtpHub) -> None:
+    session, peer = _call(hub)
+    for _ in range(3):  # three packets before the first tick: one recvmmsg batch
+        peer.send_audio(np.zeros(F, np.int16))
+    _tick(hub, [session])
+    assert session.stats()["received"] == 3 and session.stats()["lost"] == 0
