@@ -32,7 +32,29 @@ from benchmarks.common import Row
 
 BENCH = "rtp"
 HOLD_P99_S = 0.005
-PEER_FIRST_PORT = 40000
+PEER_PORTS = (10000, 20000)  # the peer's streams: below the hub's ports and the kernel's ephemeral range
+
+
+def _free_range(count: int) -> int:
+    """A first port such that ``count`` consecutive UDP ports from it are free on 127.0.0.1 now."""
+    import random
+    import socket
+
+    for _ in range(50):
+        base = random.randrange(PEER_PORTS[0], PEER_PORTS[1] - count)
+        taken = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                taken.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in taken:
+                sock.close()
+    raise OSError(f"no {count} consecutive free ports in {PEER_PORTS}")
 
 
 def _pin(core: int) -> None:
@@ -79,7 +101,8 @@ def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
     import numpy as np
 
     lateness: list[float] = []
-    run_ticks(warm_ticks, lambda _s: None)
+    if warm_ticks:
+        run_ticks(warm_ticks, lambda _s: None)
     cpu = time.process_time()
     run_ticks(ticks, lateness.append)
     cpu = time.process_time() - cpu
@@ -89,12 +112,11 @@ def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
             "cpu_share": cpu / (len(late) * 0.02)}
 
 
-def _engine_trial(count: int, seconds: float) -> dict[str, float]:
+def _engine_trial(count: int, seconds: float, first_port: int) -> dict[str, float]:
     """(Child.) The RTP hub carrying ``count`` calls; prints its port, then runs."""
     _pin(1)
     from engine.media.pacer import MonotonicClock, Pacer
     from engine.net.g711 import PCMU
-    from engine.net.phone import with_rtp
     from engine.net.rtp_hub import RtpHub
     from engine.net.rtp_session import RtpSession
     from engine.net.sdp import Negotiated
@@ -102,14 +124,26 @@ def _engine_trial(count: int, seconds: float) -> dict[str, float]:
     hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024)
 
     def endpoint(i: int) -> tuple[Any, Any]:
-        session = RtpSession(hub, Negotiated("127.0.0.1", PEER_FIRST_PORT + i, PCMU, None))
+        session = RtpSession(hub, Negotiated("127.0.0.1", first_port + i, PCMU, None))
         return session, session
 
     loop, counters = _calls(count, endpoint)
     print(json.dumps({"targets": [["127.0.0.1", hub.port]] * count}), flush=True)
     gc.freeze()
     clock = MonotonicClock()
-    tick = with_rtp(hub, loop.tick)
+    parts = {"receive": 0, "loop": 0, "send": 0}
+    cpu_clock = time.thread_time_ns
+
+    def tick() -> None:  # with_rtp, with the CPU time of each part
+        t0 = cpu_clock()
+        hub.receive()
+        t1 = cpu_clock()
+        loop.tick()
+        t2 = cpu_clock()
+        hub.send()
+        parts["receive"] += t1 - t0
+        parts["loop"] += t2 - t1
+        parts["send"] += cpu_clock() - t2
 
     def run_ticks(n: int, record: Any) -> None:
         state = {"k": 0, "origin": None}
@@ -124,7 +158,11 @@ def _engine_trial(count: int, seconds: float) -> dict[str, float]:
         Pacer(clock, timed, max_behind_s=1e9).run(max_ticks=n)  # never re-anchored: lateness as it is
 
     counters_before = dict(counters)
-    result = _measure(run_ticks, 75, int(seconds * 50))
+    run_ticks(75, lambda _s: None)  # warm-up, then the measured ticks
+    parts.update(dict.fromkeys(parts, 0))
+    result = _measure(run_ticks, 0, int(seconds * 50))
+    for name, ns in parts.items():
+        result[f"cpu_{name}_ms"] = ns / 1e6 / result["ticks"]
     n = len(hub.sessions)
     expected = (hub.max_ext[:n] - hub.base_ext[:n] + 1)
     lost = int((expected - hub.received[:n]).clip(min=0).sum())
@@ -175,14 +213,14 @@ class _Endpoint(asyncio.DatagramProtocol):
         pass
 
 
-def _baseline_trial(count: int, seconds: float) -> dict[str, float]:
+def _baseline_trial(count: int, seconds: float, first_port: int) -> dict[str, float]:
     """(Child.) One asyncio datagram endpoint per call, ticked by ``call_at``."""
     _pin(1)
     aio = asyncio.new_event_loop()
     endpoints: list[_Endpoint] = []
     for i in range(count):
         _, protocol = aio.run_until_complete(aio.create_datagram_endpoint(
-            lambda i=i: _Endpoint(("127.0.0.1", PEER_FIRST_PORT + i)), local_addr=("127.0.0.1", 0)))
+            lambda i=i: _Endpoint(("127.0.0.1", first_port + i)), local_addr=("127.0.0.1", 0)))
         endpoints.append(protocol)
     loop, counters = _calls(count, lambda i: (endpoints[i], endpoints[i]))
     ports = [e.transport.get_extra_info("sockname")[1] for e in endpoints]
@@ -211,17 +249,18 @@ def _baseline_trial(count: int, seconds: float) -> dict[str, float]:
     return result
 
 
-def _peer(targets: list[list[Any]], seconds: float) -> dict[str, float]:
+def _peer(targets: list[list[Any]], seconds: float, first_port: int) -> dict[str, float]:
     _pin(0)
     from engine.testing.rtp_load import run_peer
 
-    return run_peer(len(targets), PEER_FIRST_PORT, [(h, p) for h, p in targets], seconds)
+    return run_peer(len(targets), first_port, [(h, p) for h, p in targets], seconds)
 
 
 def _spawn(kind: str, count: int, seconds: float) -> dict[str, Any]:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    engine = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_rtp", kind, str(count), str(seconds)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first_port = str(_free_range(count))
+    command = [sys.executable, "-m", "benchmarks.bench_rtp", kind, str(count), str(seconds), first_port]
+    engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert engine.stdout is not None
         first = engine.stdout.readline()
@@ -229,7 +268,8 @@ def _spawn(kind: str, count: int, seconds: float) -> dict[str, Any]:
             raise RuntimeError(f"{kind} trial with {count} calls failed: {engine.stderr.read()[-800:]}")
         targets = json.loads(first)["targets"]
         peer = subprocess.run([sys.executable, "-m", "benchmarks.bench_rtp", "peer", json.dumps(targets),
-                               str(seconds + 2.5)], capture_output=True, text=True, env=env, timeout=seconds * 4 + 60)
+                               str(seconds + 2.5), first_port], capture_output=True, text=True, env=env,
+                              timeout=seconds * 4 + 60)
         out, err = engine.communicate(timeout=seconds * 4 + 60)
     finally:
         if engine.poll() is None:
@@ -290,8 +330,11 @@ def run(quick: bool) -> list[Row]:
     base_sizes = [400] if quick else [400, 600, 800, 1000, 1200]
     rows: list[Row] = []
     base_held = 0
+    base_first: dict[str, Any] | None = None
+    first: dict[str, Any] | None = None
     for count in base_sizes:
         r = _spawn("baseline", count, seconds)
+        base_first = base_first or r
         ok = _holds(r)
         rows.append(Row(BENCH, f"baseline {count} calls: p99 send lateness", r["p99_ms"], "ms",
                         target="< 5 ms, 0 lost or late", met=ok, note=_note(r)))
@@ -301,12 +344,25 @@ def run(quick: bool) -> list[Row]:
     held = 0
     for count in sizes:
         r = _spawn("engine", count, seconds)
+        first = first or r
         ok = _holds(r)
         rows.append(Row(BENCH, f"{count} calls: p99 send lateness", r["p99_ms"], "ms", target="< 5 ms, 0 lost or late",
                         met=ok, note=_note(r)))
         if not ok:
             break
         held = count
+    base_cpu = base_first["cpu_share"] * 0.02 / base_first["calls"] if base_first else None
+    hub_cpu = first["cpu_share"] * 0.02 / first["calls"] if first else None
+    if first and hub_cpu:
+        rows.append(Row(BENCH, f"CPU per call per tick at {first['calls']} calls (process, kernel included)",
+                        hub_cpu * 1e6, "µs", baseline="one asyncio datagram endpoint per call",
+                        baseline_value=base_cpu * 1e6 if base_cpu else None,
+                        note=f"hub receive {first['cpu_receive_ms']:.2f} ms + media loop {first['cpu_loop_ms']:.2f} ms"
+                             f" + hub send {first['cpu_send_ms']:.2f} ms per tick (media thread)"))
+        rows.append(Row(BENCH, "calls one core carries at that CPU cost (extrapolated, not held)",
+                        round(0.02 / hub_cpu), "calls", baseline="one asyncio datagram endpoint per call",
+                        baseline_value=round(0.02 / base_cpu) if base_cpu else None,
+                        note="20 ms / CPU per call per tick: what a core free of other load would carry"))
     rows.append(Row(BENCH, "largest N of two-way RTP calls held (one core)", held, "calls", target=">= 2000 (aim 5000)",
                     met=held >= 2000, baseline="one asyncio datagram endpoint per call", baseline_value=base_held,
                     note=f"{seconds:g} s per trial, speech + in-band key detection on every call"))
@@ -329,11 +385,11 @@ if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     what = sys.argv[1]
     if what == "peer":
-        print(json.dumps(_peer(json.loads(sys.argv[2]), float(sys.argv[3]))))
+        print(json.dumps(_peer(json.loads(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     elif what == "setup":
         print(json.dumps(_setup_rate(int(sys.argv[2]), int(sys.argv[3]))))
     elif what == "engine":
-        print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]))))
+        print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     else:
-        print(json.dumps(_baseline_trial(int(sys.argv[2]), float(sys.argv[3]))))
+        print(json.dumps(_baseline_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     sys.stdout.flush()

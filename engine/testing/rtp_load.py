@@ -4,8 +4,8 @@ N calls need N source addresses (the engine tells calls apart by who sends), but
 peer a system call per stream per tick. Instead (as root, loopback only) one raw socket (``IP_HDRINCL``)
 sends every stream's packet of a tick with one ``sendmmsg``, each with its own UDP source port, and one raw
 UDP socket receives a copy of every UDP datagram on the machine, kept when it comes from the engine's ports
-to the peer's. The streams' ports are never bound: the kernel drops the engine's packets to them after the
-raw copy (unconnected UDP senders get no error back).
+to the peer's. The streams' ports are bound by sockets that are never read, with the smallest buffer: the
+kernel drops the engine's packets there after the raw copy.
 
 The caller's audio is one μ-law frame sequence per stream: silence with an in-band key (100 ms of DTMF at
 -8 dBm0) every ``press_every_s`` seconds, staggered by stream.
@@ -14,6 +14,7 @@ The caller's audio is one μ-law frame sequence per stream: silence with an in-b
 from __future__ import annotations
 
 import ctypes
+import resource
 import socket
 import time
 
@@ -42,6 +43,7 @@ class RawLoadPeer:
         self.recv_sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
         self.recv_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
         self.recv_sock.setblocking(False)
+        self._sinks = self._bind_sinks(streams, first_port)
         self.data = np.zeros((streams, PACKET), dtype=np.uint8)
         names = np.zeros((streams, 16), dtype=np.uint8)
         for i, (host, port) in enumerate(targets):
@@ -75,6 +77,25 @@ class RawLoadPeer:
         self.last_seq = np.zeros(streams, dtype=np.int64)
         self.out_of_order = 0
         self.duplicates = 0
+
+    @staticmethod
+    def _bind_sinks(streams: int, first_port: int) -> list[socket.socket]:
+        """A bound socket on every stream's port with the smallest buffer, never read.
+
+        Without it every engine packet to an unbound port would make the kernel answer ICMP port unreachable
+        (not rate-limited on loopback), doubling the kernel's work on the engine's core; full, the buffer drops
+        packets at no cost (the raw socket has counted them).
+        """
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < streams + 256:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(hard, streams + 256), hard), hard))
+        sinks = []
+        for i in range(streams):
+            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+            sink.bind(("127.0.0.1", first_port + i))
+            sinks.append(sink)
+        return sinks
 
     def send_tick(self) -> None:
         """One packet per stream."""
