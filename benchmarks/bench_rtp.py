@@ -164,8 +164,7 @@ def _engine_trial(count: int, seconds: float, first_port: int) -> dict[str, floa
     for name, ns in parts.items():
         result[f"cpu_{name}_ms"] = ns / 1e6 / result["ticks"]
     n = len(hub.sessions)
-    expected = (hub.max_ext[:n] - hub.base_ext[:n] + 1)
-    lost = int((expected - hub.received[:n]).clip(min=0).sum())
+    lost = hub.stats.lost(n)
     bank = hub.bank.counters
     result.update(calls=count, keys=counters["keys"] - counters_before["keys"], engine_lost=lost,
                   engine_late=int(bank["late"][:n].sum()), engine_duplicate=int(bank["duplicate"][:n].sum()),

