@@ -294,6 +294,7 @@ def _note(r: dict[str, Any]) -> str:
 def _setup_rate(calls: int, rate: int) -> dict[str, Any]:
     """(Child.) sipp places ``calls`` calls at ``rate`` per second on a live server; its statistics."""
     import glob
+    import shutil
     import statistics
     import tempfile
     from pathlib import Path
@@ -318,6 +319,7 @@ def _setup_rate(calls: int, rate: int) -> dict[str, Any]:
                 "median_ms": statistics.median(rtts) if rtts else None, "samples": len(rtts), "elapsed": elapsed}
     finally:
         server.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(quick: bool) -> list[Row]:
@@ -374,7 +376,7 @@ def run(quick: bool) -> list[Row]:
                         target="0 failed at >= 200 calls/s", met=r["failed"] == 0 and r["successful"] == calls,
                         note=f"{r['successful']}/{calls} calls passed (INVITE, 200, ACK, 1 s, BYE)"))
         rows.append(Row(BENCH, "sipp call set-up: median INVITE → 200 OK", r["median_ms"], "ms",
-                        note=f"{r['samples']} calls"))
+                        note=f"{r['samples']} calls; sipp's response times are whole milliseconds (0: under 1 ms)"))
     else:
         rows.append(Row(BENCH, "sipp call set-up", None, "", note=f"failed: {out.stderr[-200:]}"))
     return rows
