@@ -13,7 +13,7 @@ required when SIP listens off loopback, or with ``auth = true``), ``realm``. The
 sink are the line's RTP session (and a two-channel WAV recording when ``[sip] record = true``: what is played
 on channel 1, the caller on channel 2, under the recordings folder). The far end's BYE hangs the engine call
 up; the engine's hang-up (``disConnect``, RTP inactivity) sends BYE. ``outCall`` with ``called`` =
-``sip:user@host:port`` dials it.
+``sip:user@host:port`` dials it; ``sip:NAME`` dials the softphone registered as ``NAME`` (REGISTER).
 """
 
 from __future__ import annotations
@@ -74,6 +74,14 @@ def load_numbers(config_path: Path | None, default_app: str) -> tuple[dict[str, 
         path = (Path(config_path).parent / welcome) if welcome else None
         numbers[number] = Number(number, app_id, bool(entry.get("autoAnswer", True)), path)
     return numbers, dict(raw.get("sip", {}))
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host == "localhost"
+    return True
 
 
 def _allow_list(networks: Any) -> Any:
@@ -226,9 +234,14 @@ class SipGlue:
     def _out_call(self, rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
         target = "sip:" + rest
         try:
-            parse_uri(target)
+            uri = parse_uri(target)
         except SipParseError as exc:
             raise EndpointError("called", f"not a SIP URI ({exc.reason})") from None
+        if not uri.user and not _is_address(uri.host):  # sip:NUMBER: a softphone registered under it
+            bindings = self.phone.agent.registrar.lookup(uri.host, self.phone.transport.timers.now)
+            if not bindings:
+                raise EndpointError("called", f"{rest[:40]!r} is not registered here")
+            target = bindings[-1].contact
         line = self.phone.dial(target, spec.caller or "ipcc", ring_timeout_s=self.ring_timeout_s)
         return self._endpoint(line)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
+from engine.config import DEMO_APP_ID
 from engine.format import SAMPLES_PER_FRAME
 from engine.net.sdp import build_sdp, negotiate, parse_sdp
+from engine.net.sip_message import parse_message
 from engine.testing.rtp_peer import RtpPeer
 from engine.testing.server import wait_for
 from engine.testing.sip_client import SipClient
@@ -192,3 +195,20 @@ def test_a_recorded_sip_call_holds_both_directions(tmp_path: Path) -> None:
         peer.close()
         client.close()
         server.close()
+
+
+def test_out_call_to_a_registered_softphone_sends_it_an_invite(server: SipServer, client: SipClient) -> None:
+    with httpx.Client(base_url=server.live.url, timeout=10) as http:
+        refused = http.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "sip:alice"}).json()
+        assert refused["code"] == "108100" and "not registered" in refused["msg"]
+        client.request("REGISTER", "c-reg", 1, user="alice")
+        assert client.wait(200, "REGISTER")
+        answer = http.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "sip:alice"}).json()
+        assert answer["code"] == "000000", answer
+    client.sock.settimeout(10)
+    invite = None
+    while invite is None:  # the engine's INVITE, after whatever else arrives first
+        message = parse_message(client.sock.recv(65536))
+        invite = message if message.method == "INVITE" else None
+    assert invite.uri == f"sip:alice@{client.address[0]}:{client.address[1]}"
+    assert b"m=audio" in invite.body
