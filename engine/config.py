@@ -103,7 +103,7 @@ def default_config() -> Config:
     return Config({DEMO_APP_ID: Application(DEMO_APP_ID)})
 
 
-_TOP_KEYS = ("applications", "routes", "limits", "server")
+_TOP_KEYS = ("applications", "routes", "limits", "server", "numbers", "sip")  # numbers, sip: read by server.sip_glue
 _APP_KEYS = ("appId", "callbackUrl", "queueLimit", "voice", "rate", "volume")
 _ROUTE_KEYS = ("number", "endpoint", "keys", "callerWav", "outcome")
 _LIMIT_KEYS = ("jsonDepth", "jsonKeys")

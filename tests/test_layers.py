@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"audio", "tts", "wire"},
     {"config"},
     {"admission", "media"},
-    {"local"},
+    {"local", "net"},
     {"server", "web"},
     {"cli"},
     {"testing"},

@@ -36,6 +36,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except (ConfigError, OSError, ValueError) as exc:  # OSError: an unusable state folder (delivery)
         return fail(str(exc))
+    if args.sip:
+        from engine.server.sip_glue import attach_sip
+
+        try:
+            attach_sip(app.state.engine, args.sip, args.config)
+        except (OSError, ValueError) as exc:
+            return fail(str(exc))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("listening on %s: the API has no authentication", args.host)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
@@ -73,12 +80,13 @@ def register(subparsers: Any) -> None:
                        help="where calls are recorded (default: the configuration's [server] recordings, "
                             "else ./recordings)")
     serve.add_argument("--state", type=Path, default=None,
-                       help="where the event log is kept (default: the configuration's [server] state, "
-                            "else ./state)")
+                       help="the event log, journal and acknowledgements (default: the configuration's "
+                            "[server] state, else ./state)")
     serve.add_argument("--max-calls", type=int, default=10_000, help="live calls at most (default: 10000)")
     serve.add_argument("--fsync", action="store_true",
                        help="fsync the event log, journal and acknowledgements after every batch (survives a "
                             "power cut; default: written to the kernel at once, survives kill -9)")
+    serve.add_argument("--sip", metavar="HOST:PORT", help="also answer SIP calls here (UDP), e.g. 127.0.0.1:5080")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=cmd_serve)

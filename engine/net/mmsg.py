@@ -1,0 +1,127 @@
+"""Batched UDP I/O on one socket: ``recvmmsg``/``sendmmsg`` through ctypes, over preallocated numpy buffers.
+
+One system call moves up to :data:`MAX_BATCH` datagrams. Buffers are fixed at construction: ``send_data``
+(rows of packets, each with its IPv4 ``sockaddr_in`` in ``send_names``) and ``recv_data`` (rows of received
+datagrams, the sender's address in ``recv_names``). Linux only; :func:`available` says whether the calls exist.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+
+import numpy as np
+
+MAX_BATCH = 1024  # UIO_MAXIOV: the kernel moves at most this many messages per call
+MSG_DONTWAIT = 0x40
+_SOCKADDR_BYTES = 16
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.c_void_p),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+
+
+class _Mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def available() -> bool:
+    """True when this libc has ``sendmmsg`` and ``recvmmsg``."""
+    return hasattr(LIBC, "sendmmsg") and hasattr(LIBC, "recvmmsg")
+
+
+def sockaddr(host: str, port: int) -> bytes:
+    """The 16 bytes of an IPv4 ``sockaddr_in``."""
+    return (socket.AF_INET.to_bytes(2, "little") + port.to_bytes(2, "big") + socket.inet_aton(host) + bytes(8))
+
+
+def address_key(names: np.ndarray) -> np.ndarray:
+    """``sockaddr_in`` rows (uint8, 16 wide) → int64 keys ``ip << 16 | port`` (one per row)."""
+    port = names[:, 2].astype(np.int64) << 8 | names[:, 3]
+    ip = names[:, 4:8].copy().view(">u4")[:, 0].astype(np.int64)
+    return ip << 16 | port
+
+
+def key_of(host: str, port: int) -> int:
+    """The key :func:`address_key` gives for ``host:port``."""
+    return int.from_bytes(socket.inet_aton(host), "big") << 16 | port
+
+
+def message_array(count: int, data: np.ndarray, names: np.ndarray) -> tuple[ctypes.Array, ctypes.Array, np.ndarray]:
+    """``count`` mmsghdr messages over rows of ``data`` (one iovec each) and ``names``: (iovecs, messages, raw)."""
+    iovs = (_Iovec * count)()
+    msgs = (_Mmsghdr * count)()
+    stride = data.shape[1]
+    base, name_base = data.ctypes.data, names.ctypes.data
+    for i in range(count):
+        iovs[i].base = base + i * stride
+        iovs[i].len = stride
+        msgs[i].hdr.name = name_base + i * _SOCKADDR_BYTES
+        msgs[i].hdr.namelen = _SOCKADDR_BYTES
+        msgs[i].hdr.iov = ctypes.addressof(iovs[i])
+        msgs[i].hdr.iovlen = 1
+    lengths = np.frombuffer(msgs, dtype=np.uint8).reshape(count, ctypes.sizeof(_Mmsghdr))
+    return iovs, msgs, lengths
+
+
+class BatchSocket:
+    """A non-blocking UDP socket with batch send and receive buffers of ``capacity`` rows each.
+
+    ``send_stride``: bytes per outgoing packet row; ``recv_stride``: the largest datagram kept whole (longer
+    ones are truncated, and their length says so).
+    """
+
+    def __init__(self, sock: socket.socket, capacity: int, send_stride: int, recv_stride: int = 2048) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        sock.setblocking(False)
+        self.capacity = capacity
+        self.send_data = np.zeros((capacity, send_stride), dtype=np.uint8)
+        self.send_names = np.zeros((capacity, _SOCKADDR_BYTES), dtype=np.uint8)
+        self.recv_data = np.zeros((MAX_BATCH, recv_stride), dtype=np.uint8)
+        self.recv_names = np.zeros((MAX_BATCH, _SOCKADDR_BYTES), dtype=np.uint8)
+        self._send = message_array(capacity, self.send_data, self.send_names)
+        self._recv = message_array(MAX_BATCH, self.recv_data, self.recv_names)
+        self._send_lengths = np.ndarray((capacity,), dtype=np.uint64, buffer=self._send[0],
+                                        offset=_Iovec.len.offset, strides=(ctypes.sizeof(_Iovec),))
+        self._recv_meta = self._recv[2]
+        self.send_errors = 0
+
+    def set_send_length(self, row: int, length: int) -> None:
+        """Packets of row ``row`` are ``length`` bytes long (at most the stride)."""
+        self._send_lengths[row] = length
+
+    def send_rows(self, start: int, count: int) -> int:
+        """Send rows ``[start, start + count)``; returns how many the kernel took (errors are counted)."""
+        sent = 0
+        msgs = self._send[1]
+        size = ctypes.sizeof(_Mmsghdr)
+        while sent < count:
+            batch = min(count - sent, MAX_BATCH)
+            pointer = ctypes.addressof(msgs) + (start + sent) * size
+            n = LIBC.sendmmsg(self.fd, ctypes.c_void_p(pointer), batch, MSG_DONTWAIT)
+            if n <= 0:
+                self.send_errors += count - sent
+                break
+            sent += n
+            if n < batch:  # the socket buffer is full: the rest of this batch is dropped, counted
+                self.send_errors += batch - n
+                sent += batch - n
+        return sent
+
+    def receive(self) -> tuple[int, np.ndarray]:
+        """Drain up to :data:`MAX_BATCH` datagrams without blocking: (count, their lengths)."""
+        n = LIBC.recvmmsg(self.fd, self._recv[1], MAX_BATCH, MSG_DONTWAIT, None)
+        if n <= 0:
+            return 0, np.zeros(0, dtype=np.int64)
+        meta = self._recv_meta[:n, _Mmsghdr.len.offset : _Mmsghdr.len.offset + 4]
+        return n, meta.copy().view(np.uint32)[:, 0].astype(np.int64)

@@ -1,0 +1,97 @@
+"""Outgoing calls of the user agent: INVITE, the responses to it, ACK, CANCEL, REFER.
+
+A part of :class:`~engine.net.user_agent.UserAgent` (mixed in), kept apart to keep each module one subject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.net.dialog import Dialog, new_tag
+from engine.net.sip_call import Address, CallHandler, SipCall
+from engine.net.sip_message import SipMessage, parse_uri
+from engine.net.transaction import Transaction
+
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, NOTIFY, REFER"
+
+
+def address_of(uri: str, default_port: int = 5060) -> Address:
+    """Where to send a request for ``uri`` (IP literal or ``localhost``; ``maddr``/no DNS)."""
+    parsed = parse_uri(uri)
+    host = "127.0.0.1" if parsed.host == "localhost" else parsed.host.strip("[]")
+    return host, parsed.port or default_port
+
+
+class OutgoingCalls:
+    """The UAC side of calls; the user agent provides the attributes and helpers declared here."""
+
+    calls: dict[tuple[str, str], SipCall]
+    handler: CallHandler
+    sent_by: str
+    send: Callable[[bytes, Address], None]
+    contact: Callable[..., str]
+    _client: Callable[..., Transaction]
+    _end: Callable[..., Any]
+
+    def invite(self, target: str, caller: str, sdp: bytes, headers: list[tuple[str, str]] | None = None) -> SipCall:
+        """Call ``target`` (a SIP URI) as ``caller`` (a user part) with our offer ``sdp``."""
+        uri = str(parse_uri(target))
+        local_uri = f"sip:{caller or 'ipcc'}@{self.sent_by}"
+        dialog = Dialog(new_tag() + new_tag(), new_tag(), "", local_uri, uri, uri, self.sent_by,
+                        local_seq=0, contact=self.contact(caller or "ipcc"))
+        request = dialog.request("INVITE", sdp, "application/sdp", extra=[("allow", ALLOW), *(headers or [])])
+        call = SipCall(False, dialog, request, address_of(uri), target, caller, local_sdp=sdp)
+        self.calls[dialog.key] = call
+        call.transaction = self._client(request, call.remote, lambda r: self._invite_response(call, r),
+                                        lambda: self._invite_timeout(call))
+        return call
+
+    def _invite_response(self, call: SipCall, response: SipMessage) -> None:
+        status = response.status
+        if call.ended and status < 300:
+            if status >= 200:  # answered after we gave up: ACK and BYE it
+                call.dialog.confirm_as_uac(response)
+                self._send_ack(call)
+                self._client(call.dialog.request("BYE"), call.remote)
+            return
+        if status < 200:
+            self.handler.progress(call, status)
+            return
+        if status < 300:
+            call.dialog.confirm_as_uac(response)
+            call.remote_sdp = response.body
+            call.state = "confirmed"
+            self._send_ack(call)
+            self.handler.progress(call, status)
+            self.handler.confirmed(call)
+            return
+        self.handler.progress(call, status)
+        self._end(call, str(status))
+
+    def _send_ack(self, call: SipCall) -> None:
+        ack = call.dialog.request("ACK", cseq=call.invite.cseq[0])
+        call.extra["ack"] = ack.to_bytes()
+        self.send(call.extra["ack"], call.remote)
+
+    def _invite_timeout(self, call: SipCall) -> None:
+        if not call.ended:
+            self.handler.progress(call, 408)
+            self._end(call, "408")
+
+    def _cancel_outgoing(self, call: SipCall) -> None:
+        invite = call.invite
+        headers = [(n, v) for n, v in invite.headers if n in ("via", "from", "to", "call-id", "route")]
+        headers.insert(1, ("max-forwards", "70"))
+        headers.append(("cseq", f"{invite.cseq[0]} CANCEL"))
+        self._client(SipMessage(method="CANCEL", uri=invite.uri, headers=headers), call.remote)
+        call.extra["cancelled"] = True
+        self._end(call, "cancel")
+
+    def refer(self, call: SipCall, target: str) -> None:
+        """Ask the far end to call ``target`` instead (REFER, RFC 3515); the call ends when it accepts."""
+        if call.state != "confirmed":
+            return
+        request = call.dialog.request("REFER", extra=[("refer-to", f"<{target}>"),
+                                                      ("referred-by", f"<{call.dialog.local_uri}>")])
+        self._client(request, call.remote, lambda r: r.status >= 300 and self.handler.progress(call, r.status))

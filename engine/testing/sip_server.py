@@ -1,0 +1,45 @@
+"""A live server with SIP: uvicorn (HTTP API) and ``serve --sip``'s glue on free loopback ports, real TTS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.config import DEMO_APP_ID, load_config
+from engine.server.app import ServerSettings, create_app
+from engine.server.sip_glue import SipGlue, attach_sip
+from engine.testing.server import LiveServer, wait_for
+
+WELCOME = {"appId": DEMO_APP_ID, "callId": "replaced", "orders": [
+    {"playFlag": 0, "voiceStr": "Welcome to the engine. Please press two keys.", "getkey": 1, "maxRevCnt": 2,
+     "playTime": 1, "spaceTime": 4}]}
+
+
+class SipServer:
+    """The HTTP server and its SIP glue; number ``10086`` answers and plays :data:`WELCOME`."""
+
+    def __init__(self, folder: Path, welcome: dict[str, Any] | None = None, extra_toml: str = "") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "welcome.json").write_text(json.dumps(welcome or WELCOME))
+        config = folder / "engine.toml"
+        config.write_text(f'[[applications]]\nappId = "{DEMO_APP_ID}"\n\n'
+                          f'[[numbers]]\nnumber = "10086"\nappId = "{DEMO_APP_ID}"\nautoAnswer = true\n'
+                          f'welcome = "welcome.json"\n\n{extra_toml}')
+        settings = ServerSettings(config=load_config(config), recordings=folder / "recordings",
+                                  state_dir=folder / "state", cache=folder / "cache")
+        self.app = create_app(settings)
+        self.engine = self.app.state.engine
+        self.live = LiveServer(self.app)
+        self.glue: SipGlue = attach_sip(self.engine, "127.0.0.1:0", config)
+        self.sip_port = self.glue.phone.address[1]
+        wait_for(lambda: self.glue.welcomes_ready or None, 60, "the welcome prompt to be synthesised")
+
+    def events(self, call_id: str) -> list[dict[str, Any]]:
+        """The events kept for ``call_id``."""
+        return self.engine.delivery.events(call_id) or []
+
+    def close(self) -> None:
+        """Stop SIP and the server."""
+        self.glue.close()
+        self.live.close()

@@ -1,0 +1,88 @@
+"""sipp, a real SIP peer, calls the engine: welcome prompt, keys in-band and by RFC 2833, hang-up, load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.dtmf.tones import place_tones
+from engine.format import seconds_to_samples
+from engine.testing.baresip import free_port
+from engine.testing.server import wait_for
+from engine.testing.sip_server import SipServer
+from engine.testing.sipp import PCAP_DIR, SIPP, run_sipp, uac_scenario, write_ulaw
+
+pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (apt sip-tester) is not installed")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[SipServer]:
+    server = SipServer(tmp_path / "server")
+    yield server
+    server.close()
+
+
+def _media_port() -> str:
+    """A free even port for sipp's media (it counts up from there, a pair per call)."""
+    return str(2 * (free_port() // 2))
+
+
+def _keys_of(server: SipServer, line_index: int = 0) -> list[dict]:
+    call_id = server.glue.lines[line_index].data["call_id"]
+    return [e for e in server.events(call_id) if e["event"] == "ivrreportdtmf"]
+
+
+def test_a_sipp_caller_hears_the_welcome_and_its_in_band_keys_reach_the_application(server: SipServer,
+                                                                                    tmp_path: Path) -> None:
+    audio = place_tones(seconds_to_samples(4.0), [("4", seconds_to_samples(1.5)), ("2", seconds_to_samples(2.5))],
+                        tone_ms=100, level_dbm0=-8)
+    stream = write_ulaw(tmp_path / "caller.ulaw", audio)
+    scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=4500, stream=stream)
+    result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
+                       "-m", "1", "-l", "1", "-mp", _media_port(), "-timeout", "30"], tmp_path)
+    assert result.successful == 1 and result.failed == 0, result.output[-2000:]
+    keys = wait_for(lambda: _keys_of(server) or None, 10, "ivrreportdtmf")
+    assert [(k["dtmfCode"], k["endReason"]) for k in keys] == [("42", "maxRevCnt")]
+    line = server.glue.lines[0]
+    assert line.call.end_reason == "bye"
+    wait_for(lambda: not server.engine.board.live_calls() or None, 10, "the call to end")
+    stats = line.session.final_stats
+    assert stats["received"] == 200 and stats["lost"] == 0  # 4 s of 20 ms packets from sipp
+    assert int(stats["sent"]) >= 200  # the engine sent the welcome for as long as the call lasted
+
+
+def test_rfc2833_keys_replayed_from_sipps_pcap_from_port_0(server: SipServer, tmp_path: Path) -> None:
+    scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=3000, pcap=PCAP_DIR / "dtmf_2833_7.pcap",
+                            pcap_after_ms=500)
+    result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
+                       "-m", "1", "-l", "1", "-mp", _media_port(), "-timeout", "30"], tmp_path)
+    assert result.successful == 1, result.output[-2000:]
+    line = server.glue.lines[0]
+    assert line.session.events.count == 1
+    assert line.session.remote[1] != 0  # never latched to port 0
+
+
+def test_sipp_hang_up_ends_the_engine_call(server: SipServer, tmp_path: Path) -> None:
+    result = run_sipp(["-sn", "uac", f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
+                       "-m", "3", "-l", "3", "-d", "300", "-timeout", "30"], tmp_path)
+    assert result.successful == 3 and result.failed == 0, result.output[-2000:]
+    wait_for(lambda: not server.engine.board.live_calls() or None, 10, "every call to end")
+    assert [line.call.end_reason for line in server.glue.lines] == ["bye"] * 3
+
+
+def test_load_200_concurrent_calls_with_media_and_keys(server: SipServer, tmp_path: Path) -> None:
+    audio = place_tones(seconds_to_samples(3.0), [("4", seconds_to_samples(1.0)), ("2", seconds_to_samples(2.0))],
+                        tone_ms=100, level_dbm0=-8)
+    stream = write_ulaw(tmp_path / "caller.ulaw", audio)
+    scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=3500, stream=stream)
+    result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
+                       "-m", "200", "-l", "200", "-r", "200", "-mp", _media_port(), "-timeout", "60"], tmp_path, 90)
+    assert result.successful == 200 and result.failed == 0, result.output[-2000:]
+    wait_for(lambda: len(server.glue.lines) == 200 and all(_keys_of(server, i) for i in range(200)) or None, 20,
+             "every call's keys")
+    codes = [_keys_of(server, i)[0]["dtmfCode"] for i in range(200)]
+    assert codes == ["42"] * 200
+    assert np.all([line.call.end_reason == "bye" for line in server.glue.lines])
