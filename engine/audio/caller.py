@@ -1,12 +1,15 @@
 """The caller's side of a call: the audio the caller sends, in which keys arrive as DTMF tones.
 
 A scripted caller turns ``key@seconds`` presses into real tones in its audio (never passed around the
-detector); a file caller reads its audio from a file. Both are read one frame at a time by the media loop.
+detector), generated as the read position reaches them: memory follows the number of presses, not the
+script's span. A file caller reads its audio from a decoded buffer. Both are read one frame at a time by the
+media loop through :meth:`CallerStream.read_into`, which leaves silent frames untouched.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +17,16 @@ import numpy as np
 
 from engine.audio.decode import load_audio
 from engine.core.orders import DTMF_KEYS
-from engine.dtmf.tones import place_tones
-from engine.errors import ScriptError
-from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, seconds_to_samples
+from engine.dtmf.tones import dtmf_tone
+from engine.errors import EndpointError, ScriptError
+from engine.format import SAMPLE_DTYPE, ms_to_samples, seconds_to_samples, to_int16
 
 #: A scripted press: a tone of this length at this level per tone (a phone keypad's typical output).
 PRESS_TONE_MS = 100
 PRESS_LEVEL_DBM0 = -8.0
+PRESS_TONE_SAMPLES = ms_to_samples(PRESS_TONE_MS)
+#: A sample index past any audio: "nothing sounds any more".
+NO_SOUND = sys.maxsize
 
 
 @dataclass(frozen=True)
@@ -55,151 +61,200 @@ def parse_key_script(script: str) -> list[Press]:
     return sorted(presses, key=lambda press: press.at_sample)
 
 
-#: ``sound_start`` when nothing sounds any more (an index past any buffer).
-NO_SOUND = sys.maxsize
+def script_span_samples(presses: list[Press]) -> int:
+    """Samples from a request's start to the end of its script's last tone (0 without presses)."""
+    return max((press.at_sample for press in presses), default=-PRESS_TONE_SAMPLES) + PRESS_TONE_SAMPLES
 
 
-class CallerAudio:
-    """The caller's audio from a buffer: ``read(n)`` returns the next ``n`` samples (silence past the end).
+class CallerStream:
+    """The caller's audio, read one frame at a time; subclasses implement :meth:`read_into`.
 
-    For readers that skip silence (the media loop): every non-zero sample at or after ``position`` lies in
-    ``[sound_start, sound_end)`` or in a later stretch of sound (indices into ``samples``; :data:`NO_SOUND` when
-    none is left), so a frame ending at or before ``sound_start`` is silent; :meth:`copy_into` reads a frame
-    and moves on to the next stretch. A plain buffer is one stretch, the whole of it; ``position`` only moves
-    forward (:meth:`read`, the media loop) unless the buffer is replaced.
+    :meth:`read` is the general reader; the media loop calls :meth:`read_into` instead (see
+    :func:`frame_reader`), which does not allocate and does not touch its row while the caller is silent.
     """
 
-    # slots: what every tick reads first, in one compact object
-    __slots__ = ("position", "sound_start", "sound_end", "_samples", "_sounds")
+    __slots__ = ()
+
+    def read_into(self, rows: np.ndarray, row: int) -> bool:
+        """Read the next ``rows.shape[1]`` samples into ``rows[row]``.
+
+        Returns False, leaving ``rows[row]`` untouched, when those samples are all silence.
+        """
+        raise NotImplementedError
+
+    def read(self, count: int) -> np.ndarray:
+        """The next ``count`` samples of the caller's audio (int16)."""
+        out = np.zeros((1, count), dtype=SAMPLE_DTYPE)
+        self.read_into(out, 0)
+        return out[0]
+
+    def request_started(self) -> None:
+        """Called when a request starts playing (a caller's audio runs on regardless, unless it is scripted)."""
+
+
+def frame_reader(caller: object) -> Callable[[np.ndarray, int], bool] | None:
+    """The caller's :meth:`CallerStream.read_into`, or None when the caller must be read with ``read``.
+
+    A caller that is no :class:`CallerStream`, or overrides ``read``, is read through ``read``.
+    """
+    if isinstance(caller, CallerStream) and type(caller).read is CallerStream.read:
+        return caller.read_into
+    return None
+
+
+class CallerAudio(CallerStream):
+    """The caller's audio from a buffer (int16): silence past its end."""
+
+    __slots__ = ("position", "_samples", "_sound_start", "_sound_end")
 
     def __init__(self, samples: np.ndarray) -> None:
-        self.position = 0
-        self.samples = samples
+        self.position = 0  # samples read so far
+        self._samples = np.asarray(samples, dtype=SAMPLE_DTYPE)
+        self._sound_start, self._sound_end = (0, len(self._samples)) if len(self._samples) else (NO_SOUND, NO_SOUND)
 
     @property
     def samples(self) -> np.ndarray:
-        """The whole buffer (int16); setting it assumes sound anywhere in it."""
+        """The whole buffer (int16)."""
         return self._samples
 
-    @samples.setter
-    def samples(self, samples: np.ndarray) -> None:
-        samples = np.asarray(samples, dtype=SAMPLE_DTYPE)
-        self._load(samples, [(0, len(samples))] if len(samples) else [])
-
-    def _load(self, samples: np.ndarray, sounds: list[tuple[int, int]]) -> None:
-        """Take ``samples`` (int16) whose non-zero samples all lie in ``sounds`` (sorted ``(start, end)``)."""
-        self._samples = samples
-        self._sounds = sounds
-        self._seek_sound(self.position)
-
-    def _seek_sound(self, after: int) -> None:
-        """Point ``sound_start``/``sound_end`` at the first stretch of sound that ends after index ``after``."""
-        for start, end in self._sounds:
-            if end > after:
-                self.sound_start, self.sound_end = start, end
-                return
-        self.sound_start = self.sound_end = NO_SOUND
-
-    def read(self, count: int) -> np.ndarray:
-        """The next ``count`` samples of the caller's audio."""
+    def read_into(self, rows: np.ndarray, row: int) -> bool:
+        """Copy the next frame of the buffer into ``rows[row]`` (zeros past its end); False once past it."""
         start = self.position
-        self.position += count
-        chunk = self._samples[start : start + count]
-        if len(chunk) == count:
-            return chunk
-        out = np.zeros(count, dtype=SAMPLE_DTYPE)
-        out[: len(chunk)] = chunk
-        return out
-
-    def copy_into(self, out: np.ndarray, start: int) -> None:
-        """Write samples ``[start, start + len(out))`` into ``out`` (zeros past the end), as :meth:`read` would.
-
-        The samples are as :meth:`read` would return them. Called with consecutive frames (``position`` is the caller's
-        to advance).
-        """
+        end = self.position = start + rows.shape[1]
+        if end <= self._sound_start:
+            return False
+        out = rows[row]
         samples = self._samples
-        end = start + len(out)
         if end <= len(samples):
             out[:] = samples[start:end]
         else:
             out[:] = 0
             if start < len(samples):
                 out[: len(samples) - start] = samples[start:]
-        if end >= self.sound_end:
-            self._seek_sound(end)
-
-    def request_started(self) -> None:
-        """A file caller's audio runs on regardless of requests."""
+        if end >= self._sound_end:
+            self._sound_start = self._sound_end = NO_SOUND
+        return True
 
 
-def _merge(sounds: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Stretches ``(start, end)`` sorted, overlapping ones joined."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(sounds):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+_TONES: dict[tuple[str, bool], np.ndarray] = {}
 
 
-def _stretches(samples: np.ndarray, gap: int = SAMPLES_PER_FRAME) -> list[tuple[int, int]]:
-    """The stretches ``(start, end)`` (indices) holding every non-zero sample.
-
-    Split where more than ``gap`` samples are zero.
-    """
-    nonzero = np.flatnonzero(samples)
-    if not len(nonzero):
-        return []
-    breaks = np.flatnonzero(np.diff(nonzero) > gap)
-    starts = [int(nonzero[0]), *(nonzero[breaks + 1]).tolist()]
-    ends = [*(nonzero[breaks] + 1).tolist(), int(nonzero[-1]) + 1]
-    return list(zip(starts, ends, strict=True))
+def _press_tone(key: str, rounded: bool) -> np.ndarray:
+    """The tone of one scripted press of ``key`` (:data:`PRESS_TONE_SAMPLES` long; float, or int16 ``rounded``)."""
+    tone = _TONES.get((key, rounded))
+    if tone is None:
+        tone = dtmf_tone(key, PRESS_TONE_MS, PRESS_LEVEL_DBM0)[:PRESS_TONE_SAMPLES]
+        tone = _TONES[key, rounded] = to_int16(tone) if rounded else tone
+        tone.setflags(write=False)
+    return tone
 
 
-class ScriptedCaller(CallerAudio):
-    """A caller who presses keys as scripted, again for every request.
+class ScriptedCaller(CallerStream):
+    """A caller who presses keys as scripted, again for every request (``at_sample`` from each request's start).
 
-    ``at_sample`` counts from each request's start. Presses become real DTMF tones of :data:`PRESS_TONE_MS` at
-    :data:`PRESS_LEVEL_DBM0`.
+    Presses become real DTMF tones of :data:`PRESS_TONE_MS` at :data:`PRESS_LEVEL_DBM0`, generated when the
+    read position reaches them. The tones of one request's script are summed and saturated as
+    :func:`~engine.dtmf.tones.place_tones` does; a script still sounding when the next request starts is mixed
+    with the new one (summed in int32 and saturated, oldest first). Memory: the presses and one cursor per
+    script still sounding.
     """
 
-    __slots__ = ("script", "_script_sounds")
+    __slots__ = ("presses", "_clock", "_runs", "_next_sound")
 
     def __init__(self, presses: list[Press]) -> None:
-        tone_samples = seconds_to_samples(PRESS_TONE_MS / 1000)
-        length = max((press.at_sample + tone_samples for press in presses), default=0)
-        self.script = place_tones(length, [(p.key, p.at_sample) for p in presses], tone_ms=PRESS_TONE_MS,
-                                  level_dbm0=PRESS_LEVEL_DBM0)
-        self._script_sounds = _stretches(self.script)
-        super().__init__(np.zeros(0, dtype=SAMPLE_DTYPE))
+        self.presses = tuple(sorted(presses, key=lambda press: press.at_sample))
+        self._clock = 0  # samples read since the caller was made
+        self._runs: list[list[int]] = []  # per script sounding: [its request's start (clock), first press not over]
+        self._next_sound = NO_SOUND  # no sample before this one sounds (clock)
 
     def request_started(self) -> None:
-        """Play the script from now on, mixed over whatever of an earlier script is still sounding.
+        """Play the script from now on, over whatever of an earlier script still sounds."""
+        if self.presses:
+            self._runs.append([self._clock, 0])
+            self._next_sound = min(self._next_sound, self._clock + self.presses[0].at_sample)
 
-        Past the end of ``samples`` the caller is silent.
+    def read_into(self, rows: np.ndarray, row: int) -> bool:
+        """The next frame of the scripted tones into ``rows[row]``; False (untouched) while nothing sounds."""
+        start = self._clock
+        end = self._clock = start + rows.shape[1]
+        if end <= self._next_sound:
+            return False
+        pieces = self._pieces(start, end)
+        out = rows[row]
+        if len(pieces) == 1 and len(pieces[0]) == 1:  # one tone alone: its int16 samples as they are
+            onset, key = pieces[0][0]
+            low, high = max(onset, start), min(onset + PRESS_TONE_SAMPLES, end)
+            if low > start or high < end:
+                out[:] = 0
+            out[low - start : high - start] = _press_tone(key, True)[low - onset : high - onset]
+            return True
+        mixed: np.ndarray | None = None
+        for tones in pieces:  # each script summed as place_tones does, then the scripts mixed oldest first
+            part = np.zeros(end - start)
+            for onset, key in tones:
+                low, high = max(onset, start), min(onset + PRESS_TONE_SAMPLES, end)
+                part[low - start : high - start] += _press_tone(key, False)[low - onset : high - onset]
+            script = to_int16(part).astype(np.int32)
+            mixed = script if mixed is None else np.clip(mixed + script, -32768, 32767)
+        out[:] = 0 if mixed is None else mixed
+        return True
+
+    def _pieces(self, start: int, end: int) -> list[list[tuple[int, str]]]:
+        """Per script sounding in ``[start, end)``, oldest first: its tones there as (onset, key).
+
+        Moves every script's cursor past the presses over by ``end``, drops the scripts that are over and sets
+        the next sample that may sound.
         """
-        position = self.position
-        sounding = [(max(start - position, 0), end - position) for start, end in self._sounds if end > position]
-        self.position = 0
-        if not sounding:  # the script as it is, shared by every request
-            self._load(self.script, self._script_sounds)
-            return
-        script = self.script
-        tail = sounding[-1][1]  # the earlier audio is silent from here on
-        rest = self._samples[position : position + tail]
-        if tail <= len(script):
-            mixed = script.copy()
-        else:
-            mixed = np.zeros(tail, dtype=SAMPLE_DTYPE)
-            mixed[: len(script)] = script
-        if tail <= (self._script_sounds[0][0] if self._script_sounds else NO_SOUND):  # no overlap: no sums
-            mixed[:tail] = rest
-        else:
-            mixed[:tail] = np.clip(rest.astype(np.int32) + mixed[:tail], -32768, 32767)
-        self._load(mixed, _merge(sounding + self._script_sounds))
+        presses, count = self.presses, len(self.presses)
+        pieces: list[list[tuple[int, str]]] = []
+        next_sound = NO_SOUND
+        for run in self._runs:
+            base, first = run
+            while first < count and base + presses[first].at_sample + PRESS_TONE_SAMPLES <= start:
+                first += 1
+            tones = []
+            index = first
+            while index < count and base + presses[index].at_sample < end:
+                tones.append((base + presses[index].at_sample, presses[index].key))
+                index += 1
+            if tones:
+                pieces.append(tones)
+            while first < count and base + presses[first].at_sample + PRESS_TONE_SAMPLES <= end:
+                first += 1
+            run[1] = first
+            if first < count:
+                next_sound = min(next_sound, base + presses[first].at_sample)
+        if any(run[1] == count for run in self._runs):
+            self._runs = [run for run in self._runs if run[1] < count]
+        self._next_sound = next_sound
+        return pieces
 
 
 def file_caller(path: str | Path, channel: int = 0) -> CallerAudio:
     """A caller whose audio comes from a file (any format and rate; ``channel`` of a multi-channel file)."""
     return CallerAudio(load_audio(path, channel=channel))
+
+
+def make_caller(keys: str = "", audio: str | None = None, *, names: tuple[str, str] = ("keys", "callerWav"),
+                resolve: Callable[[str], str | Path] | None = None) -> CallerStream:
+    """The caller a request names: scripted ``keys``, the ``audio`` file, or a silent caller (neither).
+
+    ``names``: how the two fields are called in messages (``--keys``/``--caller`` on the command line);
+    ``resolve(audio)``: the file's path (the server's voice library; default: ``audio`` as it is). Raises
+    :class:`~engine.errors.EndpointError` naming the field (both given, a bad script, undecodable audio).
+    """
+    keys_name, audio_name = names
+    if keys and audio:
+        raise EndpointError(keys_name, f"give {keys_name} or {audio_name}, not both")
+    if audio:
+        path = resolve(audio) if resolve is not None else audio
+        try:
+            return file_caller(path)
+        except ValueError:  # AudioDecodeError, or a channel the file does not have
+            raise EndpointError(audio_name, f"{audio!r} is not decodable audio") from None
+    if keys:
+        try:
+            return ScriptedCaller(parse_key_script(keys))
+        except ScriptError as exc:
+            raise EndpointError(keys_name, str(exc)) from None
+    return CallerAudio(np.zeros(0, dtype=SAMPLE_DTYPE))

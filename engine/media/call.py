@@ -12,11 +12,10 @@ from engine.core.player import PlayerEvent, RequestPlayer, RequestReport, Result
 from engine.core.timeline import Program
 from engine.dtmf.detector import KeyEvent
 from engine.errors import QueueFullError
-from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
+from engine.format import SAMPLES_PER_FRAME, SILENT_FRAME
 from engine.media.sinks import Sink
 
-_SILENT_FRAME = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
-_SILENT_FRAME.setflags(write=False)
+_FRAME = SAMPLES_PER_FRAME
 
 
 class CallerSource(Protocol):
@@ -82,18 +81,32 @@ class Call:
         self.caller.request_started()
         return player
 
-    def next_frame(self) -> np.ndarray:
-        """The frame to play to the caller in this tick (silence when idle)."""
+    def tick(self, keep: bool) -> np.ndarray | None:
+        """Advance the call by one frame: start the next request when idle, play, hand its events on.
+
+        Returns the frame played to the caller (silence when idle), or None when ``keep`` is False and the
+        frame would go nowhere (the player then only moves time on: same events, no samples).
+        """
         player = self.player
         if player is None:
             if not self.pending or self.hung_up:
-                self.position += SAMPLES_PER_FRAME
-                return _SILENT_FRAME
+                self.position += _FRAME
+                return SILENT_FRAME
             player = self._start_next()
-        self.position += SAMPLES_PER_FRAME
-        frame = player.next_frame()
+        self.position += _FRAME
+        if keep:
+            frame = player.next_frame()
+        else:
+            frame = None
+            player.skip_frame()
         if player.events:
             self.drain_events(player)
+        return frame
+
+    def next_frame(self) -> np.ndarray:
+        """The frame to play to the caller in this tick (silence when idle)."""
+        frame = self.tick(True)
+        assert frame is not None
         return frame
 
     def on_key(self, event: KeyEvent) -> None:

@@ -12,10 +12,11 @@ import random
 import numpy as np
 import pytest
 
-from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script
+from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script, script_span_samples
 from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
 from engine.core.player import RequestPlayer
 from engine.core.timeline import Program
+from engine.dtmf.tones import place_tones
 from engine.format import SAMPLES_PER_FRAME
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
@@ -107,20 +108,21 @@ def test_scripted_caller_frames_equal_whole_array_mixing(seed: int) -> None:
     reader, framed = ScriptedCaller(parse_key_script(presses)), ScriptedCaller(parse_key_script(presses))
     frames = rng.randint(1, 120)
     starts = sorted({0, *(rng.randrange(frames) * FRAME for _ in range(rng.randint(0, 6)))})
-    read, copied, out = [], [], np.zeros(FRAME, dtype=np.int16)
+    read, copied, rows = [], [], np.zeros((2, FRAME), dtype=np.int16)
     for tick in range(frames):
         if tick * FRAME in starts:
             reader.request_started()
             framed.request_started()
         read.append(reader.read(FRAME).copy())
-        start = framed.position  # as the media loop reads: skipping frames that end before the sound starts
-        framed.position += FRAME
-        if framed.position > framed.sound_start:
-            framed.copy_into(out, start)
-            copied.append(out.copy())
+        rows[1] = 7  # a silent frame leaves the row untouched
+        if framed.read_into(rows, 1):
+            copied.append(rows[1].copy())
         else:
+            assert (rows[1] == 7).all()
             copied.append(np.zeros(FRAME, dtype=np.int16))
-    expected = _mixed_reference(reader.script, starts, frames)
+    script_presses = [(p.key, p.at_sample) for p in parse_key_script(presses)]
+    script = place_tones(script_span_samples(parse_key_script(presses)), script_presses)
+    expected = _mixed_reference(script, starts, frames)
     assert np.array_equal(np.concatenate(read), expected)
     assert np.array_equal(np.concatenate(copied), expected)
 
