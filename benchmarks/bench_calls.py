@@ -34,7 +34,7 @@ def _setup(calls: int) -> tuple[Any, dict[str, Any]]:
     The caller presses 1 in every request. Returns the loop and the counters of keys and requests its events update.
     """
     from engine.audio.caller import ScriptedCaller, parse_key_script
-    from engine.core.player import KeysReport, RequestReport
+    from engine.core.reports import KeysReport, RequestReport
     from engine.core.timeline import Program
     from engine.media.call import Call
     from engine.media.loop import MediaLoop

@@ -8,61 +8,14 @@ request's sample position, so the player never reads a clock. Events come out as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 import numpy as np
 
 from engine.core.collector import Collector, EndReason
-from engine.core.timeline import Program, Segment
-from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
+from engine.core.reports import KeysReport, PlayerEvent, RequestReport, Result, Status
+from engine.core.timeline import Program, Segment, next_segment
+from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, SILENT_FRAME
 
-_SILENT_FRAME = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
-_SILENT_FRAME.setflags(write=False)
-
-
-class Result(StrEnum):
-    """How a request finished; the values are the contract's ``multrpt`` ``result`` spellings."""
-
-    COMPLETE = "complete"
-    STOPPED = "stopped"
-    HANGUP = "hangup"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class KeysReport:
-    """Key collection ended (``ivrreportdtmf``): ``digits`` without the end key, at sample ``at``."""
-
-    digits: str
-    reason: EndReason
-    data: str
-    at: int
-
-
-@dataclass(frozen=True)
-class RequestReport:
-    """The request finished (``multrpt``) at sample ``at``; ``digits`` is None when no key was collected."""
-
-    result: Result
-    digits: str | None
-    at: int
-
-
-PlayerEvent = KeysReport | RequestReport
-
-
-@dataclass(frozen=True)
-class Status:
-    """What is playing now, for a live display (``repetition`` and ``loop`` count from 0)."""
-
-    loop: int
-    order_index: int
-    repetition: int
-    in_gap: bool
-    collecting: bool
-    digits: str
-    samples_to_deadline: int | None
+__all__ = ["RequestPlayer"]
 
 
 class RequestPlayer:
@@ -70,7 +23,7 @@ class RequestPlayer:
 
     # slots: what every frame reads first, in one compact object (one player per live call, every tick)
     __slots__ = ("position", "fast_last", "_fast_audio", "_segment_start", "events", "result", "program", "_loop",
-                 "_order_index", "_segments", "_segment_index", "_collector", "_deadline")
+                 "_order_index", "_segment", "_collector", "_deadline")
 
     def __init__(self, program: Program) -> None:
         self.program = program
@@ -79,8 +32,7 @@ class RequestPlayer:
         self.result: Result | None = None
         self._loop = 0
         self._order_index = -1
-        self._segments: tuple[Segment, ...] = ()
-        self._segment_index = 0
+        self._segment: Segment | None = None  # the play or gap playing now (None: none, or barge-in silence)
         self._segment_start = 0  # the position at which the current segment began (samples)
         self._collector: Collector | None = None
         self._deadline = 0  # the collector's deadline (samples), kept in step with it: it moves only with keys
@@ -104,7 +56,7 @@ class RequestPlayer:
 
     def status(self) -> Status:
         """What is playing now."""
-        segment = self._segments[self._segment_index] if self._segment_index < len(self._segments) else None
+        segment = self._segment
         collector = self._collector
         return Status(
             loop=self._loop,
@@ -123,7 +75,7 @@ class RequestPlayer:
             self.position = position + SAMPLES_PER_FRAME
             audio = self._fast_audio
             if audio is None:
-                return _SILENT_FRAME
+                return SILENT_FRAME
             start = position - self._segment_start
             return audio[start : start + SAMPLES_PER_FRAME]
         frame = self._transition_frame(True)
@@ -147,21 +99,20 @@ class RequestPlayer:
         """
         position = self.position
         collector = self._collector
-        if self._segment_index < len(self._segments):
-            segment = self._segments[self._segment_index]
+        segment = self._segment
+        if segment is not None:
             offset = position - self._segment_start
-            if segment.length - offset >= SAMPLES_PER_FRAME and (
+            if segment.length_samples - offset >= SAMPLES_PER_FRAME and (
                 collector is None or self._deadline - position >= SAMPLES_PER_FRAME
             ):
                 self.position = position + SAMPLES_PER_FRAME
-                if offset + SAMPLES_PER_FRAME == segment.length:
-                    self._segment_index += 1
-                    self._segment_start = self.position
+                if offset + SAMPLES_PER_FRAME == segment.length_samples:
+                    self._next_segment(self.position)
                     self._settle()
                 if not keep:
                     return None
                 if segment.audio is None:
-                    return _SILENT_FRAME
+                    return SILENT_FRAME
                 return segment.audio[offset : offset + SAMPLES_PER_FRAME]
         elif (
             collector is not None
@@ -170,7 +121,7 @@ class RequestPlayer:
         ):
             self.position = position + SAMPLES_PER_FRAME  # the getkey order waits in silence for keys
             self._settle()
-            return _SILENT_FRAME if keep else None
+            return SILENT_FRAME if keep else None
         frame = self._fill_frame(np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE) if keep else None)
         self._settle()
         return frame
@@ -186,13 +137,12 @@ class RequestPlayer:
             take = SAMPLES_PER_FRAME - filled
             if self._collector is not None and self._deadline - position < take:
                 take = self._deadline - position
-            if self._segment_index < len(self._segments):
-                segment = self._segments[self._segment_index]
+            segment = self._segment
+            if segment is not None:
                 offset = position - self._segment_start
-                if segment.length - offset <= take:  # the segment ends in this frame
-                    take = segment.length - offset
-                    self._segment_index += 1
-                    self._segment_start = position + take
+                if segment.length_samples - offset <= take:  # the segment ends in this frame
+                    take = segment.length_samples - offset
+                    self._next_segment(position + take)
                 if out is not None and segment.audio is not None:
                     out[filled : filled + take] = segment.audio[offset : offset + take]
             # else: the getkey order waits in silence until collection ends
@@ -217,8 +167,7 @@ class RequestPlayer:
         if not taken:
             self._plan()  # the offer may still have closed collection by timeout
             return
-        self._segments = ()  # barge-in: no more plays or gaps, silence until collection ends
-        self._segment_index = 0
+        self._segment = None  # barge-in: no more plays or gaps, silence until collection ends
         self._segment_start = self.position
         self._settle()
         self._plan()
@@ -253,7 +202,7 @@ class RequestPlayer:
                 if not collector.expire(self.position):
                     return
                 self._finish_collection()
-            elif self._segment_index >= len(self._segments):
+            elif self._segment is None:
                 self._start_next_order()
             else:
                 return
@@ -264,14 +213,15 @@ class RequestPlayer:
         if self._order_index == len(orders):
             self._order_index = 0
             self._loop += 1
+            if self.program.loop_samples == 0:  # a loop takes no time and cannot hear a key: only the last counts
+                self._loop = max(self._loop, self.program.request.loops - 1)
             if self._loop == self.program.request.loops:
                 self._loop -= 1
                 self._order_index = len(orders) - 1
                 self._finish(Result.COMPLETE, None)
                 return
         order = orders[self._order_index]
-        self._segments = self.program.segments[self._order_index]
-        self._segment_index = 0
+        self._segment = next_segment(order, self.program.prompts[self._order_index], self._order_index, None)
         self._segment_start = self.position
         if order.collect is not None:
             natural_end = self.position + self.program.natural_lengths[self._order_index]
@@ -289,7 +239,7 @@ class RequestPlayer:
             self._finish(Result.COMPLETE, collector.digits or None)
             return
         self._collector = None
-        self._segments = ()
+        self._segment = None
         self._start_next_order()
 
     def _plan(self) -> None:
@@ -303,10 +253,10 @@ class RequestPlayer:
         audio = None
         if self.result is None:
             collector = self._collector
-            if self._segment_index < len(self._segments):
-                segment = self._segments[self._segment_index]
+            segment = self._segment
+            if segment is not None:
                 audio = segment.audio
-                last = self._segment_start + segment.length - 1 - SAMPLES_PER_FRAME
+                last = self._segment_start + segment.length_samples - 1 - SAMPLES_PER_FRAME
                 if collector is not None:
                     last = min(last, self._deadline - SAMPLES_PER_FRAME)
             elif collector is not None and collector.end_reason is None:
@@ -314,8 +264,15 @@ class RequestPlayer:
         self.fast_last = last
         self._fast_audio = audio
 
+    def _next_segment(self, at: int) -> None:
+        """The current segment ended at sample ``at``: the next play or gap of the order (None after its last)."""
+        index = self._order_index
+        self._segment = next_segment(self.program.request.orders[index], self.program.prompts[index], index,
+                                     self._segment)
+        self._segment_start = at
+
     def _finish(self, result: Result, digits: str | None) -> None:
         self.result = result
         self.fast_last = -1
-        self._segments = ()
+        self._segment = None
         self.events.append(RequestReport(result, digits, self.position))

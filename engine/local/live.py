@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 
 if TYPE_CHECKING:  # the engine's modules are imported when a command runs: `ipcc-engine` starts fast
-    from engine.core.player import PlayerEvent, Status
+    from engine.core.reports import PlayerEvent, Status
     from engine.core.timeline import Program
     from engine.local.speaker import SpeakerSink
     from engine.media.call import Call, CallerSource

@@ -8,7 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.core.player import PlayerEvent, RequestPlayer, RequestReport, Result
+from engine.core.player import RequestPlayer
+from engine.core.reports import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
 from engine.dtmf.detector import KeyEvent
 from engine.errors import QueueFullError
@@ -148,7 +149,7 @@ class Call:
     def drain_events(self, player: RequestPlayer) -> None:
         """Hand ``player``'s events to ``on_event``; forget the player once it is done."""
         for event in player.events:
-            self.on_event(self, event, self.request_start + event.at)
+            self.on_event(self, event, self.request_start + event.at_sample)
         player.events.clear()
         if player.done:
             self.player = None

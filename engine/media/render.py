@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from engine.audio.caller import CallerAudio
-from engine.core.player import PlayerEvent, RequestReport
+from engine.core.reports import PlayerEvent, RequestReport
 from engine.core.timeline import Program, request_samples_without_keys
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, frames_for
 from engine.media.call import Call, CallerSource
@@ -45,7 +45,7 @@ def render(program: Program, caller: CallerSource | None = None, start: datetime
         rendered.reports.append(event)
         rendered.events.append(event_body(event, request.app_id, request.call_id, moment))
         if isinstance(event, RequestReport):
-            rendered.request_samples = event.at
+            rendered.request_samples = event.at_sample
 
     call = Call(request.app_id, request.call_id, caller or CallerAudio(np.zeros(0, np.int16)), sink, on_event)
     call.submit(program)

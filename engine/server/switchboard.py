@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.config import Config
-from engine.core.player import PlayerEvent, RequestReport, Result
+from engine.core.reports import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
 from engine.errors import QueueFullError, UnknownCallError
 from engine.media.call import Call

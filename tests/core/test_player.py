@@ -11,8 +11,9 @@ import pytest
 
 from engine.core.collector import EndReason
 from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
-from engine.core.player import KeysReport, RequestPlayer, RequestReport, Result
-from engine.core.timeline import Program, order_starts_without_keys, request_samples_without_keys
+from engine.core.player import RequestPlayer
+from engine.core.reports import KeysReport, RequestReport, Result
+from engine.core.timeline import Program, order_start_without_keys, request_samples_without_keys
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 
 HALF_SECOND = 4000
@@ -61,7 +62,7 @@ def test_plays_and_gaps_are_exact_to_the_sample():
     order = Order(PlayKind.FILE, "x.wav", plays=3, gap_samples=seconds_to_samples(2))
     prog = program([(order, prompt(HALF_SECOND))])
     audio, player = play(prog)
-    assert report(player).at == 44000 == request_samples_without_keys(prog)
+    assert report(player).at_sample == 44000 == request_samples_without_keys(prog)
     assert len(audio) == 44000  # 275 full frames
     p = prompt(HALF_SECOND)
     assert np.array_equal(audio[:4000], p) and not audio[4000:20000].any()
@@ -72,7 +73,7 @@ def test_plays_and_gaps_are_exact_to_the_sample():
 def test_last_frame_is_padded_never_dropped():
     prog = program([(Order(PlayKind.FILE, "x", plays=1), prompt(1001))])
     audio, player = play(prog)
-    assert len(audio) == 7 * SAMPLES_PER_FRAME and report(player).at == 1001
+    assert len(audio) == 7 * SAMPLES_PER_FRAME and report(player).at_sample == 1001
     assert np.array_equal(audio[:1001], prompt(1001)) and not audio[1001:].any()
 
 
@@ -81,7 +82,7 @@ def test_getkey_without_keys_lasts_its_natural_or_total_time(total_s, expected_s
     prog = program([(getkey(plays=3, gap_s=2, total_s=total_s), prompt(HALF_SECOND))])
     audio, player = play(prog)
     expected = seconds_to_samples(expected_s)
-    assert report(player).at == expected
+    assert report(player).at_sample == expected
     reason = EndReason.TOTAL_TIMEOUT
     assert player.events[0] == KeysReport("", reason, "d", expected)
     if total_s == 4:  # the third play is cut at 4.0 s: plays at 0, 2.5 s (4000 + 16000 gap each)
@@ -94,8 +95,8 @@ def test_sequence_and_loops_with_offsets_across_frame_boundaries():
     prog = program([(intro, prompt(333, 5)), (menu, prompt(HALF_SECOND, 9))], loops=2)
     audio, player = play(prog)
     one_loop = 333 * 2 + 37 + HALF_SECOND + 8000
-    assert report(player).at == 2 * one_loop
-    starts = order_starts_without_keys(prog)
+    assert report(player).at_sample == 2 * one_loop
+    starts = [[order_start_without_keys(prog, loop, order) for order in range(2)] for loop in range(2)]
     assert starts == [[0, 703], [one_loop, one_loop + 703]]
     assert np.array_equal(audio[one_loop + 370 : one_loop + 703], prompt(333, 5))
     assert np.array_equal(audio[one_loop + 703 : one_loop + 703 + 4000], prompt(HALF_SECOND, 9))

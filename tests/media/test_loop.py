@@ -16,6 +16,7 @@ from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script, s
 from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
 from engine.core.player import RequestPlayer
 from engine.core.timeline import Program
+from engine.dtmf.detector import BatchDtmfDetector
 from engine.dtmf.tones import place_tones
 from engine.format import SAMPLES_PER_FRAME
 from engine.media.call import Call
@@ -180,3 +181,70 @@ def test_failed_calls_are_listed_in_call_order_whichever_pass_failed() -> None:
         loop.add(call)
     loop.tick()
     assert [call.call_id for call in loop.failed] == ["sink", "caller"] and loop.failures == 2
+
+
+class _CountingDetector(BatchDtmfDetector):
+    """Counts the channels copied when the detector grows, and the channels removed."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.grown = self.copied = self.removed = 0
+
+    def add_channels(self, count: int) -> int:
+        self.grown += 1
+        self.copied += self.channels
+        return super().add_channels(count)
+
+    def remove_channel(self, index: int) -> None:
+        self.removed += 1
+        super().remove_channel(index)
+
+
+def _silent_call(name: str) -> Call:
+    return Call("a", name, CallerAudio(np.zeros(0, np.int16)), NullSink(), lambda *_: None)
+
+
+def test_adding_1000_calls_does_not_copy_every_channel() -> None:
+    loop = MediaLoop()
+    loop.detector = detector = _CountingDetector()
+    for i in range(1000):  # one call per tick: the worst case for growing
+        loop.add(_silent_call(f"c{i}"))
+        loop.tick()
+    assert len(loop) == 1000 and detector.channels == loop.rows >= 1000
+    assert detector.grown < 40 and detector.copied < 5 * 1000  # geometric growth: O(1) per call
+    assert loop.rows < 1000 * 1.25 + 2
+
+
+def test_hanging_up_1000_calls_frees_rows_for_the_next_ones() -> None:
+    loop = MediaLoop()
+    loop.detector = detector = _CountingDetector()
+    calls = [_silent_call(f"c{i}") for i in range(1000)]
+    for call in calls:
+        loop.add(call)
+    loop.tick()
+    rows = loop.rows
+    for call in calls[::2]:
+        loop.remove(call)
+    loop.tick()
+    assert detector.removed == 0 and len(loop) == 500 and loop.rows == rows
+    for i in range(500):
+        loop.add(_silent_call(f"n{i}"))
+    loop.tick()
+    assert loop.rows == rows and detector.grown == 1 and len(loop) == 1000
+
+
+def test_a_call_on_a_reused_row_hears_only_its_own_caller() -> None:
+    tone = ScriptedCaller(parse_key_script("5@0"))
+    loop = MediaLoop()
+    first = Call("a", "first", tone, MemorySink(), lambda *_: None)
+    first.submit(Program(MultOrders("a", "c", (Order(PlayKind.FILE, "x", 1),), 1), (np.ones(4000, np.int16),)))
+    loop.add(first)
+    for _ in range(3):
+        loop.tick()  # the first call's row holds its tone
+    loop.remove(first)
+    sink = MemorySink()
+    loop.add(Call("a", "second", CallerAudio(np.zeros(0, np.int16)), sink, lambda *_: None))
+    assert loop.rows == 1
+    for _ in range(3):
+        loop.tick()
+    assert not sink.heard().any() and len(sink.heard()) == 3 * FRAME
