@@ -105,10 +105,10 @@ def frame_reader(caller: object) -> Callable[[np.ndarray, int], bool] | None:
 class CallerAudio(CallerStream):
     """The caller's audio from a buffer (int16): silence past its end."""
 
-    __slots__ = ("position", "_samples", "_sound_start", "_sound_end")
+    __slots__ = ("position_samples", "_samples", "_sound_start", "_sound_end")
 
     def __init__(self, samples: np.ndarray) -> None:
-        self.position = 0  # samples read so far
+        self.position_samples = 0  # samples read so far
         self._samples = np.asarray(samples, dtype=SAMPLE_DTYPE)
         self._sound_start, self._sound_end = (0, len(self._samples)) if len(self._samples) else (NO_SOUND, NO_SOUND)
 
@@ -119,8 +119,8 @@ class CallerAudio(CallerStream):
 
     def read_into(self, rows: np.ndarray, row: int) -> bool:
         """Copy the next frame of the buffer into ``rows[row]`` (zeros past its end); False once past it."""
-        start = self.position
-        end = self.position = start + rows.shape[1]
+        start = self.position_samples
+        end = self.position_samples = start + rows.shape[1]
         if end <= self._sound_start:
             return False
         out = rows[row]

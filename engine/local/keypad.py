@@ -90,7 +90,7 @@ class Keypad:
         self.on_key = on_key
         self.keys = ""  # every key accepted, in order
         self.ignored = ""  # every character ignored
-        self.position = 0  # samples read so far
+        self.position_samples = 0  # samples read so far
         self._arrived: deque[str] = deque()  # accepted keys not yet placed in the audio
         self._ahead = np.zeros(0, dtype=np.int32)  # caller audio from ``position`` on (tones placed)
         self._free_at = 0  # the next tone may start here (samples)
@@ -167,13 +167,13 @@ class Keypad:
         taken = min(count, len(ahead))
         out[:taken] = ahead[:taken]
         self._ahead = ahead[taken:]
-        self.position += count
+        self.position_samples += count
         return out
 
     def _place(self, key: str) -> None:
         tone = self._tone[key]
-        start = max(self.position, self._free_at)
-        offset = start - self.position
+        start = max(self.position_samples, self._free_at)
+        offset = start - self.position_samples
         if len(self._ahead) < offset + len(tone):
             grow = np.zeros(offset + len(tone) - len(self._ahead), np.int32)
             self._ahead = np.concatenate([self._ahead, grow])
@@ -202,7 +202,7 @@ class MicCaller:
         self._lock = threading.Lock()
         self._primed = False
         self.underruns = self.overruns = 0
-        self.position = 0
+        self.position_samples = 0
         try:
             info = sd.query_devices(self.device, "input")
             if rate_hz is None:
@@ -257,7 +257,7 @@ class MicCaller:
     def read(self, count: int) -> np.ndarray:
         """The next ``count`` samples heard by the microphone (silence while the jitter buffer fills)."""
         out = np.zeros(count, dtype=SAMPLE_DTYPE)
-        self.position += count
+        self.position_samples += count
         with self._lock:
             if not self._primed:
                 if self._buffered < MIC_PREFILL_FRAMES * SAMPLES_PER_FRAME:

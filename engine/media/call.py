@@ -42,8 +42,8 @@ class Call:
     """
 
     # slots: what every tick reads first, in one compact object
-    __slots__ = ("player", "position", "pending", "hung_up", "caller", "sink", "on_event", "request_start", "app_id",
-                 "call_id", "queue_limit", "ended")
+    __slots__ = ("player", "position_samples", "pending", "hung_up", "caller", "sink", "on_event",
+                 "request_start_sample", "app_id", "call_id", "queue_limit", "ended")
 
     def __init__(self, app_id: str, call_id: str, caller: CallerSource, sink: Sink, on_event: EventHandler,
                  queue_limit: int = 8) -> None:
@@ -53,9 +53,9 @@ class Call:
         self.sink = sink
         self.on_event = on_event
         self.queue_limit = queue_limit
-        self.position = 0
+        self.position_samples = 0
         self.player: RequestPlayer | None = None
-        self.request_start = 0
+        self.request_start_sample = 0
         self.pending: deque[Program] = deque()
         self.hung_up = False
         self.ended = False
@@ -78,7 +78,7 @@ class Call:
 
     def _start_next(self) -> RequestPlayer:
         player = self.player = RequestPlayer(self.pending.popleft())
-        self.request_start = self.position
+        self.request_start_sample = self.position_samples
         self.caller.request_started()
         return player
 
@@ -91,10 +91,10 @@ class Call:
         player = self.player
         if player is None:
             if not self.pending or self.hung_up:
-                self.position += _FRAME
+                self.position_samples += _FRAME
                 return SILENT_FRAME
             player = self._start_next()
-        self.position += _FRAME
+        self.position_samples += _FRAME
         if keep:
             frame = player.next_frame()
         else:
@@ -114,7 +114,7 @@ class Call:
         """A key decoded from the caller's audio (``start_sample`` counted from the call's start)."""
         player = self.player
         if player is not None:
-            player.on_key(event.key, event.start_sample - self.request_start)
+            player.on_key(event.key, event.start_sample - self.request_start_sample)
             self.drain_events(player)
 
     def stop(self) -> None:
@@ -134,7 +134,7 @@ class Call:
         if player is not None:
             self.player = None
             player.events.clear()
-            self.on_event(self, RequestReport(Result.ERROR, None, player.position), self.position)
+            self.on_event(self, RequestReport(Result.ERROR, None, player.position_samples), self.position_samples)
 
     def hang_up(self) -> None:
         """``disConnect``: the request playing and every pending one end with ``hangup``."""
@@ -144,12 +144,12 @@ class Call:
             self.drain_events(self.player)
         while self.pending:
             self.pending.popleft()
-            self.on_event(self, RequestReport(Result.HANGUP, None, 0), self.position)
+            self.on_event(self, RequestReport(Result.HANGUP, None, 0), self.position_samples)
 
     def drain_events(self, player: RequestPlayer) -> None:
         """Hand ``player``'s events to ``on_event``; forget the player once it is done."""
         for event in player.events:
-            self.on_event(self, event, self.request_start + event.at_sample)
+            self.on_event(self, event, self.request_start_sample + event.at_sample)
         player.events.clear()
         if player.done:
             self.player = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,7 @@ import numpy as np
 from engine.audio.caller import CallerAudio
 from engine.core.reports import PlayerEvent, RequestReport
 from engine.core.timeline import Program, request_samples_without_keys
-from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, frames_for
+from engine.format import SAMPLES_PER_FRAME, frames_for, samples_to_seconds, wall_time
 from engine.media.call import Call, CallerSource
 from engine.media.loop import MediaLoop
 from engine.media.sinks import MemorySink
@@ -41,7 +41,7 @@ def render(program: Program, caller: CallerSource | None = None, start: datetime
     request = program.request
 
     def on_event(call: Call, event: PlayerEvent, at_sample: int) -> None:
-        moment = start + timedelta(seconds=at_sample / SAMPLE_RATE_HZ)
+        moment = wall_time(start, at_sample)
         rendered.reports.append(event)
         rendered.events.append(event_body(event, request.app_id, request.call_id, moment))
         if isinstance(event, RequestReport):
@@ -64,4 +64,4 @@ def render(program: Program, caller: CallerSource | None = None, start: datetime
 
 def render_seconds(program: Program) -> float:
     """How long the request plays without keys, in seconds (whole frames)."""
-    return frames_for(request_samples_without_keys(program)) * SAMPLES_PER_FRAME / SAMPLE_RATE_HZ
+    return samples_to_seconds(frames_for(program.samples_without_keys) * SAMPLES_PER_FRAME)

@@ -202,7 +202,7 @@ class Switchboard:
             call_id, program = arg
             call = self._calls[call_id][0]
             if call.hung_up:  # cannot happen: hang-up is posted after, and removes the call
-                self._on_event(call, RequestReport(Result.HANGUP, None, 0), call.position)
+                self._on_event(call, RequestReport(Result.HANGUP, None, 0), call.position_samples)
             else:
                 call.pending.append(program)  # the registry already checked the limit
         elif kind == "stop":

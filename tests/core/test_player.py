@@ -1,7 +1,7 @@
 """The timeline and key collection, driven frame by frame with plain arrays and keys offered directly.
 
 Prompts are generated ramps, so every played sample can be traced back to its prompt and offset. Time is the
-sample position: a 30 s timeout runs in a few milliseconds.
+sample position_samples: a 30 s timeout runs in a few milliseconds.
 """
 
 from __future__ import annotations

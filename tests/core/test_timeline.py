@@ -41,7 +41,7 @@ def test_playtime_2147483647_costs_one_play():
     huge_peak, player = _peak_bytes_of_frames(huge, 3000)
     one_peak, _ = _peak_bytes_of_frames(one, 3000)
     assert huge_peak < 64 * 1024 and huge_peak < 4 * one_peak + 16 * 1024
-    assert player.position == 3000 * SAMPLES_PER_FRAME and not player.done
+    assert player.position_samples == 3000 * SAMPLES_PER_FRAME and not player.done
     assert player.status().repetition == 3000 * SAMPLES_PER_FRAME // (1234 + 37)
 
 

@@ -32,7 +32,7 @@ class _TransitionsOnly(RequestPlayer):
     __slots__ = ()
 
     def _plan(self) -> None:
-        self.fast_last = -1
+        self.fast_last_sample = -1
 
 
 def _program(rng: random.Random) -> Program:
@@ -74,7 +74,7 @@ def test_fast_frames_and_skipped_frames_match_the_general_code(seed: int) -> Non
         if tick == stop_at:
             for player in (fast, general, skipping):
                 player.stop()
-        assert fast.position == general.position == skipping.position
+        assert fast.position_samples == general.position_samples == skipping.position_samples
         assert fast.events == general.events == skipping.events
         assert fast.status() == general.status() == skipping.status()
         if fast.done:
@@ -156,7 +156,7 @@ def test_loop_hears_and_records_what_read_gives_and_counts_cpu_per_pass() -> Non
     assert np.array_equal(sinks[0].heard(), np.concatenate([audio, np.zeros(80 * FRAME - len(audio), np.int16)]))
     assert np.array_equal(sinks[0].heard(), sinks[1].heard())
     assert np.array_equal(sinks[0].played(), sinks[2].played())
-    assert silent.position == calls[0].position == 80 * FRAME and silent.idle == calls[0].idle
+    assert silent.position_samples == calls[0].position_samples == 80 * FRAME and silent.idle == calls[0].idle
     assert set(loop.cpu_ns) == {"play", "hear", "detect"} and all(ns >= 0 for ns in loop.cpu_ns.values())
 
 
