@@ -33,7 +33,8 @@ def _make_caller(args: argparse.Namespace, notice: Any) -> tuple[CallerSource, A
 
     if args.keys:
         return make_caller(args), None
-    from engine.local.keypad import Keypad, MicCaller
+    from engine.local.keypad import Keypad
+    from engine.local.mic import MicCaller
 
     closable: Any = MicCaller(args.mic_device).start() if args.mic else Keypad(notice=notice).start()
     return closable, closable

@@ -12,12 +12,12 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.admission import check_request, prepare
-from engine.audio.caller import ScriptedCaller, ScriptError, file_caller, parse_key_script
+from engine.audio.caller import make_caller as caller_for
 from engine.audio.library import VoiceLibrary
 from engine.cli.console import EXIT_OK, EXIT_REFUSED, print_json
 from engine.config import ConfigError, load_config
 from engine.core.timeline import Program
-from engine.errors import OK, EngineError, RequestError, SetupError
+from engine.errors import OK, EndpointError, EngineError, RequestError, SetupError
 from engine.media.call import CallerSource
 from engine.media.render import Rendered, render, render_seconds
 from engine.media.sinks import write_wav
@@ -35,20 +35,13 @@ class JobResult:
 
 
 def make_caller(args: argparse.Namespace) -> CallerSource | None:
-    """The caller named by ``--keys`` or ``--caller`` (None: a silent caller)."""
-    if args.keys and args.caller:
-        raise SetupError("--keys and --caller: give one caller, not both")
-    if args.caller:
-        try:
-            return file_caller(args.caller)
-        except ValueError as exc:
-            raise SetupError(f"--caller: {exc}") from None
-    if args.keys:
-        try:
-            return ScriptedCaller(parse_key_script(args.keys))
-        except ScriptError as exc:
-            raise SetupError(f"--keys: {exc}") from None
-    return None
+    """The caller named by ``--keys`` or ``--caller`` (None: a silent caller); :class:`SetupError` naming it."""
+    if not args.keys and not args.caller:
+        return None
+    try:
+        return caller_for(args.keys, str(args.caller) if args.caller else None, names=("--keys", "--caller"))
+    except EndpointError as exc:
+        raise SetupError(str(exc)) from None
 
 
 def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:

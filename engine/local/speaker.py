@@ -111,10 +111,11 @@ def speaker_endpoint(device: str | None = None, mic: bool = False) -> tuple[Spea
 
     The sink is non-blocking (the server's loop sets the pace; see :class:`SpeakerSink`). The caller is a
     :class:`~engine.local.keypad.Keypad` (terminal keys as DTMF) or, with ``mic``, a
-    :class:`~engine.local.keypad.MicCaller`; both have ``close()``, to be called when the call ends (it restores
+    :class:`~engine.local.mic.MicCaller`; both have ``close()``, to be called when the call ends (it restores
     the terminal / closes the microphone). Raises :class:`NoDeviceError` when a device is missing.
     """
-    from engine.local.keypad import Keypad, MicCaller
+    from engine.local.keypad import Keypad
+    from engine.local.mic import MicCaller
 
     sink = SpeakerSink(device)
     try:

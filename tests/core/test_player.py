@@ -1,4 +1,4 @@
-"""The timeline and key collection, driven frame by frame with plain arrays and keys offered directly.
+"""The timeline and key collection, driven frame by frame (engine.testing.harness) with keys offered directly.
 
 Prompts are generated ramps, so every played sample can be traced back to its prompt and offset. Time is the
 sample position_samples: a 30 s timeout runs in a few milliseconds.
@@ -15,6 +15,7 @@ from engine.core.player import RequestPlayer
 from engine.core.reports import KeysReport, RequestReport, Result
 from engine.core.timeline import Program, order_start_without_keys, request_samples_without_keys
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
+from engine.testing.harness import Offers, play_program, run_call
 
 HALF_SECOND = 4000
 
@@ -36,20 +37,10 @@ def getkey(plays: int = 3, gap_s: int = 2, total_s: int = 0, max_keys: int = 0, 
     return Order(PlayKind.SPEECH, "menu", plays, gap, rule, data)
 
 
-def play(prog: Program, keys: dict[int, list[tuple[str, int]]] | None = None, limit: int = 100_000):
+def play(prog: Program, keys: Offers | None = None) -> tuple[np.ndarray, RequestPlayer]:
     """Run the player; ``keys[tick]``: (key, onset sample) offered after frame ``tick``. Returns output, player."""
-    player = RequestPlayer(prog)
-    frames = []
-    tick = 0
-    while not player.done:
-        frame = player.next_frame()
-        assert len(frame) == SAMPLES_PER_FRAME
-        frames.append(frame.copy())
-        for key, onset in (keys or {}).get(tick, []):
-            player.on_key(key, onset)
-        tick += 1
-        assert tick < limit
-    return np.concatenate(frames), player
+    played, player = play_program(prog, keys)
+    return played.samples, player
 
 
 def report(player: RequestPlayer) -> RequestReport:
@@ -187,3 +178,30 @@ def test_status_reports_order_repetition_and_timer():
         player.next_frame()
     status = player.status()
     assert status.order_index == 1 and status.collecting and status.samples_to_deadline == 8800 + 80000 - 10400
+
+
+def test_keys_through_the_media_loop_are_decoded_from_real_tones():
+    prog = program([(getkey(plays=3, gap_s=2, max_keys=2), prompt(HALF_SECOND))])
+    run = run_call(prog, keys="4@0.3,2@1.0")
+    (keys,) = run.keys_reports
+    (done,) = run.request_reports
+    assert keys.digits == "42" and keys.reason is EndReason.MAX_KEYS and done.digits == "42"
+    assert run.events[0][0] == keys.at_sample  # one request from the call's start: the same samples
+    assert seconds_to_samples(1.0) + 320 <= keys.at_sample <= seconds_to_samples(1.0) + 640  # decided 40-80 ms in
+    assert keys.at_sample % SAMPLES_PER_FRAME == 0  # a key is decided at the end of a frame
+    assert len(run.samples) == keys.at_sample  # max keys ends the request at once
+
+
+def test_the_loop_plays_what_the_player_plays_and_requests_follow_each_other():
+    first = program([(Order(PlayKind.FILE, "x", plays=2, gap_samples=77), prompt(1001))])
+    second = program([(getkey(plays=1, gap_s=1), prompt(333, 7))])
+    alone_first, _ = play_program(first)
+    alone_second, _ = play_program(second)
+    run = run_call([first, second], extra_frames=3)
+    assert np.array_equal(run.samples[: len(alone_first.samples)], alone_first.samples)
+    second_start = len(alone_first.samples)  # the next request starts on the next frame boundary
+    assert np.array_equal(run.samples[second_start : second_start + len(alone_second.samples)],
+                          alone_second.samples)
+    assert [at for at, _ in run.events] == [2079, second_start + 8333, second_start + 8333]
+    assert not run.samples[second_start + len(alone_second.samples) :].any()  # idle: silence, 3 frames
+    assert len(run.samples) == second_start + len(alone_second.samples) + 3 * SAMPLES_PER_FRAME

@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import soundfile as sf
 from engine.format import SAMPLES_PER_FRAME
 from engine.local.frame_queue import END, FrameQueue
 from engine.testing.alsa import VOICES, AlsaCapture, engine_request
+from engine.testing.harness import wait_for
 
 KEYS = "2@2.5"
 
@@ -110,7 +110,9 @@ def test_ctrl_c_prints_the_partial_result(tmp_path, request_file):
         player = subprocess.Popen(argv, env=device.env, cwd=tmp_path,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
-        time.sleep(2.0)  # the menu is collecting keys; the caller's key comes at 2.5 s
+        # the device has played 1.5 s: the menu (from 1.08 s) is collecting; the caller's key comes at 2.5 s
+        bytes_per_s = device.rate_hz * device.channels * 4
+        wait_for(lambda: len(device.data) >= 1.5 * bytes_per_s, what="the device playing 1.5 s")
         player.send_signal(signal.SIGINT)
         try:
             out, err = player.communicate(timeout=20)
