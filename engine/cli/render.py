@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engine.admission import check_request, prepare
+from engine.admission import admit
 from engine.audio.caller import make_caller as caller_for
 from engine.audio.library import VoiceLibrary
 from engine.cli.console import EXIT_OK, EXIT_REFUSED, print_json
 from engine.config import ConfigError, load_config
 from engine.core.timeline import Program
-from engine.errors import OK, EndpointError, EngineError, RequestError, SetupError
+from engine.errors import OK, EndpointError, EngineError, SetupError
 from engine.media.call import CallerSource
-from engine.media.render import Rendered, render, render_seconds
+from engine.media.render import Rendered, render
 from engine.media.sinks import write_wav
 from engine.tts.synthesizer import synthesizer
 from engine.wire.request import error_response, ids_of, response
@@ -57,12 +57,8 @@ def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
         print(f"ipcc-engine: {exc}", file=sys.stderr)
         return None
     try:
-        request, application = check_request(body, config, library)
-        program = prepare(request, library, synthesizer(args.cache), application.voice)
-        seconds = render_seconds(program)
-        if seconds > args.max_seconds:
-            limit = f"over --max-seconds {args.max_seconds:g}"
-            raise RequestError("request", f"plays {seconds:.1f} s without keys, {limit}")
+        program = admit(body, config, library, synthesizer(args.cache), max_seconds=args.max_seconds,
+                        limit_name="--max-seconds")
     except EngineError as exc:
         print_json(error_response(exc, ids_of(body)))
         return None
@@ -70,7 +66,7 @@ def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
         traceback.print_exc(file=sys.stderr)
         print_json(error_response(EngineError(f"internal failure: {exc}"), ids_of(body)))
         return None
-    print_json(response(OK, "ok", request.app_id, request.call_id))
+    print_json(response(OK, "ok", program.request.app_id, program.request.call_id))
     return program
 
 

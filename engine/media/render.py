@@ -10,8 +10,8 @@ import numpy as np
 
 from engine.audio.caller import CallerAudio
 from engine.core.reports import PlayerEvent, RequestReport
-from engine.core.timeline import Program, request_samples_without_keys
-from engine.format import SAMPLES_PER_FRAME, frames_for, samples_to_seconds, wall_time
+from engine.core.timeline import Program
+from engine.format import frames_for, wall_time
 from engine.media.call import Call, CallerSource
 from engine.media.loop import MediaLoop
 from engine.media.sinks import MemorySink
@@ -51,7 +51,7 @@ def render(program: Program, caller: CallerSource | None = None, start: datetime
     call.submit(program)
     loop = MediaLoop()
     loop.add(call)
-    most_ticks = frames_for(request_samples_without_keys(program)) + 1
+    most_ticks = frames_for(program.samples_without_keys) + 1
     while not call.idle:
         if loop.ticks > most_ticks:
             raise RuntimeError("the request played longer than its timeline allows")  # a bug, never input
@@ -60,8 +60,3 @@ def render(program: Program, caller: CallerSource | None = None, start: datetime
     rendered.played = sink.played()
     rendered.heard = sink.heard()
     return rendered
-
-
-def render_seconds(program: Program) -> float:
-    """How long the request plays without keys, in seconds (whole frames)."""
-    return samples_to_seconds(frames_for(program.samples_without_keys) * SAMPLES_PER_FRAME)
