@@ -11,6 +11,7 @@ from pathlib import Path
 from engine import __version__
 from engine.cli import play, serve
 from engine.cli.console import EXIT_INTERRUPTED, EXIT_OK, add_media_options, fail, print_json
+from engine.cli.help import DEMO_DESCRIPTION, DEMO_EXAMPLE, RENDER_DESCRIPTION, RENDER_EXAMPLE, quiet_stdout
 
 
 def _read_request(source: str) -> bytes:
@@ -57,7 +58,7 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
     add_media_options(parser)
     parser.add_argument("--encoding", choices=("pcm16", "ulaw", "alaw"), default="pcm16",
                         help="WAV sample encoding (default: pcm16)")
-    parser.add_argument("--keys", default="", help='scripted caller: "5@3.2,#@4.0" (key@seconds from the start)')
+    parser.add_argument("--keys", default="", help='scripted caller: "5@16.0,#@17.0" (key@seconds from the start)')
     parser.add_argument("--caller", type=Path, help="the caller's audio from a file (first channel)")
     parser.add_argument("--stereo", action="store_true", help="the caller's audio on a second channel")
     parser.add_argument("--max-seconds", type=float, default=3600.0,
@@ -70,13 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ipcc-engine {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    render = commands.add_parser("render", help="render a multOrders request to an 8 kHz WAV")
+    render = commands.add_parser("render", help="render a multOrders request to an 8 kHz WAV",
+                                 description=RENDER_DESCRIPTION, epilog=RENDER_EXAMPLE,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     render.add_argument("request", help="the request JSON file, or - for standard input")
     render.add_argument("-o", "--output", type=Path, required=True, help="the WAV file to write")
     _add_render_options(render)
     render.set_defaults(func=cmd_render)
 
-    demo = commands.add_parser("demo", help="the vendor's example with a scripted caller, rendered and played")
+    demo = commands.add_parser("demo", help="the vendor's example with a scripted caller, rendered and played",
+                               description=DEMO_DESCRIPTION, epilog=DEMO_EXAMPLE,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("-o", "--output", type=Path, default=Path("ipcc-demo.wav"),
                       help="the WAV file to write (default: ./ipcc-demo.wav)")
     demo.add_argument("--no-play", action="store_true", help="do not try the sound device")
@@ -102,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``| head``): end quietly
+        quiet_stdout()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from engine.admission import admit
 from engine.audio.caller import make_caller as caller_for
+from engine.audio.caller import parse_key_script
 from engine.audio.library import VoiceLibrary
 from engine.cli.console import EXIT_OK, EXIT_REFUSED, print_json
 from engine.config import ConfigError, load_config
-from engine.core.timeline import Program
+from engine.core.timeline import Program, order_start_without_keys
 from engine.errors import OK, EndpointError, EngineError, SetupError
+from engine.format import samples_to_seconds
 from engine.media.call import CallerSource
 from engine.media.render import Rendered, render
 from engine.media.sinks import write_wav
@@ -72,10 +74,15 @@ def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
 
 def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
                    default_keys: Callable[[Program], str] | None = None) -> JobResult:
-    """Check, prepare and render ``body``; print the response line and event lines; write ``args.output``.
+    """Check, prepare and render ``body``; print the response line, write ``args.output``, print the events.
 
     ``default_keys(program)``: the key script of the caller when ``args`` names none (default: a silent caller).
+    The WAV is written before the event lines, so that a reader who stops early (``| head``) still gets it.
     """
+    folder = args.output.parent
+    if not folder.is_dir():
+        print(f"ipcc-engine: -o {args.output}: the folder {folder} does not exist", file=sys.stderr)
+        return JobResult(EXIT_REFUSED)
     try:
         caller = make_caller(args)
     except SetupError as exc:
@@ -87,11 +94,23 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
     if caller is None and default_keys is not None:
         args.keys = default_keys(program)
         caller = make_caller(args)
+    for warning in early_keys(program, args.keys):
+        print(f"ipcc-engine: warning: {warning}", file=sys.stderr, flush=True)
     rendered = render(program, caller, start)
+    _write_atomically(args.output, rendered, args.stereo, args.encoding)
     for event in rendered.events:
         print_json(event)
-    _write_atomically(args.output, rendered, args.stereo, args.encoding)
     return JobResult(EXIT_OK, program, rendered)
+
+
+def early_keys(program: Program, keys: str) -> list[str]:
+    """A warning for each scripted key that begins before the getkey order starts (it cannot be collected)."""
+    if not keys or not program.request.collecting:
+        return []
+    opens = order_start_without_keys(program, 0, len(program.request.orders) - 1)
+    return [f"--keys {press.key}@{samples_to_seconds(press.at_sample):g}: collection opens at "
+            f"{samples_to_seconds(opens):.2f} s (the getkey order's start), so this key is not collected"
+            for press in parse_key_script(keys) if press.at_sample < opens]
 
 
 def _write_atomically(path: Path, rendered: Rendered, stereo: bool, encoding: str) -> None:
