@@ -25,7 +25,7 @@ class MicCaller:
 
     ``read`` never waits: missing audio is silence, counted in ``underruns``; audio beyond
     :data:`MIC_MAX_FRAMES` frames waiting is dropped (oldest first), counted in ``overruns``. Raises
-    :class:`~engine.local.portaudio.NoDeviceError` when there is no input device.
+    :class:`~engine.errors.NoDeviceError` when there is no input device.
     """
 
     def __init__(self, device: str | int | None = None, rate_hz: int | None = None) -> None:

@@ -1,17 +1,7 @@
-"""The speaker path through real PortAudio on a machine without a sound card.
+"""The speaker path through real PortAudio on a machine without a sound card (see :mod:`engine.testing.alsa`).
 
-ALSA reads ``$XDG_CONFIG_HOME/alsa/asoundrc`` (alsa-lib ≥ 1.2.7; Debian 12 has 1.2.8), so each test gives the
-player — a subprocess, because PortAudio scans the devices when sounddevice is imported — its own ALSA
-configuration. The default device is ALSA's ``plug`` in front of a ``file`` plugin whose slave is ``null``:
-
-* ``file`` writes every sample handed to the device to a FIFO read by this test (the capture);
-* ``null`` consumes at once, so the FIFO is what paces the device: this test reads it at the real-time byte
-  rate, and ``plug`` widens the samples (S16 → S32, 1 → 16 identical channels; exact) so that a pipe page
-  (4 KB) is 8 ms of audio — with 8 kHz mono S16 a page would be 256 ms and the device would run in bursts.
-
-The capture's channel 0, shifted back to 16 bits, is then compared with ``render``'s WAV. PortAudio's ALSA
-host silences the device buffer before starting (a few frames of zeros, a whole number of periods): that
-leading silence is the only difference allowed.
+A paced ALSA ``file`` device captures what is played; the capture is compared with ``render``'s WAV, PortAudio's
+leading silence aside.
 """
 
 from __future__ import annotations
