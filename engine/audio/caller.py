@@ -19,12 +19,13 @@ from engine.audio.decode import load_audio
 from engine.core.orders import DTMF_KEYS
 from engine.dtmf.tones import dtmf_tone
 from engine.errors import EndpointError, ScriptError
-from engine.format import SAMPLE_DTYPE, ms_to_samples, seconds_to_samples, to_int16
+from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, ms_to_samples, seconds_to_samples, to_int16
 
 #: A scripted press: a tone of this length at this level per tone (a phone keypad's typical output).
 PRESS_TONE_MS = 100
 PRESS_LEVEL_DBM0 = -8.0
 PRESS_TONE_SAMPLES = ms_to_samples(PRESS_TONE_MS)
+_FRAME = SAMPLES_PER_FRAME
 #: A sample index past any audio: "nothing sounds any more".
 NO_SOUND = sys.maxsize
 
@@ -76,17 +77,20 @@ class CallerStream:
     __slots__ = ()
 
     def read_into(self, rows: np.ndarray, row: int) -> bool:
-        """Read the next ``rows.shape[1]`` samples into ``rows[row]``.
+        """Read the next frame (:data:`SAMPLES_PER_FRAME` samples) into ``rows[row]``.
 
-        Returns False, leaving ``rows[row]`` untouched, when those samples are all silence.
+        Returns False, leaving ``rows[row]`` untouched, when the frame is all silence.
         """
         raise NotImplementedError
 
     def read(self, count: int) -> np.ndarray:
-        """The next ``count`` samples of the caller's audio (int16)."""
-        out = np.zeros((1, count), dtype=SAMPLE_DTYPE)
-        self.read_into(out, 0)
-        return out[0]
+        """The next ``count`` samples of the caller's audio (int16; ``count`` a whole number of frames)."""
+        if count % _FRAME:
+            raise ValueError(f"count must be a whole number of {_FRAME}-sample frames, got {count}")
+        out = np.zeros((count // _FRAME, _FRAME), dtype=SAMPLE_DTYPE)
+        for frame in range(len(out)):
+            self.read_into(out, frame)
+        return out.reshape(-1)
 
     def request_started(self) -> None:
         """Called when a request starts playing (a caller's audio runs on regardless, unless it is scripted)."""
@@ -120,7 +124,7 @@ class CallerAudio(CallerStream):
     def read_into(self, rows: np.ndarray, row: int) -> bool:
         """Copy the next frame of the buffer into ``rows[row]`` (zeros past its end); False once past it."""
         start = self.position_samples
-        end = self.position_samples = start + rows.shape[1]
+        end = self.position_samples = start + _FRAME
         if end <= self._sound_start:
             return False
         out = rows[row]
@@ -159,26 +163,33 @@ class ScriptedCaller(CallerStream):
     script still sounding.
     """
 
-    __slots__ = ("presses", "_clock", "_runs", "_next_sound")
+    __slots__ = ("presses", "_clock", "_runs", "_next_sound", "_solo")
 
     def __init__(self, presses: list[Press]) -> None:
         self.presses = tuple(sorted(presses, key=lambda press: press.at_sample))
         self._clock = 0  # samples read since the caller was made
         self._runs: list[list[int]] = []  # per script sounding: [its request's start (clock), first press not over]
         self._next_sound = NO_SOUND  # no sample before this one sounds (clock)
+        #: (onset, end, tone): a tone that sounds alone over [onset, end) (clock), read as it is; None: none known
+        self._solo: tuple[int, int, np.ndarray] | None = None
 
     def request_started(self) -> None:
         """Play the script from now on, over whatever of an earlier script still sounds."""
         if self.presses:
+            self._solo = None  # the new script may sound over it
             self._runs.append([self._clock, 0])
             self._next_sound = min(self._next_sound, self._clock + self.presses[0].at_sample)
 
     def read_into(self, rows: np.ndarray, row: int) -> bool:
         """The next frame of the scripted tones into ``rows[row]``; False (untouched) while nothing sounds."""
         start = self._clock
-        end = self._clock = start + rows.shape[1]
+        end = self._clock = start + _FRAME
         if end <= self._next_sound:
             return False
+        solo = self._solo
+        if solo is not None and solo[0] <= start and end <= solo[1]:  # inside a tone sounding alone
+            rows[row] = solo[2][start - solo[0] : end - solo[0]]
+            return True
         pieces = self._pieces(start, end)
         out = rows[row]
         if len(pieces) == 1 and len(pieces[0]) == 1:  # one tone alone: its int16 samples as they are
@@ -186,7 +197,10 @@ class ScriptedCaller(CallerStream):
             low, high = max(onset, start), min(onset + PRESS_TONE_SAMPLES, end)
             if low > start or high < end:
                 out[:] = 0
-            out[low - start : high - start] = _press_tone(key, True)[low - onset : high - onset]
+            tone = _press_tone(key, True)
+            out[low - start : high - start] = tone[low - onset : high - onset]
+            if self._alone(onset):
+                self._solo = (onset, onset + PRESS_TONE_SAMPLES, tone)
             return True
         mixed: np.ndarray | None = None
         for tones in pieces:  # each script summed as place_tones does, then the scripts mixed oldest first
@@ -197,6 +211,18 @@ class ScriptedCaller(CallerStream):
             script = to_int16(part).astype(np.int32)
             mixed = script if mixed is None else np.clip(mixed + script, -32768, 32767)
         out[:] = 0 if mixed is None else mixed
+        return True
+
+    def _alone(self, onset: int) -> bool:
+        """True when the tone starting at ``onset`` (the only one sounding now) sounds alone to its end.
+
+        That is, no press of any script still to come starts before it ends.
+        """
+        presses, count, stop = self.presses, len(self.presses), onset + PRESS_TONE_SAMPLES
+        for base, first in self._runs:
+            for index in (first, first + 1):
+                if index < count and onset != base + presses[index].at_sample < stop:
+                    return False
         return True
 
     def _pieces(self, start: int, end: int) -> list[list[tuple[int, str]]]:

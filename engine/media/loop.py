@@ -60,6 +60,7 @@ class MediaLoop:
         # per row: the call (None: a free row), the caller's fast reader (None: read with ``read``), the sink
         # unless it discards (None), and whether the row may hold non-silence from the last tick
         self._rows: list[Call | None] = []
+        self._tickers: list[Callable[[bool], np.ndarray | None] | None] = []  # each call's bound Call.tick
         self._readers: list[Reader | None] = []
         self._sinks: list[Sink | None] = []
         self._dirty: list[bool] = []
@@ -92,10 +93,12 @@ class MediaLoop:
         else:
             row = len(self._rows)
             self._rows.append(None)
+            self._tickers.append(None)
             self._readers.append(None)
             self._sinks.append(None)
             self._dirty.append(False)
         self._rows[row] = call
+        self._tickers[row] = call.tick
         self._readers[row] = frame_reader(call.caller)
         self._sinks[row] = None if isinstance(call.sink, NullSink) else call.sink
         self._row_of[call] = row
@@ -104,6 +107,7 @@ class MediaLoop:
         """Stop ticking ``call`` and close its sink; its row is silenced and freed."""
         row = self._row_of.pop(call)
         self._rows[row] = None
+        self._tickers[row] = None
         self._readers[row] = _silent_row
         self._sinks[row] = None
         self._free.append(row)
@@ -120,6 +124,7 @@ class MediaLoop:
         more = max(need - have, int(have * GROWTH))
         for _ in range(more - (need - have)):  # spare rows, free for the next calls to arrive
             self._rows.append(None)
+            self._tickers.append(None)
             self._readers.append(_silent_row)
             self._sinks.append(None)
             self._dirty.append(False)
@@ -170,14 +175,14 @@ class MediaLoop:
         """Tick every call; returns (row, frame played) of the calls whose sink records."""
         recorded: list[tuple[int, np.ndarray]] = []
         sinks = self._sinks
-        for row, call in enumerate(self._rows):
-            if call is None:
+        for row, tick in enumerate(self._tickers):
+            if tick is None:
                 continue
             try:
                 if sinks[row] is None:
-                    call.tick(False)
+                    tick(False)
                 else:
-                    recorded.append((row, call.tick(True)))  # type: ignore[arg-type]
+                    recorded.append((row, tick(True)))  # type: ignore[arg-type]
             except Exception:
                 self._failed_row(row, failed_rows)
         return recorded
