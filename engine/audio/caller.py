@@ -187,11 +187,22 @@ class ScriptedCaller(CallerStream):
         if end <= self._next_sound:
             return False
         solo = self._solo
-        if solo is not None and solo[0] <= start and end <= solo[1]:  # inside a tone sounding alone
-            rows[row] = solo[2][start - solo[0] : end - solo[0]]
+        if solo is not None and solo[0] <= start < solo[1]:  # inside a tone sounding alone: its samples as they are
+            onset, stop, tone = solo
+            if end < stop:
+                rows[row] = tone[start - onset : end - onset]
+                return True
+            out = rows[row]
+            out[: stop - start] = tone[start - onset :]
+            out[stop - start :] = 0
+            self._solo = None
+            self._advance(end)
             return True
+        return self._mix_into(rows[row], start, end)
+
+    def _mix_into(self, out: np.ndarray, start: int, end: int) -> bool:
+        """Write the frame ``[start, end)`` of every script sounding into ``out``."""
         pieces = self._pieces(start, end)
-        out = rows[row]
         if len(pieces) == 1 and len(pieces[0]) == 1:  # one tone alone: its int16 samples as they are
             onset, key = pieces[0][0]
             low, high = max(onset, start), min(onset + PRESS_TONE_SAMPLES, end)
@@ -199,7 +210,9 @@ class ScriptedCaller(CallerStream):
                 out[:] = 0
             tone = _press_tone(key, True)
             out[low - start : high - start] = tone[low - onset : high - onset]
-            if self._alone(onset):
+            if high == onset + PRESS_TONE_SAMPLES:  # it ended in this frame
+                self._advance(end)
+            elif self._alone(onset):
                 self._solo = (onset, onset + PRESS_TONE_SAMPLES, tone)
             return True
         mixed: np.ndarray | None = None
@@ -211,14 +224,16 @@ class ScriptedCaller(CallerStream):
             script = to_int16(part).astype(np.int32)
             mixed = script if mixed is None else np.clip(mixed + script, -32768, 32767)
         out[:] = 0 if mixed is None else mixed
+        self._advance(end)
         return True
 
     def _alone(self, onset: int) -> bool:
         """True when the tone starting at ``onset`` (the only one sounding now) sounds alone to its end.
 
-        That is, no press of any script still to come starts before it ends.
+        That is, no press of any script still to come starts before the frame in which it ends is over.
         """
-        presses, count, stop = self.presses, len(self.presses), onset + PRESS_TONE_SAMPLES
+        presses, count = self.presses, len(self.presses)
+        stop = onset + PRESS_TONE_SAMPLES + _FRAME
         for base, first in self._runs:
             for index in (first, first + 1):
                 if index < count and onset != base + presses[index].at_sample < stop:
@@ -228,23 +243,32 @@ class ScriptedCaller(CallerStream):
     def _pieces(self, start: int, end: int) -> list[list[tuple[int, str]]]:
         """Per script sounding in ``[start, end)``, oldest first: its tones there as (onset, key).
 
-        Moves every script's cursor past the presses over by ``end``, drops the scripts that are over and sets
-        the next sample that may sound.
+        Moves every script's cursor past the presses over by ``start``.
         """
         presses, count = self.presses, len(self.presses)
         pieces: list[list[tuple[int, str]]] = []
-        next_sound = NO_SOUND
         for run in self._runs:
             base, first = run
             while first < count and base + presses[first].at_sample + PRESS_TONE_SAMPLES <= start:
                 first += 1
+            run[1] = first
             tones = []
-            index = first
-            while index < count and base + presses[index].at_sample < end:
-                tones.append((base + presses[index].at_sample, presses[index].key))
-                index += 1
+            while first < count and base + presses[first].at_sample < end:
+                tones.append((base + presses[first].at_sample, presses[first].key))
+                first += 1
             if tones:
                 pieces.append(tones)
+        return pieces
+
+    def _advance(self, end: int) -> None:
+        """Move every script's cursor past the presses over by ``end``; drop the scripts that are over.
+
+        Sets the next sample that may sound.
+        """
+        presses, count = self.presses, len(self.presses)
+        next_sound = NO_SOUND
+        for run in self._runs:
+            base, first = run
             while first < count and base + presses[first].at_sample + PRESS_TONE_SAMPLES <= end:
                 first += 1
             run[1] = first
@@ -253,7 +277,6 @@ class ScriptedCaller(CallerStream):
         if any(run[1] == count for run in self._runs):
             self._runs = [run for run in self._runs if run[1] < count]
         self._next_sound = next_sound
-        return pieces
 
 
 def file_caller(path: str | Path, channel: int = 0) -> CallerAudio:
