@@ -77,9 +77,10 @@ class CallerStream:
     __slots__ = ()
 
     def read_into(self, rows: np.ndarray, row: int) -> bool:
-        """Read the next frame (:data:`SAMPLES_PER_FRAME` samples) into ``rows[row]``.
+        """Read the next frame (:data:`SAMPLES_PER_FRAME` samples) into ``rows[row]``, the caller's own row.
 
-        Returns False, leaving ``rows[row]`` untouched, when the frame is all silence.
+        Returns True when it wrote the row; False when it left it alone because the row already holds that
+        frame: silence, after the caller wrote silence there (a row is silent when it is given to a caller).
         """
         raise NotImplementedError
 
@@ -109,12 +110,13 @@ def frame_reader(caller: object) -> Callable[[np.ndarray, int], bool] | None:
 class CallerAudio(CallerStream):
     """The caller's audio from a buffer (int16): silence past its end."""
 
-    __slots__ = ("position_samples", "_samples", "_sound_start", "_sound_end")
+    __slots__ = ("position_samples", "_samples", "_sound_start", "_sound_end", "_wrote_sound")
 
     def __init__(self, samples: np.ndarray) -> None:
         self.position_samples = 0  # samples read so far
         self._samples = np.asarray(samples, dtype=SAMPLE_DTYPE)
         self._sound_start, self._sound_end = (0, len(self._samples)) if len(self._samples) else (NO_SOUND, NO_SOUND)
+        self._wrote_sound = False  # the last frame written may hold sound
 
     @property
     def samples(self) -> np.ndarray:
@@ -122,11 +124,16 @@ class CallerAudio(CallerStream):
         return self._samples
 
     def read_into(self, rows: np.ndarray, row: int) -> bool:
-        """Copy the next frame of the buffer into ``rows[row]`` (zeros past its end); False once past it."""
+        """Copy the next frame of the buffer into ``rows[row]`` (zeros past its end); False once past it and written."""
         start = self.position_samples
         end = self.position_samples = start + _FRAME
         if end <= self._sound_start:
-            return False
+            if not self._wrote_sound:
+                return False
+            rows[row] = 0
+            self._wrote_sound = False
+            return True
+        self._wrote_sound = True
         out = rows[row]
         samples = self._samples
         if end <= len(samples):
@@ -163,7 +170,7 @@ class ScriptedCaller(CallerStream):
     script still sounding.
     """
 
-    __slots__ = ("presses", "_clock", "_runs", "_next_sound", "_solo")
+    __slots__ = ("presses", "_clock", "_runs", "_next_sound", "_solo", "_wrote_sound")
 
     def __init__(self, presses: list[Press]) -> None:
         self.presses = tuple(sorted(presses, key=lambda press: press.at_sample))
@@ -172,6 +179,7 @@ class ScriptedCaller(CallerStream):
         self._next_sound = NO_SOUND  # no sample before this one sounds (clock)
         #: (onset, end, tone): a tone that sounds alone over [onset, end) (clock), read as it is; None: none known
         self._solo: tuple[int, int, np.ndarray] | None = None
+        self._wrote_sound = False  # the last frame written may hold sound
 
     def request_started(self) -> None:
         """Play the script from now on, over whatever of an earlier script still sounds."""
@@ -185,7 +193,12 @@ class ScriptedCaller(CallerStream):
         start = self._clock
         end = self._clock = start + _FRAME
         if end <= self._next_sound:
-            return False
+            if not self._wrote_sound:
+                return False
+            rows[row] = 0
+            self._wrote_sound = False
+            return True
+        self._wrote_sound = True
         solo = self._solo
         if solo is not None and solo[0] <= start < solo[1]:  # inside a tone sounding alone: its samples as they are
             onset, stop, tone = solo

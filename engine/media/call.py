@@ -85,14 +85,14 @@ class Call:
     def tick(self, keep: bool) -> np.ndarray | None:
         """Advance the call by one frame: start the next request when idle, play, hand its events on.
 
-        Returns the frame played to the caller (silence when idle), or None when ``keep`` is False and the
-        frame would go nowhere (the player then only moves time on: same events, no samples).
+        Returns the frame played to the caller (silence when idle), or None when ``keep`` is False: the frame
+        would go nowhere, so the player only moves time on (same events, no samples).
         """
         player = self.player
         if player is None:
             if not self.pending or self.hung_up:
                 self.position_samples += _FRAME
-                return SILENT_FRAME
+                return SILENT_FRAME if keep else None
             player = self._start_next()
         self.position_samples += _FRAME
         if keep:

@@ -7,8 +7,8 @@ Per tick the cost is two passes over the calls in Python plus one batched DTMF a
 (rows, 160) array. The play pass calls :meth:`Call.tick <engine.media.call.Call.tick>`, which asks for no
 samples when the call's sink discards them (a :class:`~engine.media.sinks.NullSink`). The hear pass reads
 callers with :meth:`~engine.audio.caller.CallerStream.read_into`, which does not allocate and leaves a silent
-caller's row alone: the loop zeroes a row once when its caller falls silent. The media thread's CPU time per
-pass is kept in :attr:`MediaLoop.cpu_ns`.
+caller's row alone once it holds silence. The media thread's CPU time per pass is kept in
+:attr:`MediaLoop.cpu_ns`.
 
 Each call owns one row of that array and one channel of the detector. A call that leaves frees its row (the
 row is silenced and its detector channel reset); the next call to arrive takes a free row. Rows are added
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -37,11 +38,30 @@ _FRAME = SAMPLES_PER_FRAME
 GROWTH = 0.25
 
 Reader = Callable[[np.ndarray, int], bool]
+Ticker = Callable[[], "np.ndarray | None"]
 
 
 def _silent_row(_rows: np.ndarray, _row: int) -> bool:
     """The reader of a free row: nothing is ever heard there."""
     return False
+
+
+def _free_row() -> None:
+    """The ticker of a free row: nothing plays there."""
+
+
+def _reader_of(caller: object) -> Reader:
+    """How the hear pass reads ``caller``: its ``read_into``, or its ``read`` written into the row."""
+    fast = frame_reader(caller)
+    if fast is not None:
+        return fast
+    read = caller.read  # type: ignore[attr-defined]
+
+    def read_frame(rows: np.ndarray, row: int) -> bool:
+        rows[row] = read(_FRAME)
+        return True
+
+    return read_frame
 
 
 class MediaLoop:
@@ -57,13 +77,12 @@ class MediaLoop:
         self.ticks = 0
         self.failures = 0
         self.failed: list[Call] = []  # the calls that failed in the last tick
-        # per row: the call (None: a free row), the caller's fast reader (None: read with ``read``), the sink
-        # unless it discards (None), and whether the row may hold non-silence from the last tick
+        # per row: the call (None: a free row), its Call.tick asking for the frame only when the sink records,
+        # its caller's reader, its sink unless it discards (None)
         self._rows: list[Call | None] = []
-        self._tickers: list[Callable[[bool], np.ndarray | None] | None] = []  # each call's bound Call.tick
-        self._readers: list[Reader | None] = []
+        self._tickers: list[Ticker] = []
+        self._readers: list[Reader] = []
         self._sinks: list[Sink | None] = []
-        self._dirty: list[bool] = []
         self._row_of: dict[Call, int] = {}
         self._free: list[int] = []  # free rows, reused last freed first
         self._heard = np.zeros((0, _FRAME), dtype=SAMPLE_DTYPE)
@@ -93,29 +112,27 @@ class MediaLoop:
         else:
             row = len(self._rows)
             self._rows.append(None)
-            self._tickers.append(None)
-            self._readers.append(None)
+            self._tickers.append(_free_row)
+            self._readers.append(_silent_row)
             self._sinks.append(None)
-            self._dirty.append(False)
+        sink = None if isinstance(call.sink, NullSink) else call.sink
         self._rows[row] = call
-        self._tickers[row] = call.tick
-        self._readers[row] = frame_reader(call.caller)
-        self._sinks[row] = None if isinstance(call.sink, NullSink) else call.sink
+        self._tickers[row] = partial(call.tick, sink is not None)
+        self._readers[row] = _reader_of(call.caller)
+        self._sinks[row] = sink
         self._row_of[call] = row
 
     def remove(self, call: Call) -> None:
         """Stop ticking ``call`` and close its sink; its row is silenced and freed."""
         row = self._row_of.pop(call)
         self._rows[row] = None
-        self._tickers[row] = None
+        self._tickers[row] = _free_row
         self._readers[row] = _silent_row
         self._sinks[row] = None
         self._free.append(row)
         if row < self.detector.channels:
             self.detector.reset_channel(row)
-            if self._dirty[row]:
-                self._heard[row] = 0
-        self._dirty[row] = False
+            self._heard[row] = 0  # silent for the next caller
         call.sink.close()
 
     def _grow(self) -> None:
@@ -124,10 +141,9 @@ class MediaLoop:
         more = max(need - have, int(have * GROWTH))
         for _ in range(more - (need - have)):  # spare rows, free for the next calls to arrive
             self._rows.append(None)
-            self._tickers.append(None)
+            self._tickers.append(_free_row)
             self._readers.append(_silent_row)
             self._sinks.append(None)
-            self._dirty.append(False)
         self._free[:0] = range(have + more - 1, need - 1, -1)  # taken lowest first, after the freed ones
         self.detector.add_channels(more)
         grown = np.zeros((have + more, _FRAME), dtype=SAMPLE_DTYPE)
@@ -174,17 +190,14 @@ class MediaLoop:
     def _play(self, failed_rows: set[int]) -> list[tuple[int, np.ndarray]]:
         """Tick every call; returns (row, frame played) of the calls whose sink records."""
         recorded: list[tuple[int, np.ndarray]] = []
-        sinks = self._sinks
         for row, tick in enumerate(self._tickers):
-            if tick is None:
-                continue
             try:
-                if sinks[row] is None:
-                    tick(False)
-                else:
-                    recorded.append((row, tick(True)))  # type: ignore[arg-type]
+                frame = tick()
             except Exception:
                 self._failed_row(row, failed_rows)
+                continue
+            if frame is not None:
+                recorded.append((row, frame))
         return recorded
 
     def _hear(self, heard: np.ndarray, failed_rows: set[int]) -> None:
@@ -192,21 +205,12 @@ class MediaLoop:
 
         Rows in ``failed_rows`` are skipped, and join it when their caller fails.
         """
-        rows = self._rows
-        dirty = self._dirty
-        for row, reader in enumerate(self._readers):
-            if failed_rows and row in failed_rows:
-                continue
+        readers = self._readers
+        if failed_rows:  # rare: a copy in which the failed rows are not read
+            readers = [_silent_row if row in failed_rows else reader for row, reader in enumerate(readers)]
+        for row, reader in enumerate(readers):
             try:
-                if reader is not None:
-                    if reader(heard, row):
-                        dirty[row] = True
-                    elif dirty[row]:  # silent: the row is zeroed once, then left alone
-                        heard[row] = 0
-                        dirty[row] = False
-                else:
-                    heard[row] = rows[row].caller.read(_FRAME)  # type: ignore[union-attr]
-                    dirty[row] = True
+                reader(heard, row)
             except Exception:
                 self._failed_row(row, failed_rows)
 

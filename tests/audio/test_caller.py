@@ -75,7 +75,9 @@ def test_buffer_caller_reads_then_goes_silent_without_touching_the_row():
     assert caller.read_into(rows, 2) and caller.read_into(rows, 2)
     assert np.array_equal(rows[2][:80], audio[320:]) and not rows[2][80:].any()
     rows[2] = 9
-    assert not caller.read_into(rows, 2) and (rows[2] == 9).all()
+    assert caller.read_into(rows, 2) and not rows[2].any()  # silence written once after sound
+    rows[2] = 9
+    assert not caller.read_into(rows, 2) and (rows[2] == 9).all()  # then the row is left alone
 
 
 def test_frame_reader_only_for_callers_read_as_they_are():
