@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -37,31 +36,39 @@ _FRAME = SAMPLES_PER_FRAME
 #: Rows are added at least this fraction of the rows already there at a time (amortised O(1) per call).
 GROWTH = 0.25
 
-Reader = Callable[[np.ndarray, int], bool]
-Ticker = Callable[[], "np.ndarray | None"]
+class _FreeRow:
+    """What a free row holds: nothing plays there and nothing is heard."""
+
+    __slots__ = ()
+
+    def tick(self, keep: bool) -> None:
+        """Nothing to play."""
+
+    def read_into(self, rows: np.ndarray, row: int) -> bool:
+        """Nothing to hear (the row was silenced when it was freed)."""
+        return False
 
 
-def _silent_row(_rows: np.ndarray, _row: int) -> bool:
-    """The reader of a free row: nothing is ever heard there."""
-    return False
+_FREE = _FreeRow()
 
 
-def _free_row() -> None:
-    """The ticker of a free row: nothing plays there."""
+class _Reading:
+    """A caller read with its ``read`` (not a :class:`~engine.audio.caller.CallerStream`), written into its row."""
 
+    __slots__ = ("_read",)
 
-def _reader_of(caller: object) -> Reader:
-    """How the hear pass reads ``caller``: its ``read_into``, or its ``read`` written into the row."""
-    fast = frame_reader(caller)
-    if fast is not None:
-        return fast
-    read = caller.read  # type: ignore[attr-defined]
+    def __init__(self, caller: object) -> None:
+        self._read = caller.read  # type: ignore[attr-defined]
 
-    def read_frame(rows: np.ndarray, row: int) -> bool:
-        rows[row] = read(_FRAME)
+    def read_into(self, rows: np.ndarray, row: int) -> bool:
+        """The caller's next frame into ``rows[row]``."""
+        rows[row] = self._read(_FRAME)
         return True
 
-    return read_frame
+
+def _reader_of(caller: object) -> object:
+    """What the hear pass calls ``read_into`` on for ``caller``: itself, or a :class:`_Reading` of it."""
+    return caller if frame_reader(caller) is not None else _Reading(caller)
 
 
 class MediaLoop:
@@ -80,8 +87,9 @@ class MediaLoop:
         # per row: the call (None: a free row), its Call.tick asking for the frame only when the sink records,
         # its caller's reader, its sink unless it discards (None)
         self._rows: list[Call | None] = []
-        self._tickers: list[Ticker] = []
-        self._readers: list[Reader] = []
+        self._playing: list[Call | _FreeRow] = []  # what the play pass ticks (methods called on the objects)
+        self._keep: list[bool] = []  # the call's sink records: its frames are wanted
+        self._hearing: list[Any] = []  # what the hear pass reads (objects with ``read_into``)
         self._sinks: list[Sink | None] = []
         self._row_of: dict[Call, int] = {}
         self._free: list[int] = []  # free rows, reused last freed first
@@ -111,14 +119,11 @@ class MediaLoop:
             row = self._free.pop()
         else:
             row = len(self._rows)
-            self._rows.append(None)
-            self._tickers.append(_free_row)
-            self._readers.append(_silent_row)
-            self._sinks.append(None)
+            self._append_free_row()
         sink = None if isinstance(call.sink, NullSink) else call.sink
-        self._rows[row] = call
-        self._tickers[row] = partial(call.tick, sink is not None)
-        self._readers[row] = _reader_of(call.caller)
+        self._rows[row] = self._playing[row] = call
+        self._keep[row] = sink is not None
+        self._hearing[row] = _reader_of(call.caller)
         self._sinks[row] = sink
         self._row_of[call] = row
 
@@ -126,8 +131,8 @@ class MediaLoop:
         """Stop ticking ``call`` and close its sink; its row is silenced and freed."""
         row = self._row_of.pop(call)
         self._rows[row] = None
-        self._tickers[row] = _free_row
-        self._readers[row] = _silent_row
+        self._playing[row] = self._hearing[row] = _FREE
+        self._keep[row] = False
         self._sinks[row] = None
         self._free.append(row)
         if row < self.detector.channels:
@@ -135,15 +140,19 @@ class MediaLoop:
             self._heard[row] = 0  # silent for the next caller
         call.sink.close()
 
+    def _append_free_row(self) -> None:
+        self._rows.append(None)
+        self._playing.append(_FREE)
+        self._keep.append(False)
+        self._hearing.append(_FREE)
+        self._sinks.append(None)
+
     def _grow(self) -> None:
         """Give every row its array row and detector channel: one step, at least :data:`GROWTH` more rows."""
         have, need = self.detector.channels, len(self._rows)
         more = max(need - have, int(have * GROWTH))
         for _ in range(more - (need - have)):  # spare rows, free for the next calls to arrive
-            self._rows.append(None)
-            self._tickers.append(_free_row)
-            self._readers.append(_silent_row)
-            self._sinks.append(None)
+            self._append_free_row()
         self._free[:0] = range(have + more - 1, need - 1, -1)  # taken lowest first, after the freed ones
         self.detector.add_channels(more)
         grown = np.zeros((have + more, _FRAME), dtype=SAMPLE_DTYPE)
@@ -190,9 +199,10 @@ class MediaLoop:
     def _play(self, failed_rows: set[int]) -> list[tuple[int, np.ndarray]]:
         """Tick every call; returns (row, frame played) of the calls whose sink records."""
         recorded: list[tuple[int, np.ndarray]] = []
-        for row, tick in enumerate(self._tickers):
+        keep = self._keep
+        for row, call in enumerate(self._playing):
             try:
-                frame = tick()
+                frame = call.tick(keep[row])
             except Exception:
                 self._failed_row(row, failed_rows)
                 continue
@@ -205,12 +215,12 @@ class MediaLoop:
 
         Rows in ``failed_rows`` are skipped, and join it when their caller fails.
         """
-        readers = self._readers
+        hearing = self._hearing
         if failed_rows:  # rare: a copy in which the failed rows are not read
-            readers = [_silent_row if row in failed_rows else reader for row, reader in enumerate(readers)]
-        for row, reader in enumerate(readers):
+            hearing = [_FREE if row in failed_rows else caller for row, caller in enumerate(hearing)]
+        for row, caller in enumerate(hearing):
             try:
-                reader(heard, row)
+                caller.read_into(heard, row)
             except Exception:
                 self._failed_row(row, failed_rows)
 
