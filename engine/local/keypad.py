@@ -87,7 +87,7 @@ class Keypad:
         self.position_samples = 0  # samples read so far
         self._arrived: deque[str] = deque()  # accepted keys not yet placed in the audio
         self._ahead = np.zeros(0, dtype=np.int32)  # caller audio from ``position`` on (tones placed)
-        self._free_at = 0  # the next tone may start here (samples)
+        self._free_at_sample = 0  # the next tone may start here (samples)
         self._saved: list[Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -166,13 +166,13 @@ class Keypad:
 
     def _place(self, key: str) -> None:
         tone = self._tone[key]
-        start = max(self.position_samples, self._free_at)
+        start = max(self.position_samples, self._free_at_sample)
         offset = start - self.position_samples
         if len(self._ahead) < offset + len(tone):
             grow = np.zeros(offset + len(tone) - len(self._ahead), np.int32)
             self._ahead = np.concatenate([self._ahead, grow])
         self._ahead[offset : offset + len(tone)] += tone
-        self._free_at = start + len(tone) + ms_to_samples(GAP_MS)
+        self._free_at_sample = start + len(tone) + ms_to_samples(GAP_MS)
 
     def request_started(self) -> None:
         """A live caller's audio runs on regardless of requests."""
