@@ -34,7 +34,7 @@ def _setup(calls: int) -> tuple[Any, dict[str, Any]]:
     The caller presses 1 in every request. Returns the loop and the counters of keys and requests its events update.
     """
     from engine.audio.caller import ScriptedCaller, parse_key_script
-    from engine.core.player import KeysReport, RequestReport
+    from engine.core.reports import KeysReport, RequestReport
     from engine.core.timeline import Program
     from engine.media.call import Call
     from engine.media.loop import MediaLoop
@@ -129,6 +129,50 @@ def _trial(calls: int, seconds: float) -> dict[str, float]:
             "cpu_share": cpu / (stats.ticks * 0.02), **counters}
 
 
+def _burst_trial(calls: int, burst: int) -> dict[str, float]:
+    """(Child process.) CPU of ``burst`` calls set up in one tick, and hung up in one tick, beside ``calls`` live.
+
+    The extra CPU of those two ticks over a plain tick (median of three bursts), per call set up or hung up.
+    """
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+    import statistics
+
+    import numpy as np
+
+    from engine.audio.caller import CallerAudio
+    from engine.media.call import Call
+    from engine.media.loop import MediaLoop
+    from engine.media.sinks import NullSink
+
+    def call(name: str) -> Call:
+        return Call("a", name, CallerAudio(np.zeros(0, np.int16)), NullSink(), lambda *_: None)
+
+    loop = MediaLoop()
+    for i in range(calls):
+        loop.add(call(f"c{i}"))
+
+    def timed(before: Any = None) -> int:
+        start = time.thread_time_ns()
+        if before is not None:
+            before()
+        loop.tick()
+        return time.thread_time_ns() - start
+
+    for _ in range(5):
+        timed()
+    plain = statistics.median(timed() for _ in range(30))
+    set_up, hung_up = [], []
+    for r in range(3):
+        new = [call(f"b{r}-{i}") for i in range(burst)]
+        set_up.append(timed(lambda new=new: [loop.add(c) for c in new]) - plain)
+        hung_up.append(timed(lambda new=new: [loop.remove(c) for c in new]) - plain)
+    per_call_us = 1e3 * burst
+    return {"calls": calls, "burst": burst, "tick_ms": plain / 1e6,
+            "set_up_us": statistics.median(set_up) / per_call_us,
+            "hang_up_us": statistics.median(hung_up) / per_call_us}
+
+
 def _spawn(calls: int, seconds: float, kind: str = "paced") -> dict[str, float]:
     out = subprocess.run([sys.executable, "-m", "benchmarks.bench_calls", kind, str(calls), str(seconds)],
                          capture_output=True, text=True, timeout=seconds * 4 + 120,
@@ -192,10 +236,16 @@ def run(quick: bool) -> list[Row]:
                             "title": "frame lateness against concurrent calls (hold: p99 < 5 ms)"}))
     if held:
         rows += _breakdown_rows(held)
+    burst = _spawn(5000, 1000, "burst")
+    for what, key in (("set up", "set_up_us"), ("hung up", "hang_up_us")):
+        rows.append(Row(BENCH, f"1000 calls {what} in one tick beside 5000 live: loop CPU per call", burst[key], "µs",
+                        note=f"extra CPU of that tick over a plain one ({burst['tick_ms']:.2f} ms), median of 3"))
     return rows
 
 
 if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     kind, count, amount = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    print(json.dumps(_trial(count, amount) if kind == "paced" else _per_call_trial(count, int(amount))))
+    trials = {"paced": lambda: _trial(count, amount), "per-call": lambda: _per_call_trial(count, int(amount)),
+              "burst": lambda: _burst_trial(count, int(amount))}
+    print(json.dumps(trials[kind]()))

@@ -152,20 +152,20 @@ def baseline_commands(body: dict, voices: Path, work: Path) -> list[list[str]]:
 
 
 def warm_in_process(body: bytes, voices: Path, cache: Path, repeats: int) -> tuple[float, float]:
-    """(seconds of audio, median seconds) of check + prepare + render in this process, every prompt cached."""
-    from engine.admission import check_request, prepare
+    """(seconds of audio, median seconds) of admit (check + prepare + limit) + render here, every prompt cached."""
+    from engine.admission import admit
     from engine.audio.library import VoiceLibrary
     from engine.config import default_config
+    from engine.format import samples_to_seconds
     from engine.media.render import render
     from engine.tts.synthesizer import synthesizer
 
     config, library, speaker = default_config(), VoiceLibrary(voices), synthesizer(cache)
 
     def job() -> int:
-        request, application = check_request(body, config, library)
-        return len(render(prepare(request, library, speaker, application.voice)).played)
+        return len(render(admit(body, config, library, speaker, max_seconds=3600)).played)
 
-    audio_s = job() / 8000
+    audio_s = samples_to_seconds(job())
     return audio_s, median_seconds(job, repeats, warmup=1)
 
 

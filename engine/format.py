@@ -7,6 +7,7 @@ boundary, with the helpers below.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -16,6 +17,9 @@ SAMPLE_DTYPE = np.int16
 FRAME_MS = 20
 SAMPLES_PER_FRAME = SAMPLE_RATE_HZ * FRAME_MS // 1000  # 160
 FULL_SCALE = 32767
+#: One frame of digital silence, read-only: shared by everything that plays or hears nothing.
+SILENT_FRAME = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
+SILENT_FRAME.setflags(write=False)
 #: dBm0 of a full-scale sine (G.711 convention); a sine of peak ``A`` is ``+3.14 + 20·log10(A/32767)`` dBm0.
 FULL_SCALE_SINE_DBM0 = 3.14
 
@@ -33,6 +37,16 @@ def ms_to_samples(ms: float) -> int:
 def samples_to_seconds(samples: int) -> float:
     """Samples at :data:`SAMPLE_RATE_HZ` → seconds."""
     return samples / SAMPLE_RATE_HZ
+
+
+def samples_to_ms(samples: int) -> float:
+    """Samples at :data:`SAMPLE_RATE_HZ` → milliseconds."""
+    return samples * 1000 / SAMPLE_RATE_HZ
+
+
+def wall_time(start: datetime, at_sample: int) -> datetime:
+    """The wall-clock moment of sample ``at_sample`` of a stream that began at ``start`` (the one converter)."""
+    return start + timedelta(microseconds=at_sample * 1_000_000 // SAMPLE_RATE_HZ)
 
 
 def frames_for(samples: int) -> int:

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.cli.render import EXIT_OK, run_render_job
-from engine.core.timeline import Program, order_starts_without_keys
+from engine.core.timeline import Program, order_start_without_keys
 from engine.format import samples_to_seconds
 
 VENDOR_EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "vendor-example.json"
@@ -18,7 +18,7 @@ DEMO_KEY_DELAY_S = 1.5
 
 def demo_key_script(program: Program) -> str:
     """``KEY@SECONDS`` for the demo caller: :data:`DEMO_KEY` 1.5 s into the first play of the menu."""
-    menu_start = order_starts_without_keys(program)[0][-1]
+    menu_start = order_start_without_keys(program, 0, len(program.request.orders) - 1)
     return f"{DEMO_KEY}@{samples_to_seconds(menu_start) + DEMO_KEY_DELAY_S:.2f}"
 
 

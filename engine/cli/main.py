@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Any
 from engine import __version__
 from engine.cli import detect, play, serve
 from engine.cli.console import EXIT_INTERRUPTED, EXIT_OK, add_media_options, fail, print_json
+from engine.cli.help import HELP, quiet_stdout
 
 
 def _read_request(source: str) -> bytes:
@@ -67,28 +67,11 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                         help="refuse requests that would play longer than this without keys (default: 3600)")
 
 
-#: Each sub-command's description and example (``--help``), for those whose module gives none.
-HELP = {
-    "render": ("Render a multOrders request to 8 kHz WAV: prints the response line, then the events (JSON "
-               "lines); exit 0 when accepted, 2 when refused (nothing written).",
-               "ipcc-engine render engine/data/vendor-example.json -o out.wav --keys '1@30'"),
-    "demo": ("The vendor's example with a scripted caller pressing 1, rendered to a WAV and played on the sound "
-             "device (or a line saying there is none).", "ipcc-engine demo --no-play -o demo.wav"),
-    "detect": ("Print the DTMF keys in a recording as one line (nothing when there is none; --json: a list "
-               "with each key's start in seconds, [] when none).", "ipcc-engine detect call.wav --json"),
-    "voices": ("List the espeak-ng voices the engine speaks with, and their languages (for an application's "
-               "`voice`).", "ipcc-engine voices --language zh"),
-    "play": ("Play a request live on the sound device, with the terminal's keys (or --mic) as the caller.",
-             "ipcc-engine play engine/data/vendor-example.json"),
-    "devices": ("List the sound devices (for --device).", "ipcc-engine devices"),
-}
-
-
 def _describe(commands: Any) -> None:
     for name, (description, example) in HELP.items():
         sub = commands.choices[name]
         sub.description = sub.description or description
-        sub.epilog = sub.epilog or f"example:\n  {example}"
+        sub.epilog = sub.epilog or example
         sub.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
@@ -135,9 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # output piped into `head`: end quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    except BrokenPipeError:  # the reader went away (``| head``): end quietly
+        quiet_stdout()
         return EXIT_OK
 
 

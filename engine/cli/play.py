@@ -22,6 +22,7 @@ from engine.format import samples_to_seconds
 
 if TYPE_CHECKING:  # the engine's modules are imported when a command runs: `ipcc-engine` starts fast
     from engine.core.timeline import Program
+    from engine.local.speaker import SpeakerSink
     from engine.media.call import CallerSource
 
 DEFAULT_FALLBACK = Path("ipcc-play.wav")
@@ -33,7 +34,8 @@ def _make_caller(args: argparse.Namespace, notice: Any) -> tuple[CallerSource, A
 
     if args.keys:
         return make_caller(args), None
-    from engine.local.keypad import Keypad, MicCaller
+    from engine.local.keypad import Keypad
+    from engine.local.mic import MicCaller
 
     closable: Any = MicCaller(args.mic_device).start() if args.mic else Keypad(notice=notice).start()
     return closable, closable
@@ -45,10 +47,8 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     preload_sounddevice()
     from engine.cli.render import SetupError, accept_request
-    from engine.local.playback import account
     from engine.local.portaudio import NoDeviceError
     from engine.local.speaker import SpeakerSink
-    from engine.media.sinks import write_wav
 
     start = datetime.now()
     try:
@@ -62,6 +62,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     program = accept_request(body, args)
     if program is None:
         return EXIT_REFUSED
+    _warn_early_keys(program, args.keys)
     fallback = args.output or DEFAULT_FALLBACK
     try:
         speaker = SpeakerSink(args.device, blocking=True)
@@ -76,8 +77,23 @@ def cmd_play(args: argparse.Namespace) -> int:
         speaker.abort()
         print(f"ipcc-engine: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    return _play_live(program, caller, closable, speaker, start, args.output, fallback)
+
+
+def _warn_early_keys(program: Program, keys: str) -> None:
+    from engine.cli.render import early_keys
+
+    for warning in early_keys(program, keys):
+        print(f"ipcc-engine: warning: {warning}", file=sys.stderr, flush=True)
+
+
+def _play_live(program: Program, caller: CallerSource, closable: Any, speaker: SpeakerSink, start: datetime,
+               output: Path | None, fallback: Path) -> int:
+    """The call live on ``speaker`` with its status line; then the closing account (and the WAV if asked)."""
     from engine.cli.display import Display
     from engine.local.live import LiveCall
+    from engine.local.playback import account
+    from engine.media.sinks import write_wav
 
     live = LiveCall(program, caller, speaker, start)
     display = Display(program, live, closable if hasattr(closable, "keys") else None)
@@ -96,7 +112,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     print(f"# play: {word}: {account(speaker)}", flush=True)
     if speaker.failure is not None:
         print(f"ipcc-engine: {speaker.failure} — writing {fallback} instead", file=sys.stderr, flush=True)
-    if speaker.failure is not None or args.output is not None:
+    if speaker.failure is not None or output is not None:
         write_wav(fallback, live.memory.played())
         print(f"# play: wrote {fallback} ({samples_to_seconds(len(live.memory.played())):.2f} s)", flush=True)
     return status
@@ -149,12 +165,20 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``play`` and ``devices`` to ``ipcc-engine``'s sub-commands."""
-    play = subparsers.add_parser("play", help="play a request live on the sound device; answer with keys")
+    play = subparsers.add_parser(
+        "play", help="play a request live on the sound device; answer with keys",
+        description="Play a multOrders request live on the sound device, at its pace, with the terminal's keys "
+                    "(0-9 * # A-D) or the microphone (--mic) as the caller, a live status line, then the events. "
+                    "Ctrl-C hangs up and prints the partial result; without a device the request is rendered to "
+                    "a WAV instead.",
+        epilog="example:\n  ipcc-engine play engine/data/vendor-example.json            # type 5 when the menu plays"
+               "\n  ipcc-engine play request.json --keys \"5@16.0\" -o played.wav",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     play.add_argument("request", help="the request JSON file, or - for standard input")
     play.add_argument("--device", help="output device, index or name (see `ipcc-engine devices`)")
     play.add_argument("--mic", action="store_true", help="the caller's audio from the microphone")
     play.add_argument("--mic-device", help="input device for --mic (default: the default input)")
-    play.add_argument("--keys", default="", help='scripted caller instead: "5@3.2,#@4.0" (as for render)')
+    play.add_argument("--keys", default="", help='scripted caller instead: "5@16.0,#@17.0" (as for render)')
     play.add_argument("-o", "--output", type=Path,
                       help=f"also write what was played here; without a device the audio goes here "
                            f"(default: ./{DEFAULT_FALLBACK})")
@@ -163,5 +187,9 @@ def register(subparsers: Any) -> None:
     add_media_options(play)
     play.set_defaults(func=cmd_play, caller=None, stereo=False, encoding="pcm16")
 
-    devices = subparsers.add_parser("devices", help="list the sound devices (for --device)")
+    devices = subparsers.add_parser(
+        "devices", help="list the sound devices (for --device)",
+        description="List the sound devices PortAudio sees: * marks the default output, < the default input.",
+        epilog="example:\n  ipcc-engine devices\n  ipcc-engine play request.json --device 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     devices.set_defaults(func=cmd_devices)

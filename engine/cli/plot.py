@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.core.player import KeysReport, RequestReport
+from engine.core.reports import KeysReport, RequestReport
 from engine.core.timeline import Program
 from engine.media.render import Rendered
 
@@ -14,7 +14,7 @@ def plot_render(program: Program, rendered: Rendered, out: Path) -> None:
     """Draw ``rendered`` (the render of ``program``) to the PNG ``out``; raises ImportError without matplotlib."""
     from engine.web.picture import CallPicture, draw
 
-    events = [(report.at, body) for report, body in zip(rendered.reports, rendered.events, strict=True)
+    events = [(report.at_sample, body) for report, body in zip(rendered.reports, rendered.events, strict=True)
               if isinstance(report, KeysReport | RequestReport)]
     picture = CallPicture(rendered.played, rendered.heard, [(0, program)], events,
                           title=f"render of {program.request.call_id or 'a request'}")

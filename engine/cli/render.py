@@ -11,16 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engine.admission import check_request, prepare
-from engine.audio.caller import ScriptedCaller, ScriptError, file_caller, parse_key_script
+from engine.admission import admit
+from engine.audio.caller import make_caller as caller_for
+from engine.audio.caller import parse_key_script
 from engine.audio.library import VoiceLibrary
 from engine.cli.console import EXIT_OK, EXIT_REFUSED, print_json
 from engine.config import ConfigError, load_config
-from engine.core.timeline import Program, order_starts_without_keys
-from engine.errors import OK, EngineError, RequestError, SetupError
+from engine.core.timeline import Program, order_start_without_keys
+from engine.errors import OK, EndpointError, EngineError, SetupError
 from engine.format import samples_to_seconds
 from engine.media.call import CallerSource
-from engine.media.render import Rendered, render, render_seconds
+from engine.media.render import Rendered, render
 from engine.media.sinks import write_wav
 from engine.tts.synthesizer import synthesizer
 from engine.wire.request import error_response, ids_of, response
@@ -36,20 +37,13 @@ class JobResult:
 
 
 def make_caller(args: argparse.Namespace) -> CallerSource | None:
-    """The caller named by ``--keys`` or ``--caller`` (None: a silent caller)."""
-    if args.keys and args.caller:
-        raise SetupError("--keys and --caller: give one caller, not both")
-    if args.caller:
-        try:
-            return file_caller(args.caller)
-        except ValueError as exc:
-            raise SetupError(f"--caller: {exc}") from None
-    if args.keys:
-        try:
-            return ScriptedCaller(parse_key_script(args.keys))
-        except ScriptError as exc:
-            raise SetupError(f"--keys: {exc}") from None
-    return None
+    """The caller named by ``--keys`` or ``--caller`` (None: a silent caller); :class:`SetupError` naming it."""
+    if not args.keys and not args.caller:
+        return None
+    try:
+        return caller_for(args.keys, str(args.caller) if args.caller else None, names=("--keys", "--caller"))
+    except EndpointError as exc:
+        raise SetupError(str(exc)) from None
 
 
 def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
@@ -65,12 +59,8 @@ def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
         print(f"ipcc-engine: {exc}", file=sys.stderr)
         return None
     try:
-        request, application = check_request(body, config, library)
-        program = prepare(request, library, synthesizer(args.cache), application.voice)
-        seconds = render_seconds(program)
-        if seconds > args.max_seconds:
-            limit = f"over --max-seconds {args.max_seconds:g}"
-            raise RequestError("request", f"plays {seconds:.1f} s without keys, {limit}")
+        program = admit(body, config, library, synthesizer(args.cache), max_seconds=args.max_seconds,
+                        limit_name="--max-seconds")
     except EngineError as exc:
         print_json(error_response(exc, ids_of(body)))
         return None
@@ -78,16 +68,21 @@ def accept_request(body: bytes, args: argparse.Namespace) -> Program | None:
         traceback.print_exc(file=sys.stderr)
         print_json(error_response(EngineError(f"internal failure: {exc}"), ids_of(body)))
         return None
-    print_json(response(OK, "ok", request.app_id, request.call_id))
+    print_json(response(OK, "ok", program.request.app_id, program.request.call_id))
     return program
 
 
 def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
                    default_keys: Callable[[Program], str] | None = None) -> JobResult:
-    """Check, prepare and render ``body``; print the response line and event lines; write ``args.output``.
+    """Check, prepare and render ``body``; print the response line, write ``args.output``, print the events.
 
     ``default_keys(program)``: the key script of the caller when ``args`` names none (default: a silent caller).
+    The WAV is written before the event lines, so that a reader who stops early (``| head``) still gets it.
     """
+    folder = args.output.parent
+    if not folder.is_dir():
+        print(f"ipcc-engine: -o {args.output}: the folder {folder} does not exist", file=sys.stderr)
+        return JobResult(EXIT_REFUSED)
     try:
         caller = make_caller(args)
     except SetupError as exc:
@@ -99,12 +94,12 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
     if caller is None and default_keys is not None:
         args.keys = default_keys(program)
         caller = make_caller(args)
-    elif args.keys:
-        warn_early_keys(program, args.keys)
+    for warning in early_keys(program, args.keys):
+        print(f"ipcc-engine: warning: {warning}", file=sys.stderr, flush=True)
     rendered = render(program, caller, start)
+    _write_atomically(args.output, rendered, args.stereo, args.encoding)
     for event in rendered.events:
         print_json(event)
-    _write_atomically(args.output, rendered, args.stereo, args.encoding)
     if getattr(args, "plot", None) is not None:
         from engine.cli.plot import plot_render
 
@@ -112,16 +107,14 @@ def run_render_job(body: bytes, args: argparse.Namespace, start: datetime,
     return JobResult(EXIT_OK, program, rendered)
 
 
-def warn_early_keys(program: Program, script: str) -> None:
-    """Warn (standard error) about keys of ``script`` pressed before the first getkey order starts."""
-    if not program.request.collecting:
-        return
-    opens = order_starts_without_keys(program)[0][-1]
-    early = [p for p in parse_key_script(script) if p.at_sample < opens]
-    if early:
-        shown = ", ".join(f"{p.key}@{samples_to_seconds(p.at_sample):g}" for p in early)
-        print(f"ipcc-engine: warning: --keys {shown}: before key collection opens at "
-              f"{samples_to_seconds(opens):.2f} s (the getkey order's start); not collected", file=sys.stderr)
+def early_keys(program: Program, keys: str) -> list[str]:
+    """A warning for each scripted key that begins before the getkey order starts (it cannot be collected)."""
+    if not keys or not program.request.collecting:
+        return []
+    opens = order_start_without_keys(program, 0, len(program.request.orders) - 1)
+    return [f"--keys {press.key}@{samples_to_seconds(press.at_sample):g}: collection opens at "
+            f"{samples_to_seconds(opens):.2f} s (the getkey order's start), so this key is not collected"
+            for press in parse_key_script(keys) if press.at_sample < opens]
 
 
 def _write_atomically(path: Path, rendered: Rendered, stereo: bool, encoding: str) -> None:

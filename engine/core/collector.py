@@ -1,9 +1,9 @@
 """Key collection for the getkey order, per the contract's "Key collection" rules. Pure: time is in samples.
 
-Collection opens when the getkey order starts (``opened_at``) and ends with the first of: ``max_keys`` keys;
+Collection opens when the getkey order starts (``opened_at_sample``) and ends with the first of: ``max_keys`` keys;
 the end key (not part of the digits); ``inter_key_samples`` without a key after at least one key; the order's
 total time (``total_samples`` after opening), or — when that is 0 — the end of the silence after the last play
-(``natural_end``, fixed when the order starts: barge-in does not move it); the caller hanging up.
+(``natural_end_sample``, fixed when the order starts: barge-in does not move it); the caller hanging up.
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ class EndReason(StrEnum):
 
 
 class Collector:
-    """Collects keys from ``opened_at`` (samples) under ``rule``; ``natural_end`` is used when total time is 0."""
+    """Collects keys from ``opened_at_sample`` under ``rule``; ``natural_end_sample`` is used when total time is 0."""
 
-    def __init__(self, rule: KeyCollection, opened_at: int, natural_end: int) -> None:
+    def __init__(self, rule: KeyCollection, opened_at_sample: int, natural_end_sample: int) -> None:
         self.rule = rule
-        self.opened_at = opened_at
-        self._total_deadline = opened_at + rule.total_samples if rule.total_samples else natural_end
+        self.opened_at_sample = opened_at_sample
+        total = rule.total_samples
+        self._total_deadline_sample = opened_at_sample + total if total else natural_end_sample
         self.digits = ""
         self.end_key_pressed = False
-        self.last_key_at: int | None = None
+        self.last_key_at_sample: int | None = None
         self.end_reason: EndReason | None = None
-        self.ended_at: int | None = None
+        self.ended_at_sample: int | None = None
 
     @property
     def closed(self) -> bool:
@@ -47,11 +48,11 @@ class Collector:
         return bool(self.digits) or self.end_key_pressed
 
     def _next_timeout(self) -> tuple[int, EndReason]:
-        if self.rule.inter_key_samples and self.last_key_at is not None:
-            inter_key_deadline = self.last_key_at + self.rule.inter_key_samples
-            if inter_key_deadline < self._total_deadline:
+        if self.rule.inter_key_samples and self.last_key_at_sample is not None:
+            inter_key_deadline = self.last_key_at_sample + self.rule.inter_key_samples
+            if inter_key_deadline < self._total_deadline_sample:
                 return inter_key_deadline, EndReason.INTER_KEY_TIMEOUT
-        return self._total_deadline, EndReason.TOTAL_TIMEOUT
+        return self._total_deadline_sample, EndReason.TOTAL_TIMEOUT
 
     def deadline(self) -> int:
         """The sample at which collection times out if no further key arrives."""
@@ -62,12 +63,12 @@ class Collector:
 
         Returns True when the key was collected (collection open and the tone began after it opened).
         """
-        if self.closed or onset < self.opened_at:
+        if self.closed or onset < self.opened_at_sample:
             return False
         self.expire(now)
         if self.closed:
             return False
-        self.last_key_at = now
+        self.last_key_at_sample = now
         if self.rule.end_key is not None and key == self.rule.end_key:
             self.end_key_pressed = True
             self._close(EndReason.END_KEY, now)
@@ -92,4 +93,4 @@ class Collector:
 
     def _close(self, reason: EndReason, at: int) -> None:
         self.end_reason = reason
-        self.ended_at = at
+        self.ended_at_sample = at

@@ -8,85 +8,37 @@ request's sample position, so the player never reads a clock. Events come out as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 import numpy as np
 
 from engine.core.collector import Collector, EndReason
-from engine.core.timeline import Program, Segment
-from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
+from engine.core.reports import KeysReport, PlayerEvent, RequestReport, Result, Status
+from engine.core.timeline import Program, Segment, next_segment
+from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, SILENT_FRAME
 
-_SILENT_FRAME = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
-_SILENT_FRAME.setflags(write=False)
-
-
-class Result(StrEnum):
-    """How a request finished; the values are the contract's ``multrpt`` ``result`` spellings."""
-
-    COMPLETE = "complete"
-    STOPPED = "stopped"
-    HANGUP = "hangup"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class KeysReport:
-    """Key collection ended (``ivrreportdtmf``): ``digits`` without the end key, at sample ``at``."""
-
-    digits: str
-    reason: EndReason
-    data: str
-    at: int
-
-
-@dataclass(frozen=True)
-class RequestReport:
-    """The request finished (``multrpt``) at sample ``at``; ``digits`` is None when no key was collected."""
-
-    result: Result
-    digits: str | None
-    at: int
-
-
-PlayerEvent = KeysReport | RequestReport
-
-
-@dataclass(frozen=True)
-class Status:
-    """What is playing now, for a live display (``repetition`` and ``loop`` count from 0)."""
-
-    loop: int
-    order_index: int
-    repetition: int
-    in_gap: bool
-    collecting: bool
-    digits: str
-    samples_to_deadline: int | None
+__all__ = ["RequestPlayer"]
 
 
 class RequestPlayer:
     """Turns a :class:`Program` into frames of :data:`SAMPLES_PER_FRAME` samples, reacting to keys."""
 
     # slots: what every frame reads first, in one compact object (one player per live call, every tick)
-    __slots__ = ("position", "fast_last", "_fast_audio", "_segment_start", "events", "result", "program", "_loop",
-                 "_order_index", "_segments", "_segment_index", "_collector", "_deadline")
+    __slots__ = ("position_samples", "fast_last_sample", "_fast_audio", "_segment_start_sample", "events", "result",
+                 "program", "_loop", "_order_index", "_segment", "_collector", "_deadline_sample")
 
     def __init__(self, program: Program) -> None:
         self.program = program
-        self.position = 0
+        self.position_samples = 0
         self.events: list[PlayerEvent] = []
         self.result: Result | None = None
         self._loop = 0
         self._order_index = -1
-        self._segments: tuple[Segment, ...] = ()
-        self._segment_index = 0
-        self._segment_start = 0  # the position at which the current segment began (samples)
+        self._segment: Segment | None = None  # the play or gap playing now (None: none, or barge-in silence)
+        self._segment_start_sample = 0  # the position at which the current segment began (samples)
         self._collector: Collector | None = None
-        self._deadline = 0  # the collector's deadline (samples), kept in step with it: it moves only with keys
-        #: A frame starting at a position up to ``fast_last`` (see _plan) is the slice of ``_fast_audio`` (None:
-        #: silence) at ``position - _segment_start`` and changes nothing else: a reader not needing it adds 160.
-        self.fast_last = -1
+        self._deadline_sample = 0  # the collector's deadline (samples), kept in step with it: it moves only with keys
+        #: A frame starting at a position up to ``fast_last_sample`` (see _plan) is the slice of ``_fast_audio`` (None:
+        #: silence) at ``position - _segment_start_sample`` and changes nothing else: a reader not needing it adds 160.
+        self.fast_last_sample = -1
         self._fast_audio: np.ndarray | None = None
         self._start_next_order()
         self._settle()
@@ -104,7 +56,7 @@ class RequestPlayer:
 
     def status(self) -> Status:
         """What is playing now."""
-        segment = self._segments[self._segment_index] if self._segment_index < len(self._segments) else None
+        segment = self._segment
         collector = self._collector
         return Status(
             loop=self._loop,
@@ -113,18 +65,18 @@ class RequestPlayer:
             in_gap=segment is None or segment.is_gap,
             collecting=collector is not None and not collector.closed,
             digits=collector.digits if collector else "",
-            samples_to_deadline=(collector.deadline() - self.position) if collector else None,
+            samples_to_deadline=(collector.deadline() - self.position_samples) if collector else None,
         )
 
     def next_frame(self) -> np.ndarray:
         """The next 160 samples (read-only; silence once the request is done). Advances time by one frame."""
-        position = self.position
-        if position <= self.fast_last:  # nothing can happen in this frame: a slice of the segment, or silence
-            self.position = position + SAMPLES_PER_FRAME
+        position = self.position_samples
+        if position <= self.fast_last_sample:  # nothing can happen in this frame: a slice of the segment, or silence
+            self.position_samples = position + SAMPLES_PER_FRAME
             audio = self._fast_audio
             if audio is None:
-                return _SILENT_FRAME
-            start = position - self._segment_start
+                return SILENT_FRAME
+            start = position - self._segment_start_sample
             return audio[start : start + SAMPLES_PER_FRAME]
         frame = self._transition_frame(True)
         self._plan()
@@ -133,9 +85,9 @@ class RequestPlayer:
 
     def skip_frame(self) -> None:
         """:meth:`next_frame` for a frame that goes nowhere: the same time and events, no samples."""
-        position = self.position
-        if position <= self.fast_last:
-            self.position = position + SAMPLES_PER_FRAME
+        position = self.position_samples
+        if position <= self.fast_last_sample:
+            self.position_samples = position + SAMPLES_PER_FRAME
         else:
             self._transition_frame(False)
             self._plan()
@@ -145,32 +97,31 @@ class RequestPlayer:
 
         ``keep``: False when the samples are not wanted (returns None).
         """
-        position = self.position
+        position = self.position_samples
         collector = self._collector
-        if self._segment_index < len(self._segments):
-            segment = self._segments[self._segment_index]
-            offset = position - self._segment_start
-            if segment.length - offset >= SAMPLES_PER_FRAME and (
-                collector is None or self._deadline - position >= SAMPLES_PER_FRAME
+        segment = self._segment
+        if segment is not None:
+            offset = position - self._segment_start_sample
+            if segment.length_samples - offset >= SAMPLES_PER_FRAME and (
+                collector is None or self._deadline_sample - position >= SAMPLES_PER_FRAME
             ):
-                self.position = position + SAMPLES_PER_FRAME
-                if offset + SAMPLES_PER_FRAME == segment.length:
-                    self._segment_index += 1
-                    self._segment_start = self.position
+                self.position_samples = position + SAMPLES_PER_FRAME
+                if offset + SAMPLES_PER_FRAME == segment.length_samples:
+                    self._next_segment(self.position_samples)
                     self._settle()
                 if not keep:
                     return None
                 if segment.audio is None:
-                    return _SILENT_FRAME
+                    return SILENT_FRAME
                 return segment.audio[offset : offset + SAMPLES_PER_FRAME]
         elif (
             collector is not None
             and collector.end_reason is None
-            and self._deadline - position >= SAMPLES_PER_FRAME
+            and self._deadline_sample - position >= SAMPLES_PER_FRAME
         ):
-            self.position = position + SAMPLES_PER_FRAME  # the getkey order waits in silence for keys
+            self.position_samples = position + SAMPLES_PER_FRAME  # the getkey order waits in silence for keys
             self._settle()
-            return _SILENT_FRAME if keep else None
+            return SILENT_FRAME if keep else None
         frame = self._fill_frame(np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE) if keep else None)
         self._settle()
         return frame
@@ -182,25 +133,24 @@ class RequestPlayer:
             self._settle()
             if self.result is not None:
                 break
-            position = self.position
+            position = self.position_samples
             take = SAMPLES_PER_FRAME - filled
-            if self._collector is not None and self._deadline - position < take:
-                take = self._deadline - position
-            if self._segment_index < len(self._segments):
-                segment = self._segments[self._segment_index]
-                offset = position - self._segment_start
-                if segment.length - offset <= take:  # the segment ends in this frame
-                    take = segment.length - offset
-                    self._segment_index += 1
-                    self._segment_start = position + take
+            if self._collector is not None and self._deadline_sample - position < take:
+                take = self._deadline_sample - position
+            segment = self._segment
+            if segment is not None:
+                offset = position - self._segment_start_sample
+                if segment.length_samples - offset <= take:  # the segment ends in this frame
+                    take = segment.length_samples - offset
+                    self._next_segment(position + take)
                 if out is not None and segment.audio is not None:
                     out[filled : filled + take] = segment.audio[offset : offset + take]
             # else: the getkey order waits in silence until collection ends
             filled += take
-            self.position = position + take
+            self.position_samples = position + take
             if filled >= SAMPLES_PER_FRAME:
                 break
-        self.position += SAMPLES_PER_FRAME - filled  # padding after the request's end
+        self.position_samples += SAMPLES_PER_FRAME - filled  # padding after the request's end
         return out
 
     def on_key(self, key: str, onset: int) -> None:
@@ -212,14 +162,13 @@ class RequestPlayer:
         collector = self._collector
         if self.done or collector is None:
             return
-        taken = collector.add_key(key, onset, self.position)
-        self._deadline = collector.deadline()
+        taken = collector.add_key(key, onset, self.position_samples)
+        self._deadline_sample = collector.deadline()
         if not taken:
             self._plan()  # the offer may still have closed collection by timeout
             return
-        self._segments = ()  # barge-in: no more plays or gaps, silence until collection ends
-        self._segment_index = 0
-        self._segment_start = self.position
+        self._segment = None  # barge-in: no more plays or gaps, silence until collection ends
+        self._segment_start_sample = self.position_samples
         self._settle()
         self._plan()
 
@@ -235,9 +184,9 @@ class RequestPlayer:
         collector = self._collector
         digits = None
         if collector is not None and not collector.closed:
-            collector.hang_up(self.position)
+            collector.hang_up(self.position_samples)
             data = self.program.request.orders[-1].data
-            self.events.append(KeysReport(collector.digits, EndReason.HANGUP, data, self.position))
+            self.events.append(KeysReport(collector.digits, EndReason.HANGUP, data, self.position_samples))
             digits = collector.digits
         self._finish(Result.HANGUP, digits or None)
 
@@ -248,12 +197,12 @@ class RequestPlayer:
         while self.result is None:
             collector = self._collector
             if collector is not None:
-                if collector.end_reason is None and self.position < self._deadline:
+                if collector.end_reason is None and self.position_samples < self._deadline_sample:
                     return  # collector.expire would not close it
-                if not collector.expire(self.position):
+                if not collector.expire(self.position_samples):
                     return
                 self._finish_collection()
-            elif self._segment_index >= len(self._segments):
+            elif self._segment is None:
                 self._start_next_order()
             else:
                 return
@@ -264,19 +213,20 @@ class RequestPlayer:
         if self._order_index == len(orders):
             self._order_index = 0
             self._loop += 1
+            if self.program.loop_samples == 0:  # a loop takes no time and cannot hear a key: only the last counts
+                self._loop = max(self._loop, self.program.request.loops - 1)
             if self._loop == self.program.request.loops:
                 self._loop -= 1
                 self._order_index = len(orders) - 1
                 self._finish(Result.COMPLETE, None)
                 return
         order = orders[self._order_index]
-        self._segments = self.program.segments[self._order_index]
-        self._segment_index = 0
-        self._segment_start = self.position
+        self._segment = next_segment(order, self.program.prompts[self._order_index], self._order_index, None)
+        self._segment_start_sample = self.position_samples
         if order.collect is not None:
-            natural_end = self.position + self.program.natural_lengths[self._order_index]
-            self._collector = Collector(order.collect, self.position, natural_end)
-            self._deadline = self._collector.deadline()
+            natural_end_sample = self.position_samples + self.program.natural_lengths[self._order_index]
+            self._collector = Collector(order.collect, self.position_samples, natural_end_sample)
+            self._deadline_sample = self._collector.deadline()
 
     def _finish_collection(self) -> None:
         collector = self._collector
@@ -284,12 +234,12 @@ class RequestPlayer:
         last_loop = self._loop == self.program.request.loops - 1
         if collector.answered or last_loop:
             data = self.program.request.orders[-1].data
-            at = collector.ended_at if collector.ended_at is not None else self.position
+            at = collector.ended_at_sample if collector.ended_at_sample is not None else self.position_samples
             self.events.append(KeysReport(collector.digits, collector.end_reason, data, at))
             self._finish(Result.COMPLETE, collector.digits or None)
             return
         self._collector = None
-        self._segments = ()
+        self._segment = None
         self._start_next_order()
 
     def _plan(self) -> None:
@@ -303,19 +253,26 @@ class RequestPlayer:
         audio = None
         if self.result is None:
             collector = self._collector
-            if self._segment_index < len(self._segments):
-                segment = self._segments[self._segment_index]
+            segment = self._segment
+            if segment is not None:
                 audio = segment.audio
-                last = self._segment_start + segment.length - 1 - SAMPLES_PER_FRAME
+                last = self._segment_start_sample + segment.length_samples - 1 - SAMPLES_PER_FRAME
                 if collector is not None:
-                    last = min(last, self._deadline - SAMPLES_PER_FRAME)
+                    last = min(last, self._deadline_sample - SAMPLES_PER_FRAME)
             elif collector is not None and collector.end_reason is None:
-                last = self._deadline - 1 - SAMPLES_PER_FRAME
-        self.fast_last = last
+                last = self._deadline_sample - 1 - SAMPLES_PER_FRAME
+        self.fast_last_sample = last
         self._fast_audio = audio
+
+    def _next_segment(self, at: int) -> None:
+        """The current segment ended at sample ``at``: the next play or gap of the order (None after its last)."""
+        index = self._order_index
+        self._segment = next_segment(self.program.request.orders[index], self.program.prompts[index], index,
+                                     self._segment)
+        self._segment_start_sample = at
 
     def _finish(self, result: Result, digits: str | None) -> None:
         self.result = result
-        self.fast_last = -1
-        self._segments = ()
-        self.events.append(RequestReport(result, digits, self.position))
+        self.fast_last_sample = -1
+        self._segment = None
+        self.events.append(RequestReport(result, digits, self.position_samples))

@@ -95,11 +95,16 @@ class BatchDtmfDetector:
 
     def add_channel(self) -> int:
         """Append a channel with fresh state (its positions count from now); return its index."""
-        self._rest = np.concatenate([self._rest, np.zeros((1, self._rest.shape[1]), np.float32)])
-        self._hist = np.concatenate([self._hist, np.zeros((1, HISTORY_SAMPLES), np.float32)])
-        self._tail = np.append(self._tail, np.float32(0))
-        self._state = np.concatenate([self._state, new_state(1, self._fed)], axis=1)
-        return self.channels - 1
+        return self.add_channels(1)
+
+    def add_channels(self, count: int) -> int:
+        """Append ``count`` channels with fresh state in one step; return the index of the first."""
+        first = self.channels
+        self._rest = np.concatenate([self._rest, np.zeros((count, self._rest.shape[1]), np.float32)])
+        self._hist = np.concatenate([self._hist, np.zeros((count, HISTORY_SAMPLES), np.float32)])
+        self._tail = np.concatenate([self._tail, np.zeros(count, np.float32)])
+        self._state = np.concatenate([self._state, new_state(count, self._fed)], axis=1)
+        return first
 
     def remove_channel(self, index: int) -> None:
         """Drop channel ``index``; channels after it shift down by one."""

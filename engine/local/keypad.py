@@ -1,15 +1,13 @@
-"""The interactive caller: keys typed in the terminal become DTMF tones, or the caller's audio is the microphone.
+"""The interactive caller at the keyboard: keys typed in the terminal become DTMF tones.
 
-Both are :class:`~engine.media.call.CallerSource` objects read one frame at a time by the media loop, so the keys
-reach the player only through the in-band detector, as a real caller's would.
+A :class:`~engine.media.call.CallerSource` read one frame at a time by the media loop, so the keys reach the
+player only through the in-band detector, as a real caller's would (the microphone caller is
+:mod:`engine.local.mic`).
 
 * :class:`Keypad`: the terminal in cbreak mode (no echo, no line buffering; Ctrl-C still interrupts), read by
   a thread. Each key 0-9 * # A-D (a-d accepted) becomes a tone of :data:`TONE_MS` at :data:`LEVEL_DBM0`
   placed at the caller's current position; a key typed while a tone still sounds follows it after
   :data:`GAP_MS`. Other keys are ignored with a notice. :meth:`Keypad.close` restores the terminal.
-* :class:`MicCaller`: the default input device at 8 kHz (or at its own rate, resampled with soxr), through
-  a small jitter buffer: silence until :data:`MIC_PREFILL_FRAMES` frames have arrived, and again after it ran
-  dry.
 """
 
 from __future__ import annotations
@@ -26,16 +24,12 @@ import numpy as np
 
 from engine.core.orders import DTMF_KEYS
 from engine.dtmf.tones import dtmf_tone
-from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, ms_to_samples, to_int16
-from engine.local.portaudio import NoDeviceError, load_sounddevice, one_line
+from engine.format import SAMPLE_DTYPE, ms_to_samples, to_int16
 
 #: A key press: 100 ms of tone at −8 dBm0 per tone (as the scripted caller's presses), 60 ms between presses.
 TONE_MS = 100
 LEVEL_DBM0 = -8.0
 GAP_MS = 60
-#: Microphone jitter buffer: start (and restart after running dry) with 3 frames = 60 ms; hold at most 1 s.
-MIC_PREFILL_FRAMES = 3
-MIC_MAX_FRAMES = 50
 
 Notice = Callable[[str], None]
 
@@ -90,10 +84,10 @@ class Keypad:
         self.on_key = on_key
         self.keys = ""  # every key accepted, in order
         self.ignored = ""  # every character ignored
-        self.position = 0  # samples read so far
+        self.position_samples = 0  # samples read so far
         self._arrived: deque[str] = deque()  # accepted keys not yet placed in the audio
         self._ahead = np.zeros(0, dtype=np.int32)  # caller audio from ``position`` on (tones placed)
-        self._free_at = 0  # the next tone may start here (samples)
+        self._free_at_sample = 0  # the next tone may start here (samples)
         self._saved: list[Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -167,118 +161,18 @@ class Keypad:
         taken = min(count, len(ahead))
         out[:taken] = ahead[:taken]
         self._ahead = ahead[taken:]
-        self.position += count
+        self.position_samples += count
         return out
 
     def _place(self, key: str) -> None:
         tone = self._tone[key]
-        start = max(self.position, self._free_at)
-        offset = start - self.position
+        start = max(self.position_samples, self._free_at_sample)
+        offset = start - self.position_samples
         if len(self._ahead) < offset + len(tone):
             grow = np.zeros(offset + len(tone) - len(self._ahead), np.int32)
             self._ahead = np.concatenate([self._ahead, grow])
         self._ahead[offset : offset + len(tone)] += tone
-        self._free_at = start + len(tone) + ms_to_samples(GAP_MS)
+        self._free_at_sample = start + len(tone) + ms_to_samples(GAP_MS)
 
     def request_started(self) -> None:
         """A live caller's audio runs on regardless of requests."""
-
-
-class MicCaller:
-    """A caller whose audio is the microphone (``device``: input index or name; None: the default input).
-
-    ``read`` never waits: missing audio is silence, counted in ``underruns``; audio beyond
-    :data:`MIC_MAX_FRAMES` frames waiting is dropped (oldest first), counted in ``overruns``. Raises
-    :class:`~engine.local.portaudio.NoDeviceError` when there is no input device.
-    """
-
-    def __init__(self, device: str | int | None = None, rate_hz: int | None = None) -> None:
-        sd = self._sd = load_sounddevice()
-        from engine.local.portaudio import resolve_device
-
-        self.device = resolve_device(device)
-        self._buffer: deque[np.ndarray] = deque()
-        self._buffered = 0  # samples in _buffer
-        self._lock = threading.Lock()
-        self._primed = False
-        self.underruns = self.overruns = 0
-        self.position = 0
-        try:
-            info = sd.query_devices(self.device, "input")
-            if rate_hz is None:
-                try:
-                    sd.check_input_settings(self.device, channels=1, dtype="int16", samplerate=SAMPLE_RATE_HZ)
-                    rate_hz = SAMPLE_RATE_HZ
-                except sd.PortAudioError:
-                    rate_hz = int(info["default_samplerate"])
-            self.rate_hz = rate_hz
-            self.device_name = str(info["name"])
-            self._resampler = None
-            if rate_hz != SAMPLE_RATE_HZ:
-                import soxr
-
-                self._resampler = soxr.ResampleStream(rate_hz, SAMPLE_RATE_HZ, 1, dtype="int16", quality="LQ")
-            self.stream = sd.InputStream(
-                samplerate=rate_hz, blocksize=round(rate_hz * SAMPLES_PER_FRAME / SAMPLE_RATE_HZ),
-                device=self.device, channels=1, dtype="int16", latency="low", callback=self._callback)
-        except (sd.PortAudioError, ValueError) as exc:
-            raise NoDeviceError(f"no microphone: {one_line(exc)}") from None
-
-    def start(self) -> MicCaller:
-        """Start recording."""
-        self.stream.start()
-        return self
-
-    def close(self) -> None:
-        """Stop recording and close the device; safe to call twice."""
-        try:
-            self.stream.stop(ignore_errors=True)
-            self.stream.close(ignore_errors=True)
-        except self._sd.PortAudioError:
-            pass
-
-    def __enter__(self) -> MicCaller:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _callback(self, indata: np.ndarray, frames: int, _time: Any, _status: Any) -> None:
-        chunk = indata[:, 0].copy()
-        if self._resampler is not None:
-            chunk = np.asarray(self._resampler.resample_chunk(chunk), dtype=SAMPLE_DTYPE).reshape(-1)
-        with self._lock:
-            self._buffer.append(chunk)
-            self._buffered += len(chunk)
-            while self._buffered > MIC_MAX_FRAMES * SAMPLES_PER_FRAME:
-                self._buffered -= len(self._buffer.popleft())
-                self.overruns += 1
-
-    def read(self, count: int) -> np.ndarray:
-        """The next ``count`` samples heard by the microphone (silence while the jitter buffer fills)."""
-        out = np.zeros(count, dtype=SAMPLE_DTYPE)
-        self.position += count
-        with self._lock:
-            if not self._primed:
-                if self._buffered < MIC_PREFILL_FRAMES * SAMPLES_PER_FRAME:
-                    return out
-                self._primed = True
-            if self._buffered < count:
-                self.underruns += 1
-                self._primed = False
-                return out
-            filled = 0
-            while filled < count:
-                chunk = self._buffer[0]
-                take = min(count - filled, len(chunk))
-                out[filled : filled + take] = chunk[:take]
-                filled += take
-                if take == len(chunk):
-                    self._buffer.popleft()
-                else:
-                    self._buffer[0] = chunk[take:]
-            self._buffered -= count
-        return out
-
-    def request_started(self) -> None:
-        """The microphone runs on regardless of requests."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
+from engine.format import SAMPLES_PER_FRAME, wall_time
 
 if TYPE_CHECKING:  # the engine's modules are imported when a command runs: `ipcc-engine` starts fast
-    from engine.core.player import PlayerEvent, Status
+    from engine.core.reports import PlayerEvent, Status
     from engine.core.timeline import Program
     from engine.local.speaker import SpeakerSink
     from engine.media.call import Call, CallerSource
@@ -56,7 +56,7 @@ class LiveCall:
     def _on_event(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
         from engine.wire.events import event_body
 
-        moment = self.start + timedelta(seconds=at_sample / SAMPLE_RATE_HZ)
+        moment = wall_time(self.start, at_sample)
         self.events.append((at_sample, event_body(event, call.app_id, call.call_id, moment)))
 
     def _feed(self) -> None:

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from engine.format import SAMPLES_PER_FRAME, iter_frames, samples_to_seconds
+from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, iter_frames, samples_to_seconds
 from engine.local.portaudio import NoDeviceError
 from engine.local.speaker import SpeakerSink
 
@@ -41,7 +41,7 @@ def account(sink: SpeakerSink) -> str:
     """One line: what the device played, its rate and latency, underflows, and start-up to first sound."""
     output = sink.output
     played_s = samples_to_seconds(sink.queue.popped * SAMPLES_PER_FRAME)
-    rate = f"{output.rate_hz} Hz" + ("" if output.rate_hz == 8000 else " (resampled from 8 kHz)")
+    rate = f"{output.rate_hz} Hz" + ("" if output.rate_hz == SAMPLE_RATE_HZ else " (resampled from 8 kHz)")
     parts = [f"played {played_s:.2f} s on {output.device_name!r} at {rate}",
              f"output latency {output.latency_s * 1000:.0f} ms",
              f"underflows {sink.underflows}"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,44 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+@dataclass
+class OpenedStream:
+    """A PortAudio stream opened at 8 kHz, or at the device's own rate with a soxr resampler to or from 8 kHz."""
+
+    stream: Any
+    rate_hz: int
+    device_name: str
+    resampler: Any  # soxr.ResampleStream, or None at 8 kHz
+
+
+def open_stream(sd: Any, kind: str, device: str | int | None, callback: Any, rate_hz: int | None = None,
+                **extra: Any) -> OpenedStream:
+    """Open a mono int16 ``kind`` ("input" or "output") stream of 20 ms blocks on ``device``.
+
+    ``rate_hz``: force the device rate (default: 8 kHz, or the device's default rate when it refuses 8 kHz,
+    then resampled with soxr). ``extra``: more ``sd.InputStream``/``sd.OutputStream`` arguments. Raises
+    ``sd.PortAudioError`` or ValueError when the device cannot open (the caller words the reason).
+    """
+    info = sd.query_devices(device, kind)
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    if rate_hz is None:
+        try:
+            check(device, channels=1, dtype="int16", samplerate=SAMPLE_RATE_HZ)
+            rate_hz = SAMPLE_RATE_HZ
+        except sd.PortAudioError:  # the device refuses 8 kHz: resample to or from its own rate
+            rate_hz = int(info["default_samplerate"])
+    resampler = None
+    if rate_hz != SAMPLE_RATE_HZ:
+        import soxr
+
+        rates = (rate_hz, SAMPLE_RATE_HZ) if kind == "input" else (SAMPLE_RATE_HZ, rate_hz)
+        resampler = soxr.ResampleStream(*rates, 1, dtype="int16", quality="LQ")
+    stream_class = sd.InputStream if kind == "input" else sd.OutputStream
+    stream = stream_class(samplerate=rate_hz, blocksize=round(rate_hz * SAMPLES_PER_FRAME / SAMPLE_RATE_HZ),
+                          device=device, channels=1, dtype="int16", latency=LATENCY, callback=callback, **extra)
+    return OpenedStream(stream, rate_hz, str(info["name"]), resampler)
+
+
 def _why_no_device(sd: Any, device: str | int | None, exc: BaseException) -> str:
     try:
         outputs = [d for d in sd.query_devices() if d["max_output_channels"] > 0]
@@ -85,30 +124,15 @@ class DeviceOutput:
         sd = self._sd = load_sounddevice()
         self.queue = queue
         self.device = resolve_device(device)
+        self._fifo = np.zeros(0, dtype=SAMPLE_DTYPE)  # device-rate samples not yet played
+        self.done = threading.Event()
         try:
-            info = sd.query_devices(self.device, "output")
-            self.device_name = str(info["name"])
-            if rate_hz is None:
-                try:
-                    sd.check_output_settings(self.device, channels=1, dtype="int16",
-                                             samplerate=SAMPLE_RATE_HZ)
-                    rate_hz = SAMPLE_RATE_HZ
-                except sd.PortAudioError:  # the device refuses 8 kHz: resample to its own rate
-                    rate_hz = int(info["default_samplerate"])
-            self.rate_hz = rate_hz
-            self._resampler = None
-            if rate_hz != SAMPLE_RATE_HZ:
-                import soxr
-
-                self._resampler = soxr.ResampleStream(SAMPLE_RATE_HZ, rate_hz, 1, dtype="int16", quality="LQ")
-            self._fifo = np.zeros(0, dtype=SAMPLE_DTYPE)  # device-rate samples not yet played
-            self.done = threading.Event()
-            self.stream = sd.OutputStream(
-                samplerate=rate_hz, blocksize=round(rate_hz * SAMPLES_PER_FRAME / SAMPLE_RATE_HZ),
-                device=self.device, channels=1, dtype="int16", latency=LATENCY,
-                callback=self._callback, finished_callback=self.done.set)
+            opened = open_stream(sd, "output", self.device, self._callback, rate_hz,
+                                 finished_callback=self.done.set)
         except (sd.PortAudioError, ValueError) as exc:
             raise NoDeviceError(_why_no_device(sd, self.device, exc)) from None
+        self.stream, self.rate_hz, self.device_name = opened.stream, opened.rate_hz, opened.device_name
+        self._resampler = opened.resampler
         self.latency_s = float(self.stream.latency)
         self.ended = False  # the callback played the last frame
         self.stopped = False  # we stopped it

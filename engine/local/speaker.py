@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.format import SAMPLE_DTYPE
+from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, samples_to_seconds
 from engine.local.frame_queue import QUEUE_FRAMES, FrameQueue
 from engine.local.portaudio import STALL_S, DeviceOutput, NoDeviceError
 
@@ -91,7 +91,8 @@ class SpeakerSink:
         queue.finish()
         if self.failure is None and not queue.closed:
             output.start()  # a short call may never have filled the prefill
-            limit = timeout_s if timeout_s is not None else (queue.capacity_frames + 10) * 0.02 + 2 * STALL_S
+            queued_s = samples_to_seconds((queue.capacity_frames + 10) * SAMPLES_PER_FRAME)
+            limit = timeout_s if timeout_s is not None else queued_s + 2 * STALL_S
             deadline = time.monotonic() + limit
             while not output.wait(0.05) and time.monotonic() < deadline and not self._failed():
                 pass
@@ -111,10 +112,11 @@ def speaker_endpoint(device: str | None = None, mic: bool = False) -> tuple[Spea
 
     The sink is non-blocking (the server's loop sets the pace; see :class:`SpeakerSink`). The caller is a
     :class:`~engine.local.keypad.Keypad` (terminal keys as DTMF) or, with ``mic``, a
-    :class:`~engine.local.keypad.MicCaller`; both have ``close()``, to be called when the call ends (it restores
+    :class:`~engine.local.mic.MicCaller`; both have ``close()``, to be called when the call ends (it restores
     the terminal / closes the microphone). Raises :class:`NoDeviceError` when a device is missing.
     """
-    from engine.local.keypad import Keypad, MicCaller
+    from engine.local.keypad import Keypad
+    from engine.local.mic import MicCaller
 
     sink = SpeakerSink(device)
     try:

@@ -8,15 +8,15 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.core.player import PlayerEvent, RequestPlayer, RequestReport, Result
+from engine.core.player import RequestPlayer
+from engine.core.reports import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
 from engine.dtmf.detector import KeyEvent
 from engine.errors import QueueFullError
-from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
+from engine.format import SAMPLES_PER_FRAME, SILENT_FRAME
 from engine.media.sinks import Sink
 
-_SILENT_FRAME = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
-_SILENT_FRAME.setflags(write=False)
+_FRAME = SAMPLES_PER_FRAME
 
 
 class CallerSource(Protocol):
@@ -42,8 +42,8 @@ class Call:
     """
 
     # slots: what every tick reads first, in one compact object
-    __slots__ = ("player", "position", "pending", "hung_up", "caller", "sink", "on_event", "request_start", "app_id",
-                 "call_id", "queue_limit", "ended")
+    __slots__ = ("player", "position_samples", "pending", "hung_up", "caller", "sink", "on_event",
+                 "request_start_sample", "app_id", "call_id", "queue_limit", "ended")
 
     def __init__(self, app_id: str, call_id: str, caller: CallerSource, sink: Sink, on_event: EventHandler,
                  queue_limit: int = 8) -> None:
@@ -53,9 +53,9 @@ class Call:
         self.sink = sink
         self.on_event = on_event
         self.queue_limit = queue_limit
-        self.position = 0
+        self.position_samples = 0
         self.player: RequestPlayer | None = None
-        self.request_start = 0
+        self.request_start_sample = 0
         self.pending: deque[Program] = deque()
         self.hung_up = False
         self.ended = False
@@ -78,29 +78,43 @@ class Call:
 
     def _start_next(self) -> RequestPlayer:
         player = self.player = RequestPlayer(self.pending.popleft())
-        self.request_start = self.position
+        self.request_start_sample = self.position_samples
         self.caller.request_started()
         return player
 
-    def next_frame(self) -> np.ndarray:
-        """The frame to play to the caller in this tick (silence when idle)."""
+    def tick(self, keep: bool) -> np.ndarray | None:
+        """Advance the call by one frame: start the next request when idle, play, hand its events on.
+
+        Returns the frame played to the caller (silence when idle), or None when ``keep`` is False: the frame
+        would go nowhere, so the player only moves time on (same events, no samples).
+        """
         player = self.player
         if player is None:
             if not self.pending or self.hung_up:
-                self.position += SAMPLES_PER_FRAME
-                return _SILENT_FRAME
+                self.position_samples += _FRAME
+                return SILENT_FRAME if keep else None
             player = self._start_next()
-        self.position += SAMPLES_PER_FRAME
-        frame = player.next_frame()
+        self.position_samples += _FRAME
+        if keep:
+            frame = player.next_frame()
+        else:
+            frame = None
+            player.skip_frame()
         if player.events:
             self.drain_events(player)
+        return frame
+
+    def next_frame(self) -> np.ndarray:
+        """The frame to play to the caller in this tick (silence when idle)."""
+        frame = self.tick(True)
+        assert frame is not None
         return frame
 
     def on_key(self, event: KeyEvent) -> None:
         """A key decoded from the caller's audio (``start_sample`` counted from the call's start)."""
         player = self.player
         if player is not None:
-            player.on_key(event.key, event.start_sample - self.request_start)
+            player.on_key(event.key, event.start_sample - self.request_start_sample)
             self.drain_events(player)
 
     def stop(self) -> None:
@@ -120,7 +134,7 @@ class Call:
         if player is not None:
             self.player = None
             player.events.clear()
-            self.on_event(self, RequestReport(Result.ERROR, None, player.position), self.position)
+            self.on_event(self, RequestReport(Result.ERROR, None, player.position_samples), self.position_samples)
 
     def hang_up(self) -> None:
         """``disConnect``: the request playing and every pending one end with ``hangup``."""
@@ -130,12 +144,12 @@ class Call:
             self.drain_events(self.player)
         while self.pending:
             self.pending.popleft()
-            self.on_event(self, RequestReport(Result.HANGUP, None, 0), self.position)
+            self.on_event(self, RequestReport(Result.HANGUP, None, 0), self.position_samples)
 
     def drain_events(self, player: RequestPlayer) -> None:
         """Hand ``player``'s events to ``on_event``; forget the player once it is done."""
         for event in player.events:
-            self.on_event(self, event, self.request_start + event.at)
+            self.on_event(self, event, self.request_start_sample + event.at_sample)
         player.events.clear()
         if player.done:
             self.player = None

@@ -4,22 +4,28 @@ The loop itself keeps no time: a driver calls :meth:`MediaLoop.tick` — as fast
 the pace of an injected clock for live calls (:mod:`engine.media.pacer`).
 
 Per tick the cost is two passes over the calls in Python plus one batched DTMF analysis of a preallocated
-(calls, 160) array. The play pass is kept lean: idle calls cost a few attribute reads, a playing call mostly
-one compare (:attr:`~engine.core.player.RequestPlayer.fast_last`) and, only when its sink records (not for a
-:class:`~engine.media.sinks.NullSink`), a slice. The hear pass reads callers from a buffer
-(:class:`~engine.audio.caller.CallerAudio`) without allocating, and not at all while they are silent: their row of
-the array is zeroed once and then left alone. The media thread's CPU time per pass is kept in
+(rows, 160) array. The play pass calls :meth:`Call.tick <engine.media.call.Call.tick>`, which asks for no
+samples when the call's sink discards them (a :class:`~engine.media.sinks.NullSink`). The hear pass reads
+callers with :meth:`~engine.audio.caller.CallerStream.read_into`, which does not allocate and leaves a silent
+caller's row alone once it holds silence. The media thread's CPU time per pass is kept in
 :attr:`MediaLoop.cpu_ns`.
+
+Each call owns one row of that array and one channel of the detector. A call that leaves frees its row (the
+row is silenced and its detector channel reset); the next call to arrive takes a free row. Rows are added
+only when none is free, at the start of the next tick, in one step for all the calls that arrived and at least
+a quarter of the rows already there: setting calls up and hanging them up costs the loop O(1) per call, never a
+copy of every channel's state per call.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
 
-from engine.audio.caller import CallerAudio
+from engine.audio.caller import frame_reader
 from engine.dtmf.detector import BatchDtmfDetector
 from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
 from engine.media.call import Call
@@ -27,59 +33,131 @@ from engine.media.sinks import NullSink, Sink
 
 log = logging.getLogger(__name__)
 _FRAME = SAMPLES_PER_FRAME
-_SILENT = np.zeros(_FRAME, dtype=SAMPLE_DTYPE)
-_SILENT.setflags(write=False)
+#: Rows are added at least this fraction of the rows already there at a time (amortised O(1) per call).
+GROWTH = 0.25
+
+class _FreeRow:
+    """What a free row holds: nothing plays there and nothing is heard."""
+
+    __slots__ = ()
+
+    def tick(self, keep: bool) -> None:
+        """Nothing to play."""
+
+    def read_into(self, rows: np.ndarray, row: int) -> bool:
+        """Nothing to hear (the row was silenced when it was freed)."""
+        return False
+
+
+_FREE = _FreeRow()
+
+
+class _Reading:
+    """A caller read with its ``read`` (not a :class:`~engine.audio.caller.CallerStream`), written into its row."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, caller: object) -> None:
+        self._read = caller.read  # type: ignore[attr-defined]
+
+    def read_into(self, rows: np.ndarray, row: int) -> bool:
+        """The caller's next frame into ``rows[row]``."""
+        rows[row] = self._read(_FRAME)
+        return True
+
+
+def _reader_of(caller: object) -> object:
+    """What the hear pass calls ``read_into`` on for ``caller``: itself, or a :class:`_Reading` of it."""
+    return caller if frame_reader(caller) is not None else _Reading(caller)
 
 
 class MediaLoop:
-    """Every live call, ticked together; each call owns one channel of the batched DTMF detector.
+    """Every live call, ticked together; each call owns one row of the batched DTMF detector.
 
     A call whose tick raises is not allowed to stop the others: the error is logged and its current request
     ends with result ``error`` (:meth:`Call.fail`); ``failures`` counts them, ``failed`` lists the calls of
-    the last tick (the live server hangs them up).
+    the last tick, in row order (the live server hangs them up).
     """
 
     def __init__(self) -> None:
-        self.calls: list[Call] = []
         self.detector = BatchDtmfDetector(0)
         self.ticks = 0
         self.failures = 0
         self.failed: list[Call] = []  # the calls that failed in the last tick
-        self._heard = np.zeros((16, _FRAME), dtype=SAMPLE_DTYPE)
-        self._dirty: list[bool] = [False] * 16  # rows that may hold non-silence from the last tick
-        # per call, parallel to ``calls``: the caller if it is a buffer read in place (else None), the sink
-        # unless it discards (else None)
-        self._buffered: list[CallerAudio | None] = []
+        # per row: the call (None: a free row), its Call.tick asking for the frame only when the sink records,
+        # its caller's reader, its sink unless it discards (None)
+        self._rows: list[Call | None] = []
+        self._playing: list[Call | _FreeRow] = []  # what the play pass ticks (methods called on the objects)
+        self._keep: list[bool] = []  # the call's sink records: its frames are wanted
+        self._hearing: list[Any] = []  # what the hear pass reads (objects with ``read_into``)
         self._sinks: list[Sink | None] = []
+        self._row_of: dict[Call, int] = {}
+        self._free: list[int] = []  # free rows, reused last freed first
+        self._heard = np.zeros((0, _FRAME), dtype=SAMPLE_DTYPE)
         #: The media thread's CPU time in each pass of :meth:`tick` since the start (ns): playing every call,
         #: hearing every caller (and recording), detecting keys (and acting on them).
         self.cpu_ns = {"play": 0, "hear": 0, "detect": 0}
 
+    @property
+    def calls(self) -> list[Call]:
+        """The calls being ticked, in row order."""
+        return [call for call in self._rows if call is not None]
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    @property
+    def rows(self) -> int:
+        """Rows of the detector's input (live calls and free rows)."""
+        return len(self._rows)
+
     def add(self, call: Call) -> None:
-        """Start ticking ``call`` (its caller audio gets a fresh detector channel)."""
-        self.calls.append(call)
-        self.detector.add_channel()
-        self._buffered.append(call.caller if type(call.caller).read is CallerAudio.read else None)
-        self._sinks.append(None if isinstance(call.sink, NullSink) else call.sink)
-        if len(self.calls) > len(self._heard):
-            grown = np.zeros((2 * len(self._heard), _FRAME), dtype=SAMPLE_DTYPE)
-            grown[: len(self._heard)] = self._heard
-            self._heard = grown
-            self._dirty.extend([False] * len(self._dirty))
+        """Start ticking ``call`` at the next tick (its caller audio gets a fresh detector channel)."""
+        if call in self._row_of:
+            raise ValueError(f"call {call.call_id} is already in the loop")
+        if self._free:
+            row = self._free.pop()
+        else:
+            row = len(self._rows)
+            self._append_free_row()
+        sink = None if isinstance(call.sink, NullSink) else call.sink
+        self._rows[row] = self._playing[row] = call
+        self._keep[row] = sink is not None
+        self._hearing[row] = _reader_of(call.caller)
+        self._sinks[row] = sink
+        self._row_of[call] = row
 
     def remove(self, call: Call) -> None:
-        """Stop ticking ``call`` and close its sink."""
-        index = self.calls.index(call)
-        self.detector.remove_channel(index)
-        self.calls.pop(index)
-        self._buffered.pop(index)
-        self._sinks.pop(index)
-        n = len(self.calls)
-        self._heard[index:n] = self._heard[index + 1 : n + 1]
-        self._heard[n] = 0
-        del self._dirty[index]
-        self._dirty.append(False)
+        """Stop ticking ``call`` and close its sink; its row is silenced and freed."""
+        row = self._row_of.pop(call)
+        self._rows[row] = None
+        self._playing[row] = self._hearing[row] = _FREE
+        self._keep[row] = False
+        self._sinks[row] = None
+        self._free.append(row)
+        if row < self.detector.channels:
+            self.detector.reset_channel(row)
+            self._heard[row] = 0  # silent for the next caller
         call.sink.close()
+
+    def _append_free_row(self) -> None:
+        self._rows.append(None)
+        self._playing.append(_FREE)
+        self._keep.append(False)
+        self._hearing.append(_FREE)
+        self._sinks.append(None)
+
+    def _grow(self) -> None:
+        """Give every row its array row and detector channel: one step, at least :data:`GROWTH` more rows."""
+        have, need = self.detector.channels, len(self._rows)
+        more = max(need - have, int(have * GROWTH))
+        for _ in range(more - (need - have)):  # spare rows, free for the next calls to arrive
+            self._append_free_row()
+        self._free[:0] = range(have + more - 1, need - 1, -1)  # taken lowest first, after the freed ones
+        self.detector.add_channels(more)
+        grown = np.zeros((have + more, _FRAME), dtype=SAMPLE_DTYPE)
+        grown[:have] = self._heard
+        self._heard = grown
 
     def tick(self) -> None:
         """Advance every call by one frame: play, hear, record, then detect keys in one batch.
@@ -87,60 +165,27 @@ class MediaLoop:
         Passes over the calls (each call is played before it is heard and recorded); the media thread's CPU time
         of each goes to :attr:`cpu_ns`.
         """
-        calls = self.calls
-        heard = self._heard[: len(calls)]
-        sinks = self._sinks
+        if len(self._rows) > self.detector.channels:
+            self._grow()
+        heard = self._heard
         failed_rows: set[int] = set()
-        recorded: list[tuple[int, np.ndarray]] = []  # (row, frame played) of the calls whose sink records
         clock = time.thread_time_ns
         t0 = clock()
-        for row, call in enumerate(calls):
-            try:
-                sink = sinks[row]
-                player = call.player
-                if player is not None:  # Call.next_frame, inlined
-                    call.position += _FRAME
-                    if sink is not None:
-                        recorded.append((row, player.next_frame()))
-                    else:  # the frame would go nowhere: only time moves on (RequestPlayer.skip_frame, inlined)
-                        position = player.position
-                        if position <= player.fast_last:
-                            player.position = position + _FRAME
-                        else:
-                            player.skip_frame()
-                    if player.events:
-                        call.drain_events(player)
-                elif call.pending and not call.hung_up:
-                    frame = call.next_frame()
-                    if sink is not None:
-                        recorded.append((row, frame))
-                else:
-                    call.position += _FRAME  # idle: silence, nothing to drain
-                    if sink is not None:
-                        recorded.append((row, _SILENT))
-            except Exception:
-                self._failed_row(row, failed_rows)
+        recorded = self._play(failed_rows)
         t1 = clock()
         self._hear(heard, failed_rows)
+        sinks = self._sinks
         for row, frame in recorded:
             if row not in failed_rows:
                 try:
                     sinks[row].write(frame, heard[row])  # type: ignore[union-attr]
                 except Exception:
                     self._failed_row(row, failed_rows)
-        failed = [calls[row] for row in sorted(failed_rows)]  # in call order, as one pass would find them
+        rows = self._rows
+        # in row order, as one pass would find them
+        failed = [call for row in sorted(failed_rows) if (call := rows[row]) is not None]
         t2 = clock()
-        try:
-            detected = self.detector.process(heard)
-        except Exception:  # no keys this tick rather than no media thread
-            log.exception("key detection failed for %d calls", len(calls))
-            detected = []
-        for channel, event in detected:
-            try:
-                calls[channel].on_key(event)
-            except Exception:
-                log.exception("call %s failed on a key", calls[channel].call_id)
-                failed.append(calls[channel])
+        self._detect(heard, failed)
         for call in failed:
             self.failures += 1
             call.fail()
@@ -151,32 +196,53 @@ class MediaLoop:
         cpu["hear"] += t2 - t1
         cpu["detect"] += clock() - t2
 
-    def _failed_row(self, row: int, failed_rows: set[int]) -> None:
-        log.exception("call %s failed in the media loop", self.calls[row].call_id)
-        failed_rows.add(row)
+    def _play(self, failed_rows: set[int]) -> list[tuple[int, np.ndarray]]:
+        """Tick every call; returns (row, frame played) of the calls whose sink records."""
+        recorded: list[tuple[int, np.ndarray]] = []
+        keep = self._keep
+        for row, call in enumerate(self._playing):
+            try:
+                frame = call.tick(keep[row])
+            except Exception:
+                self._failed_row(row, failed_rows)
+                continue
+            if frame is not None:
+                recorded.append((row, frame))
+        return recorded
 
     def _hear(self, heard: np.ndarray, failed_rows: set[int]) -> None:
         """Read every caller's frame into its row of ``heard``.
 
         Rows in ``failed_rows`` are skipped, and join it when their caller fails.
         """
-        calls = self.calls
-        dirty = self._dirty
-        for row, caller in enumerate(self._buffered):
-            if failed_rows and row in failed_rows:
-                continue
+        hearing = self._hearing
+        if failed_rows:  # rare: a copy in which the failed rows are not read
+            hearing = [_FREE if row in failed_rows else caller for row, caller in enumerate(hearing)]
+        for row, caller in enumerate(hearing):
             try:
-                if caller is not None:  # CallerAudio.read, without allocating, nor copying silence
-                    start = caller.position
-                    end = caller.position = start + _FRAME
-                    if end > caller.sound_start:
-                        caller.copy_into(heard[row], start)
-                        dirty[row] = True
-                    elif dirty[row]:  # silent: the row is zeroed once, then left alone
-                        heard[row] = 0
-                        dirty[row] = False
-                else:
-                    heard[row] = calls[row].caller.read(_FRAME)
-                    dirty[row] = True
+                caller.read_into(heard, row)
             except Exception:
                 self._failed_row(row, failed_rows)
+
+    def _detect(self, heard: np.ndarray, failed: list[Call]) -> None:
+        """Detect keys in every row at once and hand each to its call (a call that fails joins ``failed``)."""
+        try:
+            detected = self.detector.process(heard)
+        except Exception:  # no keys this tick rather than no media thread
+            log.exception("key detection failed for %d calls", len(self._row_of))
+            return
+        rows = self._rows
+        for row, event in detected:
+            call = rows[row]
+            if call is None:
+                continue
+            try:
+                call.on_key(event)
+            except Exception:
+                log.exception("call %s failed on a key", call.call_id)
+                failed.append(call)
+
+    def _failed_row(self, row: int, failed_rows: set[int]) -> None:
+        call = self._rows[row]
+        log.exception("call %s failed in the media loop", call.call_id if call else "?")
+        failed_rows.add(row)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from engine.audio.caller import CallerAudio
-from engine.core.player import PlayerEvent, RequestReport
-from engine.core.timeline import Program, request_samples_without_keys
-from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, frames_for
+from engine.core.reports import PlayerEvent, RequestReport
+from engine.core.timeline import Program
+from engine.format import frames_for, wall_time
 from engine.media.call import Call, CallerSource
 from engine.media.loop import MediaLoop
 from engine.media.sinks import MemorySink
@@ -41,17 +41,17 @@ def render(program: Program, caller: CallerSource | None = None, start: datetime
     request = program.request
 
     def on_event(call: Call, event: PlayerEvent, at_sample: int) -> None:
-        moment = start + timedelta(seconds=at_sample / SAMPLE_RATE_HZ)
+        moment = wall_time(start, at_sample)
         rendered.reports.append(event)
         rendered.events.append(event_body(event, request.app_id, request.call_id, moment))
         if isinstance(event, RequestReport):
-            rendered.request_samples = event.at
+            rendered.request_samples = event.at_sample
 
     call = Call(request.app_id, request.call_id, caller or CallerAudio(np.zeros(0, np.int16)), sink, on_event)
     call.submit(program)
     loop = MediaLoop()
     loop.add(call)
-    most_ticks = frames_for(request_samples_without_keys(program)) + 1
+    most_ticks = frames_for(program.samples_without_keys) + 1
     while not call.idle:
         if loop.ticks > most_ticks:
             raise RuntimeError("the request played longer than its timeline allows")  # a bug, never input
@@ -60,8 +60,3 @@ def render(program: Program, caller: CallerSource | None = None, start: datetime
     rendered.played = sink.played()
     rendered.heard = sink.heard()
     return rendered
-
-
-def render_seconds(program: Program) -> float:
-    """How long the request plays without keys, in seconds (whole frames)."""
-    return frames_for(request_samples_without_keys(program)) * SAMPLES_PER_FRAME / SAMPLE_RATE_HZ

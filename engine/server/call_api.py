@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from engine.admission import prepare
 from engine.core.orders import MultOrders, PlayKind
-from engine.core.player import RequestReport, Result
+from engine.core.reports import RequestReport, Result
 from engine.errors import OK, UnknownCallError
 from engine.format import samples_to_seconds
 from engine.media.call import Call
@@ -197,8 +197,8 @@ class CallApi:
         info = engine.board.info(request.call_id)
 
         def report_message(call: Call, report: RequestReport) -> None:
-            start = call.request_start + min(prompt_samples, report.at)
-            end = call.request_start + report.at
+            start = call.request_start_sample + min(prompt_samples, report.at_sample)
+            end = call.request_start_sample + report.at_sample
             body = {"event": "messagerpt", "appId": call.app_id, "callId": call.call_id,
                     "fileName": info.recording if info is not None else "", "result": report.result.value,
                     "startMs": round(samples_to_seconds(start) * 1000), "endMs": round(samples_to_seconds(end) * 1000),

@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.core.player import RequestReport, Result
+from engine.core.reports import RequestReport, Result
 from engine.server.acks import AckBook
 from engine.server.event_log import DEFAULT_SEGMENT_BYTES, EventLog
 from engine.server.framing import frame, is_disk_full, make_state_dir

@@ -29,12 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from engine.audio.caller import CallerAudio, ScriptedCaller, ScriptError, file_caller, parse_key_script
+from engine.audio.caller import make_caller
 from engine.audio.library import VoiceLibrary
 from engine.errors import EndpointError
-from engine.format import SAMPLE_DTYPE
 from engine.media.call import CallerSource
 from engine.media.sinks import NullSink, Sink, WavSink
 from engine.wire.body import fields_of
@@ -103,20 +100,8 @@ EndpointFactory = Callable[[str, OutCallSpec, EndpointContext], Endpoint]
 
 def caller_source(spec: OutCallSpec, context: EndpointContext) -> CallerSource:
     """The caller's audio the spec asks for: scripted keys, a file of the voice library, or silence."""
-    if spec.keys and spec.caller_wav:
-        raise EndpointError("keys", "give keys or callerWav, not both")
-    if spec.caller_wav:
-        path = context.library.resolve(spec.caller_wav, "callerWav")
-        try:
-            return file_caller(path)
-        except ValueError as exc:
-            raise EndpointError("callerWav", f"{spec.caller_wav!r} is not decodable audio ({exc})") from None
-    if spec.keys:
-        try:
-            return ScriptedCaller(parse_key_script(spec.keys))
-        except ScriptError as exc:
-            raise EndpointError("keys", str(exc)) from None
-    return CallerAudio(np.zeros(0, dtype=SAMPLE_DTYPE))
+    return make_caller(spec.keys, spec.caller_wav or None,
+                       resolve=lambda name: context.library.resolve(name, "callerWav"))
 
 
 def wav_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:

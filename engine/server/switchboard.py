@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.config import Config
-from engine.core.player import PlayerEvent, RequestReport, Result
+from engine.core.reports import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
 from engine.errors import QueueFullError, UnknownCallError
 from engine.format import SAMPLES_PER_FRAME
@@ -270,7 +270,7 @@ class Switchboard:
             call = self._calls[call_id][0]
             self._hooks[call_id].append(hook)
             if call.hung_up:  # cannot happen: hang-up is posted after, and removes the call
-                self._on_event(call, RequestReport(Result.HANGUP, None, 0), call.position)
+                self._on_event(call, RequestReport(Result.HANGUP, None, 0), call.position_samples)
             else:
                 call.pending.append(program)  # the registry already checked the limit
         elif kind == "stop":
@@ -299,8 +299,8 @@ class Switchboard:
         info = getattr(endpoint, "info", None)
         if info is not None:
             moment = self.wall_clock()
-            self.publish(call.app_id, call_id, call_disconnect_report(info, reason, call.position, moment))
-            self.publish(call.app_id, call_id, call_bill_report(info, call.position, moment))
+            self.publish(call.app_id, call_id, call_disconnect_report(info, reason, call.position_samples, moment))
+            self.publish(call.app_id, call_id, call_bill_report(info, call.position_samples, moment))
         if self.ledger is not None:  # delivery hook: queued, journaled after the call's events
             self.ledger.call_ended(call_id)
 

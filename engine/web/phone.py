@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.core.orders import PlayKind
-from engine.core.player import PlayerEvent
+from engine.core.reports import PlayerEvent
 from engine.core.timeline import Program
 from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, samples_to_seconds
 from engine.media.sinks import WavSink
@@ -145,9 +145,9 @@ class BrowserPhone:
         if call is None or call.player is None:
             return
         program = call.player.program
-        self.trace.requests.append((call.request_start, program))
+        self.trace.requests.append((call.request_start_sample, program))
         self._send({"type": "request", "orders": describe_orders(program), "loops": program.request.loops,
-                    "at": samples_to_seconds(call.request_start)})
+                    "at": samples_to_seconds(call.request_start_sample)})
 
     def _event(self, event: PlayerEvent, at_sample: int) -> None:
         body = event_body(event, self.app_id, self.call_id, _EPOCH)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.core.timeline import Program, order_samples_without_keys
+from engine.core.timeline import Program, next_segment, order_samples_without_keys
 from engine.dtmf.detector import KeyEvent, detect_keys
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 
@@ -73,7 +73,7 @@ def request_spans(start: int, program: Program, events: list[tuple[int, dict[str
         if position >= stop:
             break
         loops.append(position)
-        for index, (order, segments) in enumerate(zip(program.request.orders, program.segments, strict=True)):
+        for index, order in enumerate(program.request.orders):
             order_start = position
             length = order_samples_without_keys(order, program.prompts[index])
             cut = end_of_order = min(order_start + length, stop)
@@ -91,13 +91,14 @@ def request_spans(start: int, program: Program, events: list[tuple[int, dict[str
                               for k in keys if order_start < k.detected_sample < end_of_order]
                 # a timer is drawn where it ran out, or as a deadline while collection was still open
                 timers += [(at, label) for at, label in armed if at <= end_of_order + SAMPLES_PER_FRAME]
-            for segment in segments:
-                seg_end = min(position + segment.length, cut)
-                if seg_end > position:
-                    label = f"gap {index}.{segment.repetition + 1}" if segment.is_gap else \
-                        f"order {index} play {segment.repetition + 1}"
-                    spans.append(Span(position, seg_end, label, "gap" if segment.is_gap else "play", index))
-                position += segment.length
+            segment = next_segment(order, program.prompts[index], index, None)
+            while segment is not None and position < cut:  # lazily: a playTime of 2**31-1 draws what shows
+                seg_end = min(position + segment.length_samples, cut)
+                label = f"gap {index}.{segment.repetition + 1}" if segment.is_gap else \
+                    f"order {index} play {segment.repetition + 1}"
+                spans.append(Span(position, seg_end, label, "gap" if segment.is_gap else "play", index))
+                position += segment.length_samples
+                segment = next_segment(order, program.prompts[index], index, segment)
             position = end_of_order
             if position >= stop:
                 break

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.core.player import KeysReport, PlayerEvent, RequestReport
+from engine.core.reports import KeysReport, PlayerEvent, RequestReport
 
 
 def vendor_timestamp(moment: datetime) -> str:

@@ -15,7 +15,7 @@ from engine.audio.caller import ScriptedCaller, parse_key_script
 from engine.audio.library import VoiceLibrary
 from engine.cli.main import main
 from engine.config import default_config
-from engine.core.timeline import order_starts_without_keys
+from engine.core.timeline import order_start_without_keys
 from engine.dtmf.detector import detect_keys
 from engine.media.render import render
 from engine.testing.alsa import APP, ORDERS, VOICES
@@ -48,11 +48,11 @@ def test_render_plot_writes_the_png(tmp_path: Path, capsys) -> None:
 def test_the_spans_are_the_timeline_cut_where_the_key_was_decided() -> None:
     program = program_of(REQUEST)
     rendered = render(program, ScriptedCaller(parse_key_script("2@2.5")))
-    events = [(report.at, body) for report, body in zip(rendered.reports, rendered.events, strict=True)]
+    events = [(report.at_sample, body) for report, body in zip(rendered.reports, rendered.events, strict=True)]
     keys = detect_keys(rendered.heard)
     assert [k.key for k in keys] == ["2"]
     spans, loops, timers = request_spans(0, program, events, keys)
-    starts = order_starts_without_keys(program)[0]
+    starts = [order_start_without_keys(program, 0, i) for i in range(len(program.request.orders))]
     plays = [s for s in spans if s.kind == "play"]
     assert [(s.order_index, s.start) for s in plays[:2]] == [(0, starts[0]), (1, starts[1])]
     assert plays[0].end - plays[0].start == len(program.prompts[0])  # a whole play, to the sample
@@ -69,9 +69,9 @@ def test_the_spans_are_the_timeline_cut_where_the_key_was_decided() -> None:
 def test_without_keys_the_total_time_timer_ends_collection() -> None:
     program = program_of(REQUEST)
     rendered = render(program)
-    events = [(report.at, body) for report, body in zip(rendered.reports, rendered.events, strict=True)]
+    events = [(report.at_sample, body) for report, body in zip(rendered.reports, rendered.events, strict=True)]
     spans, _loops, timers = request_spans(0, program, events, [])
-    start = order_starts_without_keys(program)[0][2]
+    start = order_start_without_keys(program, 0, 2)
     deadline = start + program.request.orders[2].collect.total_samples
     assert timers == [(deadline, "totalTime")]
     assert [(s.start, s.end) for s in spans if s.kind == "collect"] == [(start, deadline)]

@@ -216,3 +216,49 @@ def test_demo_renders_the_menu_with_a_scripted_key(tmp_path, capsys, monkeypatch
     assert (lines[1]["event"], lines[1]["dtmfCode"], lines[1]["endReason"]) == ("ivrreportdtmf", "1", "maxRevCnt")
     heard_keys = [e.key for e in detect_keys(sf.read(tmp_path / "ipcc-demo.wav", dtype="int16")[0])]
     assert heard_keys == []  # the played channel carries prompts only, no tones
+
+
+def test_output_into_a_missing_folder_is_refused_before_any_success_line(tmp_path, capsys):
+    status, lines, err = run_cli(capsys, "render", str(VENDOR), "-o", str(tmp_path / "no" / "such" / "out.wav"))
+    assert status == 2 and lines == []
+    assert "the folder" in err and "does not exist" in err and not (tmp_path / "no").exists()
+
+
+def test_the_readme_example_keys_collect_on_the_vendor_example(tmp_path, capsys):
+    out = tmp_path / "out.wav"
+    status, lines, err = run_cli(capsys, "render", str(VENDOR), "-o", str(out), "--keys", "5@16.0")
+    assert status == 0 and "warning" not in err
+    _, dtmf, report = lines
+    assert dtmf["dtmfCode"] == "5" and dtmf["endReason"] == "maxRevCnt" and report["dtmfCode"] == "5"
+
+
+def test_keys_before_collection_opens_are_warned_about(tmp_path, capsys):
+    out = tmp_path / "out.wav"
+    status, lines, err = run_cli(capsys, "render", str(VENDOR), "-o", str(out), "--keys", "5@3.2,#@4.0")
+    assert status == 0 and lines[1]["dtmfCode"] == ""  # nothing collected: the menu opens at 14.68 s
+    warnings = [line for line in err.splitlines() if line.startswith("ipcc-engine: warning: ")]
+    assert len(warnings) == 2 and "--keys 5@3.2: collection opens at 14.68 s" in warnings[0]
+    status, lines, err = run_cli(capsys, "render", str(VENDOR), "-o", str(out), "--keys", "1@16")
+    assert status == 0 and lines[1]["dtmfCode"] == "1" and "warning" not in err  # after the opening: collected
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path):
+    out = tmp_path / "out.wav"
+    render = subprocess.Popen([sys.executable, "-m", "engine.cli", "render", str(VENDOR), "-o", str(out),
+                               "--keys", "5@16.0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert render.stdout is not None
+    first = render.stdout.readline()
+    render.stdout.close()  # as `head -1` does after its line
+    _, err = render.communicate(timeout=60)
+    assert json.loads(first)["code"] == "000000"
+    assert render.returncode == 0 and err.decode() == ""
+    assert sf.info(out).frames > 0  # the WAV is written before the event lines
+
+
+@pytest.mark.parametrize("command", ["render", "demo", "play", "devices"])
+def test_every_subcommand_has_a_description_and_an_example(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert done.value.code == 0 and "\nexample" in text and f"ipcc-engine {command}" in text.split("\nexample")[1]
+    assert len(text.split("\n\n")[1]) > 60  # a description paragraph after the usage

@@ -1,7 +1,7 @@
-"""The timeline and key collection, driven frame by frame with plain arrays and keys offered directly.
+"""The timeline and key collection, driven frame by frame (engine.testing.harness) with keys offered directly.
 
 Prompts are generated ramps, so every played sample can be traced back to its prompt and offset. Time is the
-sample position: a 30 s timeout runs in a few milliseconds.
+sample position_samples: a 30 s timeout runs in a few milliseconds.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import pytest
 
 from engine.core.collector import EndReason
 from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
-from engine.core.player import KeysReport, RequestPlayer, RequestReport, Result
-from engine.core.timeline import Program, order_starts_without_keys, request_samples_without_keys
+from engine.core.player import RequestPlayer
+from engine.core.reports import KeysReport, RequestReport, Result
+from engine.core.timeline import Program, order_start_without_keys, request_samples_without_keys
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
+from engine.testing.harness import Offers, play_program, run_call
 
 HALF_SECOND = 4000
 
@@ -35,20 +37,10 @@ def getkey(plays: int = 3, gap_s: int = 2, total_s: int = 0, max_keys: int = 0, 
     return Order(PlayKind.SPEECH, "menu", plays, gap, rule, data)
 
 
-def play(prog: Program, keys: dict[int, list[tuple[str, int]]] | None = None, limit: int = 100_000):
+def play(prog: Program, keys: Offers | None = None) -> tuple[np.ndarray, RequestPlayer]:
     """Run the player; ``keys[tick]``: (key, onset sample) offered after frame ``tick``. Returns output, player."""
-    player = RequestPlayer(prog)
-    frames = []
-    tick = 0
-    while not player.done:
-        frame = player.next_frame()
-        assert len(frame) == SAMPLES_PER_FRAME
-        frames.append(frame.copy())
-        for key, onset in (keys or {}).get(tick, []):
-            player.on_key(key, onset)
-        tick += 1
-        assert tick < limit
-    return np.concatenate(frames), player
+    played, player = play_program(prog, keys)
+    return played.samples, player
 
 
 def report(player: RequestPlayer) -> RequestReport:
@@ -61,7 +53,7 @@ def test_plays_and_gaps_are_exact_to_the_sample():
     order = Order(PlayKind.FILE, "x.wav", plays=3, gap_samples=seconds_to_samples(2))
     prog = program([(order, prompt(HALF_SECOND))])
     audio, player = play(prog)
-    assert report(player).at == 44000 == request_samples_without_keys(prog)
+    assert report(player).at_sample == 44000 == request_samples_without_keys(prog)
     assert len(audio) == 44000  # 275 full frames
     p = prompt(HALF_SECOND)
     assert np.array_equal(audio[:4000], p) and not audio[4000:20000].any()
@@ -72,7 +64,7 @@ def test_plays_and_gaps_are_exact_to_the_sample():
 def test_last_frame_is_padded_never_dropped():
     prog = program([(Order(PlayKind.FILE, "x", plays=1), prompt(1001))])
     audio, player = play(prog)
-    assert len(audio) == 7 * SAMPLES_PER_FRAME and report(player).at == 1001
+    assert len(audio) == 7 * SAMPLES_PER_FRAME and report(player).at_sample == 1001
     assert np.array_equal(audio[:1001], prompt(1001)) and not audio[1001:].any()
 
 
@@ -81,7 +73,7 @@ def test_getkey_without_keys_lasts_its_natural_or_total_time(total_s, expected_s
     prog = program([(getkey(plays=3, gap_s=2, total_s=total_s), prompt(HALF_SECOND))])
     audio, player = play(prog)
     expected = seconds_to_samples(expected_s)
-    assert report(player).at == expected
+    assert report(player).at_sample == expected
     reason = EndReason.TOTAL_TIMEOUT
     assert player.events[0] == KeysReport("", reason, "d", expected)
     if total_s == 4:  # the third play is cut at 4.0 s: plays at 0, 2.5 s (4000 + 16000 gap each)
@@ -94,8 +86,8 @@ def test_sequence_and_loops_with_offsets_across_frame_boundaries():
     prog = program([(intro, prompt(333, 5)), (menu, prompt(HALF_SECOND, 9))], loops=2)
     audio, player = play(prog)
     one_loop = 333 * 2 + 37 + HALF_SECOND + 8000
-    assert report(player).at == 2 * one_loop
-    starts = order_starts_without_keys(prog)
+    assert report(player).at_sample == 2 * one_loop
+    starts = [[order_start_without_keys(prog, loop, order) for order in range(2)] for loop in range(2)]
     assert starts == [[0, 703], [one_loop, one_loop + 703]]
     assert np.array_equal(audio[one_loop + 370 : one_loop + 703], prompt(333, 5))
     assert np.array_equal(audio[one_loop + 703 : one_loop + 703 + 4000], prompt(HALF_SECOND, 9))
@@ -186,3 +178,30 @@ def test_status_reports_order_repetition_and_timer():
         player.next_frame()
     status = player.status()
     assert status.order_index == 1 and status.collecting and status.samples_to_deadline == 8800 + 80000 - 10400
+
+
+def test_keys_through_the_media_loop_are_decoded_from_real_tones():
+    prog = program([(getkey(plays=3, gap_s=2, max_keys=2), prompt(HALF_SECOND))])
+    run = run_call(prog, keys="4@0.3,2@1.0")
+    (keys,) = run.keys_reports
+    (done,) = run.request_reports
+    assert keys.digits == "42" and keys.reason is EndReason.MAX_KEYS and done.digits == "42"
+    assert run.events[0][0] == keys.at_sample  # one request from the call's start: the same samples
+    assert seconds_to_samples(1.0) + 320 <= keys.at_sample <= seconds_to_samples(1.0) + 640  # decided 40-80 ms in
+    assert keys.at_sample % SAMPLES_PER_FRAME == 0  # a key is decided at the end of a frame
+    assert len(run.samples) == keys.at_sample  # max keys ends the request at once
+
+
+def test_the_loop_plays_what_the_player_plays_and_requests_follow_each_other():
+    first = program([(Order(PlayKind.FILE, "x", plays=2, gap_samples=77), prompt(1001))])
+    second = program([(getkey(plays=1, gap_s=1), prompt(333, 7))])
+    alone_first, _ = play_program(first)
+    alone_second, _ = play_program(second)
+    run = run_call([first, second], extra_frames=3)
+    assert np.array_equal(run.samples[: len(alone_first.samples)], alone_first.samples)
+    second_start = len(alone_first.samples)  # the next request starts on the next frame boundary
+    assert np.array_equal(run.samples[second_start : second_start + len(alone_second.samples)],
+                          alone_second.samples)
+    assert [at for at, _ in run.events] == [2079, second_start + 8333, second_start + 8333]
+    assert not run.samples[second_start + len(alone_second.samples) :].any()  # idle: silence, 3 frames
+    assert len(run.samples) == second_start + len(alone_second.samples) + 3 * SAMPLES_PER_FRAME

@@ -11,13 +11,12 @@ import signal
 import subprocess
 import sys
 import termios
-import time
 
 import numpy as np
 import pytest
 
 from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
-from engine.core.player import KeysReport
+from engine.core.reports import KeysReport
 from engine.core.timeline import Program
 from engine.dtmf.detector import detect_keys
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
@@ -26,6 +25,7 @@ from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.sinks import MemorySink
 from engine.testing.alsa import VOICES, AlsaCapture, engine_request
+from engine.testing.harness import LineReader, wait_for
 
 
 @pytest.fixture
@@ -34,13 +34,6 @@ def terminal():
     yield master, slave
     os.close(master)
     os.close(slave)
-
-
-def wait_for(condition, timeout_s: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def read_seconds(keypad: Keypad, seconds: float) -> np.ndarray:
@@ -128,61 +121,23 @@ def test_ctrl_c_during_play_restores_the_terminal(tmp_path):
         argv = [sys.executable, "-m", "engine.cli", "play", str(request), "--voices", VOICES]
         player = subprocess.Popen(argv, env=device.env, cwd=tmp_path,
                                   stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
-        assert not termios.tcgetattr(slave)[3] & termios.ICANON  # the keypad has the terminal
-        os.write(master, b"x")
-        time.sleep(0.3)
-        player.send_signal(signal.SIGINT)
         try:
-            out, err = player.communicate(timeout=20)
+            out = LineReader(player.stdout)
+            out.wait_for_line(lambda line: '"code": "000000"' in line, what="the response line")
+            wait_for(lambda: not termios.tcgetattr(slave)[3] & termios.ICANON, what="the keypad taking the terminal")
+            os.write(master, b"x")
+            out.wait_for_line(lambda line: "# ignored 'x'" in line, what="the notice of the ignored key")
+            player.send_signal(signal.SIGINT)
+            player.wait(timeout=30)
+            err = player.stderr.read()
         finally:
             player.kill()  # never leave a hung player behind
     try:
+        text = out.text()
         assert player.returncode == 130 and "Traceback" not in err
         assert termios.tcgetattr(slave) == before
-        assert "# ignored 'x': the keys are 0-9 * # A-D" in out
-        assert out.splitlines()[-1].startswith("# play: interrupted: played ")
+        assert "# ignored 'x': the keys are 0-9 * # A-D" in text
+        assert text.splitlines()[-1].startswith("# play: interrupted: played ")
     finally:
         os.close(master)
         os.close(slave)
-
-
-MIC_SCRIPT = """
-import time, numpy as np
-from engine.local.keypad import MicCaller
-from engine.dtmf.detector import detect_keys
-mic = MicCaller().start()
-frames, start = [], time.monotonic()
-for i in range(150):  # 3 s, read at the media loop's pace
-    time.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
-    frames.append(mic.read(160))
-mic.close()
-print(mic.rate_hz, "".join(e.key for e in detect_keys(np.concatenate(frames))), mic.underruns)
-"""
-
-
-def test_the_microphone_hears_a_keypad_held_to_it(tmp_path):
-    """ALSA's file plugin records from ``infile``: a FIFO this test fills at 8000 samples a second."""
-    from engine.dtmf.tones import place_tones
-
-    (tmp_path / "alsa").mkdir()
-    fifo = tmp_path / "mic.fifo"
-    os.mkfifo(fifo)
-    (tmp_path / "alsa" / "asoundrc").write_text(
-        f'pcm.!default {{ type file; slave.pcm "null"; file "/dev/null"; infile "{fifo}"; format "raw" }}\n')
-    audio = place_tones(seconds_to_samples(1.5), [("1", 2000), ("5", 4000), ("9", 6000), ("#", 8000)])
-    fd = os.open(fifo, os.O_RDWR)  # keeps the FIFO open: PortAudio's device scan never blocks on it
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
-    mic = subprocess.Popen([sys.executable, "-c", MIC_SCRIPT], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        start, index, silence = time.monotonic(), 0, np.zeros(SAMPLES_PER_FRAME, np.int16)
-        while mic.poll() is None and index < 30 * 50:  # then silence: a microphone never stops
-            at = index * SAMPLES_PER_FRAME
-            os.write(fd, (audio[at : at + SAMPLES_PER_FRAME] if at < len(audio) else silence).tobytes())
-            index += 1
-            time.sleep(max(0.0, start + index * 0.02 - time.monotonic()))
-        out, _ = mic.communicate(timeout=5)
-    finally:
-        mic.kill()
-        os.close(fd)
-    assert mic.returncode == 0 and out.split()[:2] == ["8000", "159#"]

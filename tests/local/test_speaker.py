@@ -1,17 +1,7 @@
-"""The speaker path through real PortAudio on a machine without a sound card.
+"""The speaker path through real PortAudio on a machine without a sound card (see :mod:`engine.testing.alsa`).
 
-ALSA reads ``$XDG_CONFIG_HOME/alsa/asoundrc`` (alsa-lib ≥ 1.2.7; Debian 12 has 1.2.8), so each test gives the
-player — a subprocess, because PortAudio scans the devices when sounddevice is imported — its own ALSA
-configuration. The default device is ALSA's ``plug`` in front of a ``file`` plugin whose slave is ``null``:
-
-* ``file`` writes every sample handed to the device to a FIFO read by this test (the capture);
-* ``null`` consumes at once, so the FIFO is what paces the device: this test reads it at the real-time byte
-  rate, and ``plug`` widens the samples (S16 → S32, 1 → 16 identical channels; exact) so that a pipe page
-  (4 KB) is 8 ms of audio — with 8 kHz mono S16 a page would be 256 ms and the device would run in bursts.
-
-The capture's channel 0, shifted back to 16 bits, is then compared with ``render``'s WAV. PortAudio's ALSA
-host silences the device buffer before starting (a few frames of zeros, a whole number of periods): that
-leading silence is the only difference allowed.
+A paced ALSA ``file`` device captures what is played; the capture is compared with ``render``'s WAV, PortAudio's
+leading silence aside.
 """
 
 from __future__ import annotations
@@ -21,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +20,7 @@ import soundfile as sf
 from engine.format import SAMPLES_PER_FRAME
 from engine.local.frame_queue import END, FrameQueue
 from engine.testing.alsa import VOICES, AlsaCapture, engine_request
+from engine.testing.harness import wait_for
 
 KEYS = "2@2.5"
 
@@ -110,7 +100,9 @@ def test_ctrl_c_prints_the_partial_result(tmp_path, request_file):
         player = subprocess.Popen(argv, env=device.env, cwd=tmp_path,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
-        time.sleep(2.0)  # the menu is collecting keys; the caller's key comes at 2.5 s
+        # the device has played 1.5 s: the menu (from 1.08 s) is collecting; the caller's key comes at 2.5 s
+        bytes_per_s = device.rate_hz * device.channels * 4
+        wait_for(lambda: len(device.data) >= 1.5 * bytes_per_s, what="the device playing 1.5 s")
         player.send_signal(signal.SIGINT)
         try:
             out, err = player.communicate(timeout=20)

@@ -12,10 +12,12 @@ import random
 import numpy as np
 import pytest
 
-from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script
+from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script, script_span_samples
 from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
 from engine.core.player import RequestPlayer
 from engine.core.timeline import Program
+from engine.dtmf.detector import BatchDtmfDetector
+from engine.dtmf.tones import place_tones
 from engine.format import SAMPLES_PER_FRAME
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
@@ -30,7 +32,7 @@ class _TransitionsOnly(RequestPlayer):
     __slots__ = ()
 
     def _plan(self) -> None:
-        self.fast_last = -1
+        self.fast_last_sample = -1
 
 
 def _program(rng: random.Random) -> Program:
@@ -72,7 +74,7 @@ def test_fast_frames_and_skipped_frames_match_the_general_code(seed: int) -> Non
         if tick == stop_at:
             for player in (fast, general, skipping):
                 player.stop()
-        assert fast.position == general.position == skipping.position
+        assert fast.position_samples == general.position_samples == skipping.position_samples
         assert fast.events == general.events == skipping.events
         assert fast.status() == general.status() == skipping.status()
         if fast.done:
@@ -107,20 +109,20 @@ def test_scripted_caller_frames_equal_whole_array_mixing(seed: int) -> None:
     reader, framed = ScriptedCaller(parse_key_script(presses)), ScriptedCaller(parse_key_script(presses))
     frames = rng.randint(1, 120)
     starts = sorted({0, *(rng.randrange(frames) * FRAME for _ in range(rng.randint(0, 6)))})
-    read, copied, out = [], [], np.zeros(FRAME, dtype=np.int16)
+    read, copied, rows = [], [], np.zeros((2, FRAME), dtype=np.int16)
     for tick in range(frames):
         if tick * FRAME in starts:
             reader.request_started()
             framed.request_started()
         read.append(reader.read(FRAME).copy())
-        start = framed.position  # as the media loop reads: skipping frames that end before the sound starts
-        framed.position += FRAME
-        if framed.position > framed.sound_start:
-            framed.copy_into(out, start)
-            copied.append(out.copy())
-        else:
+        if framed.read_into(rows, 1):
+            copied.append(rows[1].copy())
+        else:  # the row is left as it was: silence
+            assert not rows[1].any()
             copied.append(np.zeros(FRAME, dtype=np.int16))
-    expected = _mixed_reference(reader.script, starts, frames)
+    script_presses = [(p.key, p.at_sample) for p in parse_key_script(presses)]
+    script = place_tones(script_span_samples(parse_key_script(presses)), script_presses)
+    expected = _mixed_reference(script, starts, frames)
     assert np.array_equal(np.concatenate(read), expected)
     assert np.array_equal(np.concatenate(copied), expected)
 
@@ -153,7 +155,7 @@ def test_loop_hears_and_records_what_read_gives_and_counts_cpu_per_pass() -> Non
     assert np.array_equal(sinks[0].heard(), np.concatenate([audio, np.zeros(80 * FRAME - len(audio), np.int16)]))
     assert np.array_equal(sinks[0].heard(), sinks[1].heard())
     assert np.array_equal(sinks[0].played(), sinks[2].played())
-    assert silent.position == calls[0].position == 80 * FRAME and silent.idle == calls[0].idle
+    assert silent.position_samples == calls[0].position_samples == 80 * FRAME and silent.idle == calls[0].idle
     assert set(loop.cpu_ns) == {"play", "hear", "detect"} and all(ns >= 0 for ns in loop.cpu_ns.values())
 
 
@@ -178,3 +180,70 @@ def test_failed_calls_are_listed_in_call_order_whichever_pass_failed() -> None:
         loop.add(call)
     loop.tick()
     assert [call.call_id for call in loop.failed] == ["sink", "caller"] and loop.failures == 2
+
+
+class _CountingDetector(BatchDtmfDetector):
+    """Counts the channels copied when the detector grows, and the channels removed."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.grown = self.copied = self.removed = 0
+
+    def add_channels(self, count: int) -> int:
+        self.grown += 1
+        self.copied += self.channels
+        return super().add_channels(count)
+
+    def remove_channel(self, index: int) -> None:
+        self.removed += 1
+        super().remove_channel(index)
+
+
+def _silent_call(name: str) -> Call:
+    return Call("a", name, CallerAudio(np.zeros(0, np.int16)), NullSink(), lambda *_: None)
+
+
+def test_adding_1000_calls_does_not_copy_every_channel() -> None:
+    loop = MediaLoop()
+    loop.detector = detector = _CountingDetector()
+    for i in range(1000):  # one call per tick: the worst case for growing
+        loop.add(_silent_call(f"c{i}"))
+        loop.tick()
+    assert len(loop) == 1000 and detector.channels == loop.rows >= 1000
+    assert detector.grown < 40 and detector.copied < 5 * 1000  # geometric growth: O(1) per call
+    assert loop.rows < 1000 * 1.25 + 2
+
+
+def test_hanging_up_1000_calls_frees_rows_for_the_next_ones() -> None:
+    loop = MediaLoop()
+    loop.detector = detector = _CountingDetector()
+    calls = [_silent_call(f"c{i}") for i in range(1000)]
+    for call in calls:
+        loop.add(call)
+    loop.tick()
+    rows = loop.rows
+    for call in calls[::2]:
+        loop.remove(call)
+    loop.tick()
+    assert detector.removed == 0 and len(loop) == 500 and loop.rows == rows
+    for i in range(500):
+        loop.add(_silent_call(f"n{i}"))
+    loop.tick()
+    assert loop.rows == rows and detector.grown == 1 and len(loop) == 1000
+
+
+def test_a_call_on_a_reused_row_hears_only_its_own_caller() -> None:
+    tone = ScriptedCaller(parse_key_script("5@0"))
+    loop = MediaLoop()
+    first = Call("a", "first", tone, MemorySink(), lambda *_: None)
+    first.submit(Program(MultOrders("a", "c", (Order(PlayKind.FILE, "x", 1),), 1), (np.ones(4000, np.int16),)))
+    loop.add(first)
+    for _ in range(3):
+        loop.tick()  # the first call's row holds its tone
+    loop.remove(first)
+    sink = MemorySink()
+    loop.add(Call("a", "second", CallerAudio(np.zeros(0, np.int16)), sink, lambda *_: None))
+    assert loop.rows == 1
+    for _ in range(3):
+        loop.tick()
+    assert not sink.heard().any() and len(sink.heard()) == 3 * FRAME
