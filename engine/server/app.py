@@ -38,8 +38,12 @@ from engine.core.orders import MultOrders, PlayKind
 from engine.core.timeline import Program
 from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError, RequestError
 from engine.media.pacer import Clock
+from engine.server.auth import AuthSettings
 from engine.server.delivery import Delivery, RetryPolicy
 from engine.server.endpoints import EndpointContext, make_endpoint, parse_out_call
+from engine.server.guard import Guard
+from engine.server.limits import GuardSettings
+from engine.server.metrics import CONTENT_TYPE, exposition, registry_for
 from engine.server.switchboard import DEFAULT_MAX_CALLS, Switchboard
 from engine.tts.synthesizer import SpeechSource
 from engine.wire.openapi import (
@@ -67,7 +71,8 @@ class ServerSettings:
     """Everything ``serve`` is configured with.
 
     Paths default to the current folder's ``recordings/`` and ``state/`` (the event log). ``prepare_workers``: threads
-    checking and preparing requests.
+    checking and preparing requests. ``guard``: per-application limits, call timeouts, admission and HTTP
+    timeouts; ``auth``: per-application credentials (none by default).
     """
 
     config: Config = field(default_factory=default_config)
@@ -80,6 +85,8 @@ class ServerSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fsync: bool = False
     prepare_workers: int = 4
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 class Engine:
@@ -97,7 +104,9 @@ class Engine:
         self.speaker = speaker
         callbacks = {app_id: app.callback_url for app_id, app in self.config.applications.items()}
         self.delivery = Delivery(settings.state_dir, callbacks, settings.retry, settings.fsync)
-        self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock, settings.max_calls)
+        self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock, settings.max_calls,
+                                 settings.guard)
+        self.guard = Guard(settings.guard, settings.auth, self.board, self.delivery)
         self.endpoints = EndpointContext(Path(settings.recordings), self.library)
         self.pool = ThreadPoolExecutor(settings.prepare_workers, thread_name_prefix="ipcc-prepare")
 
@@ -105,9 +114,11 @@ class Engine:
         """Start delivering events and playing calls."""
         self.delivery.start()
         self.board.start()
+        self.guard.start()
 
     def close(self) -> None:
         """Hang up every call, stop the media thread, deliver what can be delivered, stop."""
+        self.guard.close()
         self.board.close()
         self.delivery.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -127,7 +138,8 @@ class Engine:
 
     def _orders(self, body: bytes, parse: Callable[[Mapping[str, Any]], MultOrders]) -> dict[str, Any]:
         request, application = check_request(body, self.config, self.library, parse, self.board.check_call)
-        program = prepare(request, self.library, self.speaker, application.voice)
+        with self.guard.preparing(request.app_id):  # bounded per application: one tenant cannot take the pool
+            program = prepare(request, self.library, self.speaker, application.voice)
         self.board.submit(request.app_id, request.call_id, program)
         return response(OK, "ok", request.app_id, request.call_id)
 
@@ -246,6 +258,7 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
                   description="The IPCC cloud call-centre API (multOrders and its sibling endpoints).")
     app.state.engine = engine
     limit = engine.settings.max_body_bytes
+    guard = engine.guard
 
     async def run(request: Request, action: Callable[[bytes], dict[str, Any]], inline: bool,
                   fast: Callable[[bytes], dict[str, Any] | None] | None) -> Response:
@@ -255,12 +268,15 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
             return JSONResponse(error_response(exc), headers={"Connection": "close"})
         except ClientDisconnect:
             return Response(status_code=400)
-        if inline:
-            return JSONResponse(engine.answer(action, body))
-        if fast is not None and (answer := engine.answer(fast, body)) is not None:
-            return JSONResponse(answer)
-        loop = asyncio.get_running_loop()
-        return JSONResponse(await loop.run_in_executor(engine.pool, engine.answer, action, body))
+        answer = guard.admit(request.client.host if request.client else None, request.headers, body)  # guard
+        if answer is None:
+            if inline:
+                answer = engine.answer(action, body)
+            elif fast is None or (answer := engine.answer(fast, body)) is None:
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(engine.pool, engine.answer, action, body)
+        guard.count(answer)  # guard: answers by code
+        return JSONResponse(answer)
 
     def post(path: str, model: type, action: Callable[[bytes], dict[str, Any]], summary: str,
              inline: bool = False, fast: Callable[[bytes], dict[str, Any] | None] | None = None) -> None:
@@ -279,9 +295,13 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
     post("/ipcc/call/disConnect", CallBody, engine.disconnect, "Hang up a call", inline=True)
 
     @app.get("/ipcc/events", response_model=EventsResponse, summary="A call's events, in order")
-    async def events(callId: str) -> Response:  # noqa: N803 - the contract's spelling
+    async def events(request: Request, callId: str, appId: str = "") -> Response:  # noqa: N803 - the contract's
+        refusal = guard.admit_query(appId, request.client.host if request.client else None, request.headers,
+                                    request.url.query.encode())  # guard: the call's appId (and signature)
+        if refusal is not None:
+            return JSONResponse({**refusal, "callId": callId, "events": []})
         kept = engine.delivery.events(callId)
-        if kept is None and not engine.board.is_live(callId):
+        if (kept[0].get("appId") if kept else engine.board.app_of(callId)) != appId or not appId:
             return JSONResponse({"code": UNKNOWN_CALL, "msg": f"callId: no events for {callId[:64]!r}",
                                  "callId": callId, "events": []})
         return JSONResponse({"code": OK, "msg": "ok", "callId": callId, "events": kept or []})
@@ -289,7 +309,19 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
     @app.get("/ipcc/status", response_model=StatusResponse, summary="Live calls, timing, delivery")
     async def status() -> Response:
         pacer = engine.board.pacer.stats()
-        return JSONResponse({"calls": engine.board.sizes(), "pacer": vars(pacer),
-                             "delivery": engine.delivery.stats()})
+        body = {"calls": engine.board.sizes(), "pacer": vars(pacer), "delivery": engine.delivery.stats(),
+                "guard": guard.status()}
+        if not body["guard"]["healthy"]:  # guard: the watchdog says the media loop stalled
+            return JSONResponse({"code": INTERNAL, "msg": "; ".join(body["guard"]["reasons"]), **body}, 503)
+        return JSONResponse(body)
+
+    registry = registry_for(guard.snapshot)
+
+    @app.get("/metrics", summary="Prometheus metrics (503 while the media loop is stalled)")
+    async def metrics() -> Response:
+        health = guard.health()
+        if not health.healthy:
+            return JSONResponse({"code": INTERNAL, "msg": "; ".join(health.why())}, 503)
+        return Response(exposition(registry), media_type=CONTENT_TYPE)
 
     return app

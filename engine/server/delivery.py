@@ -128,6 +128,11 @@ class Delivery:
                     "failures": self.failures, "backlog": sum(self._backlog.values()),
                     "calls_kept": len(self._memory)}
 
+    def backlogs(self) -> dict[str, int]:
+        """Events not yet acknowledged, per application (those with any)."""
+        with self._lock:
+            return {app_id: n for app_id, n in self._backlog.items() if n}
+
     def start(self) -> None:
         """Start the delivery thread (returns once it runs)."""
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="ipcc-delivery",

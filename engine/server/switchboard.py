@@ -14,11 +14,19 @@ at most ``queueLimit + 1`` requests (one playing, ``queueLimit`` waiting: ``1081
 given back when the request's ``multrpt`` is produced. ``disConnect`` removes the call from the registry at
 once (later requests answer ``108105``); the media thread then ends its requests with ``hangup``. A call
 the media loop fails on (an exception while playing it) ends the same way, after ``multrpt`` ``error``.
+
+Guard (:class:`~engine.server.limits.GuardSettings`). ``outCall`` is refused (``108102``) beyond ``max_calls``,
+beyond the application's ``calls`` limit, and while :attr:`Switchboard.headroom` names a reason (the watchdog's
+verdict). A call ends by itself (its requests with ``hangup``) after ``call_lifetime_s`` from its start, or
+after ``call_idle_s`` without any request held (from its start, or from its last ``multrpt``): both are counted
+in whole frames, kept in a heap of deadlines, so the media thread pays O(1) per tick and O(log n) per call.
 """
 
 from __future__ import annotations
 
 import gc
+import heapq
+import itertools
 import logging
 import threading
 import uuid
@@ -31,10 +39,12 @@ from typing import Any
 from engine.config import Config
 from engine.core.player import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
-from engine.errors import QueueFullError, UnknownCallError
+from engine.errors import BusyError, QueueFullError, UnknownCallError
+from engine.format import SAMPLES_PER_FRAME, frames_for, seconds_to_samples
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
+from engine.server.limits import GuardSettings
 from engine.wire.events import event_body
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,7 @@ log = logging.getLogger(__name__)
 Publisher = Callable[[str, str, dict[str, Any]], Any]
 DEFAULT_MAX_CALLS = 10_000
 ENDED_POLL_TICKS = 25
+_FRAME = SAMPLES_PER_FRAME
 
 
 @dataclass
@@ -56,15 +67,28 @@ class Switchboard:
     """The registry of live calls and the media thread that plays them.
 
     ``clock``: paces the media thread (default real time). ``wall_clock``: stamps events (default
-    ``datetime.now``). ``max_calls``: live calls at most (``outCall`` beyond answers ``108102``).
+    ``datetime.now``). ``max_calls``: live calls at most (``outCall`` beyond answers ``108102``). ``guard``:
+    per-application limits and call timeouts (default :class:`GuardSettings`). :attr:`headroom` returns why new
+    calls must wait ("" when they may come; the server sets it to the watchdog's verdict).
     """
 
     def __init__(self, config: Config, publish: Publisher, clock: Clock | None = None,
-                 wall_clock: Callable[[], datetime] = datetime.now, max_calls: int = DEFAULT_MAX_CALLS) -> None:
+                 wall_clock: Callable[[], datetime] = datetime.now, max_calls: int = DEFAULT_MAX_CALLS,
+                 guard: GuardSettings | None = None) -> None:
         self.config = config
         self.publish = publish
         self.wall_clock = wall_clock
         self.max_calls = max_calls
+        self.guard = guard or GuardSettings()
+        self.headroom: Callable[[], str] = str
+        self.lifetime_ticks = max(1, frames_for(seconds_to_samples(self.guard.call_lifetime_s)))
+        self.idle_ticks = max(1, frames_for(seconds_to_samples(self.guard.call_idle_s)))
+        self.ended = {"lifetime": 0, "idle": 0}  # calls the switchboard ended by itself, by reason
+        self._per_app: dict[str, int] = {}  # live calls per application (under the lock)
+        # media thread only: (tick, order, call id, kind, generation) of lifetime and idle deadlines
+        self._deadlines: list[tuple[int, int, str, str, int]] = []
+        self._generation: dict[str, int] = {}  # media thread only: bumped when a request is queued on the call
+        self._order = itertools.count()
         self.media = MediaLoop()
         self.pacer = Pacer(clock or MonotonicClock(), self._tick)
         self._lock = threading.Lock()
@@ -90,12 +114,31 @@ class Switchboard:
         application = self.config.application(app_id)
         call_id = uuid.uuid4().hex
         call = Call(app_id, call_id, endpoint.caller, endpoint.sink, self._on_event, application.queue_limit)
+        app_calls = self.guard.limits(app_id).calls
         with self._lock:
             if len(self._live) >= self.max_calls:
                 raise QueueFullError(f"called: the engine already holds {self.max_calls} live calls")
+            if self._per_app.get(app_id, 0) >= app_calls:
+                raise BusyError(f"appId: the application already holds {app_calls} live calls")
+            reason = self.headroom()
+            if reason:
+                raise BusyError(f"called: no room for a new call now ({reason})")
             self._live[call_id] = _Live(app_id, application.queue_limit)
+            self._per_app[app_id] = self._per_app.get(app_id, 0) + 1
             self._commands.append(("add", (call, endpoint)))
         return call_id
+
+    def _forget(self, call_id: str) -> bool:
+        """Take ``call_id`` out of the registry (the lock held); False when it was not there."""
+        live = self._live.pop(call_id, None)
+        if live is None:
+            return False
+        left = self._per_app[live.app_id] - 1
+        if left:
+            self._per_app[live.app_id] = left
+        else:
+            del self._per_app[live.app_id]
+        return True
 
     def submit(self, app_id: str, call_id: str, program: Program) -> None:
         """Queue ``program`` on the call: ``108105`` if it is not live, ``108102`` if its queue is full."""
@@ -117,18 +160,29 @@ class Switchboard:
         """``disConnect``: the call leaves the registry now; its requests end with ``hangup``."""
         with self._lock:
             self.check_call(app_id, call_id)
-            del self._live[call_id]
+            self._forget(call_id)
             self._commands.append(("hangup", call_id))
 
     def sizes(self) -> dict[str, int]:
         """Registry and media-thread sizes (for status and tests)."""
         with self._lock:
             return {"live_calls": len(self._live), "held_requests": sum(v.held for v in self._live.values()),
-                    "commands": len(self._commands), "media_calls": len(self.media.calls)}
+                    "commands": len(self._commands), "media_calls": len(self.media.calls),
+                    "ended_lifetime": self.ended["lifetime"], "ended_idle": self.ended["idle"]}
+
+    def calls_by_app(self) -> dict[str, int]:
+        """Live calls per application."""
+        with self._lock:
+            return dict(self._per_app)
 
     def is_live(self, call_id: str) -> bool:
         """True while ``call_id`` is a live call (of any application)."""
         return call_id in self._live
+
+    def app_of(self, call_id: str) -> str | None:
+        """The application of the live call ``call_id`` (None when it is not live)."""
+        live = self._live.get(call_id)
+        return live.app_id if live is not None else None
 
     def live_calls(self, app_id: str | None = None) -> list[str]:
         """The live call ids (of ``app_id``, or all)."""
@@ -152,7 +206,7 @@ class Switchboard:
         """Hang up every call (their events are published, recordings finished) and stop the media thread."""
         with self._lock:
             for call_id in list(self._live):
-                del self._live[call_id]
+                self._forget(call_id)
                 self._commands.append(("hangup", call_id))
             self._commands.append(("exit", None))
         if self._thread is not None:
@@ -174,10 +228,12 @@ class Switchboard:
     def _tick(self) -> None:
         if self._commands:
             self._apply_commands()
+        if self._deadlines and self._deadlines[0][0] <= self.media.ticks:
+            self._expire()
         self.media.tick()
         for call in self.media.failed:  # a call the engine failed on is dropped, not retried every frame
             with self._lock:
-                self._live.pop(call.call_id, None)
+                self._forget(call.call_id)
             self._end(call.call_id)
         if self._ending and self.media.ticks % ENDED_POLL_TICKS == 0:
             self._poll_ended()
@@ -196,6 +252,9 @@ class Switchboard:
             call, endpoint = arg
             self._calls[call.call_id] = (call, endpoint)
             self.media.add(call)
+            self._generation[call.call_id] = 0
+            self._deadline(self.lifetime_ticks, call.call_id, "lifetime")
+            self._deadline(self.idle_ticks, call.call_id, "idle")
             if endpoint.ended is not None:
                 self._ending.append((call, endpoint.ended))
         elif kind == "submit":
@@ -205,6 +264,7 @@ class Switchboard:
                 self._on_event(call, RequestReport(Result.HANGUP, None, 0), call.position)
             else:
                 call.pending.append(program)  # the registry already checked the limit
+                self._generation[call_id] += 1  # no longer idle: its idle deadline is void
         elif kind == "stop":
             self._calls[arg][0].stop()
         elif kind == "hangup":
@@ -217,6 +277,7 @@ class Switchboard:
         if entry is None:
             return
         call, endpoint = entry
+        self._generation.pop(call_id, None)
         call.hang_up()
         self.media.remove(call)  # closes the sink
         self._ending = [(c, ended) for c, ended in self._ending if c is not call]
@@ -232,8 +293,29 @@ class Switchboard:
                 gone = True
             if gone:
                 with self._lock:
-                    self._live.pop(call.call_id, None)
+                    self._forget(call.call_id)
                 self._end(call.call_id)
+
+    def _deadline(self, after_ticks: int, call_id: str, kind: str) -> None:
+        """End ``call_id`` (``kind``: lifetime or idle) before the tick ``after_ticks`` from the current one."""
+        entry = (self.media.ticks + after_ticks, next(self._order), call_id, kind, self._generation[call_id])
+        heapq.heappush(self._deadlines, entry)
+
+    def _expire(self) -> None:
+        """End the calls whose deadline is the current tick (stale idle deadlines are dropped)."""
+        deadlines, now = self._deadlines, self.media.ticks
+        while deadlines and deadlines[0][0] <= now:
+            _, _, call_id, kind, generation = heapq.heappop(deadlines)
+            if call_id not in self._calls or (kind == "idle" and generation != self._generation[call_id]):
+                continue
+            with self._lock:
+                live = self._live.get(call_id)
+                if kind == "idle" and live is not None and live.held:
+                    continue  # a request was posted and is not applied yet: not idle
+                self._forget(call_id)
+            self.ended[kind] += 1
+            log.info("call %s ended: %s (%d frames)", call_id, kind, self._calls[call_id][0].position // _FRAME)
+            self._end(call_id)
 
     def _on_event(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
         if isinstance(event, RequestReport):
@@ -241,5 +323,9 @@ class Switchboard:
                 live = self._live.get(call.call_id)
                 if live is not None:
                     live.held -= 1
+                    idle = not live.held
+            if live is not None and idle and call.call_id in self._generation:
+                self._generation[call.call_id] += 1
+                self._deadline(1 + self.idle_ticks, call.call_id, "idle")
         self.publish(call.app_id, call.call_id, event_body(event, call.app_id, call.call_id, self.wall_clock()))
 

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import uvicorn
 
+from engine.config import DEMO_APP_ID
 from engine.format import SAMPLE_RATE_HZ
 
 FIXED_TIME = datetime(2024, 5, 6, 7, 8, 9, 123000)
@@ -125,15 +126,16 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = 
         time.sleep(0.01)
 
 
-def call_events(client: httpx.Client, call_id: str) -> list[dict[str, Any]]:
-    """The events the server kept for ``call_id``."""
-    return client.get("/ipcc/events", params={"callId": call_id}).json()["events"]
+def call_events(client: httpx.Client, call_id: str, app_id: str = DEMO_APP_ID) -> list[dict[str, Any]]:
+    """The events the server kept for ``call_id`` (a call of ``app_id``)."""
+    return client.get("/ipcc/events", params={"callId": call_id, "appId": app_id}).json()["events"]
 
 
-def wait_events(client: httpx.Client, call_id: str, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-    """Wait until ``call_id`` has at least ``count`` events; return them."""
+def wait_events(client: httpx.Client, call_id: str, count: int, timeout_s: float = 10.0,
+                app_id: str = DEMO_APP_ID) -> list[dict[str, Any]]:
+    """Wait until ``call_id`` (a call of ``app_id``) has at least ``count`` events; return them."""
     def enough() -> list[dict[str, Any]] | None:
-        events = call_events(client, call_id)
+        events = call_events(client, call_id, app_id)
         return events if len(events) >= count else None
 
     return wait_for(enough, timeout_s, f"{count} events of {call_id}")

@@ -127,7 +127,7 @@ def test_server_events_reach_a_flaky_callback_and_the_log(tmp_path: Path, repo_r
             for _ in range(2):
                 assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
             start = time.monotonic()
-            expected = wait_events(client, ids["flaky-app"], 4)
+            expected = wait_events(client, ids["flaky-app"], 4, app_id="flaky-app")
             wait_for(lambda: len(receiver.acked) == 4, what="4 acknowledged events")
             assert time.monotonic() - start < 2.0  # not held up by the hanging application
             assert receiver.acked == expected
