@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_LABELS = {"answers": "code", "refusals": "code"}  # the other per-key figures are per application
+_LABELS = {"answers": "code", "refusals": "code", "calls_ended": "reason"}  # the others: per application
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
 #: ``snapshot()``: (part, {figure: number | bool | {key: number} | other}) pairs; other values are skipped.

@@ -167,8 +167,7 @@ class Switchboard:
         """Registry and media-thread sizes (for status and tests)."""
         with self._lock:
             return {"live_calls": len(self._live), "held_requests": sum(v.held for v in self._live.values()),
-                    "commands": len(self._commands), "media_calls": len(self.media.calls),
-                    "ended_lifetime": self.ended["lifetime"], "ended_idle": self.ended["idle"]}
+                    "commands": len(self._commands), "media_calls": len(self.media.calls)}
 
     def calls_by_app(self) -> dict[str, int]:
         """Live calls per application."""
