@@ -19,8 +19,10 @@ import hashlib
 import hmac
 import ipaddress
 import time
+import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.errors import AuthError
 
@@ -135,3 +137,27 @@ def require_auth_off_loopback(host: str, settings: AuthSettings, applications: I
     if open_apps:
         raise ValueError(f"--host {host}: not a loopback address, and these applications have no secret or "
                          f"allowIps: {', '.join(open_apps)[:300]}")
+
+
+def read_credentials(path: str | Path | None) -> AuthSettings:
+    """The ``secret`` and ``allowIps`` of each ``[[applications]]`` table of a TOML configuration (None: none).
+
+    The rest of the file is the configuration's (:mod:`engine.config`); a bad value is a ``ValueError`` naming it.
+    """
+    if path is None:
+        return AuthSettings()
+    raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    apps: dict[str, Credential] = {}
+    for i, item in enumerate(raw.get("applications") or []):
+        if not isinstance(item, dict) or not isinstance(item.get("appId"), str):
+            continue  # the configuration's own reader names these
+        secret, allow = item.get("secret"), item.get("allowIps", [])
+        if secret is not None and not isinstance(secret, str):
+            raise ValueError(f"{Path(path).name}: applications[{i}].secret: must be a string")
+        if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+            raise ValueError(f"{Path(path).name}: applications[{i}].allowIps: must be a list of strings")
+        try:
+            apps[item["appId"]] = Credential.of(secret, allow)
+        except ValueError as exc:
+            raise ValueError(f"{Path(path).name}: applications[{i}].{exc}") from None
+    return AuthSettings(apps)

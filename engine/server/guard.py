@@ -103,7 +103,8 @@ class Guard:
                 "real_time": round(health.real_time, 4), "recent_p99_lateness_s": health.p99_lateness_s,
                 "recent_missed": health.missed_in_window, "answers": answers,
                 "refusals": {code: n for code, n in answers.items() if code != OK},
-                "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(), "preparing_by_app": self.gate.in_preparation(),
+                "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(),
+                "preparing_by_app": self.gate.in_preparation(),
                 "backlog_by_app": self.delivery.backlogs()}
 
     def snapshot(self) -> Iterator[tuple[str, dict[str, Any]]]:
