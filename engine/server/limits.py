@@ -49,10 +49,13 @@ class AppLimits:
     preparing: int = DEFAULT_PREPARING_PER_APP
 
     def __post_init__(self) -> None:
-        for name in ("calls", "requests_per_s", "burst", "preparing"):
+        for name in ("calls", "burst", "preparing"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
-                raise ValueError(f"{name}: must be a number >= 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        rate = self.requests_per_s
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise ValueError(f"requests_per_s: must be a number > 0, got {rate!r}")
 
 
 @dataclass(frozen=True)

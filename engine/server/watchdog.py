@@ -108,6 +108,9 @@ class Watchdog:
 
     def start(self) -> None:
         """Start sampling on a daemon thread."""
+        with self._lock:
+            self._previous = self._sample()  # the time before the loop ran is not the loop's
+            self._moved_at_s = self._previous.at_s
         self._thread = threading.Thread(target=self._run, name="ipcc-watchdog", daemon=True)
         self._thread.start()
 
@@ -140,7 +143,7 @@ class Watchdog:
         cpu_share = (now.cpu_ns - before.cpu_ns) / 1e9 / elapsed_s
         due = (now.clock_s - before.clock_s) / self.pacer.period_s
         ticks = now.ticks - before.ticks
-        real_time = min(ticks / due, 1.0) if due >= 1 else 1.0
+        real_time = min(ticks / due, 1.0) if due >= 1 and before.ticks else 1.0  # from the first tick on
         recent = recent_lateness(self.pacer, RECENT_TICKS)
         p99 = float(np.percentile(recent, 99)) if len(recent) else 0.0
         reasons = self._reasons(cpu_share, real_time, p99) if self.judges_headroom else []
