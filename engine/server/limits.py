@@ -112,7 +112,7 @@ class TokenBucket:
         if elapsed > 0:
             self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate_per_s)
             self._at_s = now_s
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - 1e-9:  # float sums of elapsed time fall short by an ulp
             self._tokens -= 1.0
             return True
         return False
