@@ -24,10 +24,11 @@ DEFAULT_PREPARING_PER_APP = 2
 DEFAULT_CALL_LIFETIME_S = 4 * 3600.0
 DEFAULT_CALL_IDLE_S = 600.0
 DEFAULT_MAX_CPU_SHARE = 0.85
-DEFAULT_MIN_REAL_TIME = 0.97
+DEFAULT_MIN_REAL_TIME = 0.95
 DEFAULT_MAX_LATENESS_S = 0.2
 DEFAULT_STALL_S = 2.0
 DEFAULT_SAMPLE_S = 0.25
+DEFAULT_JUDGE_WINDOW_S = 2.0
 DEFAULT_HEADER_TIMEOUT_S = 5.0
 DEFAULT_BODY_TIMEOUT_S = 10.0
 DEFAULT_MAX_CONNECTIONS = 1_000
@@ -63,12 +64,13 @@ class GuardSettings:
     """The guard's settings (all times in seconds).
 
     Calls: ``call_lifetime_s`` (default 4 h) and ``call_idle_s`` (default 600 s: no request playing or waiting).
-    Admission (new calls get ``108102`` while any is broken): the media thread's CPU share of one core at most
-    ``max_cpu_share`` (0.85), ticks at least ``min_real_time`` (0.97) of real time, recent p99 lateness at most
-    ``max_lateness_s`` (0.2 s). Watchdog: the loop is *stalled* when no tick ran for ``stall_s`` (2 s); sampled
-    every ``sample_s`` (0.25 s). HTTP: headers must arrive within ``header_timeout_s`` (5 s) and a body within
-    ``body_timeout_s`` (10 s) of its headers; at most ``max_connections`` (1000) open connections.
-    Signatures: timestamps at most ``max_skew_s`` (300 s) from now.
+    Admission (new calls get ``108102`` while any is broken), judged over the last ``judge_window_s`` (2 s): the
+    media thread's CPU share of one core at most ``max_cpu_share`` (0.85), ticks at least ``min_real_time``
+    (0.95) of real time, recent p99 lateness at most ``max_lateness_s`` (0.2 s). Watchdog: the loop is
+    *stalled* when no tick ran for ``stall_s`` (2 s); sampled every ``sample_s`` (0.25 s). HTTP: headers must
+    arrive within ``header_timeout_s`` (5 s) and a body within ``body_timeout_s`` (10 s) of its headers; at
+    most ``max_connections`` (1000) open connections. Signatures: timestamps at most ``max_skew_s`` (300 s)
+    from now.
     """
 
     defaults: AppLimits = field(default_factory=AppLimits)
@@ -80,14 +82,16 @@ class GuardSettings:
     max_lateness_s: float = DEFAULT_MAX_LATENESS_S
     stall_s: float = DEFAULT_STALL_S
     sample_s: float = DEFAULT_SAMPLE_S
+    judge_window_s: float = DEFAULT_JUDGE_WINDOW_S
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_skew_s: float = DEFAULT_MAX_SKEW_S
 
     def __post_init__(self) -> None:
-        for name in ("call_lifetime_s", "call_idle_s", "max_cpu_share", "min_real_time", "max_lateness_s",
-                     "stall_s", "sample_s", "header_timeout_s", "body_timeout_s", "max_connections", "max_skew_s"):
+        for name in ("call_lifetime_s", "call_idle_s", "max_cpu_share", "min_real_time", "max_lateness_s", "stall_s",
+                     "sample_s", "judge_window_s", "header_timeout_s", "body_timeout_s", "max_connections",
+                     "max_skew_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name}: must be a number > 0, got {value!r}")

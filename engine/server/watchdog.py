@@ -1,8 +1,8 @@
 """The watchdog: samples the media loop, decides whether it has headroom for new calls and whether it stalled.
 
 A thread (``ipcc-watchdog``) takes a :class:`Sample` every ``sample_s`` seconds of real time: the loop's ticks,
-its CPU time (:attr:`~engine.media.loop.MediaLoop.cpu_ns`), missed frames, and the pacer's own clock. Between two
-samples it derives
+its CPU time (:attr:`~engine.media.loop.MediaLoop.cpu_ns`), missed frames, and the pacer's own clock. Over the
+last ``judge_window_s`` (default 2 s: one late tick does not close the door) it derives
 
 * ``cpu_share``: the media thread's CPU time over the real time elapsed (1.0 is one core);
 * ``real_time``: ticks run over ticks due by the pacer's clock (1.0: the loop keeps up; the pacer's clock may be
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -94,6 +95,7 @@ class Watchdog:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._previous = self._sample()
+        self._history: deque[Sample] = deque([self._previous])
         self._moved_at_s = self._previous.at_s  # real time at which the tick count was last seen to move
         self._health = Health(0.0, (), 0.0, 1.0, 0.0, 0)
         self._stop = threading.Event()
@@ -111,6 +113,7 @@ class Watchdog:
         with self._lock:
             self._previous = self._sample()  # the time before the loop ran is not the loop's
             self._moved_at_s = self._previous.at_s
+            self._history = deque([self._previous])
         self._thread = threading.Thread(target=self._run, name="ipcc-watchdog", daemon=True)
         self._thread.start()
 
@@ -131,10 +134,14 @@ class Watchdog:
         """Take a sample and update the verdict (the thread calls this every ``sample_s``)."""
         now = self._sample()
         with self._lock:
-            before, self._previous = self._previous, now
-            if now.ticks != before.ticks:
+            if now.ticks != self._previous.ticks:
                 self._moved_at_s = now.at_s
-            self._health = self._judge(before, now)
+            self._previous = now
+            history = self._history
+            history.append(now)
+            while len(history) > 2 and now.at_s - history[1].at_s >= self.settings.judge_window_s:
+                history.popleft()  # keep the oldest sample at least one window old
+            self._health = self._judge(history[0], now)
             self.samples += 1
             return self._health
 
