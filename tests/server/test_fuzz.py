@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from engine.config import DEMO_APP_ID
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
+from engine.server.limits import GuardSettings
 from engine.testing.server import FakeSpeaker, LiveServer
 
 LONG = os.environ.get("IPCC_FUZZ_LONG") == "1"
@@ -85,7 +86,9 @@ def _raw_variants(body: dict[str, Any]) -> st.SearchStrategy[bytes]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("fuzz")
-    settings_ = ServerSettings(voices=repo_root / "voices", recordings=root / "rec", state_dir=root / "state")
+    guard = GuardSettings(call_idle_s=1e7, call_lifetime_s=1e8)  # the live call lives through a long run (25x clock)
+    settings_ = ServerSettings(voices=repo_root / "voices", recordings=root / "rec", state_dir=root / "state",
+                               guard=guard)
     live = LiveServer(create_app(settings_, speaker=FakeSpeaker(), clock=ScaledClock(25)))
     yield live
     live.close()

@@ -28,24 +28,47 @@ SLOW_RATE = "slow-rate-app"
 GREEDY = "greedy-app"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("fair")
+def _serve(root: Path, voices: Path, guard: GuardSettings, speed: float) -> LiveServer:
     apps = {app: Application(app) for app in (DEMO_APP_ID, FEW_CALLS, SLOW_RATE, GREEDY)}
-    guard = GuardSettings(call_lifetime_s=LIFETIME_S, call_idle_s=IDLE_S,
-                          apps={FEW_CALLS: AppLimits(calls=2), SLOW_RATE: AppLimits(requests_per_s=0.001, burst=3),
-                                GREEDY: AppLimits(preparing=2)})
-    settings = ServerSettings(config=Config(apps), voices=repo_root / "voices", recordings=root / "rec",
-                              state_dir=root / "state", guard=guard)
-    live = LiveServer(create_app(settings, speaker=HoldingSpeaker(), clock=ScaledClock(10)))
+    settings = ServerSettings(config=Config(apps), voices=voices, recordings=root / "rec", state_dir=root / "state",
+                              guard=guard)
+    live = LiveServer(create_app(settings, speaker=HoldingSpeaker(), clock=ScaledClock(speed)))
     live.root = root  # type: ignore[attr-defined]
+    return live
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
+    """Short lifetimes on a clock 10x real time."""
+    guard = GuardSettings(call_lifetime_s=LIFETIME_S, call_idle_s=IDLE_S)
+    live = _serve(tmp_path_factory.mktemp("timed"), repo_root / "voices", guard, 10)
     yield live
     live.close()
 
 
+@pytest.fixture(scope="module")
+def fair(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
+    """Per-application limits, default lifetimes."""
+    guard = GuardSettings(apps={FEW_CALLS: AppLimits(calls=2), SLOW_RATE: AppLimits(requests_per_s=0.001, burst=3),
+                                GREEDY: AppLimits(preparing=2)})
+    live = _serve(tmp_path_factory.mktemp("fair"), repo_root / "voices", guard, 1)
+    yield live
+    live.close()
+
+
+def _client(server: LiveServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=30)
+
+
 @pytest.fixture()
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+def timed_client(timed: LiveServer) -> Iterator[httpx.Client]:
+    with _client(timed) as http:
+        yield http
+
+
+@pytest.fixture()
+def client(fair: LiveServer) -> Iterator[httpx.Client]:
+    with _client(fair) as http:
         yield http
 
 
@@ -64,7 +87,8 @@ def _recorded_frames(server: LiveServer, name: str) -> int:
     return sf.info(str(server.root / "rec" / f"{name}.wav")).frames  # type: ignore[attr-defined]
 
 
-def test_a_call_ends_at_its_maximum_lifetime_to_the_frame(server: LiveServer, client: httpx.Client) -> None:
+def test_a_call_ends_at_its_maximum_lifetime_to_the_frame(timed: LiveServer, timed_client: httpx.Client) -> None:
+    server, client = timed, timed_client
     call = _out_call(client, "wav:lifetime")
     assert call["code"] == "000000"
     assert _mult(client, DEMO_APP_ID, call["callId"], "tone:1", playTime=100)["code"] == "000000"  # 100 s
@@ -75,14 +99,16 @@ def test_a_call_ends_at_its_maximum_lifetime_to_the_frame(server: LiveServer, cl
     assert client.get("/ipcc/status").json()["guard"]["calls_ended"]["lifetime"] >= 1
 
 
-def test_an_idle_call_ends_after_the_idle_timeout_to_the_frame(server: LiveServer, client: httpx.Client) -> None:
+def test_an_idle_call_ends_after_the_idle_timeout_to_the_frame(timed: LiveServer, timed_client: httpx.Client) -> None:
+    server, client = timed, timed_client
     call = _out_call(client, "wav:idle")
     assert call["code"] == "000000"
     assert _recorded_frames(server, "idle") == seconds_to_samples(IDLE_S)  # never asked anything: idle from its start
     assert _mult(client, DEMO_APP_ID, call["callId"], "tone:1")["code"] == "108105"
 
 
-def test_a_request_restarts_the_idle_timeout(server: LiveServer, client: httpx.Client) -> None:
+def test_a_request_restarts_the_idle_timeout(timed: LiveServer, timed_client: httpx.Client) -> None:
+    server, client = timed, timed_client
     call = _out_call(client, "wav:busy")
     assert _mult(client, DEMO_APP_ID, call["callId"], "tone:1.5")["code"] == "000000"  # longer than IDLE_S
     frames = _recorded_frames(server, "busy")
@@ -113,7 +139,8 @@ def test_requests_over_an_applications_rate_answer_108102(client: httpx.Client) 
     assert _out_call(client)["code"] == "000000"  # other applications are not slowed
 
 
-def test_one_application_cannot_take_the_speech_worker(server: LiveServer, client: httpx.Client) -> None:
+def test_one_application_cannot_take_the_speech_worker(fair: LiveServer, client: httpx.Client) -> None:
+    server = fair
     greedy = _out_call(client, app=GREEDY)["callId"]
     results: list[dict[str, str]] = []
 
