@@ -10,8 +10,9 @@ on with its defaults). The load generator is this process (the raw keep-alive cl
    ``/ipcc/status`` read every 0.5 s: missed frames over the window, the worst 5-second p99 lateness.
 
 N is *held* when every ``outCall`` was accepted, no frame was missed in the window and the worst p99 lateness
-is under 5 ms (the bare loop's rule in ``bench_calls``). The bare-loop figure of ``bench_calls`` is measured in
-the same run, at the same sizes, as the baseline. Past capacity: a trial at twice the largest size tried shows
+is under a limit: 5 ms (``strict``, the bare loop's rule in ``bench_calls``) or 20 ms (``real time``: no frame
+a frame late). The bare loop (a ``bench_calls`` trial) is measured in the same run, at the same sizes, under the
+same rules, as the baseline. Past capacity: a trial at twice the largest size tried shows
 what the server refuses (``108102``, counted) and that lateness stays bounded.
 """
 
@@ -105,6 +106,7 @@ async def _run_trial(port: int, calls: int, seconds: float) -> dict[str, Any]:
     prime = [_request(port, "/ipcc/call/multOrders", {"appId": app, "callId": c, "orders": [LONG_ORDER]})
              for app, c in accepted]
     await _schedule(port, prime, None)
+    await asyncio.sleep(2.0)  # settle: the requests just queued start playing (the steady state is measured)
     window = await _window(port, accepted or [("", "")], seconds)
     return {"calls": calls, "accepted": len(accepted), "burst_s": burst_s,
             "burst_codes": dict(Counter(a.get("code") for a in answers)),
@@ -112,43 +114,66 @@ async def _run_trial(port: int, calls: int, seconds: float) -> dict[str, Any]:
             "codes": dict(window["codes"])}
 
 
-def _held(r: dict[str, Any]) -> bool:
-    return r["accepted"] == r["calls"] and r["missed"] == 0 and r["worst_p99_s"] < HOLD_P99_S
+def _holds(accepted: bool, missed: int, p99_s: float, limit_s: float) -> bool:
+    return accepted and missed == 0 and p99_s < limit_s
+
+
+RULES = {"strict": HOLD_P99_S, "real time": 0.020}  # p99 lateness limits: bench_calls' rule, and one frame
+
+
+def _largest(trials: list[tuple[int, bool, int, float]], limit_s: float) -> int:
+    """The largest N of consecutive trials (calls, all accepted, missed, p99 s) that hold under ``limit_s``."""
+    held = 0
+    for calls, accepted, missed, p99_s in trials:
+        if not _holds(accepted, missed, p99_s, limit_s):
+            break
+        held = calls
+    return held
+
+
+def _server_row(r: dict[str, Any]) -> Row:
+    calls = r["calls"]
+    ok = _holds(r["accepted"] == calls, r["missed"], r["worst_p99_s"], RULES["real time"])
+    return Row(BENCH, f"{calls} calls + {LOAD_PER_S:g} multOrders/s: worst p99 lateness", r["worst_p99_s"] * 1000,
+               "ms", target="< 20 ms, 0 missed, all accepted", met=ok,
+               note=f"accepted {r['accepted']}/{calls} (burst {r['burst_s']:.1f} s, codes {r['burst_codes']}, "
+                    f"{r['burst_missed']} frames missed in the burst); window missed {r['missed']}, answers "
+                    f"{r['codes']}")
 
 
 def run(quick: bool) -> list[Row]:
     """Trials with growing N, the bare loop at the same sizes, then one trial past capacity."""
-    sizes = [1000, 3000] if quick else [1000, 2000, 3000, 4000, 5000, 6000, 7000]
+    sizes = [1000, 2000] if quick else [1000, 2000, 3000, 4000, 5000, 6000, 7000]
     seconds = 3.0 if quick else 15.0
     rows: list[Row] = []
-    held = 0
-    tried: list[int] = []
+    server: list[tuple[int, bool, int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for calls in sizes:
             r = _trial(calls, seconds, tmp)
-            tried.append(calls)
-            ok = _held(r)
-            rows.append(Row(BENCH, f"{calls} calls + {LOAD_PER_S:g} multOrders/s: worst p99 lateness",
-                            r["worst_p99_s"] * 1000, "ms", target="< 5 ms, 0 missed, all accepted", met=ok,
-                            note=f"accepted {r['accepted']}/{calls} (burst {r['burst_s']:.1f} s, codes "
-                                 f"{r['burst_codes']}, {r['burst_missed']} frames missed in the burst); window "
-                                 f"missed {r['missed']}, answers {r['codes']}"))
-            if not ok:
+            server.append((calls, r["accepted"] == calls, r["missed"], r["worst_p99_s"]))
+            rows.append(_server_row(r))
+            if not _holds(*server[-1][1:], RULES["real time"]):
                 break
-            held = calls
-        over = _trial(2 * tried[-1], seconds, tmp)
-    bare = 0
-    for calls in tried:
+        over = _trial(2 * server[-1][0], seconds, tmp)
+    bare: list[tuple[int, bool, int, float]] = []
+    for calls, *_ in server:
         b = bare_loop_trial(calls, seconds)
-        if not (b["p99_ms"] < HOLD_P99_S * 1000 and b["missed"] == 0):
+        bare.append((calls, True, int(b["missed"]), b["p99_ms"] / 1000))
+        if not _holds(*bare[-1][1:], RULES["real time"]):
             break
-        bare = calls
+    tried = [calls for calls, *_ in server]
+    for rule, limit_s in RULES.items():
+        rows.append(Row(BENCH, f"largest N the server holds with HTTP load ({rule}: p99 < {limit_s * 1000:g} ms, "
+                               "0 missed)", _largest(server, limit_s), "calls",
+                        baseline="bare media loop (bench_calls trial), same sizes and rule, same run",
+                        baseline_value=_largest(bare, limit_s),
+                        note=f"sizes {tried}, {seconds:g} s windows after a 2 s settle; load generator in a second "
+                             f"process; bare p99 by size (ms): "
+                             + ", ".join(f"{c}: {p * 1000:.1f}" for c, _, _, p in bare)))
     refused = over["burst_codes"].get("108102", 0)
-    rows.append(Row(BENCH, "largest N the server holds in real time with HTTP load", held, "calls",
-                    baseline="bare media loop (bench_calls rule), same sizes, same run", baseline_value=bare,
-                    note=f"sizes {tried}, {seconds:g} s windows; load generator in a second process"))
     rows.append(Row(BENCH, f"past capacity: {over['calls']} outCalls at {BURST_PER_S:g}/s, refused (108102)",
-                    refused, "calls", target="refusals, not lateness", met=over["worst_p99_s"] < 0.2,
+                    refused, "calls", target="refusals, lateness bounded (< 200 ms)",
+                    met=refused > 0 and over["worst_p99_s"] < 0.2,
                     note=f"accepted {over['accepted']}, worst p99 lateness {over['worst_p99_s'] * 1000:.1f} ms, "
                          f"missed {over['missed']} in the window, burst missed {over['burst_missed']}, "
                          f"status: {'; '.join(over['reasons']) or 'headroom'}"))

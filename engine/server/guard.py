@@ -100,7 +100,8 @@ class Guard:
             answers = dict(self.answers)
         return {"healthy": health.healthy, "headroom": health.headroom, "reasons": health.why(),
                 "stalled_s": round(health.stalled_s, 3), "cpu_share": round(health.cpu_share, 4),
-                "real_time": round(health.real_time, 4), "recent_p99_lateness_s": health.p99_lateness_s,
+                "real_time": round(health.real_time, 4), "recent_p90_lateness_s": health.p90_lateness_s,
+                "recent_p99_lateness_s": health.p99_lateness_s,
                 "recent_missed": health.missed_in_window, "answers": answers,
                 "refusals": {code: n for code, n in answers.items() if code != OK},
                 "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(),

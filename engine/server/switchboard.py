@@ -40,7 +40,7 @@ from engine.config import Config
 from engine.core.player import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
 from engine.errors import BusyError, QueueFullError, UnknownCallError
-from engine.format import SAMPLES_PER_FRAME, frames_for, seconds_to_samples
+from engine.format import frames_for, seconds_to_samples
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 Publisher = Callable[[str, str, dict[str, Any]], Any]
 DEFAULT_MAX_CALLS = 10_000
 ENDED_POLL_TICKS = 25
-_FRAME = SAMPLES_PER_FRAME
 
 
 @dataclass
@@ -312,8 +311,7 @@ class Switchboard:
                 if kind == "idle" and live is not None and live.held:
                     continue  # a request was posted and is not applied yet: not idle
                 self._forget(call_id)
-            self.ended[kind] += 1
-            log.info("call %s ended: %s (%d frames)", call_id, kind, self._calls[call_id][0].position // _FRAME)
+            self.ended[kind] += 1  # counted, not logged: the media thread never waits on a log handler
             self._end(call_id)
 
     def _on_event(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
