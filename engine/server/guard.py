@@ -52,10 +52,10 @@ class Guard:
         """Stop the watchdog."""
         self.watchdog.close()
 
-    def refusal_reason(self) -> str:
-        """Why new calls are refused now ("" when they are not)."""
+    def refusal_reason(self, calls: int) -> str:
+        """Why a new call, making ``calls`` live calls, is refused now ("" when it is not)."""
         health = self.watchdog.health()
-        return "" if health.headroom else "; ".join(health.why())
+        return self.watchdog.projected_refusal(calls) if health.headroom else "; ".join(health.why())
 
     def admit(self, client_ip: str | None, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
         """The refusal to answer a POST with (authentication, then rate), or None to go on."""
@@ -102,7 +102,8 @@ class Guard:
                 "stalled_s": round(health.stalled_s, 3), "cpu_share": round(health.cpu_share, 4),
                 "real_time": round(health.real_time, 4), "recent_p90_lateness_s": health.p90_lateness_s,
                 "recent_p99_lateness_s": health.p99_lateness_s,
-                "recent_missed": health.missed_in_window, "answers": answers,
+                "recent_missed": health.missed_in_window,
+                "cpu_share_per_call": health.cpu_per_call, "answers": answers,
                 "refusals": {code: n for code, n in answers.items() if code != OK},
                 "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(),
                 "preparing_by_app": self.gate.in_preparation(),

@@ -68,7 +68,8 @@ class Switchboard:
     ``clock``: paces the media thread (default real time). ``wall_clock``: stamps events (default
     ``datetime.now``). ``max_calls``: live calls at most (``outCall`` beyond answers ``108102``). ``guard``:
     per-application limits and call timeouts (default :class:`GuardSettings`). :attr:`headroom` returns why new
-    calls must wait ("" when they may come; the server sets it to the watchdog's verdict).
+    calls must wait, given the number of live calls there would be ("" when they may come; the server sets it to
+    the watchdog's verdict).
     """
 
     def __init__(self, config: Config, publish: Publisher, clock: Clock | None = None,
@@ -79,7 +80,7 @@ class Switchboard:
         self.wall_clock = wall_clock
         self.max_calls = max_calls
         self.guard = guard or GuardSettings()
-        self.headroom: Callable[[], str] = str
+        self.headroom: Callable[[int], str] = lambda _calls: ""
         self.lifetime_ticks = max(1, frames_for(seconds_to_samples(self.guard.call_lifetime_s)))
         self.idle_ticks = max(1, frames_for(seconds_to_samples(self.guard.call_idle_s)))
         self.ended = {"lifetime": 0, "idle": 0}  # calls the switchboard ended by itself, by reason
@@ -119,7 +120,7 @@ class Switchboard:
                 raise QueueFullError(f"called: the engine already holds {self.max_calls} live calls")
             if self._per_app.get(app_id, 0) >= app_calls:
                 raise BusyError(f"appId: the application already holds {app_calls} live calls")
-            reason = self.headroom()
+            reason = self.headroom(len(self._live) + 1)
             if reason:
                 raise BusyError(f"called: no room for a new call now ({reason})")
             self._live[call_id] = _Live(app_id, application.queue_limit)

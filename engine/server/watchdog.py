@@ -47,6 +47,7 @@ class Sample:
     ticks: int
     cpu_ns: int
     missed: int
+    calls: int
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Health:
     p90_lateness_s: float
     p99_lateness_s: float
     missed_in_window: int
+    cpu_per_call: float = 0.0  # the CPU share one call costs (0 without calls)
 
     @property
     def healthy(self) -> bool:
@@ -109,7 +111,8 @@ class Watchdog:
 
     def _sample(self) -> Sample:
         cpu = sum(self.media.cpu_ns.values())
-        return Sample(self._monotonic(), self.pacer.clock.now(), self.pacer.ticks, cpu, self.pacer.missed)
+        return Sample(self._monotonic(), self.pacer.clock.now(), self.pacer.ticks, cpu, self.pacer.missed,
+                      len(self.media.calls))
 
     def start(self) -> None:
         """Start sampling on a daemon thread."""
@@ -157,8 +160,10 @@ class Watchdog:
         recent = recent_lateness(self.pacer, RECENT_TICKS)
         p90, p99 = (float(v) for v in np.percentile(recent, [90, 99])) if len(recent) else (0.0, 0.0)
         reasons = self._reasons(cpu_share, real_time, p90) if self.judges_headroom else []
+        mean_calls = (before.calls + now.calls) / 2
+        per_call = cpu_share / mean_calls if mean_calls >= 1 else 0.0
         return Health(self._stalled_s(now.at_s), tuple(reasons), cpu_share, real_time, p90, p99,
-                      now.missed - before.missed)
+                      now.missed - before.missed, per_call)
 
     def _reasons(self, cpu_share: float, real_time: float, p90_s: float) -> list[str]:
         s = self.settings
@@ -174,6 +179,18 @@ class Watchdog:
     def _stalled_s(self, at_s: float) -> float:
         quiet = at_s - self._moved_at_s
         return quiet if quiet >= self.settings.stall_s and not self.pacer.stopping else 0.0
+
+    def projected_refusal(self, calls: int) -> str:
+        """Why ``calls`` live calls would be too many for the media thread ("" when they are not).
+
+        The CPU share one call costs (measured) times ``calls``, against ``max_cpu_share``: a burst of set-ups is
+        refused at the projected limit, not two seconds after the loop fell behind.
+        """
+        projected = self._health.cpu_per_call * calls
+        if not self.judges_headroom or projected <= self.settings.max_cpu_share:
+            return ""
+        return (f"{calls} calls would take {projected:.0%} of the media thread's core "
+                f"> {self.settings.max_cpu_share:.0%}")
 
     def health(self) -> Health:
         """The verdict of the last sample, with the stall re-checked now (a dead watchdog thread shows as a stall)."""

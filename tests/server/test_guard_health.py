@@ -119,3 +119,25 @@ def test_metrics_show_live_calls_lateness_missed_queues_backlog_and_answers_by_c
     assert after[("ipcc_guard_healthy", ())] == 1.0
     for call_id in calls:
         client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id})
+
+
+def test_a_burst_of_calls_is_refused_at_the_projected_cpu_before_the_loop_falls_behind(
+        tmp_path: Path, repo_root: Path) -> None:
+    # issue 10: "5,000 outCalls in 7 s stall all calls 3.9 s": set-ups are refused at the projected limit
+    register_test_endpoints()
+    # only the CPU rules here (a loaded machine makes frames late without the engine being at fault)
+    guard = GuardSettings(sample_s=0.05, max_cpu_share=0.5, min_real_time=0.01, max_lateness_s=60)
+    settings = ServerSettings(voices=repo_root / "voices", recordings=tmp_path / "rec", state_dir=tmp_path / "state",
+                              guard=guard)
+    live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
+    try:
+        with httpx.Client(base_url=live.url, timeout=10) as client:
+            first = _out_call(client, "burn:8")  # 40 % of a core: under the limit by itself
+            assert first["code"] == "000000", first
+            wait_for(lambda: _guard(client)["cpu_share_per_call"] > 0.26, 20, "the call's cost measured")
+            assert _guard(client)["headroom"]  # the loop itself has room
+            second = _out_call(client, "burn:8")  # two such calls would take about 80 %
+            assert second["code"] == "108102" and "would take" in second["msg"], second
+            assert _out_call(client, "null")["code"] == "108102"  # the average call's cost is what counts
+    finally:
+        live.close()
