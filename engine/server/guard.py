@@ -24,6 +24,9 @@ from engine.server.switchboard import Switchboard
 from engine.server.watchdog import Health, Watchdog
 from engine.wire.request import error_response, ids_of
 
+#: The engine's long-lived threads, by name: ``/ipcc/status`` says whether each runs (``guard.threads``).
+ENGINE_THREADS = ("ipcc-media", "ipcc-delivery", "ipcc-watchdog")
+
 
 class Guard:
     """Authentication, per-application rate and preparation limits, refusal counters, the watchdog.
@@ -98,12 +101,13 @@ class Guard:
         health = self.watchdog.health()
         with self._lock:
             answers = dict(self.answers)
-        return {"healthy": health.healthy, "headroom": health.headroom, "reasons": health.why(),
-                "stalled_s": round(health.stalled_s, 3), "cpu_share": round(health.cpu_share, 4),
-                "real_time": round(health.real_time, 4), "recent_p90_lateness_s": health.p90_lateness_s,
-                "recent_p99_lateness_s": health.p99_lateness_s,
-                "recent_missed": health.missed_in_window,
-                "cpu_share_per_call": health.cpu_per_call, "answers": answers,
+        running = {thread.name for thread in threading.enumerate()}
+        return {"threads": {name: name in running for name in ENGINE_THREADS}, "healthy": health.healthy,
+                "headroom": health.headroom, "reasons": health.why(), "stalled_s": round(health.stalled_s, 3),
+                "cpu_share": round(health.cpu_share, 4), "real_time": round(health.real_time, 4),
+                "recent_p90_lateness_s": health.p90_lateness_s, "recent_p99_lateness_s": health.p99_lateness_s,
+                "recent_missed": health.missed_in_window, "cpu_share_per_call": health.cpu_per_call,
+                "answers": answers,
                 "refusals": {code: n for code, n in answers.items() if code != OK},
                 "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(),
                 "preparing_by_app": self.gate.in_preparation(),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ LONG = os.environ.get("IPCC_FUZZ_LONG") == "1"
 HUGE = os.environ.get("IPCC_FUZZ_HUGE") == "1"
 CASES = 2000 if LONG else 60  # per strategy (hostile bodies) and per operation / 4 (schemathesis)
 CODES = {"000000", "108100", "108101", "108102", "108104", "108105"}
-ENGINE_THREADS = {"ipcc-media", "ipcc-delivery", "ipcc-watchdog"}
+ENGINE_THREADS = {"ipcc-media", "ipcc-delivery", "ipcc-watchdog"}  # as /ipcc/status names them
 MAX_INT = 2**31 - 1
 
 _text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)  # lone surrogates included
@@ -119,8 +118,9 @@ def check_alive(http: httpx.Client) -> None:
     """The server is healthy and every engine thread runs (after a batch)."""
     status = http.get("/ipcc/status")
     assert status.status_code == 200, status.text[:300]
-    assert ENGINE_THREADS <= {t.name for t in threading.enumerate()}
-    assert status.json()["guard"]["healthy"]
+    guard = status.json()["guard"]
+    assert guard["healthy"] and all(guard["threads"].values()), guard["threads"]
+    assert set(guard["threads"]) == ENGINE_THREADS
 
 
 @pytest.mark.parametrize("path", ["/ipcc/call/multOrders", "/ipcc/call/play", "/ipcc/call/outCall",
