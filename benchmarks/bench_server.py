@@ -11,9 +11,9 @@ on with its defaults). The load generator is this process (the raw keep-alive cl
 
 N is *held* when every ``outCall`` was accepted, no frame was missed in the window and the worst p99 lateness
 is under a limit: 5 ms (``strict``, the bare loop's rule in ``bench_calls``) or 20 ms (``real time``: no frame
-a frame late). The bare loop (a ``bench_calls`` trial) is measured in the same run, at the same sizes, under the
-same rules, as the baseline. Past capacity: a trial at twice the largest size tried shows
-what the server refuses (``108102``, counted) and that lateness stays bounded.
+a frame late). The bare loop (a ``bench_calls`` trial) is measured in the same run, over the same sizes, under the
+same rules, as the baseline. Past capacity: a trial asking for 10,000 calls (4,000 quick) shows what the server
+refuses (``108102``, counted) and that lateness stays bounded.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ APPS = [f"bench-app-{i}" for i in range(4)]
 BURST_PER_S = 1000.0
 LOAD_PER_S = 500.0
 CONNECTIONS = 16
+OVER_QUICK, OVER_FULL = 4000, 10000  # calls asked for past capacity (the issue: 5,000 busy calls run at 71 %)
 LONG_ORDER = {"playFlag": 0, "voiceStr": "Welcome to the service.", "playTime": 20, "spaceTime": 500}
 
 
@@ -154,9 +155,9 @@ def run(quick: bool) -> list[Row]:
             rows.append(_server_row(r))
             if not _holds(*server[-1][1:], RULES["real time"]):
                 break
-        over = _trial(2 * server[-1][0], seconds, tmp)
+        over = _trial(OVER_QUICK if quick else OVER_FULL, seconds, tmp)
     bare: list[tuple[int, bool, int, float]] = []
-    for calls, *_ in server:
+    for calls in sizes:  # the bare loop's own search over the same sizes
         b = bare_loop_trial(calls, seconds)
         bare.append((calls, True, int(b["missed"]), b["p99_ms"] / 1000))
         if not _holds(*bare[-1][1:], RULES["real time"]):
@@ -168,8 +169,8 @@ def run(quick: bool) -> list[Row]:
                         baseline="bare media loop (bench_calls trial), same sizes and rule, same run",
                         baseline_value=_largest(bare, limit_s),
                         note=f"sizes {tried}, {seconds:g} s windows after a 2 s settle; load generator in a second "
-                             f"process; bare p99 by size (ms): "
-                             + ", ".join(f"{c}: {p * 1000:.1f}" for c, _, _, p in bare)))
+                             "process; bare loop by size: "
+                             + ", ".join(f"{c}: p99 {p * 1000:.1f} ms, {m} missed" for c, _, m, p in bare)))
     refused = over["burst_codes"].get("108102", 0)
     rows.append(Row(BENCH, f"past capacity: {over['calls']} outCalls at {BURST_PER_S:g}/s, refused (108102)",
                     refused, "calls", target="refusals, lateness bounded (< 200 ms)",

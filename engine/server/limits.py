@@ -23,7 +23,7 @@ DEFAULT_REQUEST_BURST = 4_000
 DEFAULT_PREPARING_PER_APP = 2
 DEFAULT_CALL_LIFETIME_S = 4 * 3600.0
 DEFAULT_CALL_IDLE_S = 3600.0
-DEFAULT_MAX_CPU_SHARE = 0.85
+DEFAULT_MAX_CPU_SHARE = 0.6  # of the one core the GIL gives the process: the rest is for HTTP and speech
 DEFAULT_MIN_REAL_TIME = 0.8
 DEFAULT_MAX_LATENESS_S = 0.2
 DEFAULT_STALL_S = 2.0
@@ -65,7 +65,7 @@ class GuardSettings:
 
     Calls: ``call_lifetime_s`` (default 4 h) and ``call_idle_s`` (default 1 h: no request playing or waiting).
     Admission (new calls get ``108102`` while any is broken), judged over the last ``judge_window_s`` (2 s): the
-    media thread's CPU share of one core at most ``max_cpu_share`` (0.85), ticks at least ``min_real_time``
+    media thread's CPU share of one core at most ``max_cpu_share`` (0.6), ticks at least ``min_real_time``
     (0.8) of real time, p90 lateness of the last 5 s at most ``max_lateness_s`` (0.2 s). Watchdog: the loop is
     *stalled* when no tick ran for ``stall_s`` (2 s); sampled every ``sample_s`` (0.25 s). HTTP: headers must
     arrive within ``header_timeout_s`` (5 s) and a body within ``body_timeout_s`` (10 s) of its headers; at
