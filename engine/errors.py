@@ -92,3 +92,18 @@ class NoDeviceError(RuntimeError):
 
 class EndpointError(RequestError):
     """``called`` or the caller fields are unusable; the message names the field (``108100``)."""
+
+
+class BusyError(EngineError, RuntimeError):
+    """A limit of the engine or of the application is reached (``108102``): the message names the limit."""
+
+    code = BUSY
+
+
+class AuthError(EngineError, PermissionError):
+    """The request is not the application's: address not allowed or signature missing, wrong or stale (``108101``).
+
+    The message names the header or the address rule.
+    """
+
+    code = UNKNOWN_APP

@@ -24,6 +24,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from engine.config import ConfigError, load_config
     from engine.server.app import ServerSettings, create_app
+    from engine.server.auth import read_credentials, require_auth_off_loopback
+    from engine.server.protocol import uvicorn_options
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -32,7 +34,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = ServerSettings(config=config, voices=args.voices,
                                   recordings=args.recordings or config.recordings or Path("recordings"),
                                   state_dir=args.state or config.state_dir or Path("state"), cache=args.cache,
-                                  max_calls=args.max_calls, fsync=args.fsync)
+                                  max_calls=args.max_calls, fsync=args.fsync,
+                                  auth=read_credentials(args.config))  # guard: secret / allowIps
         app = create_app(settings)
     except (ConfigError, OSError, ValueError) as exc:  # OSError: an unusable state folder (delivery)
         return fail(str(exc))
@@ -43,9 +46,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             attach_sip(app.state.engine, args.sip, args.config)
         except (OSError, ValueError) as exc:
             return fail(str(exc))
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        logging.getLogger(__name__).warning("listening on %s: the API has no authentication", args.host)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    try:  # guard: beyond loopback, every application must have a secret or an IP allow-list
+        require_auth_off_loopback(args.host, settings.auth, settings.config.applications)
+    except ValueError as exc:
+        return fail(str(exc))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                **uvicorn_options(settings.guard))  # guard: header/body read deadlines, connection cap
     return EXIT_OK
 
 

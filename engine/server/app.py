@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from engine.admission import check_request, prepare
@@ -44,9 +44,13 @@ from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError
 from engine.format import seconds_to_samples
 from engine.media.pacer import Clock
 from engine.server import call_api, docs, upload
+from engine.server.auth import AuthSettings
 from engine.server.delivery import DEFAULT_CONCURRENCY, Delivery, RetryPolicy
 from engine.server.endpoints import EndpointContext, OutCallSpec, parse_out_call
+from engine.server.guard import Guard
 from engine.server.http import Action, add_post, install_error_answers
+from engine.server.limits import GuardSettings
+from engine.server.metrics import CONTENT_TYPE, exposition, registry_for
 from engine.server.routes import Connection, connect
 from engine.server.switchboard import DEFAULT_MAX_CALLS, RequestHook, Switchboard
 from engine.server.upload import MAX_UPLOAD_BYTES, check_owner, owned
@@ -85,7 +89,8 @@ class ServerSettings:
     """Everything ``serve`` is configured with.
 
     Paths default to the current folder's ``recordings/`` and ``state/`` (the event log). ``prepare_workers``: threads
-    checking and preparing requests.
+    checking and preparing requests. ``guard``: per-application limits, call timeouts, admission and HTTP
+    timeouts; ``auth``: per-application credentials (none by default).
     """
 
     config: Config = field(default_factory=default_config)
@@ -100,6 +105,8 @@ class ServerSettings:
     fsync: bool = False
     delivery_concurrency: int | dict[str, int] = DEFAULT_CONCURRENCY  # events in flight per application
     prepare_workers: int = 4
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 class Engine:
@@ -120,7 +127,8 @@ class Engine:
         self.delivery = Delivery(settings.state_dir, callbacks, settings.retry, settings.fsync,
                                  concurrency=settings.delivery_concurrency, wall_clock=wall_clock)
         self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock, settings.max_calls,
-                                 ledger=self.delivery)
+                                 settings.guard, ledger=self.delivery)
+        self.guard = Guard(settings.guard, settings.auth, self.board, self.delivery)
         self.endpoints = EndpointContext(Path(settings.recordings), self.library)
         self.pool = ThreadPoolExecutor(settings.prepare_workers, thread_name_prefix="ipcc-prepare")
 
@@ -128,9 +136,11 @@ class Engine:
         """Start delivering events and playing calls."""
         self.delivery.start()
         self.board.start()
+        self.guard.start()
 
     def close(self) -> None:
         """Hang up every call, stop the media thread, deliver what can be delivered, stop."""
+        self.guard.close()
         self.board.close()
         self.delivery.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -165,7 +175,8 @@ class Engine:
                 hook: HookFactory | None = None) -> dict[str, Any]:
         request, application = check_request(self.decode(body), self.config, self.library, owned(parse),
                                              self.board.check_call)
-        program = prepare(request, self.library, self.speaker, application.voice)
+        with self.guard.preparing(request.app_id):  # bounded per application: one tenant cannot take the pool
+            program = prepare(request, self.library, self.speaker, application.voice)
         self.board.submit(request.app_id, request.call_id, program, hook(request) if hook else None)
         return response(OK, "ok", request.app_id, request.call_id)
 
@@ -314,7 +325,8 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
 
 
 def register(app: FastAPI, engine: Engine) -> None:
-    """The five endpoints of the contract's first page, the events and the status."""
+    """The five endpoints of the contract's first page, the events, the status and the metrics."""
+    guard = engine.guard
     add_post(app, engine, "/ipcc/call/multOrders", MultOrdersBody, engine.mult_orders, "Queue play orders on a call",
              fast=engine.mult_orders_cached)
     add_post(app, engine, "/ipcc/call/play", PlayBody, engine.play, "Queue one play order on a call",
@@ -324,9 +336,13 @@ def register(app: FastAPI, engine: Engine) -> None:
     add_post(app, engine, "/ipcc/call/disConnect", CallBody, engine.disconnect, "Hang up a call", inline=True)
 
     @app.get("/ipcc/events", response_model=EventsResponse, summary="A call's events, in order")
-    async def events(callId: str) -> Response:  # noqa: N803 - the contract's spelling
+    async def events(request: Request, callId: str, appId: str = "") -> Response:  # noqa: N803 - the contract's
+        refusal = guard.admit_query(appId, request.client.host if request.client else None, request.headers,
+                                    request.url.query.encode())  # guard: the call's appId (and signature)
+        if refusal is not None:
+            return JSONResponse({**refusal, "callId": callId, "events": []})
         kept = engine.delivery.events(callId)
-        if kept is None and not engine.board.is_live(callId):
+        if (kept[0].get("appId") if kept else engine.board.app_of(callId)) != appId or not appId:
             return JSONResponse({"code": UNKNOWN_CALL, "msg": f"callId: no events for {callId[:64]!r}",
                                  "callId": callId, "events": []})
         return JSONResponse({"code": OK, "msg": "ok", "callId": callId, "events": kept or []})
@@ -334,8 +350,20 @@ def register(app: FastAPI, engine: Engine) -> None:
     @app.get("/ipcc/status", response_model=StatusResponse, summary="Live calls, timing, delivery")
     async def status() -> Response:
         pacer = engine.board.pacer.stats()
-        return JSONResponse({"calls": engine.board.sizes(), "pacer": vars(pacer),
-                             "delivery": engine.delivery.stats()})
+        body = {"calls": engine.board.sizes(), "pacer": vars(pacer), "delivery": engine.delivery.stats(),
+                "guard": guard.status()}
+        if not body["guard"]["healthy"]:  # guard: the watchdog says the media loop stalled
+            return JSONResponse({"code": INTERNAL, "msg": "; ".join(body["guard"]["reasons"]), **body}, 503)
+        return JSONResponse(body)
+
+    registry = registry_for(guard.snapshot)
+
+    @app.get("/metrics", summary="Prometheus metrics (503 while the media loop is stalled)")
+    async def metrics() -> Response:
+        health = guard.health()
+        if not health.healthy:
+            return JSONResponse({"code": INTERNAL, "msg": "; ".join(health.why())}, 503)
+        return Response(exposition(registry), media_type=CONTENT_TYPE)
 
 
 #: The modules whose ``register(app, engine)`` adds routes, in order (this one first).

@@ -137,6 +137,10 @@ class Delivery:
                     "errors": self.counters.errors, "backlog": sum(a["backlog"] for a in apps.values()),
                     "calls_kept": len(self._memory), "disk_full": self.disk_full, "applications": apps}
 
+    def backlogs(self) -> dict[str, int]:
+        """Events held in memory and not yet acknowledged, per application (those with any)."""
+        return {app_id: sender.backlog for app_id, sender in list(self._senders.items()) if sender.backlog}
+
     def start(self) -> None:
         """Start the delivery thread (returns once it runs; ``RuntimeError`` if it could not start)."""
         self._thread = threading.Thread(target=self._run, name="ipcc-delivery", daemon=True)

@@ -30,9 +30,14 @@ Action = Callable[[str], dict[str, Any] | None]
 
 
 class Answering(Protocol):
-    """What :func:`add_post` needs of the engine: a body limit, a pool, and a safe way to run an action."""
+    """What :func:`add_post` needs of the engine: a body limit, a pool, a guard, and a safe way to run an action.
+
+    ``guard`` (:class:`~engine.server.guard.Guard`): ``admit(host, headers, raw_body)`` answers a refusal (who may
+    post, how often) or None; ``count(answer)`` counts answers by code.
+    """
 
     pool: Any
+    guard: Any
 
     @property
     def max_body_bytes(self) -> int:
@@ -68,21 +73,34 @@ def add_post(app: FastAPI, engine: Answering, path: str, model: type, action: Ac
 
     async def endpoint(request: Request) -> Response:
         try:
-            body = await read_text(request, engine.max_body_bytes)
+            raw = await read_body(request, engine.max_body_bytes)
         except RequestError as exc:
             return JSONResponse(error_response(exc), headers={"Connection": "close"})
         except ClientDisconnect:
             return Response(status_code=400)
-        if inline:
-            return JSONResponse(engine.answer(action, body))
-        if fast is not None and (answer := engine.answer(fast, body)) is not None:
-            return JSONResponse(answer)
-        loop = asyncio.get_running_loop()
-        return JSONResponse(await loop.run_in_executor(engine.pool, engine.answer, action, body))
+        answer = engine.guard.admit(request.client.host if request.client else None, request.headers, raw)
+        if answer is None:
+            answer = await _answer(engine, raw, request.headers.get("content-type"), action, inline, fast)
+        engine.guard.count(answer)
+        return JSONResponse(answer)
 
     endpoint.__name__ = path.rsplit("/", 1)[-1]
     app.add_api_route(path, endpoint, methods=["POST"], response_model=IpccResponse, summary=summary,
                       openapi_extra=request_body(model))
+
+
+async def _answer(engine: Answering, raw: bytes, content_type: str | None, action: Action, inline: bool,
+                  fast: Action | None) -> dict[str, Any] | None:
+    """The answer to an admitted body: decoded by its charset, then ``fast``, inline or on the pool."""
+    try:
+        body = decode_text(raw, content_type)
+    except RequestError as exc:
+        return error_response(exc)
+    if inline:
+        return engine.answer(action, body)
+    if fast is not None and (answer := engine.answer(fast, body)) is not None:
+        return answer
+    return await asyncio.get_running_loop().run_in_executor(engine.pool, engine.answer, action, body)
 
 
 def contract_error(code: str, msg: str) -> JSONResponse:

@@ -20,11 +20,19 @@ Call events: a call's ``callstatrpt`` (answered) is published when the media thr
 ``calldisconnectrpt`` and ``callbillrpt`` follow its last ``multrpt``. A request may carry a hook
 (:data:`RequestHook`), called on the media thread right after its ``multrpt`` is published (``playoverrpt``,
 a transfer's next step); a hook must only publish or post commands, never touch the media loop.
+
+Guard (:class:`~engine.server.limits.GuardSettings`). ``outCall`` is refused (``108102``) beyond ``max_calls``,
+beyond the application's ``calls`` limit, and while :attr:`Switchboard.headroom` names a reason (the watchdog's
+verdict). A call ends by itself (its requests with ``hangup``) after ``call_lifetime_s`` from its start, or
+after ``call_idle_s`` without any request held (from its start, or from its last ``multrpt``): both are counted
+in whole frames, kept in a heap of deadlines, so the media thread pays O(1) per tick and O(log n) per call.
 """
 
 from __future__ import annotations
 
 import gc
+import heapq
+import itertools
 import logging
 import threading
 import uuid
@@ -37,17 +45,19 @@ from typing import Any
 from engine.config import Config
 from engine.core.reports import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
-from engine.errors import QueueFullError, UnknownCallError
-from engine.format import SAMPLES_PER_FRAME
+from engine.errors import BusyError, QueueFullError, UnknownCallError
+from engine.format import SAMPLES_PER_FRAME, frames_for, seconds_to_samples
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
+from engine.server.limits import GuardSettings
 from engine.wire.call_events import (
     ANSWERED,
     REASON_APP,
     REASON_ERROR,
     REASON_REMOTE,
     REASON_SHUTDOWN,
+    REASON_TIMEOUT,
     call_bill_report,
     call_disconnect_report,
     call_stat_report,
@@ -76,18 +86,31 @@ class Switchboard:
     """The registry of live calls and the media thread that plays them.
 
     ``clock``: paces the media thread (default real time). ``wall_clock``: stamps events (default
-    ``datetime.now``). ``max_calls``: live calls at most (``outCall`` beyond answers ``108102``).
+    ``datetime.now``). ``max_calls``: live calls at most (``outCall`` beyond answers ``108102``). ``guard``:
+    per-application limits and call timeouts (default :class:`GuardSettings`). :attr:`headroom` returns why new
+    calls must wait, given the number of live calls there would be ("" when they may come; the server sets it to
+    the watchdog's verdict).
     ``ledger``: journals calls and accepted requests (a :class:`~engine.server.delivery.Delivery`; None: none).
     """
 
     def __init__(self, config: Config, publish: Publisher, clock: Clock | None = None,
                  wall_clock: Callable[[], datetime] = datetime.now, max_calls: int = DEFAULT_MAX_CALLS,
-                 ledger: Any = None) -> None:
+                 guard: GuardSettings | None = None, ledger: Any = None) -> None:
         self.config = config
         self.publish = publish
         self.ledger = ledger  # delivery hook: call_started / request_accepted raise 108104; call_ended queues
         self.wall_clock = wall_clock
         self.max_calls = max_calls
+        self.guard = guard or GuardSettings()
+        self.headroom: Callable[[int], str] = lambda _calls: ""
+        self.lifetime_ticks = max(1, frames_for(seconds_to_samples(self.guard.call_lifetime_s)))
+        self.idle_ticks = max(1, frames_for(seconds_to_samples(self.guard.call_idle_s)))
+        self.ended = {"lifetime": 0, "idle": 0}  # calls the switchboard ended by itself, by reason
+        self._per_app: dict[str, int] = {}  # live calls per application (under the lock)
+        # media thread only: (tick, order, call id, kind, generation) of lifetime and idle deadlines
+        self._deadlines: list[tuple[int, int, str, str, int]] = []
+        self._generation: dict[str, int] = {}  # media thread only: bumped when a request is queued on the call
+        self._order = itertools.count()
         self.media = MediaLoop()
         self.pacer = Pacer(clock or MonotonicClock(), self._tick)
         self._lock = threading.Lock()
@@ -116,14 +139,33 @@ class Switchboard:
         application = self.config.application(app_id)
         call_id = call_id or uuid.uuid4().hex
         call = Call(app_id, call_id, endpoint.caller, endpoint.sink, self._on_event, application.queue_limit)
+        app_calls = self.guard.limits(app_id).calls
         with self._lock:
             if len(self._live) >= self.max_calls:
                 raise QueueFullError(f"called: the engine already holds {self.max_calls} live calls")
+            if self._per_app.get(app_id, 0) >= app_calls:
+                raise BusyError(f"appId: the application already holds {app_calls} live calls")
+            reason = self.headroom(len(self._live) + 1)
+            if reason:
+                raise BusyError(f"called: no room for a new call now ({reason})")
             if self.ledger is not None:  # delivery hook: journaled before it is live (108104 if it cannot be)
                 self.ledger.call_started(app_id, call_id)
             self._live[call_id] = _Live(app_id, application.queue_limit, info=getattr(endpoint, "info", None))
+            self._per_app[app_id] = self._per_app.get(app_id, 0) + 1
             self._commands.append(("add", (call, endpoint)))
         return call_id
+
+    def _forget(self, call_id: str) -> bool:
+        """Take ``call_id`` out of the registry (the lock held); False when it was not there."""
+        live = self._live.pop(call_id, None)
+        if live is None:
+            return False
+        left = self._per_app[live.app_id] - 1
+        if left:
+            self._per_app[live.app_id] = left
+        else:
+            del self._per_app[live.app_id]
+        return True
 
     def submit(self, app_id: str, call_id: str, program: Program, hook: RequestHook | None = None) -> None:
         """Queue ``program`` on the call: ``108105`` if it is not live, ``108102`` if its queue is full.
@@ -153,7 +195,7 @@ class Switchboard:
         """
         with self._lock:
             self.check_call(app_id, call_id)
-            del self._live[call_id]
+            self._forget(call_id)
             self._commands.append(("hangup", (call_id, reason)))
 
     def after(self, samples: int, action: Callable[[], None]) -> None:
@@ -175,9 +217,19 @@ class Switchboard:
         live = self._live.get(call_id)
         return live.info if live is not None else None
 
+    def calls_by_app(self) -> dict[str, int]:
+        """Live calls per application."""
+        with self._lock:
+            return dict(self._per_app)
+
     def is_live(self, call_id: str) -> bool:
         """True while ``call_id`` is a live call (of any application)."""
         return call_id in self._live
+
+    def app_of(self, call_id: str) -> str | None:
+        """The application of the live call ``call_id`` (None when it is not live)."""
+        live = self._live.get(call_id)
+        return live.app_id if live is not None else None
 
     def live_calls(self, app_id: str | None = None) -> list[str]:
         """The live call ids (of ``app_id``, or all)."""
@@ -201,7 +253,7 @@ class Switchboard:
         """Hang up every call (their events are published, recordings finished) and stop the media thread."""
         with self._lock:
             for call_id in list(self._live):
-                del self._live[call_id]
+                self._forget(call_id)
                 self._commands.append(("hangup", (call_id, REASON_SHUTDOWN)))
             self._commands.append(("exit", None))
         if self._thread is not None:
@@ -223,10 +275,12 @@ class Switchboard:
     def _tick(self) -> None:
         if self._commands:
             self._apply_commands()
+        if self._deadlines and self._deadlines[0][0] <= self.media.ticks:
+            self._expire()
         self.media.tick()
         for call in self.media.failed:  # a call the engine failed on is dropped, not retried every frame
             with self._lock:
-                self._live.pop(call.call_id, None)
+                self._forget(call.call_id)
             self._end(call.call_id, REASON_ERROR)
         if self._ending and self.media.ticks % ENDED_POLL_TICKS == 0:
             self._poll_ended()
@@ -263,6 +317,9 @@ class Switchboard:
                 self.publish(call.app_id, call.call_id, call_stat_report(info, ANSWERED, info.answered))
             if endpoint.attach is not None:
                 endpoint.attach(call)
+            self._generation[call.call_id] = 0
+            self._deadline(self.lifetime_ticks, call.call_id, "lifetime")
+            self._deadline(self.idle_ticks, call.call_id, "idle")
             if endpoint.ended is not None:
                 self._ending.append((call, endpoint.ended))
         elif kind == "submit":
@@ -273,6 +330,7 @@ class Switchboard:
                 self._on_event(call, RequestReport(Result.HANGUP, None, 0), call.position_samples)
             else:
                 call.pending.append(program)  # the registry already checked the limit
+                self._generation[call_id] += 1  # no longer idle: its idle deadline is void
         elif kind == "stop":
             self._calls[arg][0].stop()
         elif kind == "hangup":
@@ -289,6 +347,7 @@ class Switchboard:
         if entry is None:
             return
         call, endpoint = entry
+        self._generation.pop(call_id, None)
         call.hang_up()
         del self._calls[call_id]
         self._hooks.pop(call_id, None)
@@ -313,8 +372,28 @@ class Switchboard:
                 gone = True
             if gone:
                 with self._lock:
-                    self._live.pop(call.call_id, None)
+                    self._forget(call.call_id)
                 self._end(call.call_id, REASON_REMOTE)
+
+    def _deadline(self, after_ticks: int, call_id: str, kind: str) -> None:
+        """End ``call_id`` (``kind``: lifetime or idle) before the tick ``after_ticks`` from the current one."""
+        entry = (self.media.ticks + after_ticks, next(self._order), call_id, kind, self._generation[call_id])
+        heapq.heappush(self._deadlines, entry)
+
+    def _expire(self) -> None:
+        """End the calls whose deadline is the current tick (stale idle deadlines are dropped)."""
+        deadlines, now = self._deadlines, self.media.ticks
+        while deadlines and deadlines[0][0] <= now:
+            _, _, call_id, kind, generation = heapq.heappop(deadlines)
+            if call_id not in self._calls or (kind == "idle" and generation != self._generation[call_id]):
+                continue
+            with self._lock:
+                live = self._live.get(call_id)
+                if kind == "idle" and live is not None and live.held:
+                    continue  # a request was posted and is not applied yet: not idle
+                self._forget(call_id)
+            self.ended[kind] += 1  # counted, not logged: the media thread never waits on a log handler
+            self._end(call_id, REASON_TIMEOUT)
 
     def _on_event(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
         if isinstance(event, RequestReport):
@@ -322,6 +401,10 @@ class Switchboard:
                 live = self._live.get(call.call_id)
                 if live is not None:
                     live.held -= 1
+                    idle = not live.held
+            if live is not None and idle and call.call_id in self._generation:
+                self._generation[call.call_id] += 1
+                self._deadline(1 + self.idle_ticks, call.call_id, "idle")
         self.publish(call.app_id, call.call_id, event_body(event, call.app_id, call.call_id, self.wall_clock()))
         hooks = self._hooks.get(call.call_id)
         if isinstance(event, RequestReport) and hooks:

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import uvicorn
 
+from engine.config import DEMO_APP_ID
 from engine.format import SAMPLE_RATE_HZ
 
 FIXED_TIME = datetime(2024, 5, 6, 7, 8, 9, 123000)
@@ -38,9 +39,9 @@ class FakeSpeaker:
 
 
 class LiveServer:
-    """``app`` served by uvicorn in a background thread on a free 127.0.0.1 port."""
+    """``app`` served by uvicorn in a background thread on a free 127.0.0.1 port; ``options``: uvicorn.Config's."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -49,7 +50,7 @@ class LiveServer:
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **options))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -132,18 +133,18 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = 
 REQUEST_EVENTS = ("ivrreportdtmf", "multrpt")
 
 
-def call_events(client: httpx.Client, call_id: str, kinds: tuple[str, ...] | None = REQUEST_EVENTS
-                ) -> list[dict[str, Any]]:
-    """The events the server kept for ``call_id`` whose ``event`` is one of ``kinds`` (None: every event)."""
-    events = client.get("/ipcc/events", params={"callId": call_id}).json()["events"]
+def call_events(client: httpx.Client, call_id: str, kinds: tuple[str, ...] | None = REQUEST_EVENTS,
+                app_id: str = DEMO_APP_ID) -> list[dict[str, Any]]:
+    """The events kept for ``call_id`` (a call of ``app_id``) whose ``event`` is one of ``kinds`` (None: all)."""
+    events = client.get("/ipcc/events", params={"callId": call_id, "appId": app_id}).json()["events"]
     return events if kinds is None else [event for event in events if event.get("event") in kinds]
 
 
 def wait_events(client: httpx.Client, call_id: str, count: int, timeout_s: float = 10.0,
-                kinds: tuple[str, ...] | None = REQUEST_EVENTS) -> list[dict[str, Any]]:
+                kinds: tuple[str, ...] | None = REQUEST_EVENTS, app_id: str = DEMO_APP_ID) -> list[dict[str, Any]]:
     """Wait until ``call_id`` has at least ``count`` events of ``kinds`` (default: its requests'); return them."""
     def enough() -> list[dict[str, Any]] | None:
-        events = call_events(client, call_id, kinds)
+        events = call_events(client, call_id, kinds, app_id)
         return events if len(events) >= count else None
 
     return wait_for(enough, timeout_s, f"{count} events of {call_id}")

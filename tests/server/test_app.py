@@ -110,7 +110,7 @@ def test_unknown_application_and_unknown_call(client: httpx.Client) -> None:
         assert client.post(path, json={"appId": DEMO_APP_ID, "callId": "x"}).json()["code"] == "108105"
     other = _out_call(client, app=SMALL_APP)
     assert _mult(client, other)["code"] == "108105"  # a live call, of another application
-    assert client.get("/ipcc/events", params={"callId": "never"}).json()["code"] == "108105"
+    assert client.get("/ipcc/events", params={"callId": "never", "appId": DEMO_APP_ID}).json()["code"] == "108105"
 
 
 def test_hung_up_call_answers_108105(client: httpx.Client) -> None:
@@ -130,7 +130,7 @@ def test_queue_full_answers_108102(client: httpx.Client) -> None:
     full = _mult(client, call_id, long, app=SMALL_APP)
     assert full["code"] == "108102" and "queue" in full["msg"]
     client.post("/ipcc/call/stoPlay", json={"appId": SMALL_APP, "callId": call_id})
-    wait_events(client, call_id, 1)
+    wait_events(client, call_id, 1, app_id=SMALL_APP)
     assert _mult(client, call_id, long, app=SMALL_APP)["code"] == "000000"  # the stopped one made room
     client.post("/ipcc/call/disConnect", json={"appId": SMALL_APP, "callId": call_id})
 

@@ -132,7 +132,7 @@ def test_server_events_reach_a_flaky_callback_and_the_log(tmp_path: Path, repo_r
                     "orders": [{"playFlag": 0, "voiceStr": "tone:1", "getkey": 1, "maxRevCnt": 1}]}
             for _ in range(2):
                 assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
-            expected = wait_events(client, ids["flaky-app"], 4)
+            expected = wait_events(client, ids["flaky-app"], 4, app_id="flaky-app")
             wait_for(lambda: len(receiver.acked) == 5, what="5 acknowledged events (callstatrpt first)")
             assert hanging.posts and hanging.acked == []  # not held up by the hanging application
             assert receiver.acked[0]["event"] == "callstatrpt"

@@ -268,13 +268,17 @@ def test_kill_9_then_restart_every_accepted_request_and_live_call_gets_its_outco
     try:
         wait_for(lambda: sum(b["event"] == "calldisconnectrpt" for b in receiver.acked) == 5, timeout_s=30,
                  what="a hang-up event for every live call")
+        # Delivery is at least once: an event acknowledged just before the kill, whose acknowledgement had not
+        # reached the disk yet, is sent again (the very same body). Count distinct bodies.
+        distinct = list({json.dumps(b, sort_keys=True): b for b in receiver.acked}.values())
         for call_id, count in accepted.items():
-            bodies = [b for b in receiver.acked if b["callId"] == call_id]
+            bodies = [b for b in distinct if b["callId"] == call_id]
             results = [b["result"] for b in bodies if b["event"] == "multrpt"]
             assert len(results) == count, (call_id, results)  # every accepted request has exactly one outcome
             assert results == (["complete"] if count == 1 else ["error", "error"])
             assert bodies[-1]["event"] == "calldisconnectrpt" and bodies[-1]["reason"] == "restart"
-        assert len(receiver.acked) == len(receiver.posts) == 5 + 3 + 4 + 5  # callstatrpt, multrpt, hang-ups
+        assert len(distinct) == 5 + 3 + 4 + 5  # callstatrpt, multrpt, hang-ups
+        assert len(receiver.acked) - len(distinct) <= 3  # resent: only what was acknowledged right before the kill
     finally:
         second.process.send_signal(signal.SIGTERM)
         assert second.process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled

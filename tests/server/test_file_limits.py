@@ -13,6 +13,7 @@ import soundfile as sf
 from engine.config import DEMO_APP_ID, Application, Config
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
+from engine.server.limits import AppLimits, GuardSettings
 from engine.testing.media_files import noise, write_silence
 from engine.testing.server import FakeSpeaker, LiveServer
 
@@ -27,7 +28,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
     (voices / "evil.wav").symlink_to(root / "secret.wav")
     sf.write(str(root / "secret.wav"), noise(1, 8000), 8000, subtype="PCM_16")
     settings = ServerSettings(config=Config({DEMO_APP_ID: Application(DEMO_APP_ID)}), voices=voices,
-                              recordings=root / "recordings", state_dir=root / "state")
+                              recordings=root / "recordings", state_dir=root / "state",
+                              guard=GuardSettings(defaults=AppLimits(preparing=4)))  # four first loads at once
     app = create_app(settings, speaker=FakeSpeaker(), clock=ScaledClock(25))
     live = LiveServer(app)
     yield live, root

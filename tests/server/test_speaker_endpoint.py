@@ -70,7 +70,7 @@ def test_a_server_call_plays_on_the_speaker_and_hears_the_terminal(tmp_path: Pat
             server.stdin.flush()
 
             def events() -> list[dict]:
-                return httpx.get(f"{base}/events", params={"callId": call_id}).json().get("events", [])
+                return httpx.get(f"{base}/events", params={"callId": call_id, "appId": APP}).json().get("events", [])
 
             assert wait_for(lambda: any(e["event"] == "multrpt" for e in events()), 20)
             dtmf = [e for e in events() if e["event"] == "ivrreportdtmf"]

@@ -1,0 +1,124 @@
+"""The guard at the server's door: who may ask (authentication), how often (rate), and how healthy the engine is.
+
+One :class:`Guard` per server. The HTTP layer calls :meth:`Guard.admit` with each POST's body before any work
+(a refusal is the answer to send), :meth:`Guard.admit_query` for ``GET /ipcc/events``, :meth:`Guard.count` with
+every answer (refusals are counted by code), :meth:`Guard.preparing` around a request's preparation (speech,
+files: bounded per application) and :meth:`Guard.status` for ``/ipcc/status`` and ``/metrics``. The watchdog's
+verdict is the switchboard's admission rule for new calls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
+
+from engine.errors import INTERNAL, OK, EngineError
+from engine.server.auth import Authenticator, AuthSettings
+from engine.server.delivery import Delivery
+from engine.server.limits import AppGate, GuardSettings
+from engine.server.switchboard import Switchboard
+from engine.server.watchdog import Health, Watchdog
+from engine.wire.request import error_response, ids_of
+
+#: The engine's long-lived threads, by name: ``/ipcc/status`` says whether each runs (``guard.threads``).
+ENGINE_THREADS = ("ipcc-media", "ipcc-delivery", "ipcc-watchdog")
+
+
+class Guard:
+    """Authentication, per-application rate and preparation limits, refusal counters, the watchdog.
+
+    ``monotonic`` (seconds) paces the token buckets and the watchdog; ``wall`` (Unix seconds) checks signature
+    timestamps.
+    """
+
+    def __init__(self, settings: GuardSettings, auth: AuthSettings, board: Switchboard, delivery: Delivery,
+                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.board = board
+        self.delivery = delivery
+        self.gate = AppGate(settings, monotonic)
+        self.auth = Authenticator(auth, wall)
+        self.watchdog = Watchdog(board.media, board.pacer, settings, monotonic)
+        board.headroom = self.refusal_reason
+        self._lock = threading.Lock()
+        self.answers: Counter[str] = Counter()
+
+    def start(self) -> None:
+        """Start the watchdog."""
+        self.watchdog.start()
+
+    def close(self) -> None:
+        """Stop the watchdog."""
+        self.watchdog.close()
+
+    def refusal_reason(self, calls: int) -> str:
+        """Why a new call, making ``calls`` live calls, is refused now ("" when it is not)."""
+        health = self.watchdog.health()
+        return self.watchdog.projected_refusal(calls) if health.headroom else "; ".join(health.why())
+
+    def admit(self, client_ip: str | None, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+        """The refusal to answer a POST with (authentication, then rate), or None to go on."""
+        try:
+            ids = ids_of(body)
+        except Exception:  # e.g. RecursionError on absurd nesting: the body's checks will answer it
+            ids = {"appId": "", "callId": ""}
+        try:
+            if self.auth.enabled:
+                self.auth.check(ids["appId"], client_ip, headers, body)
+            self.gate.take_request(ids["appId"])
+        except EngineError as exc:
+            return error_response(exc, ids)
+        return None
+
+    def admit_query(self, app_id: str, client_ip: str | None, headers: Mapping[str, str],
+                    query: bytes) -> dict[str, Any] | None:
+        """The refusal to answer a GET of ``app_id`` with (its signature covers the raw ``query``), or None."""
+        try:
+            if self.auth.enabled:
+                self.auth.check(app_id, client_ip, headers, query)
+            self.gate.take_request(app_id)
+        except EngineError as exc:
+            return error_response(exc, {"appId": app_id})
+        return None
+
+    def preparing(self, app_id: str) -> AbstractContextManager[None]:
+        """Hold one of ``app_id``'s preparation slots (``108102`` when it has none left)."""
+        return self.gate.preparing(app_id)
+
+    def count(self, answer: Mapping[str, Any] | None) -> None:
+        """Count one answer by its code."""
+        code = answer.get("code") if answer else None
+        with self._lock:
+            self.answers[code if isinstance(code, str) else INTERNAL] += 1
+
+    def health(self) -> Health:
+        """The watchdog's verdict now."""
+        return self.watchdog.health()
+
+    def status(self) -> dict[str, Any]:
+        """The guard's part of ``/ipcc/status``: health, headroom and why, answers by code, per-application figures."""
+        health = self.watchdog.health()
+        with self._lock:
+            answers = dict(self.answers)
+        running = {thread.name for thread in threading.enumerate()}
+        return {"threads": {name: name in running for name in ENGINE_THREADS}, "healthy": health.healthy,
+                "headroom": health.headroom, "reasons": health.why(), "stalled_s": round(health.stalled_s, 3),
+                "cpu_share": round(health.cpu_share, 4), "real_time": round(health.real_time, 4),
+                "recent_p90_lateness_s": health.p90_lateness_s, "recent_p99_lateness_s": health.p99_lateness_s,
+                "recent_missed": health.missed_in_window, "cpu_share_per_call": health.cpu_per_call,
+                "answers": answers,
+                "refusals": {code: n for code, n in answers.items() if code != OK},
+                "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(),
+                "preparing_by_app": self.gate.in_preparation(),
+                "backlog_by_app": self.delivery.backlogs()}
+
+    def snapshot(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Everything ``/metrics`` shows, as (part, figures) pairs: switchboard, pacer, delivery, guard."""
+        yield "calls", self.board.sizes()
+        yield "pacer", vars(self.board.pacer.stats())
+        yield "delivery", self.delivery.stats()
+        yield "guard", self.status()

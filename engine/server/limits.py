@@ -1,0 +1,168 @@
+"""Per-application limits: the settings of the guard, a token bucket per application and in-flight preparation slots.
+
+Every limit has a named default; :class:`GuardSettings` is a field of the server's settings. The limits an
+application gets are :class:`AppLimits` (``GuardSettings.apps`` overrides them per ``appId``). Refusals are
+:class:`~engine.errors.BusyError` (``108102``) naming the limit.
+
+Time is injected: a :class:`TokenBucket` is given the time of each request (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from engine.errors import BusyError
+
+DEFAULT_CALLS_PER_APP = 5_000
+DEFAULT_REQUESTS_PER_S = 2_000.0
+DEFAULT_REQUEST_BURST = 4_000
+DEFAULT_PREPARING_PER_APP = 2
+DEFAULT_CALL_LIFETIME_S = 4 * 3600.0
+DEFAULT_CALL_IDLE_S = 3600.0
+DEFAULT_MAX_CPU_SHARE = 0.6  # of the one core the GIL gives the process: the rest is for HTTP and speech
+DEFAULT_MIN_REAL_TIME = 0.8
+DEFAULT_MAX_LATENESS_S = 0.2
+DEFAULT_STALL_S = 2.0
+DEFAULT_SAMPLE_S = 0.25
+DEFAULT_JUDGE_WINDOW_S = 2.0
+DEFAULT_HEADER_TIMEOUT_S = 5.0
+DEFAULT_BODY_TIMEOUT_S = 10.0
+DEFAULT_MAX_CONNECTIONS = 1_000
+DEFAULT_MAX_SKEW_S = 300.0
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """What one application may hold.
+
+    ``calls``: live calls (default 5000). ``requests_per_s`` and ``burst``: a token bucket over every POST of the
+    application (default 2000/s, bursts of 4000). ``preparing``: requests being prepared (speech synthesis, file
+    decoding) at once (default 2, of the server's ``prepare_workers`` threads).
+    """
+
+    calls: int = DEFAULT_CALLS_PER_APP
+    requests_per_s: float = DEFAULT_REQUESTS_PER_S
+    burst: int = DEFAULT_REQUEST_BURST
+    preparing: int = DEFAULT_PREPARING_PER_APP
+
+    def __post_init__(self) -> None:
+        for name in ("calls", "burst", "preparing"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        rate = self.requests_per_s
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise ValueError(f"requests_per_s: must be a number > 0, got {rate!r}")
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The guard's settings (all times in seconds).
+
+    Calls: ``call_lifetime_s`` (default 4 h) and ``call_idle_s`` (default 1 h: no request playing or waiting).
+    Admission (new calls get ``108102`` while any is broken), judged over the last ``judge_window_s`` (2 s): the
+    media thread's CPU share of one core at most ``max_cpu_share`` (0.6), ticks at least ``min_real_time``
+    (0.8) of real time, p90 lateness of the last 5 s at most ``max_lateness_s`` (0.2 s). Watchdog: the loop is
+    *stalled* when no tick ran for ``stall_s`` (2 s); sampled every ``sample_s`` (0.25 s). HTTP: headers must
+    arrive within ``header_timeout_s`` (5 s) and a body within ``body_timeout_s`` (10 s) of its headers; at
+    most ``max_connections`` (1000) open connections. Signatures: timestamps at most ``max_skew_s`` (300 s)
+    from now.
+    """
+
+    defaults: AppLimits = field(default_factory=AppLimits)
+    apps: dict[str, AppLimits] = field(default_factory=dict)
+    call_lifetime_s: float = DEFAULT_CALL_LIFETIME_S
+    call_idle_s: float = DEFAULT_CALL_IDLE_S
+    max_cpu_share: float = DEFAULT_MAX_CPU_SHARE
+    min_real_time: float = DEFAULT_MIN_REAL_TIME
+    max_lateness_s: float = DEFAULT_MAX_LATENESS_S
+    stall_s: float = DEFAULT_STALL_S
+    sample_s: float = DEFAULT_SAMPLE_S
+    judge_window_s: float = DEFAULT_JUDGE_WINDOW_S
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_skew_s: float = DEFAULT_MAX_SKEW_S
+
+    def __post_init__(self) -> None:
+        for name in ("call_lifetime_s", "call_idle_s", "max_cpu_share", "min_real_time", "max_lateness_s", "stall_s",
+                     "sample_s", "judge_window_s", "header_timeout_s", "body_timeout_s", "max_connections",
+                     "max_skew_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name}: must be a number > 0, got {value!r}")
+
+    def limits(self, app_id: str) -> AppLimits:
+        """The limits of ``app_id`` (its own, else the defaults)."""
+        return self.apps.get(app_id, self.defaults)
+
+
+class TokenBucket:
+    """``rate_per_s`` tokens a second, at most ``burst`` kept; one request takes one token."""
+
+    def __init__(self, rate_per_s: float, burst: int, now_s: float) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at_s = now_s
+
+    def take(self, now_s: float) -> bool:
+        """Take a token at time ``now_s`` (monotonic seconds); False when there is none."""
+        elapsed = now_s - self._at_s
+        if elapsed > 0:
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate_per_s)
+            self._at_s = now_s
+        if self._tokens >= 1.0 - 1e-9:  # float sums of elapsed time fall short by an ulp
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class AppGate:
+    """Per-application request rate and preparation slots, thread-safe.
+
+    ``monotonic``: the time source of the token buckets (seconds; default ``time.monotonic``).
+    """
+
+    def __init__(self, settings: GuardSettings, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._buckets: dict[str, TokenBucket] = {}
+        self._preparing: dict[str, int] = {}
+
+    def take_request(self, app_id: str) -> None:
+        """Count one request of ``app_id``; :class:`BusyError` over its rate."""
+        now = self._monotonic()
+        with self._lock:
+            bucket = self._buckets.get(app_id)
+            if bucket is None:
+                limits = self.settings.limits(app_id)
+                bucket = self._buckets[app_id] = TokenBucket(limits.requests_per_s, limits.burst, now)
+            if not bucket.take(now):
+                raise BusyError(f"appId: over {bucket.rate_per_s:g} requests/s (burst {bucket.burst})")
+
+    @contextmanager
+    def preparing(self, app_id: str) -> Iterator[None]:
+        """Hold one of ``app_id``'s preparation slots for the block; :class:`BusyError` when all are taken."""
+        limit = self.settings.limits(app_id).preparing
+        with self._lock:
+            held = self._preparing.get(app_id, 0)
+            if held >= limit:
+                raise BusyError(f"appId: {held} requests of this application are being prepared "
+                                f"(speech, files); at most {limit} at once")
+            self._preparing[app_id] = held + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._preparing[app_id] -= 1
+
+    def in_preparation(self) -> dict[str, int]:
+        """Requests being prepared now, per application."""
+        with self._lock:
+            return {app: n for app, n in self._preparing.items() if n}

@@ -1,0 +1,57 @@
+"""Secure files: recordings opened inside a per-application folder, never through a symlink, never over a file.
+
+:func:`open_recording` is what ``wav:NAME`` should open (``engine/server/endpoints.py`` calls ``WavSink(path)``
+today; the integrator swaps in this file object). Folders are created 0700, files 0600; a recording is opened with
+``O_CREAT | O_EXCL | O_NOFOLLOW``, so a symlink planted at its name, or an existing recording (of this
+application: other applications have their own folder), is refused. :func:`private_dir` makes a state folder 0700.
+Error messages name the recording, never an absolute path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import BinaryIO
+
+from engine.errors import EndpointError
+
+_SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) 0700 if missing; tighten it to 0700 if it exists; refuse a symlink."""
+    if path.is_symlink():
+        raise EndpointError("called", f"the folder {path.name!r} is a symbolic link")
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def app_folder_name(app_id: str) -> str:
+    """A folder name for ``app_id``: itself when it is a plain name, else a digest of it."""
+    if _SAFE.fullmatch(app_id) and ".." not in app_id:
+        return app_id
+    return "app-" + hashlib.sha256(app_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def open_recording(root: Path, app_id: str, name: str) -> BinaryIO:
+    """A new recording ``name`` of ``app_id`` under ``root``, opened for reading and writing (``w+b``, 0600).
+
+    ``name`` must be a plain file name (the endpoint checked it). :class:`EndpointError` (``108100`` naming
+    ``called``) when it exists already, is a symlink, or cannot be created.
+    """
+    if not _SAFE.fullmatch(name) or ".." in name:
+        raise EndpointError("called", f"the recording name {name[:40]!r} is not a plain file name")
+    folder = private_dir(private_dir(root) / app_folder_name(app_id))
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(folder / name, flags, FILE_MODE)
+    except FileExistsError:
+        raise EndpointError("called", f"the recording {name!r} exists already") from None
+    except OSError as exc:  # ELOOP: a symlink at the name
+        raise EndpointError("called", f"the recording {name!r} cannot be created ({exc.strerror})") from None
+    return os.fdopen(fd, "w+b")

@@ -1,0 +1,189 @@
+"""Per-application fairness: live calls, request rate, preparation share, calls' lifetime and idle timeout.
+
+Recordings (``wav:NAME``) measure when a call ended, to the sample: its WAV holds exactly the frames it lived.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import soundfile as sf
+
+from engine.config import DEMO_APP_ID, Application, Config
+from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
+from engine.media.pacer import ScaledClock
+from engine.server.app import ServerSettings, create_app
+from engine.server.limits import AppGate, AppLimits, GuardSettings, TokenBucket
+from engine.testing.guard import HoldingSpeaker, release
+from engine.testing.server import LiveServer, wait_events, wait_for
+
+LIFETIME_S = 3.0
+IDLE_S = 1.0
+FEW_CALLS = "few-calls-app"
+SLOW_RATE = "slow-rate-app"
+GREEDY = "greedy-app"
+
+
+def _serve(root: Path, voices: Path, guard: GuardSettings, speed: float) -> LiveServer:
+    apps = {app: Application(app) for app in (DEMO_APP_ID, FEW_CALLS, SLOW_RATE, GREEDY)}
+    settings = ServerSettings(config=Config(apps), voices=voices, recordings=root / "rec", state_dir=root / "state",
+                              guard=guard)
+    live = LiveServer(create_app(settings, speaker=HoldingSpeaker(), clock=ScaledClock(speed)))
+    live.root = root  # type: ignore[attr-defined]
+    return live
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
+    """Short lifetimes on a clock 10x real time."""
+    guard = GuardSettings(call_lifetime_s=LIFETIME_S, call_idle_s=IDLE_S)
+    live = _serve(tmp_path_factory.mktemp("timed"), repo_root / "voices", guard, 10)
+    yield live
+    live.close()
+
+
+@pytest.fixture(scope="module")
+def fair(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
+    """Per-application limits, default lifetimes."""
+    guard = GuardSettings(apps={FEW_CALLS: AppLimits(calls=2), SLOW_RATE: AppLimits(requests_per_s=0.001, burst=3),
+                                GREEDY: AppLimits(preparing=2)})
+    live = _serve(tmp_path_factory.mktemp("fair"), repo_root / "voices", guard, 1)
+    yield live
+    live.close()
+
+
+def _client(server: LiveServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=30)
+
+
+@pytest.fixture()
+def timed_client(timed: LiveServer) -> Iterator[httpx.Client]:
+    with _client(timed) as http:
+        yield http
+
+
+@pytest.fixture()
+def client(fair: LiveServer) -> Iterator[httpx.Client]:
+    with _client(fair) as http:
+        yield http
+
+
+def _out_call(client: httpx.Client, called: str = "null", app: str = DEMO_APP_ID) -> dict[str, str]:
+    return client.post("/ipcc/call/outCall", json={"appId": app, "called": called}).json()
+
+
+def _mult(client: httpx.Client, app: str, call_id: str, text: str, **order: object) -> dict[str, str]:
+    body = {"appId": app, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": text, **order}]}
+    return client.post("/ipcc/call/multOrders", json=body).json()
+
+
+def _recorded_frames(server: LiveServer, name: str) -> int:
+    engine = server.app.state.engine
+    wait_for(lambda: f"{name}.wav" not in engine.endpoints.names_in_use, 30, f"{name}.wav closed")
+    return sf.info(str(server.root / "rec" / f"{name}.wav")).frames  # type: ignore[attr-defined]
+
+
+def test_a_call_ends_at_its_maximum_lifetime_to_the_frame(timed: LiveServer, timed_client: httpx.Client) -> None:
+    server, client = timed, timed_client
+    call = _out_call(client, "wav:lifetime")
+    assert call["code"] == "000000"
+    assert _mult(client, DEMO_APP_ID, call["callId"], "tone:1", playTime=100)["code"] == "000000"  # 100 s
+    events = wait_events(client, call["callId"], 1, 30)
+    assert events[-1]["event"] == "multrpt" and events[-1]["result"] == "hangup"
+    assert _recorded_frames(server, "lifetime") == seconds_to_samples(LIFETIME_S)
+    assert _mult(client, DEMO_APP_ID, call["callId"], "tone:1")["code"] == "108105"
+    assert client.get("/ipcc/status").json()["guard"]["calls_ended"]["lifetime"] >= 1
+
+
+def test_an_idle_call_ends_after_the_idle_timeout_to_the_frame(timed: LiveServer, timed_client: httpx.Client) -> None:
+    server, client = timed, timed_client
+    call = _out_call(client, "wav:idle")
+    assert call["code"] == "000000"
+    assert _recorded_frames(server, "idle") == seconds_to_samples(IDLE_S)  # never asked anything: idle from its start
+    assert _mult(client, DEMO_APP_ID, call["callId"], "tone:1")["code"] == "108105"
+
+
+def test_a_request_restarts_the_idle_timeout(timed: LiveServer, timed_client: httpx.Client) -> None:
+    server, client = timed, timed_client
+    call = _out_call(client, "wav:busy")
+    assert _mult(client, DEMO_APP_ID, call["callId"], "tone:1.5")["code"] == "000000"  # longer than IDLE_S
+    frames = _recorded_frames(server, "busy")
+    # the request's 1.5 s, then IDLE_S of silence after its multrpt (+ the frames before it started)
+    assert frames >= seconds_to_samples(1.5 + IDLE_S)
+    assert frames < seconds_to_samples(LIFETIME_S)
+    assert frames % SAMPLES_PER_FRAME == 0
+
+
+def test_one_application_cannot_take_every_call_slot(client: httpx.Client) -> None:
+    first, second = _out_call(client, app=FEW_CALLS), _out_call(client, app=FEW_CALLS)
+    assert first["code"] == second["code"] == "000000"
+    third = _out_call(client, app=FEW_CALLS)
+    assert third["code"] == "108102" and "appId" in third["msg"] and "2 live calls" in third["msg"]
+    other = _out_call(client)
+    assert other["code"] == "000000"  # another application still gets calls
+    client.post("/ipcc/call/disConnect", json={"appId": FEW_CALLS, "callId": first["callId"]})
+    assert _out_call(client, app=FEW_CALLS)["code"] == "000000"  # a slot given back is free again
+
+
+def test_requests_over_an_applications_rate_answer_108102(client: httpx.Client) -> None:
+    call = _out_call(client, app=SLOW_RATE)  # token 1 of a burst of 3
+    assert call["code"] == "000000"
+    body = {"appId": SLOW_RATE, "callId": call["callId"]}
+    answers = [client.post("/ipcc/call/stoPlay", json=body).json() for _ in range(4)]
+    assert [a["code"] for a in answers] == ["000000", "000000", "108102", "108102"]
+    assert "requests/s" in answers[-1]["msg"] and answers[-1]["appId"] == SLOW_RATE
+    assert _out_call(client)["code"] == "000000"  # other applications are not slowed
+
+
+def test_one_application_cannot_take_the_speech_worker(fair: LiveServer, client: httpx.Client) -> None:
+    server = fair
+    greedy = _out_call(client, app=GREEDY)["callId"]
+    results: list[dict[str, str]] = []
+
+    def post() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            results.append(_mult(http, GREEDY, greedy, "hold:speech"))
+
+    held = [threading.Thread(target=post) for _ in range(2)]
+    try:
+        for thread in held:
+            thread.start()
+        engine = server.app.state.engine
+        wait_for(lambda: engine.guard.gate.in_preparation().get(GREEDY) == 2, 10, "two syntheses held")
+        third = _mult(client, GREEDY, greedy, "tone:0.5")
+        assert third["code"] == "108102" and "being prepared" in third["msg"], third
+        demo = _out_call(client)["callId"]
+        assert _mult(client, DEMO_APP_ID, demo, "tone:0.5")["code"] == "000000"  # while GREEDY's are held
+        assert client.get("/ipcc/status").json()["guard"]["preparing_by_app"] == {GREEDY: 2}
+    finally:
+        release("speech")
+        for thread in held:
+            thread.join(60)
+    assert [r["code"] for r in results] == ["000000", "000000"]
+
+
+def test_token_bucket_refills_at_its_rate_on_the_injected_clock() -> None:
+    bucket = TokenBucket(rate_per_s=10, burst=2, now_s=100.0)
+    assert [bucket.take(100.0) for _ in range(3)] == [True, True, False]
+    assert bucket.take(100.05) is False  # half a token
+    assert bucket.take(100.1) is True  # one token after 0.1 s
+    assert [bucket.take(200.0) for _ in range(3)] == [True, True, False]  # never more than the burst
+
+
+def test_preparation_slots_are_given_back_when_preparation_fails() -> None:
+    gate = AppGate(GuardSettings(defaults=AppLimits(preparing=1)))
+    with pytest.raises(RuntimeError), gate.preparing("a"):
+        raise RuntimeError("the synthesizer broke")
+    with gate.preparing("a"):
+        assert gate.in_preparation() == {"a": 1}
+    assert gate.in_preparation() == {}
+
+
+@pytest.mark.parametrize("bad", [{"calls": 0}, {"burst": 1.5}, {"requests_per_s": 0}, {"preparing": True}])
+def test_limits_are_validated_loudly(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        AppLimits(**bad)  # type: ignore[arg-type]
