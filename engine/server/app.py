@@ -7,15 +7,15 @@ and wrong methods included: :mod:`engine.server.http`): ``/ipcc/call/multOrders`
 (:mod:`engine.server.docs`); ``GET /ipcc/events?callId=`` (a call's events) and ``GET /ipcc/status``. Each
 module registers its routes with a ``register(app, engine)`` function; :data:`ROUTE_MODULES` lists them.
 
-A body is read as a stream and refused (``108100``) as soon as it exceeds ``max_body_bytes`` (1 MiB) — by its
-``Content-Length`` before reading, else while counting — so a huge body is never held whole. Checking and
-preparing (speech synthesis, file decoding) runs on a small thread pool, never on the event loop; the
-prepared request is then handed to the media thread by :class:`~engine.server.switchboard.Switchboard`. The one
-exception is the fast path: a ``multOrders``/``play`` whose orders are all speech already in the speaker's
-memory cache (``speaker.cached``) is checked and queued on the event loop, since nothing in it can block
-(about 50 µs of CPU, measured, against a thread hop per request); a file order or a cache miss goes to the
-pool, which then does the whole request again. An unexpected exception answers ``108104`` and is logged
-with its traceback; the server keeps serving.
+A body is read as a stream and refused (``108100``) as soon as it exceeds ``max_body_bytes`` (``[limits]
+bodyBytes``, 1 MiB) — by its ``Content-Length`` before reading, else while counting — so a huge body is never held
+whole. Checking and preparing (speech synthesis, file decoding) runs on a small thread pool, never on the event
+loop; the prepared request is then handed to the media thread by :class:`~engine.server.switchboard.Switchboard`.
+The one exception is the fast path: a ``multOrders``/``play`` whose orders are all speech already in the speaker's
+memory cache (``speaker.cached``) is checked and queued on the event loop, since nothing in it can block (cheaper than
+a thread hop per request); a file order or a cache miss goes to the pool, which then
+does the whole request again. An unexpected exception answers ``108104`` and is logged with its traceback; the
+server keeps serving.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from engine.server.endpoints import EndpointContext, OutCallSpec, parse_out_call
 from engine.server.http import Action, add_post, install_error_answers
 from engine.server.routes import Connection, connect
 from engine.server.switchboard import DEFAULT_MAX_CALLS, RequestHook, Switchboard
-from engine.server.upload import MAX_UPLOAD_BYTES, check_owner, owned
+from engine.server.upload import check_owner, owned
 from engine.tts.synthesizer import SpeechSource
 from engine.wire.body import Fields
 from engine.wire.call_events import FAILED, NO_ANSWER, REASON_NOT_CONNECTED, CallInfo
@@ -69,7 +69,6 @@ from engine.wire.request import (
 )
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1 << 20
 #: Seconds a phone rings before a "no answer" route gives up, when ``outCall`` gives no ``timeout``.
 DEFAULT_RING_S = 30
 #: Makes a request's hook once the request is parsed (``playoverrpt`` needs the order's ``data``).
@@ -84,8 +83,11 @@ class _NeedsPoolError(Exception):
 class ServerSettings:
     """Everything ``serve`` is configured with.
 
-    Paths default to the current folder's ``recordings/`` and ``state/`` (the event log). ``prepare_workers``: threads
-    checking and preparing requests.
+    Paths default to the current folder's ``recordings/`` and ``state/`` (the event log); ``cache``: the speech
+    cache's folder (None: the configuration's ``[server] cache``, else the speech cache's default).
+    ``max_body_bytes``, ``max_upload_bytes`` and ``delivery_concurrency`` (one number, or by appId) override the
+    configuration's ``[limits]`` (None: the configuration decides). ``prepare_workers``: threads checking and
+    preparing requests.
     """
 
     config: Config = field(default_factory=default_config)
@@ -93,13 +95,21 @@ class ServerSettings:
     recordings: Path = Path("recordings")
     state_dir: Path = Path("state")
     cache: Path | None = None
-    max_body_bytes: int = MAX_BODY_BYTES
-    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_body_bytes: int | None = None
+    max_upload_bytes: int | None = None
     max_calls: int = DEFAULT_MAX_CALLS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fsync: bool = False
-    delivery_concurrency: int | dict[str, int] = DEFAULT_CONCURRENCY  # events in flight per application
+    delivery_concurrency: int | dict[str, int] | None = None  # events in flight per application
     prepare_workers: int = 4
+
+
+def delivery_concurrency(config: Config, given: int | dict[str, int] | None = None) -> int | dict[str, int]:
+    """Events in flight per application: ``given``, else each application's own, else ``[limits]``'s."""
+    if given is not None:
+        return given
+    default = config.limits.delivery_concurrency or DEFAULT_CONCURRENCY
+    return {app_id: app.delivery_concurrency or default for app_id, app in config.applications.items()}
 
 
 class Engine:
@@ -109,16 +119,22 @@ class Engine:
                  wall_clock: Callable[[], datetime] = datetime.now) -> None:
         self.settings = settings
         self.config = settings.config
+        limits = self.config.limits
+        self.max_body_bytes = settings.max_body_bytes or limits.body_bytes
+        self.max_upload_bytes = settings.max_upload_bytes or limits.upload_bytes
         self.wall_clock = wall_clock
-        self.library = VoiceLibrary(settings.voices)
+        self.library = VoiceLibrary(settings.voices, max_file_seconds=limits.file_seconds,
+                                    max_file_bytes=limits.file_bytes, cache_bytes=limits.library_cache_bytes)
         if speaker is None:
             from engine.tts.synthesizer import synthesizer
 
-            speaker = synthesizer(settings.cache)
+            speaker = synthesizer(settings.cache or self.config.cache_dir, limits.speech_disk_bytes,
+                                  memory_bytes=limits.speech_memory_bytes)
         self.speaker = speaker
         callbacks = {app_id: app.callback_url for app_id, app in self.config.applications.items()}
         self.delivery = Delivery(settings.state_dir, callbacks, settings.retry, settings.fsync,
-                                 concurrency=settings.delivery_concurrency, wall_clock=wall_clock)
+                                 concurrency=delivery_concurrency(self.config, settings.delivery_concurrency),
+                                 wall_clock=wall_clock)
         self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock, settings.max_calls,
                                  ledger=self.delivery)
         self.endpoints = EndpointContext(Path(settings.recordings), self.library)
@@ -134,11 +150,6 @@ class Engine:
         self.board.close()
         self.delivery.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def max_body_bytes(self) -> int:
-        """Bodies over this many bytes are refused unread."""
-        return self.settings.max_body_bytes
 
     async def run_on_pool(self, action: Action, body: str) -> dict[str, Any] | None:
         """:meth:`answer` on the preparing pool (never on the event loop)."""

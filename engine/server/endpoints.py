@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio.caller import CallerAudio, ScriptedCaller, ScriptError, file_caller, parse_key_script
+from engine.audio.caller import CallerAudio, ScriptedCaller, ScriptError, parse_key_script
 from engine.audio.library import VoiceLibrary
 from engine.errors import EndpointError
 from engine.format import SAMPLE_DTYPE
@@ -103,11 +103,7 @@ def caller_source(spec: OutCallSpec, context: EndpointContext) -> CallerSource:
     if spec.keys and spec.caller_wav:
         raise EndpointError("keys", "give keys or callerWav, not both")
     if spec.caller_wav:
-        path = context.library.resolve(spec.caller_wav, "callerWav")
-        try:
-            return file_caller(path)
-        except ValueError as exc:
-            raise EndpointError("callerWav", f"{spec.caller_wav!r} is not decodable audio ({exc})") from None
+        return CallerAudio(context.library.load(spec.caller_wav, "callerWav"))
     if spec.keys:
         try:
             return ScriptedCaller(parse_key_script(spec.keys))
