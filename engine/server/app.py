@@ -41,9 +41,9 @@ from engine.config import Config, default_config
 from engine.core.orders import MultOrders, PlayKind
 from engine.core.timeline import Program
 from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError
-from engine.format import seconds_to_samples
 from engine.media.pacer import Clock
 from engine.server import call_api, docs, upload
+from engine.server.attempts import Attempts
 from engine.server.delivery import DEFAULT_CONCURRENCY, Delivery, RetryPolicy
 from engine.server.endpoints import EndpointContext, OutCallSpec, parse_out_call
 from engine.server.http import Action, add_post, install_error_answers
@@ -52,10 +52,6 @@ from engine.server.switchboard import DEFAULT_MAX_CALLS, RequestHook, Switchboar
 from engine.server.upload import check_owner, owned
 from engine.tts.synthesizer import SpeechSource
 from engine.wire.body import Fields
-from engine.wire.call_events import FAILED, NO_ANSWER, REASON_NOT_CONNECTED, CallInfo
-from engine.wire.call_events import call_bill_report as bill
-from engine.wire.call_events import call_disconnect_report as disconnect
-from engine.wire.call_events import call_stat_report as stat
 from engine.wire.openapi import CallBody, EventsResponse, MultOrdersBody, OutCallBody, PlayBody, StatusResponse
 from engine.wire.request import (
     UNKNOWN_FIELDS,
@@ -69,8 +65,6 @@ from engine.wire.request import (
 )
 
 log = logging.getLogger(__name__)
-#: Seconds a phone rings before a "no answer" route gives up, when ``outCall`` gives no ``timeout``.
-DEFAULT_RING_S = 30
 #: Makes a request's hook once the request is parsed (``playoverrpt`` needs the order's ``data``).
 HookFactory = Callable[[MultOrders], RequestHook]
 
@@ -139,6 +133,7 @@ class Engine:
                                  ledger=self.delivery)
         self.endpoints = EndpointContext(Path(settings.recordings), self.library)
         self.pool = ThreadPoolExecutor(settings.prepare_workers, thread_name_prefix="ipcc-prepare")
+        self.attempts = Attempts(self.board, self.delivery.publish, wall_clock)
 
     def start(self) -> None:
         """Start delivering events and playing calls."""
@@ -146,8 +141,13 @@ class Engine:
         self.board.start()
 
     def close(self) -> None:
-        """Hang up every call, stop the media thread, deliver what can be delivered, stop."""
+        """Hang up every call, end every attempt still ringing, deliver what can be delivered, stop.
+
+        An attempt still ringing (a "no answer" route) gets its ``callstatrpt`` (no answer), ``calldisconnectrpt``
+        (reason ``shutdown``) and ``callbillrpt`` before the delivery stops, so nothing is lost.
+        """
         self.board.close()
+        self.attempts.close()
         self.delivery.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -166,7 +166,7 @@ class Engine:
         try:
             return action(body)
         except EngineError as exc:
-            return error_response(exc, ids_of(body))
+            return error_response(exc, ids_of(body), body)
         except Exception as exc:
             log.exception("internal failure on %s", getattr(action, "__name__", action))
             ids = ids_of(body)
@@ -247,36 +247,8 @@ class Engine:
         return uuid.uuid4().hex
 
     def start_call(self, spec: OutCallSpec, connection: Connection, call_id: str, transferred_from: str = "") -> None:
-        """Start the call attempt ``connection`` describes (thread-safe, no I/O: the media thread may call it).
-
-        An answered attempt becomes a live call (its events come from the switchboard); a route's failing
-        outcome publishes ``callstatrpt`` with its ``ansCode``, then ``calldisconnectrpt`` and ``callbillrpt``
-        (the attempt was started: ``000000``, as the platform answers): at once, or for no answer once the
-        phone has rung ``timeout`` seconds of media time (default :data:`DEFAULT_RING_S`).
-        """
-        info = CallInfo(spec.app_id, call_id, spec.caller, connection.called, self.wall_clock(), data=spec.data,
-                        transferred_from=transferred_from)
-        endpoint = connection.endpoint
-        if endpoint is None and connection.ans_code == NO_ANSWER:
-            ring_s = spec.timeout_s or DEFAULT_RING_S
-            self.board.after(seconds_to_samples(ring_s), lambda: self._not_connected(info, NO_ANSWER))
-            return
-        if endpoint is None:
-            self._not_connected(info, connection.ans_code)
-            return
-        info.recording = endpoint.recording
-        endpoint.info = info
-        try:
-            self.board.create(spec.app_id, endpoint, call_id)
-        except BaseException:
-            endpoint.discard()
-            raise
-
-    def _not_connected(self, info: CallInfo, ans_code: int = FAILED) -> None:
-        moment = self.wall_clock()
-        for body in (stat(info, ans_code, moment), disconnect(info, REASON_NOT_CONNECTED, 0, moment),
-                     bill(info, 0, moment)):
-            self.delivery.publish(info.app_id, info.call_id, body)
+        """Start the call attempt ``connection`` describes (:meth:`Attempts.start`; the media thread may call it)."""
+        self.attempts.start(spec, connection, call_id, transferred_from)
 
     def _call_command(self, body: str, command: Callable[[str, str], None]) -> dict[str, Any]:
         fields = self.decode(body)

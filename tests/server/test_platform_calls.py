@@ -196,3 +196,21 @@ def test_a_route_reaches_an_endpoint_scheme_another_module_registers(platform: P
     assert platform.post("outCall", called="probe:direct")["code"] == "000000"  # an explicit endpoint too
     assert made[-1] == ("direct", "")
     platform.post("disConnect", callId=call_id)
+
+
+def test_a_no_answer_attempt_still_ringing_at_shutdown_gets_its_outcome_and_hang_up(tmp_path: Path,
+                                                                                   repo_root: Path) -> None:
+    with platform_server(tmp_path, repo_root / "voices") as live:
+        ringing = live.dial("13700005555", data="late", timeout=3600)  # an hour of media time: rings at shutdown
+        answered = live.dial("10086")
+        live.wait(answered, "callstatrpt")
+        wait_for(lambda: live.engine.attempts.ringing() == 1, what="the attempt to ring")
+        assert live.events(ringing) == []
+        live.server.close()  # the engine stops while the phone rings
+        events = live.events(ringing)
+        assert [e["event"] for e in events] == ["callstatrpt", "calldisconnectrpt", "callbillrpt"]
+        assert events[0]["ansCode"] == 2 and events[0]["data"] == "late"
+        assert (events[1]["reason"], events[1]["hangUpBy"], events[1]["duration"]) == ("shutdown", "engine", 0)
+        assert events[2]["duration"] == 0 and events[2]["answerTime"] == ""
+        assert [e["event"] for e in live.events(answered)][-2:] == ["calldisconnectrpt", "callbillrpt"]
+        assert live.engine.attempts.ringing() == 0
