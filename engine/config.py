@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.audio.decode import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_SECONDS, check_decode_limits
 from engine.audio.library import DEFAULT_CACHE_BYTES
+from engine.audio.silence import DEFAULT_SILENCE_DBM0
 from engine.errors import ConfigError, UnknownAppError
 from engine.tts.cache import DEFAULT_MEMORY_BYTES
 from engine.tts.disk_cache import DEFAULT_DISK_BYTES
@@ -28,6 +29,8 @@ from engine.wire.body import DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS, JsonLimits
 
 DEMO_APP_ID = "247e35ff320a4142a105024055c367cf"
 DEFAULT_QUEUE_LIMIT = 8
+#: Seconds of the caller's silence that end a ``message`` (default of ``silenceSeconds``).
+DEFAULT_SILENCE_S = 5.0
 #: A request body's bytes at most (default of ``[limits] bodyBytes``): 1 MiB.
 DEFAULT_BODY_BYTES = 1 << 20
 #: An upload's bytes at most (default of ``[limits] uploadBytes``): 10 MiB.
@@ -76,6 +79,8 @@ class Application:
     """One application: where its events go, how its calls speak, how many requests a call may queue.
 
     ``delivery_concurrency``: its events in flight at once (None: ``[limits] deliveryConcurrency``).
+    ``silence_s`` / ``silence_dbm0``: a ``message`` ends once the caller has been below ``silence_dbm0`` (default
+    −45 dBm0) for ``silence_s`` seconds (default 5; 0: never on silence).
     """
 
     app_id: str
@@ -83,6 +88,8 @@ class Application:
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     queue_limit: int = DEFAULT_QUEUE_LIMIT
     delivery_concurrency: int | None = None
+    silence_s: float = DEFAULT_SILENCE_S
+    silence_dbm0: float = DEFAULT_SILENCE_DBM0
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,8 @@ def default_config() -> Config:
 
 
 _TOP_KEYS = ("applications", "routes", "limits", "server")
-_APP_KEYS = ("appId", "callbackUrl", "queueLimit", "voice", "rate", "volume", "deliveryConcurrency")
+_APP_KEYS = ("appId", "callbackUrl", "queueLimit", "voice", "rate", "volume", "deliveryConcurrency",
+             "silenceSeconds", "silenceLevel")
 _ROUTE_KEYS = ("number", "endpoint", "keys", "callerWav", "outcome")
 #: ``[limits]`` keys of :class:`Limits`: the field and the least value allowed.
 _BOUNDS = {"bodyBytes": ("body_bytes", 64), "uploadBytes": ("upload_bytes", 1024),
@@ -197,7 +205,16 @@ def _application(raw: Any, where: str) -> Application:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     concurrency = _int(raw, "deliveryConcurrency", 1, 1, where) if "deliveryConcurrency" in raw else None
-    return Application(app_id, callback, voice, limit, concurrency)
+    silence_s = _number(raw, "silenceSeconds", DEFAULT_SILENCE_S, (0, 600), where)
+    silence_dbm0 = _number(raw, "silenceLevel", DEFAULT_SILENCE_DBM0, (-90, 0), where)
+    return Application(app_id, callback, voice, limit, concurrency, silence_s, silence_dbm0)
+
+
+def _number(raw: dict[str, Any], key: str, default: float, bounds: tuple[float, float], where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not bounds[0] <= value <= bounds[1]:
+        raise ConfigError(f"{where}.{key}: must be a number from {bounds[0]:g} to {bounds[1]:g}")
+    return float(value)
 
 
 def _route(raw: Any, where: str) -> Route:
@@ -233,10 +250,7 @@ def _limits(raw: dict[str, Any], where: str) -> Limits:
     values: dict[str, Any] = {name: _int(raw, key, 0, minimum, where)
                               for key, (name, minimum) in _BOUNDS.items() if key in raw}
     if "fileSeconds" in raw:
-        seconds = raw["fileSeconds"]
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= 86_400:
-            raise ConfigError(f"{where}.fileSeconds: must be seconds of audio, > 0 and <= 86400")
-        values["file_seconds"] = float(seconds)
+        values["file_seconds"] = _number(raw, "fileSeconds", 0, (0.001, 86_400), where)
     limits = Limits(**values)
     check_decode_limits(limits.file_seconds, limits.file_bytes)  # the library's own checks, met by the above
     return limits

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from engine.media.call import Call
 from engine.media.sinks import NullSink, Sink
 
 log = logging.getLogger(__name__)
+#: ``listener(frame, call) -> keep``: hears the call's caller frame each tick (False: stop listening).
+Listener = Callable[[np.ndarray, Call], bool]
 _FRAME = SAMPLES_PER_FRAME
 _SILENT = np.zeros(_FRAME, dtype=SAMPLE_DTYPE)
 _SILENT.setflags(write=False)
@@ -54,6 +57,11 @@ class MediaLoop:
         #: The media thread's CPU time in each pass of :meth:`tick` since the start (ns): playing every call,
         #: hearing every caller (and recording), detecting keys (and acting on them).
         self.cpu_ns = {"play": 0, "hear": 0, "detect": 0}
+        self._listeners: dict[str, Listener] = {}  # by call id: the few calls whose caller someone hears
+
+    def listen(self, call_id: str, listener: Listener) -> None:
+        """Hand each frame heard from ``call_id``'s caller to ``listener`` (media thread; replaces any other)."""
+        self._listeners[call_id] = listener
 
     def add(self, call: Call) -> None:
         """Start ticking ``call`` (its caller audio gets a fresh detector channel)."""
@@ -79,6 +87,7 @@ class MediaLoop:
         self._heard[n] = 0
         del self._dirty[index]
         self._dirty.append(False)
+        self._listeners.pop(call.call_id, None)
         call.sink.close()
 
     def tick(self) -> None:
@@ -122,6 +131,8 @@ class MediaLoop:
                 self._failed_row(row, failed_rows)
         t1 = clock()
         self._hear(heard, failed_rows)
+        if self._listeners:
+            self._tell_listeners(heard)
         for row, frame in recorded:
             if row not in failed_rows:
                 try:
@@ -150,6 +161,19 @@ class MediaLoop:
         cpu["play"] += t1 - t0
         cpu["hear"] += t2 - t1
         cpu["detect"] += clock() - t2
+
+    def _tell_listeners(self, heard: np.ndarray) -> None:
+        listeners = self._listeners
+        for row, call in enumerate(self.calls):
+            listener = listeners.get(call.call_id)
+            if listener is not None:
+                try:
+                    keep = listener(heard[row], call)
+                except Exception:
+                    log.exception("a listener of call %s failed", call.call_id)
+                    keep = False
+                if not keep and listeners.get(call.call_id) is listener:
+                    del listeners[call.call_id]
 
     def _failed_row(self, row: int, failed_rows: set[int]) -> None:
         log.exception("call %s failed in the media loop", self.calls[row].call_id)

@@ -9,9 +9,10 @@
   Answers ``callid`` (the first call) and ``newCallId``.
 * ``reply`` accepts (``ansCode`` 0) or rejects (1) an incoming call offered by :class:`Inbound`; there are
   none without an inbound endpoint (the SIP work adds them): ``108105``.
-* ``message`` plays a prompt, then records the caller (the call's recording goes on) until ``key2Stop`` or
-  ``maxTime``; ``messagerpt`` then gives the recording's ``fileName`` and where the message lies in it
-  (``startMs``, ``endMs``), with the keys' ``endReason``.
+* ``message`` plays a prompt, then records the caller (the call's recording goes on) until ``key2Stop``,
+  ``maxTime`` or the caller's silence (:mod:`engine.server.message`); ``messagerpt`` then gives the
+  recording's ``fileName``, where the message lies in it (``startMs``, ``endMs``) and why it ended
+  (``endReason``).
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ from engine.admission import prepare
 from engine.core.orders import MultOrders, PlayKind
 from engine.core.player import RequestReport, Result
 from engine.errors import OK, UnknownCallError
-from engine.format import samples_to_seconds
+from engine.format import seconds_to_samples
 from engine.media.call import Call
 from engine.server.endpoints import parse_out_call
 from engine.server.http import add_post
+from engine.server.message import Message
 from engine.server.routes import connect
 from engine.server.switchboard import RequestHook
 from engine.server.upload import check_owner
 from engine.wire.call_bodies import parse_message, parse_notify, parse_reply, parse_transfer, transfer_prompt
 from engine.wire.call_events import REASON_NOTIFIED, REASON_TRANSFER, CallInfo, incoming_call_report
 from engine.wire.call_events import play_over_report as play_over
-from engine.wire.events import vendor_timestamp
 from engine.wire.openapi import CallNotifyBody, MessageBody, ReplyBody, TransferBody
 from engine.wire.request import response
 
@@ -185,7 +186,7 @@ class CallApi:
         return response(OK, "ok", app_id, call_id)
 
     def message(self, body: str) -> dict[str, Any]:
-        """``message``: play a prompt, record the caller until ``key2Stop`` or ``maxTime``, report it."""
+        """``message``: play a prompt, record the caller until ``key2Stop``, ``maxTime`` or silence, report it."""
         engine = self.engine
         fields = engine.decode(body)
         request = parse_message(fields)
@@ -193,19 +194,15 @@ class CallApi:
         engine.board.check_call(request.app_id, request.call_id)
         _check_files(engine, request, ["voiceStr"])
         program = prepare(request, engine.library, engine.speaker, application.voice)
-        prompt_samples = len(program.prompts[0])
-        info = engine.board.info(request.call_id)
+        message = Message(program, engine.board.info(request.call_id), request.orders[0].data,
+                          seconds_to_samples(application.silence_s), application.silence_dbm0)
 
         def report_message(call: Call, report: RequestReport) -> None:
-            start = call.request_start + min(prompt_samples, report.at)
-            end = call.request_start + report.at
-            body = {"event": "messagerpt", "appId": call.app_id, "callId": call.call_id,
-                    "fileName": info.recording if info is not None else "", "result": report.result.value,
-                    "startMs": round(samples_to_seconds(start) * 1000), "endMs": round(samples_to_seconds(end) * 1000),
-                    "data": request.orders[0].data, "timeStamp": vendor_timestamp(engine.wall_clock())}
-            engine.delivery.publish(call.app_id, call.call_id, body)
+            engine.delivery.publish(call.app_id, call.call_id, message.report(call, report, engine.wall_clock()))
 
         engine.board.submit(request.app_id, request.call_id, program, report_message)
+        if message.silence is not None:
+            engine.board.after(0, lambda: engine.board.media.listen(request.call_id, message.hear))
         return response(OK, "ok", request.app_id, request.call_id)
 
 
