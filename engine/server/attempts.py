@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.format import seconds_to_samples
-from engine.server.endpoints import OutCallSpec
+from engine.server.endpoints import Endpoint, OutCallSpec
 from engine.server.routes import Connection
 from engine.server.switchboard import Switchboard
 from engine.wire.call_events import FAILED, NO_ANSWER, REASON_NOT_CONNECTED, REASON_SHUTDOWN, CallInfo
@@ -52,10 +52,18 @@ class Attempts:
         if endpoint is None:
             self._not_connected(info, connection.ans_code)
             return
+        self.connect(info, endpoint)
+
+    def connect(self, info: CallInfo, endpoint: Endpoint) -> None:
+        """Make the answered call ``info`` live on ``endpoint`` (``callstatrpt`` answered follows).
+
+        Also what an inbound endpoint calls once the application accepted the call (``info.direction`` "in").
+        The endpoint is discarded when the call cannot be created (``108102`` when the engine is full).
+        """
         info.recording = endpoint.recording
         endpoint.info = info
         try:
-            self.board.create(spec.app_id, endpoint, call_id)
+            self.board.create(info.app_id, endpoint, info.call_id)
         except BaseException:
             endpoint.discard()
             raise

@@ -88,7 +88,11 @@ def _check_files(engine: Engine, request: MultOrders, fields: list[str]) -> None
 
 
 class Inbound:
-    """Incoming calls waiting for the application's ``reply``: ``offer`` publishes ``incomingcall``."""
+    """Incoming calls waiting for the application's ``reply``: ``offer`` publishes ``incomingcall``.
+
+    The one entry point for inbound calls: an inbound endpoint (the SIP glue, for an INVITE) reaches it as
+    ``engine.call_api.inbound`` (the :class:`CallApi` that :func:`register` puts on the engine).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -96,7 +100,23 @@ class Inbound:
         self._waiting: dict[str, tuple[str, Callable[[bool], None]]] = {}
 
     def offer(self, info: CallInfo, decide: Callable[[bool], None]) -> None:
-        """Offer a call to ``info.app_id``; ``decide(accept)`` is called once with its ``reply``."""
+        """Offer an incoming call to ``info.app_id``; ``decide(accept)`` is called once with its ``reply``.
+
+        What a SIP glue calls for an INVITE, from any thread (no I/O here beyond publishing the event):
+
+        1. make ``info`` a :class:`~engine.wire.call_events.CallInfo` with ``direction="in"``, the
+           application that owns the called number, a new call id (``Engine.new_call_id``), ``caller`` /
+           ``called`` from the INVITE and ``started`` from ``engine.wall_clock()``;
+        2. ``offer(info, decide)``: ``incomingcall`` goes to the application (logged and retried like every
+           event) and the call waits for ``POST /ipcc/call/reply`` with its ``callId``;
+        3. in ``decide(True)``: answer the INVITE and make the call live with
+           ``engine.attempts.connect(info, endpoint)`` (an :class:`~engine.server.endpoints.Endpoint`: the
+           caller's RTP audio and where the call's audio goes) — ``callstatrpt`` (``dir`` "in") follows and
+           the call plays requests like any other; in ``decide(False)``: reject the INVITE (nothing is sent).
+
+        ``decide`` runs on the thread answering ``reply`` and must not block; a second ``reply`` answers
+        ``108105``.
+        """
         with self._lock:
             self._waiting[info.call_id] = (info.app_id, decide)
         body = incoming_call_report(info, self.engine.wall_clock())

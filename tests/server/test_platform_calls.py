@@ -13,8 +13,10 @@ import soundfile as sf
 from engine.audio.library import VoiceLibrary
 from engine.config import DEMO_APP_ID, Application, Config
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak
+from engine.server.endpoints import OutCallSpec, make_endpoint
 from engine.testing.platform import ROUTES, Platform, check_against_table, markdown_tables, platform_server
 from engine.testing.server import call_events, wait_for
+from engine.wire.call_events import CallInfo
 
 CALL_EVENTS = ("callstatrpt", "calldisconnectrpt", "callbillrpt", "playoverrpt", "messagerpt")
 
@@ -166,8 +168,6 @@ def test_a_transfer_of_an_unknown_call_or_to_junk_is_refused(platform: Platform)
 
 
 def test_reply_answers_an_offered_incoming_call(platform: Platform, repo_root: Path) -> None:
-    from engine.wire.call_events import CallInfo
-
     assert platform.post("reply", callId="no-such-call", ansCode=0)["code"] == "108105"
     decided: list[bool] = []
     info = CallInfo(DEMO_APP_ID, "inbound-1", "13800138000", "95555", platform.engine.wall_clock(), direction="in")
@@ -277,3 +277,37 @@ def test_a_message_without_silence_detection_runs_to_max_time(platform: Platform
     platform.post("disConnect", callId=call_id)
     assert (report["endReason"], report["result"]) == ("maxTime", "complete")
     assert report["endMs"] - report["startMs"] == 1500  # maxTime counts from the prompt's start
+
+
+def test_an_inbound_call_goes_through_inbound_offer_then_reply_as_a_sip_glue_drives_it(platform: Platform) -> None:
+    engine = platform.engine
+    decisions: dict[str, bool] = {}
+
+    def offer(call_id: str) -> CallInfo:  # what a SIP glue does for an INVITE to 4001234
+        info = CallInfo(DEMO_APP_ID, call_id, "13912345678", "4001234", engine.wall_clock(), direction="in")
+
+        def decide(accept: bool) -> None:
+            decisions[call_id] = accept
+            if accept:
+                engine.attempts.connect(info, make_endpoint(OutCallSpec(DEMO_APP_ID, "null"), engine.endpoints))
+
+        engine.call_api.inbound.offer(info, decide)
+        return info
+
+    accepted, rejected = engine.new_call_id(), engine.new_call_id()
+    offer(accepted)
+    offer(rejected)
+    incoming = platform.wait(accepted, "incomingcall")[0]
+    assert (incoming["caller"], incoming["called"], incoming["callId"]) == ("13912345678", "4001234", accepted)
+    assert platform.post("reply", callId=accepted, ansCode=0)["code"] == "000000"
+    assert platform.post("reply", callId=rejected, ansCode=1)["code"] == "000000"
+    assert platform.post("reply", callId=accepted, ansCode=0)["code"] == "108105"  # answered once
+    assert decisions == {accepted: True, rejected: False}
+    stat = platform.wait(accepted, "callstatrpt")[-1]
+    assert (stat["dir"], stat["ansCode"], stat["called"]) == ("in", 0, "4001234")
+    assert platform.post("multOrders", callId=accepted, orders=[_tone(0.1)])["code"] == "000000"
+    assert platform.post("multOrders", callId=rejected, orders=[_tone(0.1)])["code"] == "108105"
+    platform.post("disConnect", callId=accepted)
+    assert [e["event"] for e in platform.wait(accepted, "callbillrpt")] == [
+        "incomingcall", "callstatrpt", "multrpt", "calldisconnectrpt", "callbillrpt"]
+    assert [e["event"] for e in platform.events(rejected)] == ["incomingcall"]
