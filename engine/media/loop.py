@@ -60,8 +60,12 @@ class MediaLoop:
         self._listeners: dict[str, Listener] = {}  # by call id: the few calls whose caller someone hears
 
     def listen(self, call_id: str, listener: Listener) -> None:
-        """Hand each frame heard from ``call_id``'s caller to ``listener`` (media thread; replaces any other)."""
-        self._listeners[call_id] = listener
+        """Hand each frame heard from ``call_id``'s caller to ``listener`` (media thread; replaces any other).
+
+        A call that is not ticked (already removed) gets no listener.
+        """
+        if any(call.call_id == call_id for call in self.calls):
+            self._listeners[call_id] = listener
 
     def add(self, call: Call) -> None:
         """Start ticking ``call`` (its caller audio gets a fresh detector channel)."""
