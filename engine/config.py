@@ -35,6 +35,8 @@ DEFAULT_SILENCE_S = 5.0
 DEFAULT_BODY_BYTES = 1 << 20
 #: An upload's bytes at most (default of ``[limits] uploadBytes``): 10 MiB.
 DEFAULT_UPLOAD_BYTES = 10 << 20
+#: Live calls at most (default of ``[limits] calls``).
+DEFAULT_MAX_CALLS = 10_000
 #: A route's ``number`` pattern: digits and ``+ # *`` (``*`` at the end or alone matches any digits).
 _PATTERN = re.compile(r"[0-9+#*?]{1,40}")
 
@@ -100,7 +102,8 @@ class Limits:
     ``file_seconds`` / ``file_bytes``: one decoded file's seconds of audio / bytes on disk (default 600 s,
     64 MiB); ``library_cache_bytes``: decoded files kept in memory (default 256 MiB); ``speech_memory_bytes`` /
     ``speech_disk_bytes``: the speech cache in memory / on disk (default 128 MiB / 512 MiB);
-    ``delivery_concurrency``: each application's events in flight at once (None: the delivery's default, 16).
+    ``delivery_concurrency``: each application's events in flight at once (None: the delivery's default, 16);
+    ``calls``: live calls at most (default 10,000; ``outCall`` beyond answers ``108102``).
     """
 
     body_bytes: int = DEFAULT_BODY_BYTES
@@ -111,6 +114,7 @@ class Limits:
     speech_memory_bytes: int = DEFAULT_MEMORY_BYTES
     speech_disk_bytes: int = DEFAULT_DISK_BYTES
     delivery_concurrency: int | None = None
+    calls: int = DEFAULT_MAX_CALLS
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ _ROUTE_KEYS = ("number", "endpoint", "keys", "callerWav", "outcome")
 _BOUNDS = {"bodyBytes": ("body_bytes", 64), "uploadBytes": ("upload_bytes", 1024),
            "fileBytes": ("file_bytes", 1), "libraryCacheBytes": ("library_cache_bytes", 0),
            "speechMemoryBytes": ("speech_memory_bytes", 0), "speechDiskBytes": ("speech_disk_bytes", 0),
-           "deliveryConcurrency": ("delivery_concurrency", 1)}
+           "deliveryConcurrency": ("delivery_concurrency", 1), "calls": ("calls", 1)}
 _LIMIT_KEYS = ("jsonDepth", "jsonKeys", "fileSeconds", *_BOUNDS)
 _SERVER_KEYS = ("state", "recordings", "cache")
 

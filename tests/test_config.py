@@ -59,6 +59,7 @@ def _config(**tables: object) -> dict[str, object]:
     (_config(limits={"speechDiskBytes": True}), "limits.speechDiskBytes"),
     (_config(limits={"deliveryConcurrency": 0}), "limits.deliveryConcurrency: must be an integer >= 1"),
     (_config(limits={"bodyBytes": 10}), "limits.bodyBytes: must be an integer >= 64"),
+    (_config(limits={"calls": 0}), "limits.calls: must be an integer >= 1"),
     (_config(server={"cahce": "c"}), "did you mean 'cache'"),
     ({"applications": [{"appId": "a", "deliveryconcurrency": 2}]}, "did you mean 'deliveryConcurrency'"),
     ({"applications": [{"appId": "a", "deliveryConcurrency": 0}]}, "deliveryConcurrency: must be an integer >= 1"),
@@ -97,7 +98,7 @@ def test_the_shipped_example_loads_and_uses_every_key(repo_root: Path) -> None:
 def test_every_limit_reaches_the_part_it_bounds(tmp_path: Path, repo_root: Path) -> None:
     raw = _config(limits={"bodyBytes": 4096, "uploadBytes": 2048, "fileSeconds": 1.5, "fileBytes": 30000,
                           "libraryCacheBytes": 12345, "speechMemoryBytes": 777, "speechDiskBytes": 888,
-                          "deliveryConcurrency": 3},
+                          "deliveryConcurrency": 3, "calls": 2},
                   server={"cache": "speech"})
     raw["applications"] = [{"appId": "a"}, {"appId": "b", "deliveryConcurrency": 7}]
     config = parse_config(raw, "x", tmp_path)
@@ -115,6 +116,7 @@ def test_every_limit_reaches_the_part_it_bounds(tmp_path: Path, repo_root: Path)
         assert sum(f.stat().st_size for f in (tmp_path / "speech" / "tts").glob("*.wav")) <= 888
         assert (engine.max_body_bytes, engine.max_upload_bytes) == (4096, 2048)
         assert engine.delivery.concurrency == {"a": 3, "b": 7}
+        assert engine.board.max_calls == 2
     finally:
         engine.close()
     assert delivery_concurrency(config, 5) == 5  # the command line's (or a test's) number wins

@@ -48,7 +48,7 @@ from engine.server.delivery import DEFAULT_CONCURRENCY, Delivery, RetryPolicy
 from engine.server.endpoints import EndpointContext, OutCallSpec, parse_out_call
 from engine.server.http import Action, add_post, install_error_answers
 from engine.server.routes import Connection, connect
-from engine.server.switchboard import DEFAULT_MAX_CALLS, RequestHook, Switchboard
+from engine.server.switchboard import RequestHook, Switchboard
 from engine.server.upload import check_owner, owned
 from engine.tts.synthesizer import SpeechSource
 from engine.wire.body import Fields
@@ -79,9 +79,9 @@ class ServerSettings:
 
     Paths default to the current folder's ``recordings/`` and ``state/`` (the event log); ``cache``: the speech
     cache's folder (None: the configuration's ``[server] cache``, else the speech cache's default).
-    ``max_body_bytes``, ``max_upload_bytes`` and ``delivery_concurrency`` (one number, or by appId) override the
-    configuration's ``[limits]`` (None: the configuration decides). ``prepare_workers``: threads checking and
-    preparing requests.
+    ``max_body_bytes``, ``max_upload_bytes``, ``max_calls`` and ``delivery_concurrency`` (one number, or by
+    appId) override the configuration's ``[limits]`` (None: the configuration decides). ``prepare_workers``:
+    threads checking and preparing requests.
     """
 
     config: Config = field(default_factory=default_config)
@@ -91,7 +91,7 @@ class ServerSettings:
     cache: Path | None = None
     max_body_bytes: int | None = None
     max_upload_bytes: int | None = None
-    max_calls: int = DEFAULT_MAX_CALLS
+    max_calls: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fsync: bool = False
     delivery_concurrency: int | dict[str, int] | None = None  # events in flight per application
@@ -129,8 +129,8 @@ class Engine:
         self.delivery = Delivery(settings.state_dir, callbacks, settings.retry, settings.fsync,
                                  concurrency=delivery_concurrency(self.config, settings.delivery_concurrency),
                                  wall_clock=wall_clock)
-        self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock, settings.max_calls,
-                                 ledger=self.delivery)
+        self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock,
+                                 settings.max_calls or limits.calls, ledger=self.delivery)
         self.endpoints = EndpointContext(Path(settings.recordings), self.library)
         self.pool = ThreadPoolExecutor(settings.prepare_workers, thread_name_prefix="ipcc-prepare")
         self.attempts = Attempts(self.board, self.delivery.publish, wall_clock)
