@@ -227,7 +227,7 @@ def quiet_platform(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) ->
     voices = root / "voices"
     voices.mkdir()
     menu = VoiceLibrary(repo_root / "voices").load("menu.flac")  # real speech, at 8 kHz
-    speech = np.tile(menu, 3)  # about 10 s of speech (its pauses are much shorter than 1 s)
+    speech = np.tile(menu, 4)  # about 14 s of speech (its pauses are much shorter than 1 s)
     sf.write(voices / "speaks-then-silent.wav", np.concatenate([speech, np.zeros(12 * SAMPLE_RATE_HZ, np.int16)]),
              SAMPLE_RATE_HZ, subtype="PCM_16")
     config = Config({DEMO_APP_ID: Application(DEMO_APP_ID, silence_s=SILENCE_S)}, ROUTES)
