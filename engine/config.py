@@ -17,13 +17,26 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from engine.audio.decode import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_SECONDS, check_decode_limits
+from engine.audio.library import DEFAULT_CACHE_BYTES
+from engine.audio.silence import DEFAULT_SILENCE_DBM0
 from engine.errors import ConfigError, UnknownAppError
+from engine.tts.cache import DEFAULT_MEMORY_BYTES
+from engine.tts.disk_cache import DEFAULT_DISK_BYTES
 from engine.tts.synthesizer import VoiceSettings
 from engine.tts.voices import unknown_voice
 from engine.wire.body import DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS, JsonLimits
 
 DEMO_APP_ID = "247e35ff320a4142a105024055c367cf"
 DEFAULT_QUEUE_LIMIT = 8
+#: Seconds of the caller's silence that end a ``message`` (default of ``silenceSeconds``).
+DEFAULT_SILENCE_S = 5.0
+#: A request body's bytes at most (default of ``[limits] bodyBytes``): 1 MiB.
+DEFAULT_BODY_BYTES = 1 << 20
+#: An upload's bytes at most (default of ``[limits] uploadBytes``): 10 MiB.
+DEFAULT_UPLOAD_BYTES = 10 << 20
+#: Live calls at most (default of ``[limits] calls``).
+DEFAULT_MAX_CALLS = 10_000
 #: A route's ``number`` pattern: digits and ``+ # *`` (``*`` at the end or alone matches any digits).
 _PATTERN = re.compile(r"[0-9+#*?]{1,40}")
 
@@ -65,19 +78,51 @@ DEFAULT_ROUTES = (Route("*", "wav:{called}-{callId}"),)
 
 @dataclass(frozen=True)
 class Application:
-    """One application: where its events go, how its calls speak, how many requests a call may queue."""
+    """One application: where its events go, how its calls speak, how many requests a call may queue.
+
+    ``delivery_concurrency``: its events in flight at once (None: ``[limits] deliveryConcurrency``).
+    ``silence_s`` / ``silence_dbm0``: a ``message`` ends once the caller has been below ``silence_dbm0`` (default
+    −45 dBm0) for ``silence_s`` seconds (default 5; 0: never on silence).
+    """
 
     app_id: str
     callback_url: str | None = None
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     queue_limit: int = DEFAULT_QUEUE_LIMIT
+    delivery_concurrency: int | None = None
+    silence_s: float = DEFAULT_SILENCE_S
+    silence_dbm0: float = DEFAULT_SILENCE_DBM0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The ``[limits]`` table besides the JSON bounds: what each request and each cache may cost.
+
+    ``body_bytes`` / ``upload_bytes``: a request body's / an upload's bytes (default 1 MiB / 10 MiB);
+    ``file_seconds`` / ``file_bytes``: one decoded file's seconds of audio / bytes on disk (default 600 s,
+    64 MiB); ``library_cache_bytes``: decoded files kept in memory (default 256 MiB); ``speech_memory_bytes`` /
+    ``speech_disk_bytes``: the speech cache in memory / on disk (default 128 MiB / 512 MiB);
+    ``delivery_concurrency``: each application's events in flight at once (None: the delivery's default, 16);
+    ``calls``: live calls at most (default 10,000; ``outCall`` beyond answers ``108102``).
+    """
+
+    body_bytes: int = DEFAULT_BODY_BYTES
+    upload_bytes: int = DEFAULT_UPLOAD_BYTES
+    file_seconds: float = DEFAULT_MAX_FILE_SECONDS
+    file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    library_cache_bytes: int = DEFAULT_CACHE_BYTES
+    speech_memory_bytes: int = DEFAULT_MEMORY_BYTES
+    speech_disk_bytes: int = DEFAULT_DISK_BYTES
+    delivery_concurrency: int | None = None
+    calls: int = DEFAULT_MAX_CALLS
 
 
 @dataclass(frozen=True)
 class Config:
-    """The configured applications by ``appId``, the route table (first match wins), folders and JSON limits.
+    """The configured applications by ``appId``, the route table (first match wins), folders and limits.
 
-    ``state_dir`` / ``recordings``: None means the command line's default (``./state``, ``./recordings``).
+    ``state_dir`` / ``recordings`` / ``cache_dir``: None means the command line's default (``./state``,
+    ``./recordings``, the speech cache's default folder).
     """
 
     applications: dict[str, Application]
@@ -85,6 +130,8 @@ class Config:
     json_limits: JsonLimits = field(default_factory=JsonLimits)
     state_dir: Path | None = None
     recordings: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    cache_dir: Path | None = None
 
     def application(self, app_id: str) -> Application:
         """The application ``app_id``; :class:`UnknownAppError` (``108101``) when it is not configured."""
@@ -104,10 +151,16 @@ def default_config() -> Config:
 
 
 _TOP_KEYS = ("applications", "routes", "limits", "server", "numbers", "sip")  # numbers, sip: read by server.sip_glue
-_APP_KEYS = ("appId", "callbackUrl", "queueLimit", "voice", "rate", "volume")
+_APP_KEYS = ("appId", "callbackUrl", "queueLimit", "voice", "rate", "volume", "deliveryConcurrency",
+             "silenceSeconds", "silenceLevel")
 _ROUTE_KEYS = ("number", "endpoint", "keys", "callerWav", "outcome")
-_LIMIT_KEYS = ("jsonDepth", "jsonKeys")
-_SERVER_KEYS = ("state", "recordings")
+#: ``[limits]`` keys of :class:`Limits`: the field and the least value allowed.
+_BOUNDS = {"bodyBytes": ("body_bytes", 64), "uploadBytes": ("upload_bytes", 1024),
+           "fileBytes": ("file_bytes", 1), "libraryCacheBytes": ("library_cache_bytes", 0),
+           "speechMemoryBytes": ("speech_memory_bytes", 0), "speechDiskBytes": ("speech_disk_bytes", 0),
+           "deliveryConcurrency": ("delivery_concurrency", 1), "calls": ("calls", 1)}
+_LIMIT_KEYS = ("jsonDepth", "jsonKeys", "fileSeconds", *_BOUNDS)
+_SERVER_KEYS = ("state", "recordings", "cache")
 
 
 def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
@@ -155,7 +208,17 @@ def _application(raw: Any, where: str) -> Application:
                               volume=raw.get("volume", VoiceSettings.volume))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return Application(app_id, callback, voice, limit)
+    concurrency = _int(raw, "deliveryConcurrency", 1, 1, where) if "deliveryConcurrency" in raw else None
+    silence_s = _number(raw, "silenceSeconds", DEFAULT_SILENCE_S, (0, 600), where)
+    silence_dbm0 = _number(raw, "silenceLevel", DEFAULT_SILENCE_DBM0, (-90, 0), where)
+    return Application(app_id, callback, voice, limit, concurrency, silence_s, silence_dbm0)
+
+
+def _number(raw: dict[str, Any], key: str, default: float, bounds: tuple[float, float], where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not bounds[0] <= value <= bounds[1]:
+        raise ConfigError(f"{where}.{key}: must be a number from {bounds[0]:g} to {bounds[1]:g}")
+    return float(value)
 
 
 def _route(raw: Any, where: str) -> Route:
@@ -186,6 +249,17 @@ def _folder(raw: dict[str, Any], key: str, where: str, base: Path) -> Path | Non
     return base / _str(raw, key, where, required=True)
 
 
+def _limits(raw: dict[str, Any], where: str) -> Limits:
+    """The ``[limits]`` table's bounds besides the JSON ones (each a whole number, ``fileSeconds`` any number)."""
+    values: dict[str, Any] = {name: _int(raw, key, 0, minimum, where)
+                              for key, (name, minimum) in _BOUNDS.items() if key in raw}
+    if "fileSeconds" in raw:
+        values["file_seconds"] = _number(raw, "fileSeconds", 0, (0.001, 86_400), where)
+    limits = Limits(**values)
+    check_decode_limits(limits.file_seconds, limits.file_bytes)  # the library's own checks, met by the above
+    return limits
+
+
 def parse_config(raw: dict[str, Any], where: str, base: Path = Path(".")) -> Config:
     """A parsed TOML document → :class:`Config`; ``where`` names it in errors, ``base`` anchors relative folders."""
     _check_keys(raw, _TOP_KEYS, where)
@@ -206,8 +280,9 @@ def parse_config(raw: dict[str, Any], where: str, base: Path = Path(".")) -> Con
     json_limits = JsonLimits(_int(limits, "jsonDepth", DEFAULT_MAX_DEPTH, 2, f"{where}: limits"),
                              _int(limits, "jsonKeys", DEFAULT_MAX_KEYS, 8, f"{where}: limits"))
     server = _table(raw.get("server", {}), _SERVER_KEYS, f"{where}: server")
-    return Config(applications, routes, json_limits, _folder(server, "state", f"{where}: server", base),
-                  _folder(server, "recordings", f"{where}: server", base))
+    folders = {key: _folder(server, key, f"{where}: server", base) for key in _SERVER_KEYS}
+    return Config(applications, routes, json_limits, folders["state"], folders["recordings"],
+                  _limits(limits, f"{where}: limits"), folders["cache"])
 
 
 def load_config(path: str | Path | None) -> Config:

@@ -15,10 +15,15 @@ from engine.config import (
     _TOP_KEYS,
     DEFAULT_ROUTES,
     ConfigError,
+    Limits,
     Outcome,
     load_config,
     parse_config,
 )
+from engine.errors import MediaError
+from engine.format import SAMPLE_RATE_HZ
+from engine.server.app import Engine, ServerSettings, delivery_concurrency
+from engine.server.delivery import DEFAULT_CONCURRENCY
 
 APP = {"appId": "a"}
 
@@ -41,6 +46,23 @@ def _config(**tables: object) -> dict[str, object]:
     (_config(routes=[{"number": "1", "endpoint": "wav:{number}"}]), "routes[0].endpoint"),
     (_config(routes=[{"number": "1", "endpoint": "null", "outcome": "maybe"}]), "routes[0].outcome"),
     (_config(limits={"jsonDepth": 1}), "limits.jsonDepth: must be an integer >= 2"),
+    (_config(limits={"fileSecond": 3}), "did you mean 'fileSeconds'"),
+    (_config(limits={"bodybytes": 3}), "did you mean 'bodyBytes'"),
+    (_config(limits={"fileSeconds": 0}), "limits.fileSeconds: must be a number from 0.001 to 86400"),
+    ({"applications": [{"appId": "a", "silenceSeconds": -1}]}, "silenceSeconds: must be a number from 0 to 600"),
+    ({"applications": [{"appId": "a", "silenceLevel": "-45"}]}, "silenceLevel: must be a number from -90 to 0"),
+    ({"applications": [{"appId": "a", "silencelevel": -40}]}, "did you mean 'silenceLevel'"),
+    (_config(limits={"fileSeconds": "600"}), "limits.fileSeconds"),
+    (_config(limits={"fileBytes": 0}), "limits.fileBytes: must be an integer >= 1"),
+    (_config(limits={"libraryCacheBytes": -1}), "limits.libraryCacheBytes: must be an integer >= 0"),
+    (_config(limits={"speechMemoryBytes": 1.5}), "limits.speechMemoryBytes"),
+    (_config(limits={"speechDiskBytes": True}), "limits.speechDiskBytes"),
+    (_config(limits={"deliveryConcurrency": 0}), "limits.deliveryConcurrency: must be an integer >= 1"),
+    (_config(limits={"bodyBytes": 10}), "limits.bodyBytes: must be an integer >= 64"),
+    (_config(limits={"calls": 0}), "limits.calls: must be an integer >= 1"),
+    (_config(server={"cahce": "c"}), "did you mean 'cache'"),
+    ({"applications": [{"appId": "a", "deliveryconcurrency": 2}]}, "did you mean 'deliveryConcurrency'"),
+    ({"applications": [{"appId": "a", "deliveryConcurrency": 0}]}, "deliveryConcurrency: must be an integer >= 1"),
 ])
 def test_a_bad_configuration_is_refused_naming_the_key(raw: dict[str, object], words: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -68,3 +90,35 @@ def test_the_shipped_example_loads_and_uses_every_key(repo_root: Path) -> None:
     assert config.state_dir == repo_root / "state" and config.recordings == repo_root / "recordings"
     assert [route.outcome for route in config.routes][:2] == [Outcome.ANSWER, Outcome.BUSY]
     assert config.applications["247e35ff320a4142a105024055c367cf"].voice.voice == "sit/cmn"
+    assert config.cache_dir == repo_root / "cache"
+    assert config.limits == Limits(delivery_concurrency=DEFAULT_CONCURRENCY), "the example shows the defaults"
+    assert config.applications["247e35ff320a4142a105024055c367cf"].delivery_concurrency == 4
+
+
+def test_every_limit_reaches_the_part_it_bounds(tmp_path: Path, repo_root: Path) -> None:
+    raw = _config(limits={"bodyBytes": 4096, "uploadBytes": 2048, "fileSeconds": 1.5, "fileBytes": 30000,
+                          "libraryCacheBytes": 12345, "speechMemoryBytes": 777, "speechDiskBytes": 888,
+                          "deliveryConcurrency": 3, "calls": 2},
+                  server={"cache": "speech"})
+    raw["applications"] = [{"appId": "a"}, {"appId": "b", "deliveryConcurrency": 7}]
+    config = parse_config(raw, "x", tmp_path)
+    engine = Engine(ServerSettings(config=config, voices=repo_root / "voices", recordings=tmp_path / "rec",
+                                   state_dir=tmp_path / "state"))
+    try:
+        assert engine.library.stats()["cache_bytes"] == 12345
+        assert len(engine.library.load("beep.wav")) == SAMPLE_RATE_HZ // 2  # 0.5 s, 4058 bytes: within
+        with pytest.raises(MediaError, match="max_file_seconds = 1.5 s"):
+            engine.library.load("goodbye.ogg")  # 2.0 s, 14996 bytes
+        with pytest.raises(MediaError, match="max_file_bytes = 30000 bytes"):
+            engine.library.load("welcome.wav")  # 51300 bytes
+        speech = engine.speaker.synthesize("configured bounds")
+        assert len(speech) * 2 > 888 and engine.speaker.cached("configured bounds") is None  # memory: 777 bytes
+        assert sum(f.stat().st_size for f in (tmp_path / "speech" / "tts").glob("*.wav")) <= 888
+        assert (engine.max_body_bytes, engine.max_upload_bytes) == (4096, 2048)
+        assert engine.delivery.concurrency == {"a": 3, "b": 7}
+        assert engine.board.max_calls == 2
+    finally:
+        engine.close()
+    assert delivery_concurrency(config, 5) == 5  # the command line's (or a test's) number wins
+    plain = parse_config(_config(), "x")
+    assert delivery_concurrency(plain) == {"a": 16} and plain.limits == Limits() and plain.cache_dir is None

@@ -66,20 +66,22 @@ def file_caller(path: str | Path, channel: int = 0) -> CallerAudio:
 
 
 def make_caller(keys: str = "", audio: str | None = None, *, names: tuple[str, str] = ("keys", "callerWav"),
-                resolve: Callable[[str], str | Path] | None = None) -> CallerStream:
+                load: Callable[[str], np.ndarray] | None = None) -> CallerStream:
     """The caller a request names: scripted ``keys``, the ``audio`` file, or a silent caller (neither).
 
     ``names``: how the two fields are called in messages (``--keys``/``--caller`` on the command line);
-    ``resolve(audio)``: the file's path (the server's voice library; default: ``audio`` as it is). Raises
+    ``load(audio)``: the file's samples in the call's format (the server's voice library, which bounds, shares
+    and confines the decode, and refuses naming the field; default: ``audio`` decoded as a path). Raises
     :class:`~engine.errors.EndpointError` naming the field (both given, a bad script, undecodable audio).
     """
     keys_name, audio_name = names
     if keys and audio:
         raise EndpointError(keys_name, f"give {keys_name} or {audio_name}, not both")
+    if audio and load is not None:
+        return CallerAudio(load(audio))
     if audio:
-        path = resolve(audio) if resolve is not None else audio
         try:
-            return file_caller(path)
+            return file_caller(audio)
         except ValueError:  # AudioDecodeError, or a channel the file does not have
             raise EndpointError(audio_name, f"{audio!r} is not decodable audio") from None
     if keys:

@@ -88,7 +88,8 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--state", type=Path, default=None,
                        help="the event log, journal and acknowledgements (default: the configuration's "
                             "[server] state, else ./state)")
-    serve.add_argument("--max-calls", type=int, default=10_000, help="live calls at most (default: 10000)")
+    serve.add_argument("--max-calls", type=int, default=None,
+                       help="live calls at most (default: the configuration's [limits] calls, else 10000)")
     serve.add_argument("--fsync", action="store_true",
                        help="fsync the event log, journal and acknowledgements after every batch (survives a "
                             "power cut; default: written to the kernel at once, survives kill -9)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ from engine.media.call import Call
 from engine.media.sinks import NullSink, Sink
 
 log = logging.getLogger(__name__)
+#: ``listener(frame, call) -> keep``: hears the call's caller frame each tick (False: stop listening).
+Listener = Callable[[np.ndarray, Call], bool]
 _FRAME = SAMPLES_PER_FRAME
 #: Rows are added at least this fraction of the rows already there at a time (amortised O(1) per call).
 GROWTH = 0.25
@@ -97,6 +100,15 @@ class MediaLoop:
         #: The media thread's CPU time in each pass of :meth:`tick` since the start (ns): playing every call,
         #: hearing every caller (and recording), detecting keys (and acting on them).
         self.cpu_ns = {"play": 0, "hear": 0, "detect": 0}
+        self._listeners: dict[str, Listener] = {}  # by call id: the few calls whose caller someone hears
+
+    def listen(self, call_id: str, listener: Listener) -> None:
+        """Hand each frame heard from ``call_id``'s caller to ``listener`` (media thread; replaces any other).
+
+        A call that is not ticked (already removed) gets no listener.
+        """
+        if any(call.call_id == call_id for call in self.calls):
+            self._listeners[call_id] = listener
 
     @property
     def calls(self) -> list[Call]:
@@ -138,6 +150,7 @@ class MediaLoop:
         if row < self.detector.channels:
             self.detector.reset_channel(row)
             self._heard[row] = 0  # silent for the next caller
+        self._listeners.pop(call.call_id, None)
         call.sink.close()
 
     def _append_free_row(self) -> None:
@@ -174,6 +187,8 @@ class MediaLoop:
         recorded = self._play(failed_rows)
         t1 = clock()
         self._hear(heard, failed_rows)
+        if self._listeners:
+            self._tell_listeners(heard)
         sinks = self._sinks
         for row, frame in recorded:
             if row not in failed_rows:
@@ -209,6 +224,22 @@ class MediaLoop:
             if frame is not None:
                 recorded.append((row, frame))
         return recorded
+
+    def _tell_listeners(self, heard: np.ndarray) -> None:
+        """Hand each listened-to call its caller's frame (rare: a voicemail's silence watch)."""
+        listeners = self._listeners
+        for call, row in list(self._row_of.items()):
+            listener = listeners.get(call.call_id)
+            if listener is None:
+                continue
+            try:
+                keep = listener(heard[row], call)
+            except Exception:
+                log.exception("a listener of call %s failed", call.call_id)
+                keep = False
+            if not keep and listeners.get(call.call_id) is listener:
+                del listeners[call.call_id]
+
 
     def _hear(self, heard: np.ndarray, failed_rows: set[int]) -> None:
         """Read every caller's frame into its row of ``heard``.

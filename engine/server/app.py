@@ -7,15 +7,15 @@ and wrong methods included: :mod:`engine.server.http`): ``/ipcc/call/multOrders`
 (:mod:`engine.server.docs`); ``GET /ipcc/events?callId=`` (a call's events) and ``GET /ipcc/status``. Each
 module registers its routes with a ``register(app, engine)`` function; :data:`ROUTE_MODULES` lists them.
 
-A body is read as a stream and refused (``108100``) as soon as it exceeds ``max_body_bytes`` (1 MiB) — by its
-``Content-Length`` before reading, else while counting — so a huge body is never held whole. Checking and
-preparing (speech synthesis, file decoding) runs on a small thread pool, never on the event loop; the
-prepared request is then handed to the media thread by :class:`~engine.server.switchboard.Switchboard`. The one
-exception is the fast path: a ``multOrders``/``play`` whose orders are all speech already in the speaker's
-memory cache (``speaker.cached``) is checked and queued on the event loop, since nothing in it can block
-(about 50 µs of CPU, measured, against a thread hop per request); a file order or a cache miss goes to the
-pool, which then does the whole request again. An unexpected exception answers ``108104`` and is logged
-with its traceback; the server keeps serving.
+A body is read as a stream and refused (``108100``) as soon as it exceeds ``max_body_bytes`` (``[limits]
+bodyBytes``, 1 MiB) — by its ``Content-Length`` before reading, else while counting — so a huge body is never held
+whole. Checking and preparing (speech synthesis, file decoding) runs on a small thread pool, never on the event
+loop; the prepared request is then handed to the media thread by :class:`~engine.server.switchboard.Switchboard`.
+The one exception is the fast path: a ``multOrders``/``play`` whose orders are all speech already in the speaker's
+memory cache (``speaker.cached``) is checked and queued on the event loop, since nothing in it can block (cheaper than
+a thread hop per request); a file order or a cache miss goes to the pool, which then
+does the whole request again. An unexpected exception answers ``108104`` and is logged with its traceback; the
+server keeps serving.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from engine.config import Config, default_config
 from engine.core.orders import MultOrders, PlayKind
 from engine.core.timeline import Program
 from engine.errors import INTERNAL, OK, UNKNOWN_CALL, EngineError
-from engine.format import seconds_to_samples
 from engine.media.pacer import Clock
 from engine.server import call_api, docs, upload
+from engine.server.attempts import Attempts
 from engine.server.auth import AuthSettings
 from engine.server.delivery import DEFAULT_CONCURRENCY, Delivery, RetryPolicy
 from engine.server.endpoints import EndpointContext, OutCallSpec, parse_out_call
@@ -52,14 +52,10 @@ from engine.server.http import Action, add_post, install_error_answers
 from engine.server.limits import GuardSettings
 from engine.server.metrics import CONTENT_TYPE, exposition, registry_for
 from engine.server.routes import Connection, connect
-from engine.server.switchboard import DEFAULT_MAX_CALLS, RequestHook, Switchboard
-from engine.server.upload import MAX_UPLOAD_BYTES, check_owner, owned
+from engine.server.switchboard import RequestHook, Switchboard
+from engine.server.upload import check_owner, owned
 from engine.tts.synthesizer import SpeechSource
 from engine.wire.body import Fields
-from engine.wire.call_events import FAILED, NO_ANSWER, REASON_NOT_CONNECTED, CallInfo
-from engine.wire.call_events import call_bill_report as bill
-from engine.wire.call_events import call_disconnect_report as disconnect
-from engine.wire.call_events import call_stat_report as stat
 from engine.wire.openapi import CallBody, EventsResponse, MultOrdersBody, OutCallBody, PlayBody, StatusResponse
 from engine.wire.request import (
     UNKNOWN_FIELDS,
@@ -73,9 +69,6 @@ from engine.wire.request import (
 )
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1 << 20
-#: Seconds a phone rings before a "no answer" route gives up, when ``outCall`` gives no ``timeout``.
-DEFAULT_RING_S = 30
 #: Makes a request's hook once the request is parsed (``playoverrpt`` needs the order's ``data``).
 HookFactory = Callable[[MultOrders], RequestHook]
 
@@ -88,8 +81,11 @@ class _NeedsPoolError(Exception):
 class ServerSettings:
     """Everything ``serve`` is configured with.
 
-    Paths default to the current folder's ``recordings/`` and ``state/`` (the event log). ``prepare_workers``: threads
-    checking and preparing requests. ``guard``: per-application limits, call timeouts, admission and HTTP
+    Paths default to the current folder's ``recordings/`` and ``state/`` (the event log); ``cache``: the speech
+    cache's folder (None: the configuration's ``[server] cache``, else the speech cache's default).
+    ``max_body_bytes``, ``max_upload_bytes``, ``max_calls`` and ``delivery_concurrency`` (one number, or by
+    appId) override the configuration's ``[limits]`` (None: the configuration decides). ``prepare_workers``:
+    threads checking and preparing requests. ``guard``: per-application limits, call timeouts, admission and HTTP
     timeouts; ``auth``: per-application credentials (none by default).
     """
 
@@ -98,15 +94,23 @@ class ServerSettings:
     recordings: Path = Path("recordings")
     state_dir: Path = Path("state")
     cache: Path | None = None
-    max_body_bytes: int = MAX_BODY_BYTES
-    max_upload_bytes: int = MAX_UPLOAD_BYTES
-    max_calls: int = DEFAULT_MAX_CALLS
+    max_body_bytes: int | None = None
+    max_upload_bytes: int | None = None
+    max_calls: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fsync: bool = False
-    delivery_concurrency: int | dict[str, int] = DEFAULT_CONCURRENCY  # events in flight per application
+    delivery_concurrency: int | dict[str, int] | None = None  # events in flight per application
     prepare_workers: int = 4
     guard: GuardSettings = field(default_factory=GuardSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+
+
+def delivery_concurrency(config: Config, given: int | dict[str, int] | None = None) -> int | dict[str, int]:
+    """Events in flight per application: ``given``, else each application's own, else ``[limits]``'s."""
+    if given is not None:
+        return given
+    default = config.limits.delivery_concurrency or DEFAULT_CONCURRENCY
+    return {app_id: app.delivery_concurrency or default for app_id, app in config.applications.items()}
 
 
 class Engine:
@@ -116,21 +120,28 @@ class Engine:
                  wall_clock: Callable[[], datetime] = datetime.now) -> None:
         self.settings = settings
         self.config = settings.config
+        limits = self.config.limits
+        self.max_body_bytes = settings.max_body_bytes or limits.body_bytes
+        self.max_upload_bytes = settings.max_upload_bytes or limits.upload_bytes
         self.wall_clock = wall_clock
-        self.library = VoiceLibrary(settings.voices)
+        self.library = VoiceLibrary(settings.voices, max_file_seconds=limits.file_seconds,
+                                    max_file_bytes=limits.file_bytes, cache_bytes=limits.library_cache_bytes)
         if speaker is None:
             from engine.tts.synthesizer import synthesizer
 
-            speaker = synthesizer(settings.cache)
+            speaker = synthesizer(settings.cache or self.config.cache_dir, limits.speech_disk_bytes,
+                                  memory_bytes=limits.speech_memory_bytes)
         self.speaker = speaker
         callbacks = {app_id: app.callback_url for app_id, app in self.config.applications.items()}
         self.delivery = Delivery(settings.state_dir, callbacks, settings.retry, settings.fsync,
-                                 concurrency=settings.delivery_concurrency, wall_clock=wall_clock)
-        self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock, settings.max_calls,
-                                 settings.guard, ledger=self.delivery)
+                                 concurrency=delivery_concurrency(self.config, settings.delivery_concurrency),
+                                 wall_clock=wall_clock)
+        self.board = Switchboard(self.config, self.delivery.publish, clock, wall_clock,
+                                 settings.max_calls or limits.calls, settings.guard, ledger=self.delivery)
         self.guard = Guard(settings.guard, settings.auth, self.board, self.delivery)
         self.endpoints = EndpointContext(Path(settings.recordings), self.library)
         self.pool = ThreadPoolExecutor(settings.prepare_workers, thread_name_prefix="ipcc-prepare")
+        self.attempts = Attempts(self.board, self.delivery.publish, wall_clock)
 
     def start(self) -> None:
         """Start delivering events and playing calls."""
@@ -139,16 +150,16 @@ class Engine:
         self.guard.start()
 
     def close(self) -> None:
-        """Hang up every call, stop the media thread, deliver what can be delivered, stop."""
+        """Hang up every call, end every attempt still ringing, deliver what can be delivered, stop.
+
+        An attempt still ringing (a "no answer" route) gets its ``callstatrpt`` (no answer), ``calldisconnectrpt``
+        (reason ``shutdown``) and ``callbillrpt`` before the delivery stops, so nothing is lost.
+        """
         self.guard.close()
         self.board.close()
+        self.attempts.close()
         self.delivery.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def max_body_bytes(self) -> int:
-        """Bodies over this many bytes are refused unread."""
-        return self.settings.max_body_bytes
 
     async def run_on_pool(self, action: Action, body: str) -> dict[str, Any] | None:
         """:meth:`answer` on the preparing pool (never on the event loop)."""
@@ -165,7 +176,7 @@ class Engine:
         try:
             return action(body)
         except EngineError as exc:
-            return error_response(exc, ids_of(body))
+            return error_response(exc, ids_of(body), body)
         except Exception as exc:
             log.exception("internal failure on %s", getattr(action, "__name__", action))
             ids = ids_of(body)
@@ -247,36 +258,8 @@ class Engine:
         return uuid.uuid4().hex
 
     def start_call(self, spec: OutCallSpec, connection: Connection, call_id: str, transferred_from: str = "") -> None:
-        """Start the call attempt ``connection`` describes (thread-safe, no I/O: the media thread may call it).
-
-        An answered attempt becomes a live call (its events come from the switchboard); a route's failing
-        outcome publishes ``callstatrpt`` with its ``ansCode``, then ``calldisconnectrpt`` and ``callbillrpt``
-        (the attempt was started: ``000000``, as the platform answers): at once, or for no answer once the
-        phone has rung ``timeout`` seconds of media time (default :data:`DEFAULT_RING_S`).
-        """
-        info = CallInfo(spec.app_id, call_id, spec.caller, connection.called, self.wall_clock(), data=spec.data,
-                        transferred_from=transferred_from)
-        endpoint = connection.endpoint
-        if endpoint is None and connection.ans_code == NO_ANSWER:
-            ring_s = spec.timeout_s or DEFAULT_RING_S
-            self.board.after(seconds_to_samples(ring_s), lambda: self._not_connected(info, NO_ANSWER))
-            return
-        if endpoint is None:
-            self._not_connected(info, connection.ans_code)
-            return
-        info.recording = endpoint.recording
-        endpoint.info = info
-        try:
-            self.board.create(spec.app_id, endpoint, call_id)
-        except BaseException:
-            endpoint.discard()
-            raise
-
-    def _not_connected(self, info: CallInfo, ans_code: int = FAILED) -> None:
-        moment = self.wall_clock()
-        for body in (stat(info, ans_code, moment), disconnect(info, REASON_NOT_CONNECTED, 0, moment),
-                     bill(info, 0, moment)):
-            self.delivery.publish(info.app_id, info.call_id, body)
+        """Start the call attempt ``connection`` describes (:meth:`Attempts.start`; the media thread may call it)."""
+        self.attempts.start(spec, connection, call_id, transferred_from)
 
     def _call_command(self, body: str, command: Callable[[str, str], None]) -> dict[str, Any]:
         fields = self.decode(body)

@@ -9,9 +9,10 @@
   Answers ``callid`` (the first call) and ``newCallId``.
 * ``reply`` accepts (``ansCode`` 0) or rejects (1) an incoming call offered by :class:`Inbound`; there are
   none without an inbound endpoint (the SIP work adds them): ``108105``.
-* ``message`` plays a prompt, then records the caller (the call's recording goes on) until ``key2Stop`` or
-  ``maxTime``; ``messagerpt`` then gives the recording's ``fileName`` and where the message lies in it
-  (``startMs``, ``endMs``), with the keys' ``endReason``.
+* ``message`` plays a prompt, then records the caller (the call's recording goes on) until ``key2Stop``,
+  ``maxTime`` or the caller's silence (:mod:`engine.server.message`); ``messagerpt`` then gives the
+  recording's ``fileName``, where the message lies in it (``startMs``, ``endMs``) and why it ended
+  (``endReason``).
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ from engine.admission import prepare
 from engine.core.orders import MultOrders, PlayKind
 from engine.core.reports import RequestReport, Result
 from engine.errors import OK, UnknownCallError
-from engine.format import samples_to_seconds
+from engine.format import seconds_to_samples
 from engine.media.call import Call
 from engine.server.endpoints import parse_out_call
 from engine.server.http import add_post
+from engine.server.message import Message
 from engine.server.routes import connect
 from engine.server.switchboard import RequestHook
 from engine.server.upload import check_owner
 from engine.wire.call_bodies import parse_message, parse_notify, parse_reply, parse_transfer, transfer_prompt
 from engine.wire.call_events import REASON_NOTIFIED, REASON_TRANSFER, CallInfo, incoming_call_report
 from engine.wire.call_events import play_over_report as play_over
-from engine.wire.events import vendor_timestamp
 from engine.wire.openapi import CallNotifyBody, MessageBody, ReplyBody, TransferBody
 from engine.wire.request import response
 
@@ -87,7 +88,11 @@ def _check_files(engine: Engine, request: MultOrders, fields: list[str]) -> None
 
 
 class Inbound:
-    """Incoming calls waiting for the application's ``reply``: ``offer`` publishes ``incomingcall``."""
+    """Incoming calls waiting for the application's ``reply``: ``offer`` publishes ``incomingcall``.
+
+    The one entry point for inbound calls: an inbound endpoint (the SIP glue, for an INVITE) reaches it as
+    ``engine.call_api.inbound`` (the :class:`CallApi` that :func:`register` puts on the engine).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -95,7 +100,23 @@ class Inbound:
         self._waiting: dict[str, tuple[str, Callable[[bool], None]]] = {}
 
     def offer(self, info: CallInfo, decide: Callable[[bool], None]) -> None:
-        """Offer a call to ``info.app_id``; ``decide(accept)`` is called once with its ``reply``."""
+        """Offer an incoming call to ``info.app_id``; ``decide(accept)`` is called once with its ``reply``.
+
+        What a SIP glue calls for an INVITE, from any thread (no I/O here beyond publishing the event):
+
+        1. make ``info`` a :class:`~engine.wire.call_events.CallInfo` with ``direction="in"``, the
+           application that owns the called number, a new call id (``Engine.new_call_id``), ``caller`` /
+           ``called`` from the INVITE and ``started`` from ``engine.wall_clock()``;
+        2. ``offer(info, decide)``: ``incomingcall`` goes to the application (logged and retried like every
+           event) and the call waits for ``POST /ipcc/call/reply`` with its ``callId``;
+        3. in ``decide(True)``: answer the INVITE and make the call live with
+           ``engine.attempts.connect(info, endpoint)`` (an :class:`~engine.server.endpoints.Endpoint`: the
+           caller's RTP audio and where the call's audio goes) — ``callstatrpt`` (``dir`` "in") follows and
+           the call plays requests like any other; in ``decide(False)``: reject the INVITE (nothing is sent).
+
+        ``decide`` runs on the thread answering ``reply`` and must not block; a second ``reply`` answers
+        ``108105``.
+        """
         with self._lock:
             self._waiting[info.call_id] = (info.app_id, decide)
         body = incoming_call_report(info, self.engine.wall_clock())
@@ -185,7 +206,7 @@ class CallApi:
         return response(OK, "ok", app_id, call_id)
 
     def message(self, body: str) -> dict[str, Any]:
-        """``message``: play a prompt, record the caller until ``key2Stop`` or ``maxTime``, report it."""
+        """``message``: play a prompt, record the caller until ``key2Stop``, ``maxTime`` or silence, report it."""
         engine = self.engine
         fields = engine.decode(body)
         request = parse_message(fields)
@@ -193,19 +214,15 @@ class CallApi:
         engine.board.check_call(request.app_id, request.call_id)
         _check_files(engine, request, ["voiceStr"])
         program = prepare(request, engine.library, engine.speaker, application.voice)
-        prompt_samples = len(program.prompts[0])
-        info = engine.board.info(request.call_id)
+        message = Message(program, engine.board.info(request.call_id), request.orders[0].data,
+                          seconds_to_samples(application.silence_s), application.silence_dbm0)
 
         def report_message(call: Call, report: RequestReport) -> None:
-            start = call.request_start_sample + min(prompt_samples, report.at_sample)
-            end = call.request_start_sample + report.at_sample
-            body = {"event": "messagerpt", "appId": call.app_id, "callId": call.call_id,
-                    "fileName": info.recording if info is not None else "", "result": report.result.value,
-                    "startMs": round(samples_to_seconds(start) * 1000), "endMs": round(samples_to_seconds(end) * 1000),
-                    "data": request.orders[0].data, "timeStamp": vendor_timestamp(engine.wall_clock())}
-            engine.delivery.publish(call.app_id, call.call_id, body)
+            engine.delivery.publish(call.app_id, call.call_id, message.report(call, report, engine.wall_clock()))
 
         engine.board.submit(request.app_id, request.call_id, program, report_message)
+        if message.silence is not None:
+            engine.board.after(0, lambda: engine.board.media.listen(request.call_id, message.hear))
         return response(OK, "ok", request.app_id, request.call_id)
 
 

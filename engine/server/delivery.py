@@ -294,6 +294,8 @@ class Delivery:
         self.log.remove_before(oldest)
 
     async def _wait_idle(self) -> None:
+        for sender in self._senders.values():  # one with nothing in the last writes has not read to the end yet
+            sender.wake.set()
         deadline = asyncio.get_running_loop().time() + self._drain_s
         while any(not s.idle for s in self._senders.values()) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)

@@ -101,7 +101,7 @@ EndpointFactory = Callable[[str, OutCallSpec, EndpointContext], Endpoint]
 def caller_source(spec: OutCallSpec, context: EndpointContext) -> CallerSource:
     """The caller's audio the spec asks for: scripted keys, a file of the voice library, or silence."""
     return make_caller(spec.keys, spec.caller_wav or None,
-                       resolve=lambda name: context.library.resolve(name, "callerWav"))
+                       load=lambda name: context.library.load(name, "callerWav"))
 
 
 def wav_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:

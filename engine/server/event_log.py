@@ -94,8 +94,8 @@ class EventLog:
         out: list[tuple[Position, dict[str, Any]]] = []
         segment, offset = position
         while len(out) < max_records:
-            if not self.segments:
-                return out, position
+            if not self.segments:  # empty (or every segment removed): the reader is at the end
+                return out, max(position, self.end)
             index = max(0, bisect.bisect_right(self.segments, segment) - 1)
             if self.segments[index] != segment:  # that segment was removed, or the log was empty
                 segment, offset = self.segments[index], 0

@@ -3,7 +3,7 @@
 A ``multipart/form-data`` body with the fields ``appId``, ``file`` (the audio) and ``filename`` (optional: the
 file part's own name otherwise). The name is 1–100 characters of ``A-Z a-z 0-9 . _ -`` (not starting with a
 dot) ending in ``.wav``, ``.flac``, ``.ogg`` or ``.mp3``; the content must be audio libsndfile decodes, at most
-:data:`MAX_UPLOAD_SECONDS` long by its header (checked before decoding); at most ``max_upload_bytes`` (10 MiB)
+:data:`MAX_UPLOAD_SECONDS` long by its header (checked before decoding); at most ``[limits] uploadBytes`` (10 MiB)
 — refused unread beyond. The file lands in ``<voices>/apps/<app>/NAME`` (0600,
 its folder 0700), written to a temporary name and renamed, so a reader never sees half a file; uploading a
 name again replaces the application's own file. The answer's ``fileInfo`` (``apps/<app>/NAME``) is what to put
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from engine.server.app import Engine
 
 APPS_FOLDER = "apps"
-MAX_UPLOAD_BYTES = 10 << 20
 #: A prompt's duration at most (seconds), read from the file's header before anything is decoded.
 MAX_UPLOAD_SECONDS = 600
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\.(wav|flac|ogg|mp3)", re.IGNORECASE)
@@ -127,7 +126,7 @@ def store(engine: Engine, raw: bytes, content_type: str) -> dict[str, Any]:
 
 def register(app: FastAPI, engine: Engine) -> None:
     """``POST /ipcc/manager/file``."""
-    limit = engine.settings.max_upload_bytes
+    limit = engine.max_upload_bytes
 
     async def upload_file(request: Request) -> Response:
         try:

@@ -215,18 +215,21 @@ class Synthesizer:
                     del _REGISTRY[key]
 
 
-_REGISTRY: dict[tuple[Path, int], Synthesizer] = {}
+_REGISTRY: dict[tuple[Path, int, int], Synthesizer] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def synthesizer(cache_dir: Path | None = None, disk_bytes: int = DEFAULT_DISK_BYTES) -> Synthesizer:
-    """The process-wide :class:`Synthesizer` for ``cache_dir`` (default :func:`default_cache_dir`) and ``disk_bytes``.
+def synthesizer(cache_dir: Path | None = None, disk_bytes: int = DEFAULT_DISK_BYTES,
+                memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Synthesizer:
+    """The process-wide :class:`Synthesizer` for ``cache_dir`` (default :func:`default_cache_dir`) and its bounds.
 
-    Created on first use. Every Synthesizer shares the one engine, so this only spares duplicate memory caches.
+    ``disk_bytes`` / ``memory_bytes``: as :class:`Synthesizer`'s. Created on first use. Every Synthesizer shares
+    the one engine, so this only spares duplicate memory caches.
     """
     path = (Path(cache_dir) if cache_dir is not None else default_cache_dir()).absolute()
     with _REGISTRY_LOCK:
-        front_end = _REGISTRY.get((path, disk_bytes))
+        front_end = _REGISTRY.get((path, disk_bytes, memory_bytes))
         if front_end is None:
-            front_end = _REGISTRY[path, disk_bytes] = Synthesizer(path, disk_bytes=disk_bytes)
+            front_end = _REGISTRY[path, disk_bytes, memory_bytes] = Synthesizer(
+                path, disk_bytes=disk_bytes, memory_bytes=memory_bytes)
         return front_end

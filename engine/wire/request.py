@@ -22,6 +22,7 @@ from engine.core.orders import DTMF_KEYS, KeyCollection, MultOrders, Order, Play
 from engine.errors import EngineError, RequestError
 from engine.format import seconds_to_samples
 from engine.wire.body import MAX_DIGITS, Fields, JsonLimits, fields_of, is_text, parse_json
+from engine.wire.messages import without_paths
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,10 @@ def _echo(value: Any) -> str:
 
 
 
-def error_response(error: EngineError, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The response for ``error``, echoing the ids of ``body`` when they are strings."""
+def error_response(error: EngineError, body: Mapping[str, Any] | None = None, sent: str = "") -> dict[str, Any]:
+    """The response for ``error``, echoing the ids of ``body`` when they are strings.
+
+    Its message never shows an absolute path the request's text ``sent`` does not hold (:func:`without_paths`).
+    """
     ids = ids_of(body) if body else {"appId": "", "callId": ""}
-    return response(error.code, str(error), ids["appId"], ids["callId"])
+    return response(error.code, without_paths(str(error), sent), ids["appId"], ids["callId"])

@@ -17,9 +17,10 @@ from engine.audio.caller import (
     make_caller,
     parse_key_script,
 )
+from engine.audio.library import VoiceLibrary
 from engine.dtmf.detector import detect_keys
 from engine.dtmf.tones import place_tones
-from engine.errors import EndpointError
+from engine.errors import EndpointError, RequestError
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 
 FRAME = SAMPLES_PER_FRAME
@@ -90,16 +91,20 @@ def test_frame_reader_only_for_callers_read_as_they_are():
     assert frame_reader(object()) is None
 
 
-def test_make_caller_names_the_field(tmp_path: Path):
+def test_make_caller_names_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(EndpointError, match=r"^keys: give keys or callerWav, not both"):
         make_caller("1@1", "x.wav")
     with pytest.raises(EndpointError, match=r"^--keys: key script item 'x@1'"):
         make_caller("x@1", names=("--keys", "--caller"))
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio")
-    with pytest.raises(EndpointError, match=r"^callerWav: 'bad.wav' is not decodable audio$") as info:
-        make_caller(audio="bad.wav", resolve=lambda name: tmp_path / name)
+    library = VoiceLibrary(tmp_path)
+    with pytest.raises(RequestError, match=r"^callerWav: ") as info:  # the voice library decodes and refuses
+        make_caller(audio="bad.wav", load=lambda name: library.load(name, "callerWav"))
     assert str(tmp_path) not in str(info.value)  # no absolute path in the message
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(EndpointError, match=r"^callerWav: 'bad.wav' is not decodable audio$"):
+        make_caller(audio="bad.wav")  # the command line's way: the path as given
     good = tmp_path / "in.wav"
     sf.write(good, np.full(800, 1000, np.int16), 8000)
     caller = make_caller(audio=str(good))

@@ -215,14 +215,19 @@ def test_out_call_refuses_bad_endpoints(client: httpx.Client) -> None:
 
 
 def test_unknown_calls_leave_no_state(client: httpx.Client, server: LiveServer) -> None:
+    """300 posts here; the volume (10,000 posts, with the server's memory) is ``benchmarks/bench_ghosts.py``."""
     engine = server.app.state.engine
-    before = (engine.board.sizes(), engine.delivery.stats()["calls_kept"])
+    before = (engine.board.sizes(), engine.delivery.stats()["calls_kept"], engine.attempts.ringing())
     body = {"appId": DEMO_APP_ID, "orders": [_order()]}
+    paths = ("/ipcc/call/multOrders", "/ipcc/call/play", "/ipcc/call/stoPlay", "/ipcc/call/disConnect",
+             "/ipcc/call/transfer", "/ipcc/call/message")
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        for i in range(10_000):
-            path = ("/ipcc/call/multOrders", "/ipcc/call/stoPlay", "/ipcc/call/disConnect")[i % 3]
-            assert http.post(path, json={**body, "callId": f"ghost-{i}"}).json()["code"] == "108105"
-    assert (engine.board.sizes(), engine.delivery.stats()["calls_kept"]) == before
+        for i in range(300):
+            extra = {"called": "null", "playFlag": 0, "voiceStr": "tone:0.1"}
+            answer = http.post(paths[i % len(paths)], json={**body, **extra, "callId": f"ghost-{i}"}).json()
+            assert answer["code"] == "108105" and answer["callId"] == f"ghost-{i}", answer
+        assert http.get("/ipcc/events", params={"callId": "ghost-7"}).json()["code"] == "108105"
+    assert (engine.board.sizes(), engine.delivery.stats()["calls_kept"], engine.attempts.ringing()) == before
 
 
 def test_client_disconnecting_mid_request_does_not_hurt_the_server(client: httpx.Client,

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.config import DEMO_APP_ID
-from engine.format import SAMPLE_RATE_HZ
-from engine.testing.platform import Platform, check_against_table, markdown_tables, platform_server
-from engine.testing.server import wait_for
+from engine.audio.library import VoiceLibrary
+from engine.config import DEMO_APP_ID, Application, Config
+from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak
+from engine.server.endpoints import OutCallSpec, make_endpoint
+from engine.testing.platform import ROUTES, Platform, check_against_table, markdown_tables, platform_server
+from engine.testing.server import call_events, wait_for
+from engine.wire.call_events import CallInfo
 
 CALL_EVENTS = ("callstatrpt", "calldisconnectrpt", "callbillrpt", "playoverrpt", "messagerpt")
 
@@ -165,8 +168,6 @@ def test_a_transfer_of_an_unknown_call_or_to_junk_is_refused(platform: Platform)
 
 
 def test_reply_answers_an_offered_incoming_call(platform: Platform, repo_root: Path) -> None:
-    from engine.wire.call_events import CallInfo
-
     assert platform.post("reply", callId="no-such-call", ansCode=0)["code"] == "108105"
     decided: list[bool] = []
     info = CallInfo(DEMO_APP_ID, "inbound-1", "13800138000", "95555", platform.engine.wall_clock(), direction="in")
@@ -196,3 +197,117 @@ def test_a_route_reaches_an_endpoint_scheme_another_module_registers(platform: P
     assert platform.post("outCall", called="probe:direct")["code"] == "000000"  # an explicit endpoint too
     assert made[-1] == ("direct", "")
     platform.post("disConnect", callId=call_id)
+
+
+def test_a_no_answer_attempt_still_ringing_at_shutdown_gets_its_outcome_and_hang_up(tmp_path: Path,
+                                                                                   repo_root: Path) -> None:
+    with platform_server(tmp_path, repo_root / "voices") as live:
+        ringing = live.dial("13700005555", data="late", timeout=3600)  # an hour of media time: rings at shutdown
+        answered = live.dial("10086")
+        live.wait(answered, "callstatrpt")
+        wait_for(lambda: live.engine.attempts.ringing() == 1, what="the attempt to ring")
+        assert live.events(ringing) == []
+        live.server.close()  # the engine stops while the phone rings
+        events = live.events(ringing)
+        assert [e["event"] for e in events] == ["callstatrpt", "calldisconnectrpt", "callbillrpt"]
+        assert events[0]["ansCode"] == 2 and events[0]["data"] == "late"
+        assert (events[1]["reason"], events[1]["hangUpBy"], events[1]["duration"]) == ("shutdown", "engine", 0)
+        assert events[2]["duration"] == 0 and events[2]["answerTime"] == ""
+        assert [e["event"] for e in live.events(answered)][-2:] == ["calldisconnectrpt", "callbillrpt"]
+        assert live.engine.attempts.ringing() == 0
+
+
+SILENCE_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def quiet_platform(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Platform]:
+    """A server whose application ends a message after 1 s of silence; the voice library holds a speaking caller."""
+    root = tmp_path_factory.mktemp("voicemail")
+    voices = root / "voices"
+    voices.mkdir()
+    menu = VoiceLibrary(repo_root / "voices").load("menu.flac")  # real speech, at 8 kHz
+    speech = np.tile(menu, 4)  # about 14 s of speech (its pauses are much shorter than 1 s)
+    sf.write(voices / "speaks-then-silent.wav", np.concatenate([speech, np.zeros(12 * SAMPLE_RATE_HZ, np.int16)]),
+             SAMPLE_RATE_HZ, subtype="PCM_16")
+    config = Config({DEMO_APP_ID: Application(DEMO_APP_ID, silence_s=SILENCE_S)}, ROUTES)
+    with platform_server(root, voices, config=config) as live:
+        live.speech = speech
+        yield live
+
+
+def _loud_until(speech: np.ndarray) -> int:
+    """The end (samples, frame-aligned) of the last 20 ms frame at or above −45 dBm0."""
+    frames = speech[: len(speech) // 160 * 160].astype(np.float64).reshape(-1, 160)
+    loud = np.flatnonzero((frames**2).mean(axis=1) >= dbm0_to_peak(-45.0) ** 2 / 2)
+    return int(loud[-1] + 1) * 160
+
+
+def _message_report(platform: Platform, call_id: str) -> dict[str, object]:
+    events = wait_for(lambda: [e for e in call_events(platform.client, call_id, None) if e["event"] == "messagerpt"],
+                      what="messagerpt")
+    return events[0]
+
+
+def test_a_message_ends_once_the_caller_falls_silent(quiet_platform: Platform) -> None:
+    call_id = quiet_platform.dial("13800138003", callerWav="speaks-then-silent.wav")
+    answer = quiet_platform.post("message", callId=call_id, playFlag=0, voiceStr="tone:0.5", maxTime=60)
+    assert answer["code"] == "000000", answer
+    report = _message_report(quiet_platform, call_id)
+    quiet_platform.post("disConnect", callId=call_id)
+    expected_ms = (_loud_until(quiet_platform.speech) + int(SILENCE_S * SAMPLE_RATE_HZ)) * 1000 // SAMPLE_RATE_HZ
+    assert report["startMs"] < expected_ms - 2000, "the prompt should end while the caller speaks"
+    assert (report["endReason"], report["result"], report["endMs"]) == ("silence", "stopped", expected_ms)
+
+
+def test_a_message_to_a_caller_who_never_speaks_ends_one_span_after_the_prompt(quiet_platform: Platform) -> None:
+    call_id = quiet_platform.dial("10086")  # the null endpoint: a silent caller
+    answer = quiet_platform.post("message", callId=call_id, playFlag=0, voiceStr="tone:0.4", maxTime=60)
+    assert answer["code"] == "000000", answer
+    report = _message_report(quiet_platform, call_id)
+    quiet_platform.post("disConnect", callId=call_id)
+    assert report["endReason"] == "silence" and report["endMs"] - report["startMs"] == SILENCE_S * 1000
+
+
+def test_a_message_without_silence_detection_runs_to_max_time(platform: Platform) -> None:
+    call_id = platform.dial("13800138004")  # a silent caller; the platform's application keeps the default 5 s
+    answer = platform.post("message", callId=call_id, playFlag=0, voiceStr="tone:0.5", maxTime=2)
+    assert answer["code"] == "000000", answer
+    report = platform.wait(call_id, "messagerpt")[-1]
+    platform.post("disConnect", callId=call_id)
+    assert (report["endReason"], report["result"]) == ("maxTime", "complete")
+    assert report["endMs"] - report["startMs"] == 1500  # maxTime counts from the prompt's start
+
+
+def test_an_inbound_call_goes_through_inbound_offer_then_reply_as_a_sip_glue_drives_it(platform: Platform) -> None:
+    engine = platform.engine
+    decisions: dict[str, bool] = {}
+
+    def offer(call_id: str) -> CallInfo:  # what a SIP glue does for an INVITE to 4001234
+        info = CallInfo(DEMO_APP_ID, call_id, "13912345678", "4001234", engine.wall_clock(), direction="in")
+
+        def decide(accept: bool) -> None:
+            decisions[call_id] = accept
+            if accept:
+                engine.attempts.connect(info, make_endpoint(OutCallSpec(DEMO_APP_ID, "null"), engine.endpoints))
+
+        engine.call_api.inbound.offer(info, decide)
+        return info
+
+    accepted, rejected = engine.new_call_id(), engine.new_call_id()
+    offer(accepted)
+    offer(rejected)
+    incoming = platform.wait(accepted, "incomingcall")[0]
+    assert (incoming["caller"], incoming["called"], incoming["callId"]) == ("13912345678", "4001234", accepted)
+    assert platform.post("reply", callId=accepted, ansCode=0)["code"] == "000000"
+    assert platform.post("reply", callId=rejected, ansCode=1)["code"] == "000000"
+    assert platform.post("reply", callId=accepted, ansCode=0)["code"] == "108105"  # answered once
+    assert decisions == {accepted: True, rejected: False}
+    stat = platform.wait(accepted, "callstatrpt")[-1]
+    assert (stat["dir"], stat["ansCode"], stat["called"]) == ("in", 0, "4001234")
+    assert platform.post("multOrders", callId=accepted, orders=[_tone(0.1)])["code"] == "000000"
+    assert platform.post("multOrders", callId=rejected, orders=[_tone(0.1)])["code"] == "108105"
+    platform.post("disConnect", callId=accepted)
+    assert [e["event"] for e in platform.wait(accepted, "callbillrpt")] == [
+        "incomingcall", "callstatrpt", "multrpt", "calldisconnectrpt", "callbillrpt"]
+    assert [e["event"] for e in platform.events(rejected)] == ["incomingcall"]

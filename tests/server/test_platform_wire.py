@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from engine.config import DEMO_APP_ID
+from engine.testing.media_files import write_silence
 from engine.testing.platform import NUMERIC_APP, OTHER_APP, Platform, platform_server
 from engine.testing.server import wait_events
 
@@ -196,3 +197,38 @@ def test_a_plain_httpx_client_reads_code_and_callid(platform: Platform) -> None:
         assert mult["code"] == "000000" and mult["callid"] == answer["callId"]
         assert sdk.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": answer["callId"]}).json()[
             "code"] == "000000"
+
+
+ABSOLUTE = re.compile(r"(?<![\w.~-])/(?:[^\s/'\"(),:;]+/)+")
+
+
+def test_a_caller_wav_is_decoded_by_the_voice_library_and_no_message_shows_an_absolute_path(
+        platform: Platform, repo_root: Path) -> None:
+    voices = platform.root / "voices"
+    (voices / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(200))
+    write_silence(voices / "long.flac", 601)  # over fileSeconds (600 s) by its header
+    link = voices / "elsewhere.wav"
+    if not link.exists():
+        link.symlink_to(repo_root / "voices" / "beep.wav")  # a link out of this library
+    cases = {"broken.wav": "is not decodable audio", "long.flac": "over the limit max_file_seconds",
+             "elsewhere.wav": "a link that points outside the voice library", "missing.wav": "does not exist",
+             "apps/other-app/x.wav": "not in this application's folder"}
+    for name, words in cases.items():
+        answer = platform.post("outCall", called="null", callerWav=name)
+        assert answer["code"] == "108100" and answer["msg"].startswith("callerWav:"), (name, answer)
+        assert words in answer["msg"] and repr(name) in answer["msg"], (name, answer)
+        assert not ABSOLUTE.search(answer["msg"]) and str(platform.root) not in answer["msg"], answer
+    library = platform.engine.library
+    before = library.stats()
+    calls = [platform.dial("null", callerWav="welcome.wav") for _ in range(3)]  # one decode, shared
+    after = library.stats()
+    assert after["decodes"] - before["decodes"] <= 1 and after["hits"] - before["hits"] >= 2
+    for call_id in calls:
+        assert platform.post("disConnect", callId=call_id)["code"] == "000000"
+
+
+def test_speaker_endpoint_refusal_shows_no_absolute_path(platform: Platform) -> None:
+    answer = platform.post("outCall", called="speaker:/dev/snd/pcmC0D0p")
+    assert answer["code"] == "108100" and answer["msg"].startswith("called: speaker endpoint not available")
+    assert str(platform.root) not in answer["msg"]
+    assert all(path.startswith("/dev/snd") for path in ABSOLUTE.findall(answer["msg"])), answer  # the client's own

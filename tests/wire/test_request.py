@@ -108,7 +108,8 @@ def test_each_rule_gets_its_code_and_names_the_field(library, name, body, code, 
     assert caught.value.code == code
     assert field in str(caught.value)
     assert len(str(caught.value)) < 300  # a 10 MB value is never echoed back
-    answer = error_response(caught.value, body if isinstance(body, dict) else None)
+    sent = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")  # what the client sent is quoted back
+    answer = error_response(caught.value, body if isinstance(body, dict) else None, sent)
     assert answer["code"] == code and answer["msg"] == str(caught.value)
 
 
