@@ -88,8 +88,8 @@ def _mult(client: httpx.Client, app: str, call_id: str, text: str, **order: obje
 
 def _recorded_frames(server: LiveServer, name: str) -> int:
     engine = server.app.state.engine
-    wait_for(lambda: f"{name}.wav" not in engine.endpoints.names_in_use, 30, f"{name}.wav closed")
-    return sf.info(str(server.root / "rec" / f"{name}.wav")).frames  # type: ignore[attr-defined]
+    wait_for(lambda: f"{DEMO_APP_ID}/{name}.wav" not in engine.endpoints.names_in_use, 30, f"{name}.wav closed")
+    return sf.info(str(server.root / "rec" / DEMO_APP_ID / f"{name}.wav")).frames  # type: ignore[attr-defined]
 
 
 def test_a_call_ends_at_its_maximum_lifetime_to_the_frame(timed: LiveServer, timed_client: httpx.Client) -> None:
