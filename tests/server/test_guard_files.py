@@ -160,3 +160,39 @@ def test_odd_application_ids_get_a_digest_folder(app_id: str) -> None:
 def test_a_name_with_a_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(EndpointError, match="plain file name"):
         open_recording(tmp_path, "app-a", "../x.wav")
+
+
+def _modes_under(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): _mode(p) for p in [root, *root.rglob("*")] if not p.is_symlink()}
+
+
+def test_the_state_folder_and_everything_in_it_are_0700_and_0600(server: LiveServer, client: httpx.Client) -> None:
+    state: Path = server.root / "state"  # type: ignore[attr-defined]
+    assert _record(server, client, APP_A, "state-modes", 0.2)["code"] == "000000"  # events, journal, acks written
+    modes = _modes_under(state)
+    assert {"events", "journal.log"} <= set(modes), modes
+    assert any(name.startswith("events/") for name in modes), modes
+    wrong = {name: oct(mode) for name, mode in modes.items()
+             if mode != (0o700 if (state / name).is_dir() else 0o600)}
+    assert wrong == {}
+
+
+def test_an_existing_state_folder_is_tightened_at_start_up(tmp_path: Path, repo_root: Path) -> None:
+    state = tmp_path / "state"
+    (state / "events").mkdir(parents=True)
+    (state / "old.jsonl").write_text("")
+    for path, mode in ((state, 0o755), (state / "events", 0o777), (state / "old.jsonl", 0o644)):
+        path.chmod(mode)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("")
+    outside.chmod(0o644)
+    (state / "link").symlink_to(outside)
+    settings = ServerSettings(config=Config({APP_A: Application(APP_A)}), voices=repo_root / "voices",
+                              recordings=tmp_path / "rec", state_dir=state)
+    live = LiveServer(create_app(settings, speaker=FakeSpeaker(), clock=ScaledClock(10)))
+    try:
+        modes = _modes_under(state)
+    finally:
+        live.close()
+    assert modes["."] == 0o700 and modes["events"] == 0o700 and modes["old.jsonl"] == 0o600
+    assert _mode(outside) == 0o644  # a symbolic link is not followed
