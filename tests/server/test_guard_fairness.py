@@ -168,6 +168,7 @@ def test_one_application_cannot_take_the_speech_worker(fair: LiveServer, client:
         assert _mult(client, DEMO_APP_ID, demo, "tone:0.5")["code"] == "000000"  # while GREEDY's are held
         guard = client.get("/ipcc/status").json()["guard"]
         assert guard["preparing_by_app"] == {GREEDY: 2} and guard["waiting_by_app"] == {GREEDY: 1}
+        assert f'ipcc_guard_waiting_by_app{{app="{GREEDY}"}} 1.0' in client.get("/metrics").text
     finally:
         release("speech")
         for thread in [*held, waiting]:
