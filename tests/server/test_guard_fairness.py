@@ -55,7 +55,8 @@ def timed(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator
 def fair(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
     """Per-application limits, default lifetimes."""
     guard = GuardSettings(apps={FEW_CALLS: AppLimits(calls=2), SLOW_RATE: AppLimits(requests_per_s=0.001, burst=3),
-                                GREEDY: AppLimits(preparing=2, preparing_queue=1)})
+                                GREEDY: AppLimits(preparing=2, preparing_queue=1)},
+                          preparing_wait_s=60)  # generous: a waiting request must outlive a loaded machine's steps
     live = _serve(tmp_path_factory.mktemp("fair"), repo_root / "voices", guard, 1)
     yield live
     live.close()
@@ -172,8 +173,8 @@ def test_one_application_cannot_take_the_speech_worker(fair: LiveServer, client:
     finally:
         release("speech")
         for thread in [*held, waiting]:
-            if thread.is_alive() or thread.ident is not None:
-                thread.join(60)
+            if thread.ident is not None:  # started
+                thread.join(90)
     assert [r["code"] for r in results] == ["000000", "000000", "000000"]  # the waiting one got a slot
     wait_for(lambda: engine.guard.slots.in_preparation() == {}, 30, "every slot given back")
 
