@@ -64,13 +64,12 @@ class Guard:
         health = self.watchdog.health()
         return self.watchdog.projected_refusal(calls) if health.headroom else "; ".join(health.why())
 
-    def admit(self, client_ip: str | None, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
-        """The refusal to answer a POST with (authentication, then rate), or None to go on."""
-        return self.admit_post(client_ip, headers, body)[0]
-
     def admit_post(self, client_ip: str | None, headers: Mapping[str, str],
                    body: bytes) -> tuple[dict[str, Any] | None, dict[str, str]]:
-        """:meth:`admit`'s answer, and the body's ``appId`` / ``callId`` (read once, "" where absent)."""
+        """The refusal to answer a POST with (authentication, then rate) or None to go on, and the body's ids.
+
+        The ids: ``appId`` / ``callId``, read once ("" where absent or not text).
+        """
         try:
             ids = ids_of(body)
         except Exception:  # e.g. RecursionError on absurd nesting: the body's checks will answer it
