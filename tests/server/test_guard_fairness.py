@@ -179,6 +179,15 @@ def test_one_application_cannot_take_the_speech_worker(fair: LiveServer, client:
     wait_for(lambda: engine.guard.slots.in_preparation() == {}, 30, "every slot given back")
 
 
+async def _until(predicate: Callable[[], bool], turns: int = 1000) -> None:
+    """Let the event loop run until ``predicate`` holds (at most ``turns`` turns: no clock involved)."""
+    for _ in range(turns):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
 def _run_slots(limits: AppLimits, wait_s: float, script: Callable[[PreparationSlots], Awaitable[T]]) -> T:
     slots = PreparationSlots(GuardSettings(defaults=limits, preparing_wait_s=wait_s))
     return asyncio.run(script(slots))  # type: ignore[arg-type]
@@ -200,8 +209,7 @@ def test_a_request_waits_for_a_slot_then_gets_it_first_come_first_served() -> No
         tasks = [asyncio.create_task(work("one", first))]
         await asyncio.sleep(0)  # the first takes the only slot
         tasks += [asyncio.create_task(work(name, None)) for name in ("two", "three")]
-        while slots.waiting() != {"a": 2}:
-            await asyncio.sleep(0)
+        await _until(lambda: slots.waiting() == {"a": 2})
         assert slots.in_preparation() == {"a": 1}
         first.set_result(None)
         assert await asyncio.gather(*tasks) == ["one", "two", "three"]
@@ -227,8 +235,7 @@ def test_a_cancelled_waiter_leaves_the_queue_and_a_slot_is_given_back_when_work_
     async def script(slots: PreparationSlots) -> None:
         await slots.acquire("a")
         waiter = asyncio.create_task(slots.acquire("a"))
-        while slots.waiting() != {"a": 1}:
-            await asyncio.sleep(0)
+        await _until(lambda: slots.waiting() == {"a": 1})
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
