@@ -62,6 +62,15 @@ def fair(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[
     live.close()
 
 
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
+    """One preparation slot for GREEDY and a short wait for it."""
+    guard = GuardSettings(apps={GREEDY: AppLimits(preparing=1)}, preparing_wait_s=0.5)
+    live = _serve(tmp_path_factory.mktemp("impatient"), repo_root / "voices", guard, 1)
+    yield live
+    live.close()
+
+
 def _client(server: LiveServer) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=30)
 
@@ -186,6 +195,35 @@ async def _until(predicate: Callable[[], bool], turns: int = 1000) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("the condition never held")
+
+
+def test_a_request_waits_for_a_slot_no_longer_than_the_bound_then_gets_108102(impatient: LiveServer) -> None:
+    engine = impatient.app.state.engine
+    results: list[dict[str, str]] = []
+    with _client(impatient) as client:
+        greedy = _out_call(client, app=GREEDY)["callId"]
+
+        def post() -> None:
+            with _client(impatient) as http:
+                results.append(_mult(http, GREEDY, greedy, "hold:impatient"))
+
+        holder = threading.Thread(target=post)
+        holder.start()
+        try:
+            wait_for(lambda: engine.guard.slots.in_preparation().get(GREEDY) == 1, 30, "the only slot held")
+            late = _mult(client, GREEDY, greedy, "tone:0.5")
+            assert late["code"] == "108102" and late["appId"] == GREEDY and late["callId"] == greedy
+            assert late["msg"] == ("appId: waited 0.5 s for one of this application's 1 preparation slots "
+                                   "(speech, files)")
+            assert engine.guard.slots.waiting() == {}  # the refused one left the queue
+            refusals = client.get("/ipcc/status").json()["guard"]["refusals"]
+            assert refusals.get("108102", 0) >= 1
+        finally:
+            release("impatient")
+            holder.join(90)
+        assert [r["code"] for r in results] == ["000000"]
+        wait_for(lambda: engine.guard.slots.in_preparation() == {}, 30, "the slot given back")
+        assert _mult(client, GREEDY, greedy, "tone:0.7")["code"] == "000000"
 
 
 def _run_slots(limits: AppLimits, wait_s: float, script: Callable[[PreparationSlots], Awaitable[T]]) -> T:
