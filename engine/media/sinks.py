@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -66,17 +66,33 @@ def write_wav(path: str | Path, played: np.ndarray, heard: np.ndarray | None = N
 
 
 class WavSink:
-    """Records a call to a WAV file as it plays: played audio on channel 1, the caller's on channel 2."""
+    """Records a call to a WAV file as it plays: played audio on channel 1, the caller's on channel 2.
 
-    def __init__(self, path: str | Path, encoding: str = "pcm16") -> None:
-        self.path = Path(path)
-        self._file = sf.SoundFile(str(self.path), "w", SAMPLE_RATE_HZ, 2, ENCODINGS[encoding], format="WAV")
+    ``target``: a path, or a file already open for reading and writing (``w+b``, e.g. one
+    :func:`engine.server.vault.open_recording` opened safely); the sink owns it and closes it on :meth:`close`.
+    """
+
+    def __init__(self, target: str | Path | BinaryIO, encoding: str = "pcm16") -> None:
+        self._owned: BinaryIO | None = None
+        if isinstance(target, str | Path):
+            self.path: Path | None = Path(target)
+            where: str | BinaryIO = str(self.path)
+        else:
+            self.path, where, self._owned = None, target, target
+        try:
+            self._file = sf.SoundFile(where, "w", SAMPLE_RATE_HZ, 2, ENCODINGS[encoding], format="WAV")
+        except BaseException:
+            if self._owned is not None:
+                self._owned.close()
+            raise
 
     def write(self, played: np.ndarray, heard: np.ndarray) -> None:
         """Append one frame of each direction."""
         self._file.write(np.column_stack([played, heard]))
 
     def close(self) -> None:
-        """Finish the file (its header is written on close)."""
+        """Finish the file (its header is written on close), then close the file object it was given."""
         if not self._file.closed:
             self._file.close()
+        if self._owned is not None:
+            self._owned.close()

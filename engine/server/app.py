@@ -186,8 +186,7 @@ class Engine:
                 hook: HookFactory | None = None) -> dict[str, Any]:
         request, application = check_request(self.decode(body), self.config, self.library, owned(parse),
                                              self.board.check_call)
-        with self.guard.preparing(request.app_id):  # bounded per application: one tenant cannot take the pool
-            program = prepare(request, self.library, self.speaker, application.voice)
+        program = prepare(request, self.library, self.speaker, application.voice)  # in a slot of the app: http.py
         self.board.submit(request.app_id, request.call_id, program, hook(request) if hook else None)
         return response(OK, "ok", request.app_id, request.call_id)
 
@@ -314,7 +313,8 @@ def register(app: FastAPI, engine: Engine) -> None:
              fast=engine.mult_orders_cached)
     add_post(app, engine, "/ipcc/call/play", PlayBody, engine.play, "Queue one play order on a call",
              fast=engine.play_cached)
-    add_post(app, engine, "/ipcc/call/outCall", OutCallBody, engine.out_call, "Call a phone number or an endpoint")
+    add_post(app, engine, "/ipcc/call/outCall", OutCallBody, engine.out_call, "Call a phone number or an endpoint",
+             prepares=False)  # set-up bursts: no preparation slot
     add_post(app, engine, "/ipcc/call/stoPlay", CallBody, engine.stop_play, "Stop what is playing now", inline=True)
     add_post(app, engine, "/ipcc/call/disConnect", CallBody, engine.disconnect, "Hang up a call", inline=True)
 

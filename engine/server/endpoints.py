@@ -2,10 +2,13 @@
 
 Built in:
 
-* ``wav:NAME`` records the call to ``<recordings>/NAME.wav`` (a routed phone number: ``<recordings>/<app>/NAME.wav``,
-  see :mod:`engine.server.routes`) (8 kHz stereo: what the engine plays on
-  channel 1, the caller's audio on channel 2). NAME is 1–100 characters of ``A-Z a-z 0-9 . _ -``, not
-  starting with a dot; ``.wav`` is appended unless NAME ends with it. A NAME in use by a live call is refused.
+* ``wav:NAME`` records the call to ``<recordings>/<app>/NAME.wav``, in the application's own folder
+  (:func:`engine.server.vault.app_folder_name`; a routed phone number's recording too, see
+  :mod:`engine.server.routes`) (8 kHz stereo: what the engine plays on channel 1, the caller's audio on
+  channel 2). NAME is 1–100 characters of ``A-Z a-z 0-9 . _ -``, not starting with a dot; ``.wav`` is appended
+  unless NAME ends with it. The file is created 0600 in 0700 folders by :func:`engine.server.vault.open_recording`
+  (``O_EXCL | O_NOFOLLOW``): a NAME in use by a live call, an existing recording or a symlink at the name is
+  refused (``108100`` naming ``called``); one application never writes into another's folder.
 * ``null`` plays into nothing (load tests).
 
 The caller's audio, for both: ``keys`` — a key script, ``"5@3.2,#@4.0"``, seconds from the moment each
@@ -34,6 +37,7 @@ from engine.audio.library import VoiceLibrary
 from engine.errors import EndpointError
 from engine.media.call import CallerSource
 from engine.media.sinks import NullSink, Sink, WavSink
+from engine.server.vault import app_folder_name, open_recording
 from engine.wire.body import fields_of
 from engine.wire.call_events import CallInfo
 from engine.wire.request import MAX_DATA_CHARS, UNKNOWN_FIELDS, app_id_of
@@ -53,7 +57,6 @@ class OutCallSpec:
     data: str = ""
     keys: str = ""
     caller_wav: str = ""
-    folder: str = ""
     timeout_s: int = 0
 
 
@@ -105,22 +108,19 @@ def caller_source(spec: OutCallSpec, context: EndpointContext) -> CallerSource:
 
 
 def wav_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
-    """``wav:NAME``: record to ``<recordings>/NAME.wav``."""
+    """``wav:NAME``: record to ``<recordings>/<app>/NAME.wav`` (opened by :func:`open_recording`)."""
     if not _NAME.fullmatch(rest) or ".." in rest:
         raise EndpointError("called", f"wav:NAME needs NAME of 1-100 characters A-Z a-z 0-9 . _ - "
                                       f"(no path, not starting with a dot), got {rest!r}")
-    if spec.folder and not _NAME.fullmatch(spec.folder):
-        raise EndpointError("called", "the recording's folder is not a plain name")
-    name = rest if rest.lower().endswith(".wav") else rest + ".wav"
-    name = f"{spec.folder}/{name}" if spec.folder else name
+    file_name = rest if rest.lower().endswith(".wav") else rest + ".wav"
+    name = f"{app_folder_name(spec.app_id)}/{file_name}"
     caller = caller_source(spec, context)
     with context.lock:
         if name in context.names_in_use:
             raise EndpointError("called", f"the recording {name!r} is in use by a live call")
         context.names_in_use.add(name)
     try:
-        (context.recordings / name).parent.mkdir(parents=True, exist_ok=True)
-        sink = WavSink(context.recordings / name)
+        sink = WavSink(open_recording(context.recordings, spec.app_id, file_name))
     except BaseException:
         with context.lock:
             context.names_in_use.discard(name)

@@ -109,10 +109,13 @@ def write_atomic(path: Path, data: bytes, fsync: bool) -> None:
 def make_state_dir(path: Path) -> None:
     """Create ``path`` (``0700``) and check it is a writable folder, failing fast with a clear message.
 
-    Raises :class:`StateDirError` when the folder cannot be created or written (read-only, not a folder).
+    An existing folder is tightened: itself and every folder in it to ``0700``, every file to ``0600`` (a state
+    folder made by an older version or by hand). Raises :class:`StateDirError` when the folder cannot be created
+    or written (read-only, not a folder).
     """
     try:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        _tighten(path)
         probe = path / ".write-probe"
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
         os.close(fd)
@@ -120,6 +123,19 @@ def make_state_dir(path: Path) -> None:
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
         raise StateDirError(f"state folder {path.name or '.'!r} is not writable: {reason}") from None
+
+
+def _tighten(path: Path) -> None:
+    """``path`` and the folders under it ``0700``, the files ``0600``; symbolic links are not followed."""
+    os.chmod(path, DIR_MODE)
+    for folder, dirs, files in os.walk(path):
+        for name in dirs:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), DIR_MODE)
+        for name in files:
+            file = os.path.join(folder, name)
+            if not os.path.islink(file) and os.stat(file).st_mode & 0o077:
+                os.chmod(file, FILE_MODE)
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -1,31 +1,34 @@
 """The guard at the server's door: who may ask (authentication), how often (rate), and how healthy the engine is.
 
-One :class:`Guard` per server. The HTTP layer calls :meth:`Guard.admit` with each POST's body before any work
-(a refusal is the answer to send), :meth:`Guard.admit_query` for ``GET /ipcc/events``, :meth:`Guard.count` with
-every answer (refusals are counted by code), :meth:`Guard.preparing` around a request's preparation (speech,
-files: bounded per application) and :meth:`Guard.status` for ``/ipcc/status`` and ``/metrics``. The watchdog's
-verdict is the switchboard's admission rule for new calls.
+One :class:`Guard` per server. The HTTP layer calls :meth:`Guard.admit_post` with each POST's body before any
+work (a refusal is the answer to send), :meth:`Guard.admit_query` for ``GET /ipcc/events``, :meth:`Guard.count`
+with every answer (refusals are counted by code), :meth:`Guard.prepared` to run a request's preparation on the
+pool (speech, files: bounded per application, waiting on the event loop: :mod:`engine.server.slots`) and
+:meth:`Guard.status` for ``/ipcc/status`` and ``/metrics``. The watchdog's verdict is the switchboard's admission
+rule for new calls.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.errors import INTERNAL, OK, EngineError
 from engine.server.auth import Authenticator, AuthSettings
 from engine.server.delivery import Delivery
 from engine.server.limits import AppGate, GuardSettings
+from engine.server.slots import PreparationSlots
 from engine.server.switchboard import Switchboard
 from engine.server.watchdog import Health, Watchdog
 from engine.wire.request import error_response, ids_of
 
 #: The engine's long-lived threads, by name: ``/ipcc/status`` says whether each runs (``guard.threads``).
 ENGINE_THREADS = ("ipcc-media", "ipcc-delivery", "ipcc-watchdog")
+T = TypeVar("T")
 
 
 class Guard:
@@ -41,6 +44,7 @@ class Guard:
         self.board = board
         self.delivery = delivery
         self.gate = AppGate(settings, monotonic)
+        self.slots = PreparationSlots(settings)
         self.auth = Authenticator(auth, wall)
         self.watchdog = Watchdog(board.media, board.pacer, settings, monotonic)
         board.headroom = self.refusal_reason
@@ -60,8 +64,12 @@ class Guard:
         health = self.watchdog.health()
         return self.watchdog.projected_refusal(calls) if health.headroom else "; ".join(health.why())
 
-    def admit(self, client_ip: str | None, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
-        """The refusal to answer a POST with (authentication, then rate), or None to go on."""
+    def admit_post(self, client_ip: str | None, headers: Mapping[str, str],
+                   body: bytes) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The refusal to answer a POST with (authentication, then rate) or None to go on, and the body's ids.
+
+        The ids: ``appId`` / ``callId``, read once ("" where absent or not text).
+        """
         try:
             ids = ids_of(body)
         except Exception:  # e.g. RecursionError on absurd nesting: the body's checks will answer it
@@ -71,8 +79,8 @@ class Guard:
                 self.auth.check(ids["appId"], client_ip, headers, body)
             self.gate.take_request(ids["appId"])
         except EngineError as exc:
-            return error_response(exc, ids)
-        return None
+            return error_response(exc, ids), ids
+        return None, ids
 
     def admit_query(self, app_id: str, client_ip: str | None, headers: Mapping[str, str],
                     query: bytes) -> dict[str, Any] | None:
@@ -85,9 +93,12 @@ class Guard:
             return error_response(exc, {"appId": app_id})
         return None
 
-    def preparing(self, app_id: str) -> AbstractContextManager[None]:
-        """Hold one of ``app_id``'s preparation slots (``108102`` when it has none left)."""
-        return self.gate.preparing(app_id)
+    async def prepared(self, app_id: str, start: Callable[[], asyncio.Future[T]]) -> T:
+        """Run ``start()``'s work holding one of ``app_id``'s preparation slots, waiting for one on the event loop.
+
+        Raises :class:`~engine.errors.BusyError` (``108102``) when its queue is full or the wait is over.
+        """
+        return await self.slots.run(app_id, start)
 
     def count(self, answer: Mapping[str, Any] | None) -> None:
         """Count one answer by its code."""
@@ -113,7 +124,7 @@ class Guard:
                 "answers": answers,
                 "refusals": {code: n for code, n in answers.items() if code != OK},
                 "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(),
-                "preparing_by_app": self.gate.in_preparation(),
+                "preparing_by_app": self.slots.in_preparation(), "waiting_by_app": self.slots.waiting(),
                 "backlog_by_app": self.delivery.backlogs()}
 
     def snapshot(self) -> Iterator[tuple[str, dict[str, Any]]]:

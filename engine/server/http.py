@@ -1,5 +1,9 @@
 """The HTTP edge every route module shares: bounded bodies, charsets, the contract's JSON for every answer.
 
+A POST answered on the engine's pool first takes one of its application's preparation slots (unless the route
+says it ``prepares`` nothing), waiting for one on the event loop (:meth:`~engine.server.guard.Guard.prepared`):
+one tenant cannot take every pool worker.
+
 Every answer, for every path and method, is HTTP 200 with the contract's JSON (``code``, ``msg``): an unknown
 path is ``108100`` "no such endpoint", a wrong method ``108100`` naming the method, a bad query ``108100``
 naming the parameter, an unexpected exception ``108104`` (logged with its traceback). Never FastAPI's
@@ -19,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from engine.errors import BAD_REQUEST, INTERNAL, RequestError
+from engine.errors import BAD_REQUEST, INTERNAL, BusyError, RequestError
 from engine.wire.body import decode_text
 from engine.wire.openapi import IpccResponse, request_body
 from engine.wire.request import error_response, response
@@ -32,8 +36,9 @@ Action = Callable[[str], dict[str, Any] | None]
 class Answering(Protocol):
     """What :func:`add_post` needs of the engine: a body limit, a pool, a guard, and a safe way to run an action.
 
-    ``guard`` (:class:`~engine.server.guard.Guard`): ``admit(host, headers, raw_body)`` answers a refusal (who may
-    post, how often) or None; ``count(answer)`` counts answers by code.
+    ``guard`` (:class:`~engine.server.guard.Guard`): ``admit_post(host, headers, raw_body)`` answers a refusal (who
+    may post, how often) or None, and the body's ids; ``prepared(app_id, start)`` runs pool work in one of the
+    application's preparation slots; ``count(answer)`` counts answers by code.
     """
 
     pool: Any
@@ -68,8 +73,11 @@ async def read_text(request: Request, limit: int) -> str:
 
 
 def add_post(app: FastAPI, engine: Answering, path: str, model: type, action: Action, summary: str,
-             inline: bool = False, fast: Action | None = None) -> None:
-    """Serve ``POST path`` with ``action`` (on the engine's pool unless ``inline``; ``fast`` tried first)."""
+             inline: bool = False, fast: Action | None = None, prepares: bool = True) -> None:
+    """Serve ``POST path`` with ``action`` (on the engine's pool unless ``inline``; ``fast`` tried first).
+
+    ``prepares`` (default True): on the pool, the action holds one of its application's preparation slots.
+    """
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -78,9 +86,13 @@ def add_post(app: FastAPI, engine: Answering, path: str, model: type, action: Ac
             return JSONResponse(error_response(exc), headers={"Connection": "close"})
         except ClientDisconnect:
             return Response(status_code=400)
-        answer = engine.guard.admit(request.client.host if request.client else None, request.headers, raw)
+        answer, ids = engine.guard.admit_post(request.client.host if request.client else None, request.headers, raw)
         if answer is None:
-            answer = await _answer(engine, raw, request.headers.get("content-type"), action, inline, fast)
+            try:
+                answer = await _answer(engine, raw, request.headers.get("content-type"), action, inline, fast,
+                                       ids["appId"] if prepares else None)
+            except BusyError as exc:  # no preparation slot
+                answer = response(exc.code, str(exc), ids["appId"], ids["callId"])
         engine.guard.count(answer)
         return JSONResponse(answer)
 
@@ -90,8 +102,11 @@ def add_post(app: FastAPI, engine: Answering, path: str, model: type, action: Ac
 
 
 async def _answer(engine: Answering, raw: bytes, content_type: str | None, action: Action, inline: bool,
-                  fast: Action | None) -> dict[str, Any] | None:
-    """The answer to an admitted body: decoded by its charset, then ``fast``, inline or on the pool."""
+                  fast: Action | None, slot_of: str | None) -> dict[str, Any] | None:
+    """The answer to an admitted body: decoded by its charset, then ``fast``, inline or on the pool.
+
+    On the pool, in a preparation slot of the application ``slot_of`` (None: no slot).
+    """
     try:
         body = decode_text(raw, content_type)
     except RequestError as exc:
@@ -100,7 +115,10 @@ async def _answer(engine: Answering, raw: bytes, content_type: str | None, actio
         return engine.answer(action, body)
     if fast is not None and (answer := engine.answer(fast, body)) is not None:
         return answer
-    return await asyncio.get_running_loop().run_in_executor(engine.pool, engine.answer, action, body)
+    loop = asyncio.get_running_loop()
+    if slot_of is None:
+        return await loop.run_in_executor(engine.pool, engine.answer, action, body)
+    return await engine.guard.prepared(slot_of, lambda: loop.run_in_executor(engine.pool, engine.answer, action, body))
 
 
 def contract_error(code: str, msg: str) -> JSONResponse:

@@ -1,18 +1,18 @@
-"""Per-application limits: the settings of the guard, a token bucket per application and in-flight preparation slots.
+"""Per-application limits: the settings of the guard and a token bucket per application.
 
 Every limit has a named default; :class:`GuardSettings` is a field of the server's settings. The limits an
 application gets are :class:`AppLimits` (``GuardSettings.apps`` overrides them per ``appId``). Refusals are
 :class:`~engine.errors.BusyError` (``108102``) naming the limit.
 
-Time is injected: a :class:`TokenBucket` is given the time of each request (monotonic seconds).
+Time is injected: a :class:`TokenBucket` is given the time of each request (monotonic seconds). Preparation
+slots (``AppLimits.preparing``) are :mod:`engine.server.slots`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.errors import BusyError
@@ -21,6 +21,8 @@ DEFAULT_CALLS_PER_APP = 5_000
 DEFAULT_REQUESTS_PER_S = 2_000.0
 DEFAULT_REQUEST_BURST = 4_000
 DEFAULT_PREPARING_PER_APP = 2
+DEFAULT_PREPARING_QUEUE = 64
+DEFAULT_PREPARING_WAIT_S = 10.0
 DEFAULT_CALL_LIFETIME_S = 4 * 3600.0
 DEFAULT_CALL_IDLE_S = 3600.0
 DEFAULT_MAX_CPU_SHARE = 0.6  # of the one core the GIL gives the process: the rest is for HTTP and speech
@@ -41,19 +43,21 @@ class AppLimits:
 
     ``calls``: live calls (default 5000). ``requests_per_s`` and ``burst``: a token bucket over every POST of the
     application (default 2000/s, bursts of 4000). ``preparing``: requests being prepared (speech synthesis, file
-    decoding) at once (default 2, of the server's ``prepare_workers`` threads).
+    decoding) at once (default 2, of the server's ``prepare_workers`` threads); ``preparing_queue``: requests
+    beyond them that wait for a slot (default 64; 0: refused at once).
     """
 
     calls: int = DEFAULT_CALLS_PER_APP
     requests_per_s: float = DEFAULT_REQUESTS_PER_S
     burst: int = DEFAULT_REQUEST_BURST
     preparing: int = DEFAULT_PREPARING_PER_APP
+    preparing_queue: int = DEFAULT_PREPARING_QUEUE
 
     def __post_init__(self) -> None:
-        for name in ("calls", "burst", "preparing"):
+        for name, least in (("calls", 1), ("burst", 1), ("preparing", 1), ("preparing_queue", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name}: must be an integer >= {least}, got {value!r}")
         rate = self.requests_per_s
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
             raise ValueError(f"requests_per_s: must be a number > 0, got {rate!r}")
@@ -63,6 +67,7 @@ class AppLimits:
 class GuardSettings:
     """The guard's settings (all times in seconds).
 
+    Preparation: a request waits at most ``preparing_wait_s`` (10 s) for one of its application's slots.
     Calls: ``call_lifetime_s`` (default 4 h) and ``call_idle_s`` (default 1 h: no request playing or waiting).
     Admission (new calls get ``108102`` while any is broken), judged over the last ``judge_window_s`` (2 s): the
     media thread's CPU share of one core at most ``max_cpu_share`` (0.6), ticks at least ``min_real_time``
@@ -75,6 +80,7 @@ class GuardSettings:
 
     defaults: AppLimits = field(default_factory=AppLimits)
     apps: dict[str, AppLimits] = field(default_factory=dict)
+    preparing_wait_s: float = DEFAULT_PREPARING_WAIT_S
     call_lifetime_s: float = DEFAULT_CALL_LIFETIME_S
     call_idle_s: float = DEFAULT_CALL_IDLE_S
     max_cpu_share: float = DEFAULT_MAX_CPU_SHARE
@@ -89,9 +95,9 @@ class GuardSettings:
     max_skew_s: float = DEFAULT_MAX_SKEW_S
 
     def __post_init__(self) -> None:
-        for name in ("call_lifetime_s", "call_idle_s", "max_cpu_share", "min_real_time", "max_lateness_s", "stall_s",
-                     "sample_s", "judge_window_s", "header_timeout_s", "body_timeout_s", "max_connections",
-                     "max_skew_s"):
+        for name in ("preparing_wait_s", "call_lifetime_s", "call_idle_s", "max_cpu_share", "min_real_time",
+                     "max_lateness_s", "stall_s", "sample_s", "judge_window_s", "header_timeout_s", "body_timeout_s",
+                     "max_connections", "max_skew_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name}: must be a number > 0, got {value!r}")
@@ -123,7 +129,7 @@ class TokenBucket:
 
 
 class AppGate:
-    """Per-application request rate and preparation slots, thread-safe.
+    """Per-application request rate, thread-safe.
 
     ``monotonic``: the time source of the token buckets (seconds; default ``time.monotonic``).
     """
@@ -133,7 +139,6 @@ class AppGate:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}
-        self._preparing: dict[str, int] = {}
 
     def take_request(self, app_id: str) -> None:
         """Count one request of ``app_id``; :class:`BusyError` over its rate."""
@@ -145,24 +150,3 @@ class AppGate:
                 bucket = self._buckets[app_id] = TokenBucket(limits.requests_per_s, limits.burst, now)
             if not bucket.take(now):
                 raise BusyError(f"appId: over {bucket.rate_per_s:g} requests/s (burst {bucket.burst})")
-
-    @contextmanager
-    def preparing(self, app_id: str) -> Iterator[None]:
-        """Hold one of ``app_id``'s preparation slots for the block; :class:`BusyError` when all are taken."""
-        limit = self.settings.limits(app_id).preparing
-        with self._lock:
-            held = self._preparing.get(app_id, 0)
-            if held >= limit:
-                raise BusyError(f"appId: {held} requests of this application are being prepared "
-                                f"(speech, files); at most {limit} at once")
-            self._preparing[app_id] = held + 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._preparing[app_id] -= 1
-
-    def in_preparation(self) -> dict[str, int]:
-        """Requests being prepared now, per application."""
-        with self._lock:
-            return {app: n for app, n in self._preparing.items() if n}

@@ -4,26 +4,26 @@
 explicit names (``wav:NAME``, ``null``, ``speaker``) and those other modules register (``sip:...``) — or a
 phone number (digits, optionally a leading ``+``, up to 32 characters) looked up in the route table. A route's
 ``endpoint`` template gets ``{called}``, ``{caller}`` and ``{callId}`` (characters a recording name cannot hold
-become ``_``); a routed ``wav:`` recording goes into the application's own folder of the recordings folder
-(``<recordings>/<app>/...``, :func:`app_folder`). The route's ``keys`` / ``callerWav`` are the caller's side
-unless the request gives its own. A route whose ``outcome`` is not ``answer`` makes no endpoint: the attempt
-fails with that outcome (``callstatrpt`` ``ansCode``), so an application's failure paths can be tested.
+become ``_``); a ``wav:`` recording, routed or not, goes into the application's own folder of the recordings
+folder (``<recordings>/<app>/...``, :func:`app_folder`, opened by :func:`engine.server.vault.open_recording`).
+The route's ``keys`` / ``callerWav`` are the caller's side unless the request gives its own. A route whose
+``outcome`` is not ``answer`` makes no endpoint: the attempt fails with that outcome (``callstatrpt``
+``ansCode``), so an application's failure paths can be tested.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from dataclasses import dataclass
 
 from engine.config import Config, Outcome
 from engine.errors import EndpointError
 from engine.server.endpoints import Endpoint, EndpointContext, OutCallSpec, is_endpoint, make_endpoint, schemes
+from engine.server.vault import app_folder_name
 from engine.wire.call_events import BUSY, NO_ANSWER, REJECTED, UNREACHABLE
 
 _NUMBER = re.compile(r"\+?[0-9]{1,32}")
-_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 #: ``ansCode`` of each failing outcome.
 ANS_CODES = {Outcome.BUSY: BUSY, Outcome.NO_ANSWER: NO_ANSWER, Outcome.REJECT: REJECTED,
@@ -40,10 +40,8 @@ class Connection:
 
 
 def app_folder(app_id: str) -> str:
-    """The application's folder name: its ``appId`` when that is a plain name, else a digest of it."""
-    if _PLAIN.fullmatch(app_id) and ".." not in app_id:
-        return app_id
-    return "app-" + hashlib.sha256(app_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    """The application's folder name (recordings, uploads): :func:`engine.server.vault.app_folder_name`."""
+    return app_folder_name(app_id)
 
 
 def is_number(called: str) -> bool:
@@ -67,7 +65,6 @@ def connect(spec: OutCallSpec, call_id: str, config: Config, context: EndpointCo
         return Connection(target, None, ANS_CODES[route.outcome])
     values = {"called": target, "caller": spec.caller, "callId": call_id}
     endpoint_name = route.endpoint.format_map({k: _UNSAFE.sub("_", v) for k, v in values.items()})
-    routed = dataclasses.replace(spec, folder=app_folder(spec.app_id),
-                                 keys=spec.keys or ("" if spec.caller_wav else route.keys),
+    routed = dataclasses.replace(spec, keys=spec.keys or ("" if spec.caller_wav else route.keys),
                                  caller_wav=spec.caller_wav or ("" if spec.keys else route.caller_wav))
     return Connection(target, make_endpoint(routed, context, endpoint_name))

@@ -1,7 +1,7 @@
 """Secure files: recordings opened inside a per-application folder, never through a symlink, never over a file.
 
-:func:`open_recording` is what ``wav:NAME`` should open (``engine/server/endpoints.py`` calls ``WavSink(path)``
-today; the integrator swaps in this file object). Folders are created 0700, files 0600; a recording is opened with
+:func:`open_recording` is what ``wav:NAME`` opens (``engine/server/endpoints.py``: ``WavSink`` writes into the
+file object). Folders are created 0700, files 0600; a recording is opened with
 ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a symlink planted at its name, or an existing recording (of this
 application: other applications have their own folder), is refused. :func:`private_dir` makes a state folder 0700.
 Error messages name the recording, never an absolute path.
@@ -18,6 +18,7 @@ from typing import BinaryIO
 from engine.errors import EndpointError
 
 _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -44,7 +45,7 @@ def open_recording(root: Path, app_id: str, name: str) -> BinaryIO:
     ``name`` must be a plain file name (the endpoint checked it). :class:`EndpointError` (``108100`` naming
     ``called``) when it exists already, is a symlink, or cannot be created.
     """
-    if not _SAFE.fullmatch(name) or ".." in name:
+    if not _FILE.fullmatch(name) or ".." in name:
         raise EndpointError("called", f"the recording name {name[:40]!r} is not a plain file name")
     folder = private_dir(private_dir(root) / app_folder_name(app_id))
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)

@@ -157,9 +157,9 @@ def test_recorded_call_has_the_prompt_and_the_callers_keys(client: httpx.Client,
     assert events[1]["event"] == "multrpt" and events[1]["result"] == "complete" and events[1]["dtmfCode"] == "73"
     assert client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id}).json()[
         "code"] == "000000"
-    path = server.app.state.engine.settings.recordings / "keys-test.wav"
+    path = server.app.state.engine.settings.recordings / DEMO_APP_ID / "keys-test.wav"  # the app's own folder
     in_use = server.app.state.engine.endpoints.names_in_use
-    wait_for(lambda: "keys-test.wav" not in in_use, what="the recording to be closed")
+    wait_for(lambda: f"{DEMO_APP_ID}/keys-test.wav" not in in_use, what="the recording to be closed")
     audio, rate = sf.read(path, dtype="int16")
     assert rate == SAMPLE_RATE_HZ and audio.shape[1] == 2
     played, heard = audio[:, 0], audio[:, 1]

@@ -13,7 +13,6 @@ import soundfile as sf
 from engine.config import DEMO_APP_ID, Application, Config
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
-from engine.server.limits import AppLimits, GuardSettings
 from engine.testing.media_files import noise, write_silence
 from engine.testing.server import FakeSpeaker, LiveServer
 
@@ -28,8 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
     (voices / "evil.wav").symlink_to(root / "secret.wav")
     sf.write(str(root / "secret.wav"), noise(1, 8000), 8000, subtype="PCM_16")
     settings = ServerSettings(config=Config({DEMO_APP_ID: Application(DEMO_APP_ID)}), voices=voices,
-                              recordings=root / "recordings", state_dir=root / "state",
-                              guard=GuardSettings(defaults=AppLimits(preparing=4)))  # four first loads at once
+                              recordings=root / "recordings", state_dir=root / "state")  # default: 2 slots
     app = create_app(settings, speaker=FakeSpeaker(), clock=ScaledClock(25))
     live = LiveServer(app)
     yield live, root
@@ -55,7 +53,7 @@ def test_flac_of_three_hours_of_silence_is_refused_over_http(server: tuple[LiveS
         assert client.get("/ipcc/status").status_code == 200
 
 
-def test_four_first_requests_for_one_file_decode_it_once(server: tuple[LiveServer, Path]) -> None:
+def test_four_first_loads_of_one_app_all_get_000000_and_decode_the_file_once(server: tuple[LiveServer, Path]) -> None:
     live, _ = server
     library = live.app.state.engine.library
     decodes_before = library.decodes

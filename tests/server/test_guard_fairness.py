@@ -5,19 +5,23 @@ Recordings (``wav:NAME``) measure when a call ended, to the sample: its WAV hold
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 import soundfile as sf
 
 from engine.config import DEMO_APP_ID, Application, Config
+from engine.errors import BusyError
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app
-from engine.server.limits import AppGate, AppLimits, GuardSettings, TokenBucket
+from engine.server.limits import AppLimits, GuardSettings, TokenBucket
+from engine.server.slots import PreparationSlots
 from engine.testing.guard import HoldingSpeaker, release
 from engine.testing.server import LiveServer, wait_events, wait_for
 
@@ -26,6 +30,7 @@ IDLE_S = 1.0
 FEW_CALLS = "few-calls-app"
 SLOW_RATE = "slow-rate-app"
 GREEDY = "greedy-app"
+T = TypeVar("T")
 
 
 def _serve(root: Path, voices: Path, guard: GuardSettings, speed: float) -> LiveServer:
@@ -50,8 +55,18 @@ def timed(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator
 def fair(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
     """Per-application limits, default lifetimes."""
     guard = GuardSettings(apps={FEW_CALLS: AppLimits(calls=2), SLOW_RATE: AppLimits(requests_per_s=0.001, burst=3),
-                                GREEDY: AppLimits(preparing=2)})
+                                GREEDY: AppLimits(preparing=2, preparing_queue=1)},
+                          preparing_wait_s=60)  # generous: a waiting request must outlive a loaded machine's steps
     live = _serve(tmp_path_factory.mktemp("fair"), repo_root / "voices", guard, 1)
+    yield live
+    live.close()
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LiveServer]:
+    """One preparation slot for GREEDY and a short wait for it."""
+    guard = GuardSettings(apps={GREEDY: AppLimits(preparing=1)}, preparing_wait_s=0.5)
+    live = _serve(tmp_path_factory.mktemp("impatient"), repo_root / "voices", guard, 1)
     yield live
     live.close()
 
@@ -83,8 +98,8 @@ def _mult(client: httpx.Client, app: str, call_id: str, text: str, **order: obje
 
 def _recorded_frames(server: LiveServer, name: str) -> int:
     engine = server.app.state.engine
-    wait_for(lambda: f"{name}.wav" not in engine.endpoints.names_in_use, 30, f"{name}.wav closed")
-    return sf.info(str(server.root / "rec" / f"{name}.wav")).frames  # type: ignore[attr-defined]
+    wait_for(lambda: f"{DEMO_APP_ID}/{name}.wav" not in engine.endpoints.names_in_use, 30, f"{name}.wav closed")
+    return sf.info(str(server.root / "rec" / DEMO_APP_ID / f"{name}.wav")).frames  # type: ignore[attr-defined]
 
 
 def test_a_call_ends_at_its_maximum_lifetime_to_the_frame(timed: LiveServer, timed_client: httpx.Client) -> None:
@@ -141,29 +156,150 @@ def test_requests_over_an_applications_rate_answer_108102(client: httpx.Client) 
 
 def test_one_application_cannot_take_the_speech_worker(fair: LiveServer, client: httpx.Client) -> None:
     server = fair
+    engine = server.app.state.engine
     greedy = _out_call(client, app=GREEDY)["callId"]
     results: list[dict[str, str]] = []
 
-    def post() -> None:
+    def post(text: str) -> None:
         with httpx.Client(base_url=server.url, timeout=60) as http:
-            results.append(_mult(http, GREEDY, greedy, "hold:speech"))
+            results.append(_mult(http, GREEDY, greedy, text))
 
-    held = [threading.Thread(target=post) for _ in range(2)]
+    held = [threading.Thread(target=post, args=("hold:speech",)) for _ in range(2)]
+    waiting = threading.Thread(target=post, args=("tone:0.5",))
     try:
         for thread in held:
             thread.start()
-        engine = server.app.state.engine
-        wait_for(lambda: engine.guard.gate.in_preparation().get(GREEDY) == 2, 10, "two syntheses held")
-        third = _mult(client, GREEDY, greedy, "tone:0.5")
-        assert third["code"] == "108102" and "being prepared" in third["msg"], third
+        wait_for(lambda: engine.guard.slots.in_preparation().get(GREEDY) == 2, 30, "two syntheses held")
+        waiting.start()  # the third waits for a slot (on the event loop), it is not refused
+        wait_for(lambda: engine.guard.slots.waiting().get(GREEDY) == 1, 30, "a third request waiting")
+        fourth = _mult(client, GREEDY, greedy, "tone:0.5")  # the queue (1 here) is full: refused at once
+        assert fourth["code"] == "108102" and "1 waiting" in fourth["msg"] and fourth["appId"] == GREEDY, fourth
         demo = _out_call(client)["callId"]
         assert _mult(client, DEMO_APP_ID, demo, "tone:0.5")["code"] == "000000"  # while GREEDY's are held
-        assert client.get("/ipcc/status").json()["guard"]["preparing_by_app"] == {GREEDY: 2}
+        guard = client.get("/ipcc/status").json()["guard"]
+        assert guard["preparing_by_app"] == {GREEDY: 2} and guard["waiting_by_app"] == {GREEDY: 1}
+        assert f'ipcc_guard_waiting_by_app{{app="{GREEDY}"}} 1.0' in client.get("/metrics").text
     finally:
         release("speech")
-        for thread in held:
-            thread.join(60)
-    assert [r["code"] for r in results] == ["000000", "000000"]
+        for thread in [*held, waiting]:
+            if thread.ident is not None:  # started
+                thread.join(90)
+    assert [r["code"] for r in results] == ["000000", "000000", "000000"]  # the waiting one got a slot
+    wait_for(lambda: engine.guard.slots.in_preparation() == {}, 30, "every slot given back")
+
+
+async def _until(predicate: Callable[[], bool], turns: int = 1000) -> None:
+    """Let the event loop run until ``predicate`` holds (at most ``turns`` turns: no clock involved)."""
+    for _ in range(turns):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+def test_a_request_waits_for_a_slot_no_longer_than_the_bound_then_gets_108102(impatient: LiveServer) -> None:
+    engine = impatient.app.state.engine
+    results: list[dict[str, str]] = []
+    with _client(impatient) as client:
+        greedy = _out_call(client, app=GREEDY)["callId"]
+
+        def post() -> None:
+            with _client(impatient) as http:
+                results.append(_mult(http, GREEDY, greedy, "hold:impatient"))
+
+        holder = threading.Thread(target=post)
+        holder.start()
+        try:
+            wait_for(lambda: engine.guard.slots.in_preparation().get(GREEDY) == 1, 30, "the only slot held")
+            late = _mult(client, GREEDY, greedy, "tone:0.5")
+            assert late["code"] == "108102" and late["appId"] == GREEDY and late["callId"] == greedy
+            assert late["msg"] == ("appId: waited 0.5 s for one of this application's 1 preparation slots "
+                                   "(speech, files)")
+            assert engine.guard.slots.waiting() == {}  # the refused one left the queue
+            refusals = client.get("/ipcc/status").json()["guard"]["refusals"]
+            assert refusals.get("108102", 0) >= 1
+        finally:
+            release("impatient")
+            holder.join(90)
+        assert [r["code"] for r in results] == ["000000"]
+        wait_for(lambda: engine.guard.slots.in_preparation() == {}, 30, "the slot given back")
+        assert _mult(client, GREEDY, greedy, "tone:0.7")["code"] == "000000"
+
+
+def _run_slots(limits: AppLimits, wait_s: float, script: Callable[[PreparationSlots], Awaitable[T]]) -> T:
+    slots = PreparationSlots(GuardSettings(defaults=limits, preparing_wait_s=wait_s))
+    return asyncio.run(script(slots))  # type: ignore[arg-type]
+
+
+def test_a_request_waits_for_a_slot_then_gets_it_first_come_first_served() -> None:
+    async def script(slots: PreparationSlots) -> list[str]:
+        order: list[str] = []
+        first = asyncio.get_running_loop().create_future()
+
+        async def work(name: str, gate: asyncio.Future[None] | None) -> str:
+            async def body() -> str:
+                order.append(f"start {name}")
+                if gate is not None:
+                    await gate
+                return name
+            return await slots.run("a", lambda: asyncio.ensure_future(body()))  # type: ignore[arg-type]
+
+        tasks = [asyncio.create_task(work("one", first))]
+        await asyncio.sleep(0)  # the first takes the only slot
+        tasks += [asyncio.create_task(work(name, None)) for name in ("two", "three")]
+        await _until(lambda: slots.waiting() == {"a": 2})
+        assert slots.in_preparation() == {"a": 1}
+        first.set_result(None)
+        assert await asyncio.gather(*tasks) == ["one", "two", "three"]
+        assert slots.in_preparation() == {} and slots.waiting() == {}
+        return order
+
+    assert _run_slots(AppLimits(preparing=1), 60, script) == ["start one", "start two", "start three"]
+
+
+def test_a_wait_is_bounded_then_refused_108102_and_leaves_no_waiter() -> None:
+    async def script(slots: PreparationSlots) -> str:
+        await slots.acquire("a")  # never given back here
+        with pytest.raises(BusyError) as refused:
+            await slots.acquire("a")
+        assert slots.waiting() == {} and slots.in_preparation() == {"a": 1}
+        return str(refused.value)
+
+    assert _run_slots(AppLimits(preparing=1), 0.05, script) == (
+        "appId: waited 0.05 s for one of this application's 1 preparation slots (speech, files)")
+
+
+def test_a_cancelled_waiter_leaves_the_queue_and_a_slot_is_given_back_when_work_fails() -> None:
+    async def script(slots: PreparationSlots) -> None:
+        await slots.acquire("a")
+        waiter = asyncio.create_task(slots.acquire("a"))
+        await _until(lambda: slots.waiting() == {"a": 1})
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert slots.waiting() == {}
+        slots.release("a")
+
+        async def broken() -> None:
+            raise RuntimeError("the synthesizer broke")
+        with pytest.raises(RuntimeError):
+            await slots.run("a", lambda: asyncio.ensure_future(broken()))
+        assert slots.in_preparation() == {}
+
+    _run_slots(AppLimits(preparing=1), 60, script)
+
+
+def test_a_full_queue_refuses_at_once_naming_the_limits() -> None:
+    async def script(slots: PreparationSlots) -> str:
+        await slots.acquire("a")
+        with pytest.raises(BusyError) as refused:
+            await slots.acquire("a")
+        await slots.acquire("b")  # another application has its own slots
+        return str(refused.value)
+
+    assert _run_slots(AppLimits(preparing=1, preparing_queue=0), 60, script) == (
+        "appId: 1 requests of this application are being prepared (speech, files) and 0 wait; "
+        "at most 1 at once and 0 waiting")
 
 
 def test_token_bucket_refills_at_its_rate_on_the_injected_clock() -> None:
@@ -174,16 +310,8 @@ def test_token_bucket_refills_at_its_rate_on_the_injected_clock() -> None:
     assert [bucket.take(200.0) for _ in range(3)] == [True, True, False]  # never more than the burst
 
 
-def test_preparation_slots_are_given_back_when_preparation_fails() -> None:
-    gate = AppGate(GuardSettings(defaults=AppLimits(preparing=1)))
-    with pytest.raises(RuntimeError), gate.preparing("a"):
-        raise RuntimeError("the synthesizer broke")
-    with gate.preparing("a"):
-        assert gate.in_preparation() == {"a": 1}
-    assert gate.in_preparation() == {}
-
-
-@pytest.mark.parametrize("bad", [{"calls": 0}, {"burst": 1.5}, {"requests_per_s": 0}, {"preparing": True}])
+@pytest.mark.parametrize("bad", [{"calls": 0}, {"burst": 1.5}, {"requests_per_s": 0}, {"preparing": True},
+                                 {"preparing_queue": -1}])
 def test_limits_are_validated_loudly(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         AppLimits(**bad)  # type: ignore[arg-type]

@@ -54,7 +54,8 @@ def test_explicit_endpoints_keep_working_and_junk_is_refused(platform: Platform)
     for called in ("null", "wav:explicit-name"):
         call_id = platform.dial(called)
         assert platform.post("disConnect", callId=call_id)["code"] == "000000"
-    wait_for(lambda: (platform.root / "recordings" / "explicit-name.wav").exists(), what="the explicit recording")
+    explicit = platform.root / "recordings" / DEMO_APP_ID / "explicit-name.wav"  # in the application's folder
+    wait_for(explicit.exists, what="the explicit recording")
     for called, words in (("abc", "neither a phone number"), ("138-0013", "neither"), ("", "must not be empty")):
         answer = platform.post("outCall", called=called)
         assert answer["code"] == "108100" and answer["msg"].startswith("called:") and words in answer["msg"]
