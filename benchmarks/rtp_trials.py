@@ -27,35 +27,9 @@ def _pin(core: int) -> None:
 
 def _calls(count: int, make_endpoint: Any) -> tuple[Any, dict[str, int]]:
     """A media loop of ``count`` calls playing speech and collecting a key; ``make_endpoint(i)`` → (caller, sink)."""
-    from engine.core.player import KeysReport, RequestReport
-    from engine.core.timeline import Program
-    from engine.media.call import Call
-    from engine.media.loop import MediaLoop
-    from engine.tts.synthesizer import synthesizer
-    from engine.wire.request import parse_mult_orders
+    from benchmarks.speech_calls import speech_calls
 
-    speaker = synthesizer()
-    prompts = (speaker.synthesize("Welcome to the service."), speaker.synthesize("Please press five."))
-    request = parse_mult_orders({"appId": "a", "callId": "c", "orders": [
-        {"playFlag": 0, "voiceStr": "w"},
-        {"playFlag": 0, "voiceStr": "p", "getkey": 1, "maxRevCnt": 1, "playTime": 3, "spaceTime": 1}]})
-    program = Program(request, prompts)
-    counters = {"keys": 0, "requests": 0}
-
-    def on_event(call: Call, event: object, _at: int) -> None:
-        if isinstance(event, KeysReport):
-            counters["keys"] += len(event.digits)
-        elif isinstance(event, RequestReport):
-            counters["requests"] += 1
-            call.pending.append(program)
-
-    loop = MediaLoop()
-    for i in range(count):
-        caller, sink = make_endpoint(i)
-        call = Call("a", f"c{i}", caller, sink, on_event)
-        call.submit(program)
-        loop.add(call)
-    return loop, counters
+    return speech_calls(count, make_endpoint, "Please press five.")
 
 
 def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
