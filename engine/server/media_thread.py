@@ -24,7 +24,7 @@ from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
 from engine.server.call_registry import CallRegistry
-from engine.server.call_timeouts import CallTimeouts
+from engine.server.call_timeouts import IDLE, CallTimeouts
 from engine.wire.call_events import (
     ANSWERED,
     REASON_ERROR,
@@ -205,7 +205,7 @@ class MediaThread:
         """End the calls whose deadline is the current tick (stale idle deadlines are dropped)."""
         for call_id, kind in self.timeouts.expired(self.media.ticks):
             with self._lock:
-                if kind == "idle" and self.registry.holds_requests(call_id):
+                if kind == IDLE and self.registry.holds_requests(call_id):
                     continue  # a request was posted and is not applied yet: not idle
                 self.registry.forget(call_id)
             self.timeouts.ended[kind] += 1  # counted, not logged: the media thread never waits on a log handler
