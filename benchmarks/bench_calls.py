@@ -33,37 +33,14 @@ def _setup(calls: int) -> tuple[Any, dict[str, Any]]:
 
     The caller presses 1 in every request. Returns the loop and the counters of keys and requests its events update.
     """
+    from benchmarks.speech_calls import speech_calls
     from engine.audio.caller import ScriptedCaller, parse_key_script
-    from engine.core.reports import KeysReport, RequestReport
-    from engine.core.timeline import Program
-    from engine.media.call import Call
-    from engine.media.loop import MediaLoop
     from engine.media.sinks import NullSink
-    from engine.tts.synthesizer import synthesizer
-    from engine.wire.request import parse_mult_orders
 
-    speaker = synthesizer()
-    prompts = (speaker.synthesize("Welcome to the service."), speaker.synthesize("Please press one."))
-    request = parse_mult_orders({"appId": "a", "callId": "c", "orders": [
-        {"playFlag": 0, "voiceStr": "w"},
-        {"playFlag": 0, "voiceStr": "p", "getkey": 1, "maxRevCnt": 1, "playTime": 3, "spaceTime": 1}]})
-    program = Program(request, prompts)
-    counters: dict[str, Any] = {"keys": 0, "requests": 0}
+    def endpoint(i: int) -> tuple[Any, Any]:
+        return ScriptedCaller(parse_key_script(f"1@{1.5 + (i % 100) / 100:.2f}")), NullSink()
 
-    def on_event(call: Call, event: object, _at: int) -> None:
-        if isinstance(event, KeysReport):
-            counters["keys"] += len(event.digits)
-        elif isinstance(event, RequestReport):
-            counters["requests"] += 1
-            call.pending.append(program)
-
-    loop = MediaLoop()
-    for i in range(calls):
-        caller = ScriptedCaller(parse_key_script(f"1@{1.5 + (i % 100) / 100:.2f}"))
-        call = Call("a", f"c{i}", caller, NullSink(), on_event)
-        call.submit(program)
-        loop.add(call)
-    return loop, counters
+    return speech_calls(calls, endpoint, "Please press one.")
 
 
 def _per_call_trial(calls: int, ticks: int) -> dict[str, float]:

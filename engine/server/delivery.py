@@ -12,11 +12,13 @@ Live calls and accepted requests are journaled (:class:`~engine.server.journal.J
 :meth:`Delivery.call_started` / :meth:`Delivery.request_accepted` before it answers (``108104`` when the state
 folder cannot be written); a ``multrpt`` written to the log ends a request; :meth:`Delivery.call_ended`
 (from the media thread, never blocking) ends a call. At start-up, calls left open by a crash get
-``multrpt`` ``error`` for each request without an outcome and ``calldisconnectrpt`` with reason ``restart``.
+``multrpt`` ``error`` for each request without an outcome and ``calldisconnectrpt`` with reason ``restart``
+(:mod:`engine.server.recovery`).
 
 Threads: :meth:`Delivery.publish` and :meth:`Delivery.call_ended` only queue (any thread, never the disk or
 the network); one thread (``ipcc-delivery``) runs an asyncio loop that writes the log and runs the senders.
-A full disk: a clear log line, events wait in memory and are written (then sent) as soon as space returns.
+A full disk: a clear log line, events wait in memory and are written (then sent) as soon as space returns
+(:mod:`engine.server.log_writer`).
 Any exception on that thread is logged and the thread carries on. A state folder that cannot be written
 stops start-up at once with :class:`~engine.server.framing.StateDirError`.
 
@@ -36,16 +38,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.core.reports import RequestReport, Result
 from engine.server.acks import AckBook
 from engine.server.event_log import DEFAULT_SEGMENT_BYTES, EventLog
-from engine.server.framing import frame, is_disk_full, make_state_dir
+from engine.server.framing import make_state_dir
 from engine.server.journal import Journal
+from engine.server.log_writer import LogWriter, drain
 from engine.server.migration import migrate_jsonl
 from engine.server.poster import Poster
+from engine.server.recovery import recovery_records
 from engine.server.sender import DEFAULT_CONCURRENCY, DEFAULT_WINDOW, AppSender, Counters, RetryPolicy
-from engine.wire.call_events import restart_disconnect_report
-from engine.wire.events import event_body
 
 __all__ = ["DEFAULT_CONCURRENCY", "Delivery", "RetryPolicy"]
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class Delivery:
         migrate_jsonl(self.state_dir, self.log, self.book)
         self.counters = Counters()
         self.logged = 0
-        self.disk_full = False
+        self.writer = LogWriter(self.log)
         self._lock = threading.Lock()
         self._memory: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
         self._inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -97,6 +98,11 @@ class Delivery:
             for app in self.callbacks:
                 self.book.passed(app, self.log.end, [])
         self._recover(wall_clock())
+
+    @property
+    def disk_full(self) -> bool:
+        """True while the state folder refuses the event log (events wait in memory)."""
+        return self.writer.disk_full
 
     # -- any thread ---------------------------------------------------------------------------------------
 
@@ -186,18 +192,12 @@ class Delivery:
         kept.append(body)
 
     def _recover(self, moment: datetime) -> None:
-        """Outcomes for what a crash left open: ``multrpt`` ``error`` per request, then the hang-up event."""
-        records = []
-        for app_id, call_id, open_requests in self.journal.open_calls():
-            bodies = [event_body(RequestReport(Result.ERROR, None, 0), app_id, call_id, moment)] * open_requests
-            for body in [*bodies, restart_disconnect_report(app_id, call_id, moment)]:
-                self._seq += 1
-                records.append({"seq": self._seq, "appId": app_id, "callId": call_id, "event": body})
-                self._remember(call_id, body)
+        """Outcomes for what a crash left open (:mod:`engine.server.recovery`), logged before anything new."""
+        records = recovery_records(self.journal.open_calls(), self._seq, moment)
+        for record in records:
+            self._remember(record["callId"], record["event"])
         if records:
-            log.warning("restart: %d calls were live; their %d requests end with multrpt error",
-                        sum(1 for r in records if r["event"]["event"] == "calldisconnectrpt"),
-                        sum(1 for r in records if r["event"]["event"] == "multrpt"))
+            self._seq = records[-1]["seq"]
             self.log.append(records)
             self.log.sync()
         self.journal.reset()
@@ -226,7 +226,7 @@ class Delivery:
             while True:
                 self._wake_pending = False
                 self._wake.clear()
-                pending.extend(_drain(self._inbox))
+                pending.extend(drain(self._inbox))
                 try:
                     pending = self._write(pending)
                     self._tidy()
@@ -254,24 +254,10 @@ class Delivery:
         """Log the events of ``items`` and journal the ends; returns what could not be written yet."""
         if not items:
             return items
-        records = [item for item in items if "seq" in item]
-        try:
-            try:
-                self.log.append(records)
-            except (TypeError, ValueError):  # a bug elsewhere: an event that is not JSON; the others go on
-                records = _storable(records)
-                items = [item for item in items if "seq" not in item or item in records]
-                self.log.append(records)
-        except OSError as exc:
-            if not self.disk_full:
-                what = "the disk is full" if is_disk_full(exc) else f"{type(exc).__name__}: {exc.strerror}"
-                log.error("state folder: cannot write the event log (%s); %d events wait in memory and are "
-                          "written as soon as it can be", what, len(records))
-            self.disk_full = True
+        written = self.writer.write(items)
+        if written is None:  # the disk refused: everything waits in memory
             return items
-        if self.disk_full:
-            log.warning("state folder: the event log is written again; delivery resumes")
-            self.disk_full = False
+        items, records = written
         for item in items:
             if "seq" not in item:
                 self.journal.call_ended(item["end"])
@@ -300,25 +286,3 @@ class Delivery:
         while any(not s.idle for s in self._senders.values()) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
 
-
-def _storable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records that can be written; each other one is logged with its traceback and left out."""
-    kept = []
-    for record in records:
-        try:
-            frame(record)
-        except (TypeError, ValueError):
-            log.exception("event %d of call %.64s cannot be stored as JSON; left out", record["seq"],
-                          record["callId"])
-            continue
-        kept.append(record)
-    return kept
-
-
-def _drain(inbox: queue.SimpleQueue[dict[str, Any]]) -> list[dict[str, Any]]:
-    batch = []
-    while True:
-        try:
-            batch.append(inbox.get_nowait())
-        except queue.Empty:
-            return batch

@@ -105,6 +105,21 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
     """
     registry = registry_for(engine.endpoints)
     app.state.web_registry = registry
+    app.state.web_authorize = authorize or _configured(engine)
+
+    def allowed(app_id: str, secret: str) -> bool:
+        return bool(app.state.web_authorize(app_id, secret))
+
+    app.mount("/web/static", StaticFiles(directory=str(STATIC)), name="web-static")
+    app.add_api_route("/phone", lambda: _page("phone.html"), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/calls", lambda: _page("calls.html"), methods=["GET"], include_in_schema=False)
+    _add_phone_socket(app, engine, registry, allowed)
+    _add_calls_api(app, engine, registry, allowed)
+    return registry
+
+
+def _configured(engine: Engine) -> Authorize:
+    """The default :data:`Authorize`: any configured application, whatever the secret."""
 
     def known(app_id: str, _secret: str) -> bool:
         try:
@@ -113,14 +128,11 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
             return False
         return True
 
-    app.state.web_authorize = authorize or known
+    return known
 
-    def allowed(app_id: str, secret: str) -> bool:
-        return bool(app.state.web_authorize(app_id, secret))
 
-    app.mount("/web/static", StaticFiles(directory=str(STATIC)), name="web-static")
-    app.add_api_route("/phone", lambda: _page("phone.html"), methods=["GET"], include_in_schema=False)
-    app.add_api_route("/calls", lambda: _page("calls.html"), methods=["GET"], include_in_schema=False)
+def _add_phone_socket(app: FastAPI, engine: Engine, registry: PhoneRegistry, allowed: Authorize) -> None:
+    """``WS /phone/ws``: a page becomes the phone of a live ``browser`` call of its application."""
 
     @app.websocket("/phone/ws")
     async def phone_socket(websocket: WebSocket, appId: str = "", callId: str = "",  # noqa: N803
@@ -158,6 +170,10 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
             raise SocketClose(CLOSE_POLICY, "callId: not a live browser call of this application")
         return phone
 
+
+def _add_calls_api(app: FastAPI, engine: Engine, registry: PhoneRegistry, allowed: Authorize) -> None:
+    """``GET /web/calls`` and a finished call's ``recording.wav`` and ``picture.png``."""
+
     @app.get("/web/calls", include_in_schema=False)
     async def calls(appId: str = Query(""), secret: str = Query("")) -> Response:  # noqa: N803
         if not allowed(appId, secret):
@@ -189,8 +205,6 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
         loop = asyncio.get_running_loop()
         png = await loop.run_in_executor(engine.pool, _draw, phone)
         return Response(png, media_type="image/png")
-
-    return registry
 
 
 def _finished_entry(phone: BrowserPhone, engine: Engine) -> dict[str, Any]:

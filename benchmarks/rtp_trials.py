@@ -1,0 +1,242 @@
+"""The child processes of :mod:`benchmarks.bench_rtp`: the hub trial, the baseline trial, the load peer, sipp.
+
+``python -m benchmarks.rtp_trials engine|baseline COUNT SECONDS FIRST_PORT`` prints the targets (one JSON
+line), runs, then prints its figures (one JSON line); ``peer TARGETS SECONDS FIRST_PORT`` and
+``setup CALLS RATE`` print their figures. Each trial pins itself to one core (the engine side to the second,
+the peer to the first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import struct
+import sys
+import time
+from collections import deque
+from typing import Any
+
+
+def _pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[core % len(cores)]})
+
+
+def _calls(count: int, make_endpoint: Any) -> tuple[Any, dict[str, int]]:
+    """A media loop of ``count`` calls playing speech and collecting a key; ``make_endpoint(i)`` → (caller, sink)."""
+    from benchmarks.speech_calls import speech_calls
+
+    return speech_calls(count, make_endpoint, "Please press five.")
+
+
+def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
+    """Run ``run_ticks(n, record)`` twice (warm-up, measured); ``record(lateness_s)`` per tick."""
+    import numpy as np
+
+    lateness: list[float] = []
+    if warm_ticks:
+        run_ticks(warm_ticks, lambda _s: None)
+    cpu = time.process_time()
+    run_ticks(ticks, lateness.append)
+    cpu = time.process_time() - cpu
+    late = np.array(lateness)
+    return {"p50_ms": float(np.percentile(late, 50)) * 1000, "p99_ms": float(np.percentile(late, 99)) * 1000,
+            "max_ms": float(late.max()) * 1000, "missed": int((late > 0.02).sum()), "ticks": len(late),
+            "cpu_share": cpu / (len(late) * 0.02)}
+
+
+def _engine_trial(count: int, seconds: float, first_port: int) -> dict[str, float]:
+    """(Child.) The RTP hub carrying ``count`` calls; prints its port, then runs."""
+    _pin(1)
+    from engine.net.g711 import PCMU
+    from engine.net.rtp_hub import RtpHub
+    from engine.net.rtp_session import RtpSession
+    from engine.net.sdp import Negotiated
+
+    hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024)
+
+    def endpoint(i: int) -> tuple[Any, Any]:
+        session = RtpSession(hub, Negotiated("127.0.0.1", first_port + i, PCMU, None))
+        return session, session
+
+    loop, counters = _calls(count, endpoint)
+    print(json.dumps({"targets": [["127.0.0.1", hub.port]] * count}), flush=True)
+    gc.freeze()
+    run_ticks, parts = _hub_ticks(hub, loop)
+    counters_before = dict(counters)
+    run_ticks(75, lambda _s: None)  # warm-up, then the measured ticks
+    parts.update(dict.fromkeys(parts, 0))
+    result = _measure(run_ticks, 0, int(seconds * 50))
+    for name, ns in parts.items():
+        result[f"cpu_{name}_ms"] = ns / 1e6 / result["ticks"]
+    n = len(hub.sessions)
+    bank = hub.bank.counters
+    result.update(calls=count, keys=counters["keys"] - counters_before["keys"], engine_lost=hub.stats.lost(n),
+                  engine_late=int(bank["late"][:n].sum()), engine_duplicate=int(bank["duplicate"][:n].sum()),
+                  wrong=hub.counters["unknown_source"] + hub.counters["wrong_ssrc"], send_errors=hub.io.send_errors,
+                  cpu_play_ms=loop.cpu_ns["play"] / 1e6 / loop.ticks,
+                  cpu_detect_ms=loop.cpu_ns["detect"] / 1e6 / loop.ticks)
+    return result
+
+
+def _hub_ticks(hub: Any, loop: Any) -> tuple[Any, dict[str, int]]:
+    """``run_ticks(n, record)`` pacing hub receive, media loop and hub send; the CPU ns of each part (summed)."""
+    from engine.media.pacer import MonotonicClock, Pacer
+
+    clock = MonotonicClock()
+    parts = {"receive": 0, "loop": 0, "send": 0}
+    cpu_clock = time.thread_time_ns
+
+    def tick() -> None:  # with_rtp, with the CPU time of each part
+        t0 = cpu_clock()
+        hub.receive()
+        t1 = cpu_clock()
+        loop.tick()
+        t2 = cpu_clock()
+        hub.send()
+        parts["receive"] += t1 - t0
+        parts["loop"] += t2 - t1
+        parts["send"] += cpu_clock() - t2
+
+    def run_ticks(n: int, record: Any) -> None:
+        state = {"k": 0, "origin": None}
+
+        def timed() -> None:
+            if state["origin"] is None:
+                state["origin"] = clock.now()
+            tick()
+            record(clock.now() - (state["origin"] + state["k"] * 0.02))
+            state["k"] += 1
+
+        Pacer(clock, timed, max_behind_s=1e9).run(max_ticks=n)  # never re-anchored: lateness as it is
+
+    return run_ticks, parts
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """(Baseline.) One call's socket: packets in (per ``datagram_received``), one out per tick (``sendto``)."""
+
+    def __init__(self, remote: tuple[str, int]) -> None:
+        import numpy as np
+
+        from engine.net.g711 import ULAW_DECODE, ULAW_ENCODE
+
+        self.remote = remote
+        self.np, self.decode_table, self.encode_table = np, ULAW_DECODE, ULAW_ENCODE
+        self.queue: deque[Any] = deque(maxlen=10)
+        self.transport: Any = None
+        self.seq = self.ts = 0
+        self.silence = np.zeros(160, dtype=np.int16)
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(data) >= 12 and data[0] >> 6 == 2:
+            self.queue.append(self.decode_table[self.np.frombuffer(data, self.np.uint8, offset=12)])
+
+    def read(self, count: int) -> Any:
+        return self.queue.popleft() if self.queue else self.silence
+
+    def request_started(self) -> None:
+        pass
+
+    def write(self, played: Any, heard: Any) -> None:
+        header = struct.pack("!BBHII", 0x80, 0, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF, 0x1234)
+        self.transport.sendto(header + self.encode_table[played.view(self.np.uint16)].tobytes(), self.remote)
+        self.seq += 1
+        self.ts += 160
+
+    def close(self) -> None:
+        pass
+
+
+def _baseline_trial(count: int, seconds: float, first_port: int) -> dict[str, float]:
+    """(Child.) One asyncio datagram endpoint per call, ticked by ``call_at``."""
+    _pin(1)
+    aio = asyncio.new_event_loop()
+    endpoints: list[_Endpoint] = []
+    for i in range(count):
+        _, protocol = aio.run_until_complete(aio.create_datagram_endpoint(
+            lambda i=i: _Endpoint(("127.0.0.1", first_port + i)), local_addr=("127.0.0.1", 0)))
+        endpoints.append(protocol)
+    loop, counters = _calls(count, lambda i: (endpoints[i], endpoints[i]))
+    ports = [e.transport.get_extra_info("sockname")[1] for e in endpoints]
+    print(json.dumps({"targets": [["127.0.0.1", p] for p in ports]}), flush=True)
+    gc.freeze()
+
+    def run_ticks(n: int, record: Any) -> None:
+        done = aio.create_future()
+        origin = aio.time()
+
+        def tick(k: int) -> None:
+            loop.tick()
+            record(aio.time() - (origin + k * 0.02))
+            if k + 1 == n:
+                done.set_result(None)
+            else:
+                aio.call_at(origin + (k + 1) * 0.02, tick, k + 1)
+
+        aio.call_at(origin, tick, 0)
+        aio.run_until_complete(done)
+
+    before = counters["keys"]
+    result = _measure(run_ticks, 75, int(seconds * 50))
+    result.update(calls=count, keys=counters["keys"] - before, engine_lost=0, engine_late=0, wrong=0,
+                  send_errors=0)
+    return result
+
+
+def _peer(targets: list[list[Any]], seconds: float, first_port: int) -> dict[str, float]:
+    _pin(0)
+    from engine.testing.rtp_load import run_peer
+
+    return run_peer(len(targets), first_port, [(h, p) for h, p in targets], seconds)
+
+
+def _setup_rate(calls: int, rate: int) -> dict[str, Any]:
+    """(Child.) sipp places ``calls`` calls at ``rate`` per second on a live server; its statistics."""
+    import glob
+    import shutil
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from engine.testing.sip_server import SipServer
+    from engine.testing.sipp import run_sipp
+
+    folder = Path(tempfile.mkdtemp(prefix="ipcc-bench-sipp-"))
+    server = SipServer(folder / "server")
+    try:
+        result = run_sipp(["-sn", "uac", f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
+                           "-m", str(calls), "-l", str(calls), "-r", str(rate), "-d", "1000", "-timeout", "120",
+                           "-trace_rtt", "-rtt_freq", "1"], folder, 300)
+        rtts: list[float] = []
+        for path in glob.glob(str(folder / "*_rtt.csv")):
+            for line in Path(path).read_text().splitlines()[1:]:
+                fields = line.split(";")
+                if len(fields) >= 3 and fields[-2].replace(".", "", 1).isdigit():
+                    rtts.append(float(fields[-2]))
+        elapsed = result.stats.get("ElapsedTime(C)", "")
+        return {"successful": result.successful, "failed": result.failed, "rate": rate,
+                "median_ms": statistics.median(rtts) if rtts else None, "samples": len(rtts), "elapsed": elapsed}
+    finally:
+        server.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    what = sys.argv[1]
+    if what == "peer":
+        print(json.dumps(_peer(json.loads(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
+    elif what == "setup":
+        print(json.dumps(_setup_rate(int(sys.argv[2]), int(sys.argv[3]))))
+    elif what == "engine":
+        print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
+    else:
+        print(json.dumps(_baseline_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
+    sys.stdout.flush()
