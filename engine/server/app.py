@@ -56,7 +56,7 @@ from engine.server.switchboard import DEFAULT_MAX_CALLS, RequestHook, Switchboar
 from engine.server.upload import MAX_UPLOAD_BYTES, check_owner, owned
 from engine.tts.synthesizer import SpeechSource
 from engine.wire.body import Fields
-from engine.wire.call_events import FAILED, NO_ANSWER, REASON_NOT_CONNECTED, CallInfo
+from engine.wire.call_events import ANSWERED, FAILED, NO_ANSWER, REASON_NOT_CONNECTED, CallInfo
 from engine.wire.call_events import call_bill_report as bill
 from engine.wire.call_events import call_disconnect_report as disconnect
 from engine.wire.call_events import call_stat_report as stat
@@ -259,20 +259,33 @@ class Engine:
         endpoint = connection.endpoint
         if endpoint is None and connection.ans_code == NO_ANSWER:
             ring_s = spec.timeout_s or DEFAULT_RING_S
-            self.board.after(seconds_to_samples(ring_s), lambda: self._not_connected(info, NO_ANSWER))
+            self.board.after(seconds_to_samples(ring_s), lambda: self.not_connected(info, NO_ANSWER))
             return
         if endpoint is None:
-            self._not_connected(info, connection.ans_code)
+            self.not_connected(info, connection.ans_code)
             return
         info.recording = endpoint.recording
         endpoint.info = info
+        ring = getattr(endpoint, "ring", None)  # sip: a phone that answers later (engine.server.sip_glue)
+        if ring is not None:
+            ring(spec.timeout_s, lambda ans_code: self._answered(spec.app_id, endpoint, call_id, ans_code))
+            return
+        self._answered(spec.app_id, endpoint, call_id)
+
+    def _answered(self, app_id: str, endpoint: Any, call_id: str, ans_code: int = ANSWERED) -> None:
+        """The attempt's outcome: answered, a live call on ``endpoint``; else its events (any thread)."""
+        if ans_code != ANSWERED:
+            endpoint.discard()
+            self.not_connected(endpoint.info, ans_code)
+            return
         try:
-            self.board.create(spec.app_id, endpoint, call_id)
+            self.board.create(app_id, endpoint, call_id)
         except BaseException:
             endpoint.discard()
             raise
 
-    def _not_connected(self, info: CallInfo, ans_code: int = FAILED) -> None:
+    def not_connected(self, info: CallInfo, ans_code: int = FAILED) -> None:
+        """Publish a call attempt's failure: ``callstatrpt`` ``ans_code``, ``calldisconnectrpt``, ``callbillrpt``."""
         moment = self.wall_clock()
         for body in (stat(info, ans_code, moment), disconnect(info, REASON_NOT_CONNECTED, 0, moment),
                      bill(info, 0, moment)):

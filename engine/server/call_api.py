@@ -101,6 +101,11 @@ class Inbound:
         body = incoming_call_report(info, self.engine.wall_clock())
         self.engine.delivery.publish(info.app_id, info.call_id, body)
 
+    def withdraw(self, call_id: str) -> bool:
+        """Stop waiting for the reply of ``call_id`` (the caller hung up first); False when it was not waiting."""
+        with self._lock:
+            return self._waiting.pop(call_id, None) is not None
+
     def reply(self, app_id: str, call_id: str, accept: bool) -> None:
         """Hand the application's answer to the call's endpoint; ``108105`` when no such call waits."""
         with self._lock:

@@ -31,7 +31,7 @@ class SipServer:
         self.app = create_app(settings)
         self.engine = self.app.state.engine
         self.live = LiveServer(self.app)
-        self.glue: SipGlue = attach_sip(self.engine, "127.0.0.1:0", config)
+        self.glue: SipGlue = attach_sip(self.engine, "127.0.0.1:0")
         self.sip_port = self.glue.phone.address[1]
         wait_for(lambda: self.glue.welcomes_ready or None, 60, "the welcome prompt to be synthesised")
 
