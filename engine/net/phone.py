@@ -209,9 +209,14 @@ class PhoneService:
         """Hang the line up (BYE, CANCEL or 603, whichever fits)."""
         self.transport.call_soon(lambda: line.call is not None and self.agent.hang_up(line.call))
 
-    def transfer(self, line: Line, target: str) -> None:
-        """REFER the far end to ``target``."""
-        self.transport.call_soon(lambda: line.call is not None and self.agent.refer(line.call, target))
+    def transfer(self, line: Line, target: str, hang_up: bool = False) -> None:
+        """REFER the far end to ``target``; ``hang_up``: then BYE once it answers (a blind transfer)."""
+        def refer() -> None:
+            call = line.call
+            if call is not None:
+                self.agent.refer(call, target, (lambda _status: self.agent.hang_up(call)) if hang_up else None)
+
+        self.transport.call_soon(refer)
 
 
 def with_rtp(hub: RtpHub, tick: Callable[[], None]) -> Callable[[], None]:

@@ -128,9 +128,11 @@ class SipGlue:
             self.phone.agent.auth = DigestAuth(sip.realm, dict(sip.users), lambda: timers.now)
         self._welcome: dict[str, Program] = {}
         self.lines: list[Line] = []  # every incoming line seen (tests and status read it)
+        self._by_call: dict[str, Line] = {}  # engine call id → its line, until the engine call ends
         board = engine.board
         board.pacer.tick = with_rtp(self.hub, board.pacer.tick)
         register_endpoint("sip", self._out_call)
+        engine.call_api.referrer = self  # transfer: REFER instead of a new leg
 
     def start(self) -> None:
         """Prepare the numbers' welcomes (on the pool: speech is synthesised once), listen for SIP."""
@@ -160,6 +162,7 @@ class SipGlue:
             path.parent.mkdir(parents=True, exist_ok=True)
             sink = _Tee(line.session, WavSink(path))
         line.data.update(app_id=app_id, call_id=call_id)
+        self._by_call[call_id] = line
         return kind(line.session, sink, f"sip:{line.number}", ended=lambda: self._line_over(line),
                     on_close=lambda: self._engine_hung_up(line), recording=recording)
 
@@ -268,6 +271,8 @@ class SipGlue:
         """The SIP call is over (the far end hung up, or the call failed): the engine call ends at the next poll."""
         line.data["gone"] = True
         line.data["reason"] = reason
+        if not self.engine.board.is_live(line.data.get("call_id", "")):
+            self._by_call.pop(line.data.get("call_id", ""), None)
         if line.incoming and line.call.state != "confirmed" and "info" in line.data:
             if self.engine.call_api.inbound.withdraw(line.data["call_id"]):  # hung up while waiting for reply
                 line.data["endpoint"].discard()
@@ -277,12 +282,33 @@ class SipGlue:
                 int(reason) if reason.isdigit() else 0, FAILED))
 
     def _engine_hung_up(self, line: Line) -> None:
-        if not line.data.get("gone"):
+        self._by_call.pop(line.data.get("call_id", ""), None)
+        if line.data.get("gone"):
+            return
+        if "refer_to" in line.data:  # transfer: the phone calls the target, then we hang up (blind transfer)
+            self.phone.transfer(line, line.data["refer_to"], hang_up=True)
+        else:
             self.phone.hang_up(line)
+
+    # -- transfer -----------------------------------------------------------------------------------------------
+
+    def referable(self, call_id: str, called: str) -> str | None:
+        """The REFER target of a transfer of ``call_id`` to ``called`` (None: not a SIP call, or not ``sip:``)."""
+        line = self._by_call.get(call_id)
+        if line is None or not called.startswith("sip:"):
+            return None
+        return self._target(called.removeprefix("sip:"))
+
+    def refer(self, call_id: str, target: str) -> None:
+        """Make the engine's hang-up of ``call_id`` a REFER to ``target`` (media thread, before the hang-up)."""
+        line = self._by_call.get(call_id)
+        if line is not None:
+            line.data["refer_to"] = target
 
     # -- outCall ------------------------------------------------------------------------------------------------
 
-    def _out_call(self, rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
+    def _target(self, rest: str) -> str:
+        """``sip:REST`` as a URI to send to: as given, or ``sip:NAME`` the contact registered as NAME."""
         target = "sip:" + rest
         try:
             uri = parse_uri(target)
@@ -293,12 +319,17 @@ class SipGlue:
             if not bindings:
                 raise EndpointError("called", f"{rest[:40]!r} is not registered here")
             target = bindings[-1].contact
-        line = self.phone.line(target, spec.caller or "ipcc")
+        return target
+
+    def _out_call(self, rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
+        line = self.phone.line(self._target(rest), spec.caller or "ipcc")
         endpoint = self._endpoint(line, spec.app_id, uuid.uuid4().hex, _SipEndpoint)
 
         def dial(timeout_s: float, outcome: Callable[[int], None]) -> None:
             assert endpoint.info is not None
+            self._by_call.pop(line.data["call_id"], None)
             line.data.update(call_id=endpoint.info.call_id, outcome=outcome)
+            self._by_call[endpoint.info.call_id] = line
             self.phone.dial_line(line, ring_timeout_s=timeout_s or self.settings.ring_timeout_s)
 
         endpoint.dial = dial  # type: ignore[method-assign]

@@ -180,7 +180,7 @@ def test_a_recorded_sip_call_holds_both_directions(tmp_path: Path) -> None:
         client.wait(200, "BYE")
         wait_for(lambda: not server.engine.board.live_calls() or None, 10, "the call to end")
         call_id = server.glue.lines[0].data["call_id"]
-        ended = next(e for e in server.events(call_id) if e["event"] == "calldisconnectrpt")
+        ended = next(e for e in server.wait_received(call_id, "calldisconnectrpt") if e["event"] == "calldisconnectrpt")
         assert ended["fileName"] == f"{DEMO_APP_ID}/sip-{call_id}.wav"  # in the application's folder
         recording = tmp_path / "rec" / "recordings" / ended["fileName"]
         audio, rate = sf.read(str(recording), dtype="int16")

@@ -225,3 +225,25 @@ def test_out_call_answered_is_live_after_the_200_and_disconnect_sends_bye(
     events = _call_events(server.wait_received(call_id, "callbillrpt"), tables)
     assert [e["event"] for e in events] == list(CALL_EVENTS[1:])
     assert (events[0]["ansCode"], events[1]["reason"], events[1]["hangUpBy"]) == (0, "disconnect", "app")
+
+
+def test_transfer_of_a_sip_call_to_a_sip_uri_sends_refer_then_bye(server: SipServer, client: SipClient,
+                                                                    tables: dict[str, dict[str, str]]) -> None:
+    client.request("INVITE", "c-refer", 1, _offer())
+    tag = client.to_tag(client.wait(200, "INVITE"))
+    client.request("ACK", "c-refer", 1, to_tag=tag)
+    call_id = _line(server, "10086").data["call_id"]
+    server.wait_received(call_id, "callstatrpt")
+    target = "sip:carol@127.0.0.1:5999"
+    with httpx.Client(base_url=server.live.url, timeout=10) as http:
+        body = {"appId": DEMO_APP_ID, "callId": call_id, "called": "sip:nobody-registered"}
+        assert http.post("/ipcc/call/transfer", json=body).json()["msg"].startswith("called")
+        answer = http.post("/ipcc/call/transfer", json={**body, "called": target}).json()
+    assert answer["code"] == "000000" and answer["newCallId"] == ""  # the phone makes the new call, not us
+    refer = client.wait(0, "REFER")
+    assert refer.get("refer-to") == f"<{target}>"
+    client.sock.sendto(response_to(refer, 202, "Accepted").to_bytes(), server.glue.phone.address)
+    assert client.wait(0, "BYE").method == "BYE"  # blind transfer: we leave once the phone accepted
+    events = _call_events(server.wait_received(call_id, "callbillrpt"), tables)
+    assert [e["event"] for e in events] == list(CALL_EVENTS)
+    assert (events[2]["reason"], events[2]["hangUpBy"]) == ("transfer", "engine")
