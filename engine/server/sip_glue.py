@@ -18,7 +18,6 @@ attempt starts; the final status becomes ``callstatrpt`` (:data:`ANS_CODES`); un
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -27,9 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.admission import check_request, prepare
 from engine.config import Number, parse_listen
-from engine.core.timeline import Program
 from engine.errors import EndpointError, EngineError, UnknownCallError
 from engine.media.sinks import WavSink
 from engine.net.digest import DigestAuth
@@ -38,6 +35,7 @@ from engine.net.rtp_hub import RtpHub
 from engine.net.sip_message import SipParseError, parse_uri
 from engine.server.endpoints import Endpoint, EndpointContext, OutCallSpec, register_endpoint
 from engine.server.routes import app_folder
+from engine.server.sip_welcome import Welcomes
 from engine.wire.call_events import (
     ANSWERED,
     BUSY,
@@ -126,7 +124,7 @@ class SipGlue:
                 raise ValueError("[sip] users (name = password) is required: SIP off loopback needs digest auth")
             timers = self.phone.transport.timers
             self.phone.agent.auth = DigestAuth(sip.realm, dict(sip.users), lambda: timers.now)
-        self._welcome: dict[str, Program] = {}
+        self.welcomes = Welcomes(engine)
         self.lines: list[Line] = []  # every incoming line seen (tests and status read it)
         self._by_call: dict[str, Line] = {}  # engine call id → its line, until the engine call ends
         board = engine.board
@@ -138,14 +136,14 @@ class SipGlue:
         """Prepare the numbers' welcomes (on the pool: speech is synthesised once), listen for SIP."""
         for entry in self.numbers.values():
             if entry.welcome is not None:
-                self.engine.pool.submit(self._welcome_program, entry.welcome, entry.app_id, "welcome")
+                self.engine.pool.submit(self.welcomes.program, entry.welcome, entry.app_id)
         self.phone.start()
         log.info("SIP on %s:%d, RTP on %s:%d", *self.phone.address, self.hub.host, self.hub.port)
 
     @property
     def welcomes_ready(self) -> int:
         """How many welcome programs are prepared."""
-        return len(self._welcome)
+        return self.welcomes.ready
 
     def close(self) -> None:
         """Stop listening."""
@@ -228,31 +226,7 @@ class SipGlue:
         """Play the number's welcome (prepared on the pool: speech synthesis may take a while)."""
         welcome = line.data.get("welcome")
         if welcome is not None:
-            self.engine.pool.submit(self._play_welcome, line, welcome)
-
-    def _welcome_program(self, path: Path, app_id: str, call_id: str) -> Program | None:
-        """The welcome's program (prepared once per file: it does not depend on the call), None if unusable."""
-        try:
-            program = self._welcome.get(str(path))
-            if program is None:
-                body = json.loads(path.read_text(encoding="utf-8"))
-                body.update(appId=app_id, callId=call_id)
-                request, application = check_request(body, self.engine.config, self.engine.library)
-                program = self._welcome[str(path)] = prepare(request, self.engine.library, self.engine.speaker,
-                                                             application.voice)
-            return program
-        except Exception:
-            log.exception("welcome %s is unusable", path.name)
-            return None
-
-    def _play_welcome(self, line: Line, path: Path) -> None:
-        app_id, call_id = line.data["app_id"], line.data["call_id"]
-        program = self._welcome_program(path, app_id, call_id)
-        if program is not None:
-            try:
-                self.engine.board.submit(app_id, call_id, program)
-            except EngineError as exc:  # the call ended meanwhile
-                log.info("welcome for %s not played: %s", line.number, exc)
+            self.engine.pool.submit(self.welcomes.play, welcome, line.data["app_id"], line.data["call_id"])
 
     def status(self, line: Line, status: int) -> None:
         """An outgoing call's SIP status: the final one decides the attempt (``callstatrpt``)."""
