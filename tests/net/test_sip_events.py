@@ -247,3 +247,32 @@ def test_transfer_of_a_sip_call_to_a_sip_uri_sends_refer_then_bye(server: SipSer
     events = _call_events(server.wait_received(call_id, "callbillrpt"), tables)
     assert [e["event"] for e in events] == list(CALL_EVENTS)
     assert (events[2]["reason"], events[2]["hangUpBy"]) == ("transfer", "engine")
+
+
+def test_a_route_template_dials_sip_and_a_routed_number_reaches_a_registered_softphone(
+        tmp_path: Path, phone: _Phone) -> None:
+    port = phone.sock.getsockname()[1]
+    routes = (f'[[routes]]\nnumber = "777*"\nendpoint = "sip:{{called}}@127.0.0.1:{port}"\n\n'
+              '[[routes]]\nnumber = "1001"\nendpoint = "sip:{called}"\n\n')
+    server = SipServer(tmp_path / "routed", extra_toml=routes)
+    client = SipClient(("127.0.0.1", server.sip_port))
+    try:
+        with httpx.Client(base_url=server.live.url, timeout=10) as http:
+            def out_call(called: str) -> dict[str, Any]:
+                return http.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": called}).json()
+
+            first = out_call("7771234")
+            invite, source = phone.receive("INVITE")
+            assert invite.uri == f"sip:7771234@127.0.0.1:{port}"
+            phone.respond(invite, source, 486)
+            events = server.wait_received(first["callId"], "callbillrpt")
+            assert (events[0]["ansCode"], events[0]["called"]) == (1, "7771234")
+            assert out_call("1001")["msg"].startswith("called")  # nobody registered as 1001 yet
+            client.request("REGISTER", "c-reg", 1, user="1001")
+            client.wait(200, "REGISTER")
+            assert out_call("1001")["code"] == "000000"
+        # to the Contact it registered (SipClient's is alice's)
+        assert client.wait(0, "INVITE").uri == f"sip:alice@{client.address[0]}:{client.address[1]}"
+    finally:
+        client.close()
+        server.close()
