@@ -192,6 +192,7 @@ class SipGlue:
         self.lines.append(line)
         if not entry.auto_answer:
             self.engine.call_api.inbound.offer(info, lambda accept: self._replied(line, accept))
+            self.phone.agent.timers.after(self.settings.ring_timeout_s, lambda: self._unanswered(line))
             return "ring"
         self.engine.delivery.publish(info.app_id, call_id, incoming_call_report(info, self.engine.wall_clock()))
         return "answer" if self._go_live(line) else "503"
@@ -221,6 +222,14 @@ class SipGlue:
         if not accept:
             line.data["endpoint"].discard()
             self.engine.not_connected(line.data["info"], REJECTED)
+
+    def _unanswered(self, line: Line) -> None:
+        """No ``reply`` within ``ringTimeoutS`` (SIP thread): 603 to the caller, the events of no answer."""
+        if self.engine.call_api.inbound.withdraw(line.data["call_id"]):
+            line.data["gone"] = True
+            self.phone.hang_up(line)
+            line.data["endpoint"].discard()
+            self.engine.not_connected(line.data["info"], NO_ANSWER)
 
     def connected(self, line: Line) -> None:
         """Play the number's welcome (prepared on the pool: speech synthesis may take a while)."""

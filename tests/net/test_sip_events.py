@@ -31,7 +31,7 @@ RINGING = '[[numbers]]\nnumber = "10087"\nautoAnswer = false\n\n'
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[SipServer]:
-    server = SipServer(tmp_path / "server", extra_toml=RINGING)
+    server = SipServer(tmp_path / "server", extra_toml=RINGING + "[sip]\nringTimeoutS = 10\n")
     yield server
     server.close()
 
@@ -85,7 +85,7 @@ def test_an_auto_answered_call_sends_its_events_in_order_and_the_callers_bye_end
     assert bill["answerTime"] and bill["duration"] >= 1
 
 
-@pytest.mark.parametrize("how", ["accept", "reject", "cancel"])
+@pytest.mark.parametrize("how", ["accept", "reject", "cancel", "no reply"])
 def test_without_auto_answer_the_call_rings_until_the_application_replies(
         server: SipServer, client: SipClient, tables: dict[str, dict[str, str]], how: str) -> None:
     branch = client.request("INVITE", f"c-{how}", 1, _offer(), user="10087")
@@ -103,6 +103,10 @@ def test_without_auto_answer_the_call_rings_until_the_application_replies(
             client.wait(487, "INVITE")
             events = server.wait_received(call_id, "callbillrpt")
             assert reply(0)["code"] == "108105"  # nothing waits for a reply any more
+        elif how == "no reply":  # for ringTimeoutS
+            client.wait(603, "INVITE", timeout_s=30)
+            events = server.wait_received(call_id, "callbillrpt")
+            assert reply(0)["code"] == "108105"
         elif how == "reject":
             assert reply(1)["code"] == "000000"
             client.wait(603, "INVITE")
@@ -120,7 +124,7 @@ def test_without_auto_answer_the_call_rings_until_the_application_replies(
     assert [e["event"] for e in events] == list(CALL_EVENTS)
     stat, ended, bill = events[1:]
     expected = {"accept": (0, "disconnect", "app"), "reject": (3, "notconnected", "callee"),
-                "cancel": (2, "notconnected", "callee")}[how]
+                "cancel": (2, "notconnected", "callee"), "no reply": (2, "notconnected", "callee")}[how]
     assert (stat["ansCode"], ended["reason"], ended["hangUpBy"]) == expected
     assert (bill["duration"] > 0) == (how == "accept") and stat["dir"] == "in"
 
