@@ -253,7 +253,8 @@ class SipSettings:
 
     ``rtp_ports``: ``(first, last)`` a port pair per call from this range, or None: one shared port
     (``rtp_port``, 0 for any). ``inactivity_s``: seconds without RTP before a call is hung up (default 30).
-    ``ring_timeout_s``: an ``outCall`` without ``timeout`` rings this long (default 30). ``allow``: source
+    ``ring_timeout_s``: an ``outCall`` without ``timeout`` rings this long, and an incoming call without
+    ``autoAnswer`` waits this long for ``reply`` (default 30). ``allow``: source
     networks that may send SIP (empty: any). ``users``: name → password for digest authentication, required
     when ``auth`` or when SIP listens off loopback.
     """

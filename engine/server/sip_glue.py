@@ -6,13 +6,15 @@ The glue between :class:`~engine.net.phone.PhoneService` and the switchboard, ke
 tables every number goes to the first application, answered at once; an unknown number is refused ``404``).
 Every inbound call sends ``incomingcall``; with ``autoAnswer`` the engine answers (``callstatrpt`` ansCode 0,
 then the number's ``welcome``), without it the phone rings until the application's ``reply`` (accept:
-answered as above; reject: ``603`` and the not-connected events; the caller hanging up first: the same with
-ansCode 2). The caller's BYE ends the call (``calldisconnectrpt`` reason ``remote``); RTP inactivity
-(``inactivityS``) hangs it up with reason ``timeout``; the engine's hang-up sends BYE. ``outCall`` with
-``called`` = ``sip:user@host:port`` (or ``sip:NAME``, the softphone registered as NAME) dials when the
+answered as above; reject: ``603`` and the not-connected events; the caller hanging up first, or no
+``reply`` within ``ringTimeoutS``: the same with ansCode 2). The caller's BYE ends the call
+(``calldisconnectrpt`` reason ``remote``); RTP inactivity (``inactivityS``) hangs it up with reason
+``timeout``; the engine's hang-up sends BYE. ``outCall`` with ``called`` = ``sip:user@host:port`` (or
+``sip:NAME``, the softphone registered as NAME; also through a route's ``endpoint`` template) dials when the
 attempt starts; the final status becomes ``callstatrpt`` (:data:`ANS_CODES`); unanswered within ``timeout``
-(default ``ringTimeoutS``) it is cancelled (ansCode 2). With ``[sip] record`` a call is recorded to
-``<recordings>/<app>/sip-<callId>.wav`` (played audio on channel 1, the caller on channel 2).
+(default ``ringTimeoutS``) it is cancelled (ansCode 2). ``transfer`` to a ``sip:`` target REFERs the phone
+(:meth:`SipGlue.referable`). With ``[sip] record`` a call is recorded to ``<recordings>/<app>/sip-<id>.wav``
+(an incoming call's id is its ``callId``; played audio on channel 1, the caller on channel 2).
 """
 
 from __future__ import annotations
