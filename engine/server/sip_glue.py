@@ -242,15 +242,20 @@ class SipGlue:
     def status(self, line: Line, status: int) -> None:
         """An outgoing call's SIP status: the final one decides the attempt (``callstatrpt``)."""
         line.data["status"] = status
-        if status >= 200:
-            self._decide(line, ANS_CODES.get(status, FAILED))
         if status >= 300:
             line.data["gone"] = True
+        if status >= 200:
+            self._decide(line, ANS_CODES.get(status, FAILED))
 
     def _decide(self, line: Line, ans_code: int) -> None:
         outcome = line.data.pop("outcome", None)  # once: the first final status or end wins
-        if outcome is not None:
+        if outcome is None:
+            return
+        try:
             outcome(ans_code)
+        except EngineError as exc:  # answered, but no room for the call: the endpoint was discarded (BYE)
+            log.warning("outgoing call to %s dropped: %s", line.number, exc)
+            self.engine.not_connected(line.data["endpoint"].info, FAILED)
 
     def ended(self, line: Line, reason: str) -> None:
         """The SIP call is over (the far end hung up, or the call failed): the engine call ends at the next poll."""
@@ -258,7 +263,7 @@ class SipGlue:
         line.data["reason"] = reason
         if not self.engine.board.is_live(line.data.get("call_id", "")):
             self._by_call.pop(line.data.get("call_id", ""), None)
-        if line.incoming and line.call.state != "confirmed" and "info" in line.data:
+        if line.incoming and "info" in line.data:
             if self.engine.call_api.inbound.withdraw(line.data["call_id"]):  # hung up while waiting for reply
                 line.data["endpoint"].discard()
                 self.engine.not_connected(line.data["info"], NO_ANSWER)
@@ -309,6 +314,7 @@ class SipGlue:
     def _out_call(self, rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
         line = self.phone.line(self._target(rest), spec.caller or "ipcc")
         endpoint = self._endpoint(line, spec.app_id, uuid.uuid4().hex, _SipEndpoint)
+        line.data["endpoint"] = endpoint
 
         def dial(timeout_s: float, outcome: Callable[[int], None]) -> None:
             assert endpoint.info is not None
