@@ -6,7 +6,8 @@
   ends the call with reason ``transfer`` and dials ``called`` through the route table: a new call, whose
   ``callstatrpt`` names the first in ``origCallId``. The new leg's endpoint is made when the request is
   accepted (never on the media thread); it is dropped if the first call is hung up before the prompt ends.
-  Answers ``callid`` (the first call) and ``newCallId``.
+  Answers ``callid`` (the first call) and ``newCallId``. A SIP call moved to a ``sip:`` target is instead
+  REFERred (:attr:`CallApi.referrer`, set by the SIP glue): the phone makes the new call, ``newCallId`` is "".
 * ``reply`` accepts (``ansCode`` 0) or rejects (1) an incoming call offered by :class:`Inbound`; there are
   none without an inbound endpoint (the SIP work adds them): ``108105``.
 * ``message`` plays a prompt, then records the caller (the call's recording goes on) until ``key2Stop`` or
