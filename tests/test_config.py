@@ -10,8 +10,10 @@ import pytest
 from engine.config import (
     _APP_KEYS,
     _LIMIT_KEYS,
+    _NUMBER_KEYS,
     _ROUTE_KEYS,
     _SERVER_KEYS,
+    _SIP_KEYS,
     _TOP_KEYS,
     DEFAULT_ROUTES,
     ConfigError,
@@ -93,6 +95,10 @@ def test_the_shipped_example_loads_and_uses_every_key(repo_root: Path) -> None:
     assert config.cache_dir == repo_root / "cache"
     assert config.limits == Limits(delivery_concurrency=DEFAULT_CONCURRENCY), "the example shows the defaults"
     assert config.applications["247e35ff320a4142a105024055c367cf"].delivery_concurrency == 4
+    assert set().union(*raw["numbers"]) == set(_NUMBER_KEYS) and set(raw["sip"]) == set(_SIP_KEYS)
+    assert config.numbers[0].welcome == repo_root / "engine/data/vendor-example.json"
+    assert config.sip.listen == "127.0.0.1:5080" and config.sip.rtp_ports == (20000, 30000)
+    assert config.sip.users == {"alice": "secret"} and config.sip.allow == ("127.0.0.0/8",)
 
 
 def test_every_limit_reaches_the_part_it_bounds(tmp_path: Path, repo_root: Path) -> None:
@@ -122,3 +128,34 @@ def test_every_limit_reaches_the_part_it_bounds(tmp_path: Path, repo_root: Path)
     assert delivery_concurrency(config, 5) == 5  # the command line's (or a test's) number wins
     plain = parse_config(_config(), "x")
     assert delivery_concurrency(plain) == {"a": 16} and plain.limits == Limits() and plain.cache_dir is None
+
+
+@pytest.mark.parametrize(("raw", "words"), [
+    (_config(numbers=[{"number": "1", "autoanswer": True}]), "did you mean 'autoAnswer'"),
+    (_config(numbers=[{"number": "1", "welcome": "missing.json"}]), "numbers[0].welcome: no such file"),
+    (_config(numbers=[{"number": "1", "appId": "nobody"}]), "numbers[0].appId"),
+    (_config(numbers=[{"number": "1 2"}]), "numbers[0].number"),
+    (_config(numbers=[{"number": "1"}, {"number": "1"}]), "numbers[1].number '1' appears twice"),
+    (_config(numbers=[{"number": "1", "autoAnswer": "yes"}]), "numbers[0].autoAnswer: must be true or false"),
+    (_config(sip={"listne": "127.0.0.1:5080"}), "did you mean 'listen'"),
+    (_config(sip={"listen": "nowhere"}), "sip.listen: expected HOST:PORT"),
+    (_config(sip={"rtpPorts": [30000, 20000]}), "sip.rtpPorts"),
+    (_config(sip={"inactivityS": 0}), "sip.inactivityS: must be seconds"),
+    (_config(sip={"allow": ["10.0.0.0/33"]}), "sip.allow"),
+    (_config(sip={"users": {"alice": 1}}), "sip.users"),
+])
+def test_a_bad_numbers_or_sip_table_is_refused_naming_the_key(raw: dict[str, object], words: str,
+                                                              tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "apps.toml", tmp_path)
+    assert words in str(caught.value) and str(caught.value).startswith("apps.toml")
+
+
+def test_numbers_default_to_the_first_application_answered_and_welcome_is_relative(tmp_path: Path) -> None:
+    (tmp_path / "hello.json").write_text("{}")
+    config = parse_config(_config(numbers=[{"number": "10086", "welcome": "hello.json"}],
+                                  sip={"rtpPorts": "shared"}), "x", tmp_path)
+    assert config.numbers[0].app_id == "a" and config.numbers[0].auto_answer
+    assert config.numbers[0].welcome == tmp_path / "hello.json"
+    assert config.sip.rtp_ports is None and config.sip.inactivity_s == 30.0
+    assert parse_config(_config(), "x").numbers == ()

@@ -39,11 +39,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except (ConfigError, OSError, ValueError) as exc:  # OSError: an unusable state folder (delivery)
         return fail(str(exc))
-    if args.sip:
+    if args.sip or config.sip.listen:  # --sip wins over [sip] listen
         from engine.server.sip_glue import attach_sip
 
         try:
-            attach_sip(app.state.engine, args.sip, args.config)
+            attach_sip(app.state.engine, args.sip)
         except (OSError, ValueError) as exc:
             return fail(str(exc))
     try:  # guard: beyond loopback, every application must have a secret or an IP allow-list

@@ -88,10 +88,25 @@ class OutgoingCalls:
         call.extra["cancelled"] = True
         self._end(call, "cancel")
 
-    def refer(self, call: SipCall, target: str) -> None:
-        """Ask the far end to call ``target`` instead (REFER, RFC 3515); the call ends when it accepts."""
+    def refer(self, call: SipCall, target: str, then: Callable[[int], None] | None = None) -> None:
+        """Ask the far end to call ``target`` instead (REFER, RFC 3515).
+
+        ``then(status)`` is called once with the REFER's final status (408 when none came; 481 when the call is
+        not confirmed); a failure (≥ 300) is also reported as the call's ``progress``.
+        """
         if call.state != "confirmed":
+            if then is not None:
+                then(481)
             return
         request = call.dialog.request("REFER", extra=[("refer-to", f"<{target}>"),
                                                       ("referred-by", f"<{call.dialog.local_uri}>")])
-        self._client(request, call.remote, lambda r: r.status >= 300 and self.handler.progress(call, r.status))
+
+        def response(message: SipMessage) -> None:
+            if message.status < 200:
+                return
+            if message.status >= 300:
+                self.handler.progress(call, message.status)
+            if then is not None:
+                then(message.status)
+
+        self._client(request, call.remote, response, (lambda: then(408)) if then is not None else None)

@@ -170,18 +170,18 @@ class PhoneService:
 
     # -- commands (any thread) -------------------------------------------------------------------------------
 
-    def dial(self, target: str, caller: str, on_line: Callable[[Line], None] | None = None,
-             ring_timeout_s: float = 60.0) -> Line:
-        """Call ``target`` (a SIP URI); the line exists at once, its INVITE leaves on the SIP thread.
-
-        Unanswered after ``ring_timeout_s`` seconds (default 60), the INVITE is cancelled (CANCEL, then 487).
-        """
+    def line(self, target: str, caller: str) -> Line:
+        """A new outgoing line to ``target`` (a SIP URI) as ``caller``, with its media; not dialled yet."""
         session = RtpSession(self.hub, None, self.inactivity_ticks)
-        line = Line(None, session, target, caller, False)  # type: ignore[arg-type]
-        offer = build_offer(self.hub.host, session.local_port, random.getrandbits(31))
+        return Line(None, session, target, caller, False)  # type: ignore[arg-type]
+
+    def dial_line(self, line: Line, on_line: Callable[[Line], None] | None = None,
+                  ring_timeout_s: float = 60.0) -> None:
+        """Send ``line``'s INVITE (on the SIP thread); unanswered after ``ring_timeout_s`` it is cancelled."""
+        offer = build_offer(self.hub.host, line.session.local_port, random.getrandbits(31))
 
         def send() -> None:
-            call = self.agent.invite(target, caller, offer)
+            call = self.agent.invite(line.number, line.caller, offer)
             call.owner = line
             line.call = call
             self.lines[call.call_id] = line
@@ -190,6 +190,15 @@ class PhoneService:
                 on_line(line)
 
         self.transport.call_soon(send)
+
+    def dial(self, target: str, caller: str, on_line: Callable[[Line], None] | None = None,
+             ring_timeout_s: float = 60.0) -> Line:
+        """Call ``target`` (a SIP URI); the line exists at once, its INVITE leaves on the SIP thread.
+
+        Unanswered after ``ring_timeout_s`` seconds (default 60), the INVITE is cancelled (CANCEL, then 487).
+        """
+        line = self.line(target, caller)
+        self.dial_line(line, on_line, ring_timeout_s)
         return line
 
     def _ring_timeout(self, call: SipCall) -> None:
@@ -200,9 +209,14 @@ class PhoneService:
         """Hang the line up (BYE, CANCEL or 603, whichever fits)."""
         self.transport.call_soon(lambda: line.call is not None and self.agent.hang_up(line.call))
 
-    def transfer(self, line: Line, target: str) -> None:
-        """REFER the far end to ``target``."""
-        self.transport.call_soon(lambda: line.call is not None and self.agent.refer(line.call, target))
+    def transfer(self, line: Line, target: str, hang_up: bool = False) -> None:
+        """REFER the far end to ``target``; ``hang_up``: then BYE once it answers (a blind transfer)."""
+        def refer() -> None:
+            call = line.call
+            if call is not None:
+                self.agent.refer(call, target, (lambda _status: self.agent.hang_up(call)) if hang_up else None)
+
+        self.transport.call_soon(refer)
 
 
 def with_rtp(hub: RtpHub, tick: Callable[[], None]) -> Callable[[], None]:

@@ -36,6 +36,7 @@ from engine.server.switchboard import RequestHook, Switchboard
 from engine.server.upload import check_owner, owned
 from engine.tts.synthesizer import SpeechSource
 from engine.wire.body import Fields
+from engine.wire.call_events import CallInfo
 from engine.wire.request import (
     UNKNOWN_FIELDS,
     decode_body,
@@ -202,6 +203,10 @@ class Engine:
     def start_call(self, spec: OutCallSpec, connection: Connection, call_id: str, transferred_from: str = "") -> None:
         """Start the call attempt ``connection`` describes (:meth:`Attempts.start`; the media thread may call it)."""
         self.attempts.start(spec, connection, call_id, transferred_from)
+
+    def not_connected(self, info: CallInfo, ans_code: int) -> None:
+        """Publish a call attempt's failure (:meth:`Attempts.not_connected`: the SIP glue's outcomes)."""
+        self.attempts.not_connected(info, ans_code)
 
     def _call_command(self, body: str, command: Callable[[str, str], None]) -> dict[str, Any]:
         fields = self.decode(body)

@@ -18,7 +18,7 @@ from engine.format import seconds_to_samples
 from engine.server.endpoints import Endpoint, OutCallSpec
 from engine.server.routes import Connection
 from engine.server.switchboard import Switchboard
-from engine.wire.call_events import FAILED, NO_ANSWER, REASON_NOT_CONNECTED, REASON_SHUTDOWN, CallInfo
+from engine.wire.call_events import ANSWERED, FAILED, NO_ANSWER, REASON_NOT_CONNECTED, REASON_SHUTDOWN, CallInfo
 from engine.wire.call_events import call_bill_report as bill
 from engine.wire.call_events import call_disconnect_report as disconnect
 from engine.wire.call_events import call_stat_report as stat
@@ -50,7 +50,21 @@ class Attempts:
             self.board.after(seconds_to_samples(spec.timeout_s or DEFAULT_RING_S), lambda: self._rang_out(call_id))
             return
         if endpoint is None:
-            self._not_connected(info, connection.ans_code)
+            self.not_connected(info, connection.ans_code)
+            return
+        ring = getattr(endpoint, "ring", None)  # sip: a phone that answers later (engine.server.sip_glue)
+        if ring is not None:
+            info.recording = endpoint.recording
+            endpoint.info = info
+            ring(spec.timeout_s, lambda ans_code: self._answered(info, endpoint, ans_code))
+            return
+        self.connect(info, endpoint)
+
+    def _answered(self, info: CallInfo, endpoint: Endpoint, ans_code: int) -> None:
+        """A ringing phone's outcome (any thread): answered, a live call; else its events."""
+        if ans_code != ANSWERED:
+            endpoint.discard()
+            self.not_connected(info, ans_code)
             return
         self.connect(info, endpoint)
 
@@ -78,16 +92,17 @@ class Attempts:
         with self._lock:
             ringing, self._ringing = list(self._ringing.values()), {}
         for info in ringing:
-            self._not_connected(info, NO_ANSWER, REASON_SHUTDOWN)
+            self.not_connected(info, NO_ANSWER, REASON_SHUTDOWN)
 
     def _rang_out(self, call_id: str) -> None:
         """A "no answer" attempt has rung its time (on the media thread): its events, unless close sent them."""
         with self._lock:
             info = self._ringing.pop(call_id, None)
         if info is not None:
-            self._not_connected(info, NO_ANSWER)
+            self.not_connected(info, NO_ANSWER)
 
-    def _not_connected(self, info: CallInfo, ans_code: int = FAILED, reason: str = REASON_NOT_CONNECTED) -> None:
+    def not_connected(self, info: CallInfo, ans_code: int = FAILED, reason: str = REASON_NOT_CONNECTED) -> None:
+        """Publish an attempt's failure: ``callstatrpt`` ``ans_code``, ``calldisconnectrpt``, ``callbillrpt``."""
         moment = self.wall_clock()
         for body in (stat(info, ans_code, moment), disconnect(info, reason, 0, moment), bill(info, 0, moment)):
             self.publish(info.app_id, info.call_id, body)

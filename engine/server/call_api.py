@@ -6,7 +6,8 @@
   ends the call with reason ``transfer`` and dials ``called`` through the route table: a new call, whose
   ``callstatrpt`` names the first in ``origCallId``. The new leg's endpoint is made when the request is
   accepted (never on the media thread); it is dropped if the first call is hung up before the prompt ends.
-  Answers ``callid`` (the first call) and ``newCallId``.
+  Answers ``callid`` (the first call) and ``newCallId``. A SIP call moved to a ``sip:`` target is instead
+  REFERred (:attr:`CallApi.referrer`, set by the SIP glue): the phone makes the new call, ``newCallId`` is "".
 * ``reply`` accepts (``ansCode`` 0) or rejects (1) an incoming call offered by :class:`Inbound`; there are
   none without an inbound endpoint (the SIP work adds them): ``108105``.
 * ``message`` plays a prompt, then records the caller (the call's recording goes on) until ``key2Stop``,
@@ -33,7 +34,7 @@ from engine.media.call import Call
 from engine.server.endpoints import parse_out_call
 from engine.server.http import add_post
 from engine.server.message import Message
-from engine.server.routes import connect
+from engine.server.routes import Connection, connect
 from engine.server.switchboard import RequestHook
 from engine.server.upload import check_owner
 from engine.wire.call_bodies import parse_message, parse_notify, parse_reply, parse_transfer, transfer_prompt
@@ -122,6 +123,11 @@ class Inbound:
         body = incoming_call_report(info, self.engine.wall_clock())
         self.engine.delivery.publish(info.app_id, info.call_id, body)
 
+    def withdraw(self, call_id: str) -> bool:
+        """Stop waiting for the reply of ``call_id`` (the caller hung up first); False when it was not waiting."""
+        with self._lock:
+            return self._waiting.pop(call_id, None) is not None
+
     def reply(self, app_id: str, call_id: str, accept: bool) -> None:
         """Hand the application's answer to the call's endpoint; ``108105`` when no such call waits."""
         with self._lock:
@@ -138,6 +144,9 @@ class CallApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.inbound = Inbound(engine)
+        #: Moves calls whose endpoint can be told to call elsewhere (SIP REFER; set by the SIP glue):
+        #: ``referable(call_id, called)`` → the target or None (``EndpointError`` for a bad one), ``refer(...)``.
+        self.referrer: Any = None
 
     def notify(self, body: str) -> dict[str, Any]:
         """``callNotifyV2``: dial, play ``voices``, hang up."""
@@ -173,13 +182,19 @@ class CallApi:
             _check_files(engine, request, ["fileName"])
             voice = engine.config.application(transfer.app_id).voice
             program = prepare(request, engine.library, engine.speaker, voice)
-        new_id = engine.new_call_id()
-        connection = connect(spec, new_id, engine.config, engine.endpoints)
+        referrer = self.referrer  # sip: the phone itself is moved (REFER), no new leg is dialled
+        refer_to = referrer.referable(transfer.call_id, transfer.called) if referrer is not None else None
+        new_id = "" if refer_to else engine.new_call_id()
+        connection = Connection(transfer.called, None) if refer_to else connect(spec, new_id, engine.config,
+                                                                                 engine.endpoints)
 
         def next_leg(report: RequestReport) -> None:
             if report.result in (Result.HANGUP, Result.ERROR):
                 if connection.endpoint is not None:
                     connection.endpoint.discard()
+                return
+            if refer_to:
+                referrer.refer(transfer.call_id, refer_to)  # before the hang-up is applied (next tick)
                 return
             engine.start_call(spec, connection, new_id, transferred_from=transfer.call_id)
 
@@ -188,12 +203,14 @@ class CallApi:
                 engine.board.submit(transfer.app_id, transfer.call_id, program,
                                     _hang_up_hook(engine, REASON_TRANSFER, next_leg))
             else:
+                if refer_to:
+                    next_leg(RequestReport(Result.COMPLETE, None, 0))
                 engine.board.hang_up(transfer.app_id, transfer.call_id, REASON_TRANSFER)
         except BaseException:
             if connection.endpoint is not None:
                 connection.endpoint.discard()
             raise
-        if program is None:
+        if program is None and not refer_to:
             next_leg(RequestReport(Result.COMPLETE, None, 0))
         return response(OK, "ok", transfer.app_id, transfer.call_id, newCallId=new_id)
 

@@ -9,7 +9,7 @@ from typing import Any
 from engine.config import DEMO_APP_ID, load_config
 from engine.server.app import ServerSettings, create_app
 from engine.server.sip_glue import SipGlue, attach_sip
-from engine.testing.server import LiveServer, wait_for
+from engine.testing.server import LiveServer, Receiver, wait_for
 
 WELCOME = {"appId": DEMO_APP_ID, "callId": "replaced", "orders": [
     {"playFlag": 0, "voiceStr": "Welcome to the engine. Please press two keys.", "getkey": 1, "maxRevCnt": 2,
@@ -17,13 +17,17 @@ WELCOME = {"appId": DEMO_APP_ID, "callId": "replaced", "orders": [
 
 
 class SipServer:
-    """The HTTP server and its SIP glue; number ``10086`` answers and plays :data:`WELCOME`."""
+    """The HTTP server and its SIP glue; number ``10086`` answers and plays :data:`WELCOME`.
+
+    The demo application's events go to :attr:`receiver` (a callback receiver) as well as the event log.
+    """
 
     def __init__(self, folder: Path, welcome: dict[str, Any] | None = None, extra_toml: str = "") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "welcome.json").write_text(json.dumps(welcome or WELCOME))
         config = folder / "engine.toml"
-        config.write_text(f'[[applications]]\nappId = "{DEMO_APP_ID}"\n\n'
+        self.receiver = Receiver()
+        config.write_text(f'[[applications]]\nappId = "{DEMO_APP_ID}"\ncallbackUrl = "{self.receiver.url}"\n\n'
                           f'[[numbers]]\nnumber = "10086"\nappId = "{DEMO_APP_ID}"\nautoAnswer = true\n'
                           f'welcome = "welcome.json"\n\n{extra_toml}')
         settings = ServerSettings(config=load_config(config), recordings=folder / "recordings",
@@ -31,7 +35,7 @@ class SipServer:
         self.app = create_app(settings)
         self.engine = self.app.state.engine
         self.live = LiveServer(self.app)
-        self.glue: SipGlue = attach_sip(self.engine, "127.0.0.1:0", config)
+        self.glue: SipGlue = attach_sip(self.engine, "127.0.0.1:0")
         self.sip_port = self.glue.phone.address[1]
         wait_for(lambda: self.glue.welcomes_ready or None, 60, "the welcome prompt to be synthesised")
 
@@ -39,7 +43,21 @@ class SipServer:
         """The events kept for ``call_id``."""
         return self.engine.delivery.events(call_id) or []
 
+    def received(self, call_id: str) -> list[dict[str, Any]]:
+        """The events the application's receiver acknowledged for ``call_id``, in arrival order."""
+        with self.receiver.lock:
+            return [event for event in self.receiver.acked if event.get("callId") == call_id]
+
+    def wait_received(self, call_id: str, event: str, timeout_s: float = 20.0) -> list[dict[str, Any]]:
+        """Wait until the receiver has ``event`` of ``call_id``; all the call's events so far."""
+        def arrived() -> list[dict[str, Any]] | None:
+            got = self.received(call_id)
+            return got if any(e["event"] == event for e in got) else None
+
+        return wait_for(arrived, timeout_s, f"{event} of {call_id}")
+
     def close(self) -> None:
-        """Stop SIP and the server."""
+        """Stop SIP, the server and the receiver."""
         self.glue.close()
         self.live.close()
+        self.receiver.close()

@@ -98,6 +98,9 @@ def test_out_call_rings_an_auto_answering_baresip_and_disconnect_hangs_it_up(ser
             assert line.call.end_reason == "local"
     finally:
         phone.close()
+    events = server.wait_received(call_id, "callbillrpt")
+    calls = [(e["event"], e.get("ansCode"), e.get("reason")) for e in events if e["event"] != "multrpt"]
+    assert calls == [("callstatrpt", 0, None), ("calldisconnectrpt", None, "disconnect"), ("callbillrpt", None, None)]
     heard, _ = sf.read(str(phone.recording("dec")), dtype="int16")
     hello = server.engine.speaker.synthesize("Hello Bob.")
     assert _best_correlation(heard, g711.decode(g711.encode(hello, g711.PCMU), g711.PCMU)[:4000]) > 0.9

@@ -179,7 +179,10 @@ def test_a_recorded_sip_call_holds_both_directions(tmp_path: Path) -> None:
         client.request("BYE", "c-rec", 2, to_tag=tag)
         client.wait(200, "BYE")
         wait_for(lambda: not server.engine.board.live_calls() or None, 10, "the call to end")
-        recording = next((tmp_path / "rec" / "recordings").glob("sip-*.wav"))
+        call_id = server.glue.lines[0].data["call_id"]
+        ended = next(e for e in server.wait_received(call_id, "calldisconnectrpt") if e["event"] == "calldisconnectrpt")
+        assert ended["fileName"] == f"{DEMO_APP_ID}/sip-{call_id}.wav"  # in the application's folder
+        recording = tmp_path / "rec" / "recordings" / ended["fileName"]
         audio, rate = sf.read(str(recording), dtype="int16")
         assert rate == 8000 and audio.shape[1] == 2
         expected = g711.decode(g711.encode(tone, g711.PCMU), g711.PCMU)

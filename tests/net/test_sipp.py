@@ -71,6 +71,13 @@ def test_sipp_hang_up_ends_the_engine_call(server: SipServer, tmp_path: Path) ->
     assert result.successful == 3 and result.failed == 0, result.output[-2000:]
     wait_for(lambda: not server.engine.board.live_calls() or None, 10, "every call to end")
     assert [line.call.end_reason for line in server.glue.lines] == ["bye"] * 3
+    for line in server.glue.lines:  # the application's receiver: each call's events, in order
+        events = server.wait_received(line.data["call_id"], "callbillrpt")
+        calls = [e for e in events if e["event"] in ("incomingcall", "callstatrpt", "calldisconnectrpt",
+                                                     "callbillrpt")]
+        assert [(e["event"], e.get("ansCode"), e.get("reason")) for e in calls] == [
+            ("incomingcall", None, None), ("callstatrpt", 0, None), ("calldisconnectrpt", None, "remote"),
+            ("callbillrpt", None, None)]
 
 
 def test_load_200_concurrent_calls_with_media_and_keys(server: SipServer, tmp_path: Path) -> None:

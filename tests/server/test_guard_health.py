@@ -54,8 +54,10 @@ def _refusing(client: httpx.Client) -> dict | None:
 def test_overloaded_loop_refuses_new_calls_with_108102_and_status_says_why(client: httpx.Client) -> None:
     # issue 10: "Beyond capacity nothing is refused ... every request still gets 000000"
     wait_for(lambda: _guard(client)["headroom"], 30, "headroom at rest")
-    burner = _out_call(client, "burn:30")  # 30 ms of CPU per 20 ms frame: the loop cannot keep real time
-    assert burner["code"] == "000000", burner
+    # 30 ms of CPU per 20 ms frame: the loop cannot keep real time. A busy machine may close the door for a
+    # moment even at rest: try until the call is let in.
+    burner = wait_for(lambda: (answer := _out_call(client, "burn:30"))["code"] == "000000" and answer, 30,
+                      "the burning call let in")
     status = wait_for(lambda: _refusing(client), 10, "headroom gone")
     assert any("real time" in r or "CPU" in r for r in status["reasons"]), status
     refused = _out_call(client, "null")
