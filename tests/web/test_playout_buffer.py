@@ -87,15 +87,26 @@ def test_it_starts_at_its_target_and_plays_every_sample_in_order(page: Any) -> N
     assert got["counts"] == {"underflows": 0, "grown": 0, "decayed": 0, "skipped": 0}
 
 
-def test_an_underflow_deepens_the_target_by_a_frame_up_to_its_bound(page: Any) -> None:
-    # steady, then 20 blocks without a frame (a stall), six times over
-    plan = [(50, BLOCK / FRAME), (20, 0)] * 6
+def test_an_underflow_deepens_the_target_to_cover_the_stall_and_the_same_stall_passes(page: Any) -> None:
+    # steady, then 6 blocks (768 samples) without a frame, then the late frames at once, three times over
+    steady = BLOCK / FRAME
+    plan = [(50, steady), (6, 0), (1, 6 * steady)] * 3 + [(50, steady)]
+    got = drive(page, {"prefill": 480, "calmSamples": 10**9, "windowSamples": 10**9}, plan)
+    assert got["counts"]["underflows"] == 1  # the first stall only: the target grew to cover it
+    assert got["counts"]["grown"] == 2  # a frame when it ran dry, then the stall's gap when the late frame came
+    assert 768 + FRAME <= got["target"] <= 768 + 3 * FRAME  # the gap (blocks of 128, in frames) and a frame
+    heard = frames_of(got["played"])
+    assert heard == in_order(heard)  # nothing lost
+
+
+def test_growth_stops_at_its_bound(page: Any) -> None:
+    plan = [(50, BLOCK / FRAME), (20, 0)] * 6  # stalls of 2560 samples, longer than the bound
     got = drive(page, {"prefill": 480, "maxTarget": 1120, "calmSamples": 10**9}, plan)
     assert got["counts"]["underflows"] == 6
-    assert got["counts"]["grown"] == 4  # 480 → 1120 in four frames, then held at the bound
-    assert got["target"] == 1120
+    assert got["counts"]["grown"] == 2  # 480 → 640 (ran dry) → 1120 (the gap, bounded), then held
+    assert max(got["targets"]) == got["target"] == 1120
     heard = frames_of(got["played"])
-    assert heard == in_order(heard)  # none lost
+    assert heard == in_order(heard)
 
 
 def test_a_calm_decays_the_target_to_its_floor_and_no_lower(page: Any) -> None:

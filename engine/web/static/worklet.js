@@ -2,7 +2,9 @@
 // "ipcc-player": plays the call's 20 ms frames posted by the page ({seq, frame: Float32Array}) through an
 // adaptive playout buffer (all sizes in samples):
 //   * it starts, and restarts after running dry, once `target` samples are queued (default 480 = 60 ms);
-//   * running dry (an underflow) deepens `target` by one frame, up to `maxTarget` (default 2400 = 300 ms);
+//   * running dry (an underflow) deepens `target` by one frame, and, once the late frame comes, to cover the
+//     whole gap between its arrival and the one before (the stall, in the context's time) and a frame more,
+//     up to `maxTarget` (default 2400 = 300 ms);
 //   * a quiet `calmSamples` (default 80000 = 10 s) without an underflow lowers `target` by one frame, down to
 //     `minTarget` (default 320 = 40 ms);
 //   * when the queue stayed at least one frame above `target` for a whole `windowSamples` (default 16000 = 2 s)
@@ -33,9 +35,21 @@ class PlayoutBuffer {
     this.windowLeft = this.windowSamples;
     this.calmLeft = this.calmSamples;
     this.skipWait = -1;  // < 0: no skip due; else samples waited for a quiet frame
+    this.lastArrival = -1;  // context time of the last frame's arrival, samples
+    this.dry = false;  // ran dry, and no frame came since
   }
 
-  push(item) {
+  // a frame arrives at `nowSamples` (the context's time): after running dry, deep enough for that stall
+  push(item, nowSamples) {
+    if (this.dry && this.lastArrival >= 0) {
+      const gap = Math.ceil((nowSamples - this.lastArrival) / FRAME) * FRAME + FRAME;  // a frame of margin
+      if (gap > this.target && this.target < this.maxTarget) {
+        this.target = Math.min(gap, this.maxTarget);
+        this.counts.grown += 1;
+      }
+    }
+    this.dry = false;
+    this.lastArrival = nowSamples;
     this.queue.push(item);
     this.buffered += item.frame.length;
   }
@@ -58,6 +72,7 @@ class PlayoutBuffer {
   account(n, dry) {
     if (dry) {
       this.counts.underflows += 1;
+      this.dry = true;
       if (this.target < this.maxTarget) { this.target = Math.min(this.target + FRAME, this.maxTarget); this.counts.grown += 1; }
       this.calmLeft = this.calmSamples;
       this.windowMin = Infinity;
@@ -95,7 +110,7 @@ class PlayerProcessor extends AudioWorkletProcessor {
       if (data.port) {
         data.port.onmessage = onMessage;  // frames straight from the socket's worker
       } else if (data.frame) {
-        this.buffer.push(data);
+        this.buffer.push(data, Math.round(currentTime * sampleRate));
       } else if (data.capture !== undefined) {
         this.capture = data.capture;
         this.captured = 0;
