@@ -10,6 +10,8 @@ const FRAME = 160;
 const PREFILL_FRAMES = Math.min(25, Math.max(1, Math.round(Number(new URLSearchParams(location.search).get("prefill")) || 3)));
 const BUFFER = {prefill: PREFILL_FRAMES * FRAME, minTarget: Math.min(2, PREFILL_FRAMES) * FRAME,
                 maxTarget: Math.max(15, PREFILL_FRAMES) * FRAME};
+// the AudioContext's latencyHint: "interactive" (the smallest the platform offers), ?latency=SECONDS to ask for another
+const LATENCY = Number(new URLSearchParams(location.search).get("latency")) || "interactive";
 const KEYS = "123A456B789C*0#D";
 const $ = (id) => document.getElementById(id);
 const phone = {
@@ -19,7 +21,7 @@ const phone = {
 
   async audio() {
     if (!this.ctx) {
-      this.ctx = new AudioContext({sampleRate: 8000, latencyHint: "interactive"});
+      this.ctx = new AudioContext({sampleRate: 8000, latencyHint: LATENCY});
       await this.ctx.audioWorklet.addModule("/web/static/worklet.js");
       this.player = new AudioWorkletNode(this.ctx, "ipcc-player", {processorOptions: BUFFER});
       this.player.connect(this.ctx.destination);
