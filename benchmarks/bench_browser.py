@@ -6,7 +6,10 @@ page's call plays the voice library's prompts in a loop.
 * Latency: from the moment the media thread hands frame ``n`` to the call's sink (``time.time()``) to the moment
   the page's AudioWorklet outputs its first sample (the worklet's context time, mapped to the page's clock by
   ``getOutputTimestamp``; both clocks are this machine's). Baseline, same run: the frame's arrival on the page
-  (the WebSocket alone, without the jitter buffer and the audio output).
+  (the WebSocket alone, without the jitter buffer and the audio output). Split by stage: engine → the socket's
+  worker, the worker → the worklet's output (the hand-off, the playout buffer, the block and the context's
+  base/output latency as Chromium reports them), the buffer's target and its adjustments. Twice: the page's
+  default (the adaptive buffer starting at 60 ms) and starting at 100 ms (``?prefill=5``, the former start).
 * Underflows over a 60 s call (quick: 10 s) on one page, after the start-up second; from here on the server is
   ``ipcc-engine serve`` in its own process (as deployed), the latency's server ran in this one (to read its
   frames' times).

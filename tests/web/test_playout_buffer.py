@@ -141,3 +141,14 @@ def test_without_a_quiet_frame_it_skips_one_frame_after_waiting(page: Any) -> No
     skipped = {seq for seq, _ in got["skips"]}
     assert heard == in_order(heard, skipped)
     assert got["buffered"] >= 480  # never skipped below its target
+
+
+def test_after_a_decay_frames_are_skipped_until_the_level_meets_the_lower_target(page: Any) -> None:
+    options = {"prefill": 960, "minTarget": 320, "calmSamples": 8000, "windowSamples": 1600, "maxWaitSamples": 1}
+    got = drive(page, options, [(1000, BLOCK / FRAME)])
+    assert got["target"] == 320 and got["counts"]["decayed"] == 4
+    # a frame per decayed frame but one: a steady level dips below where it started by up to a frame and a block
+    assert got["counts"]["skipped"] == 3 and got["counts"]["underflows"] == 0
+    assert abs(got["buffered"] - 320) <= FRAME + BLOCK  # the level met the lower target
+    heard = frames_of(got["played"])
+    assert heard == in_order(heard, {seq for seq, _ in got["skips"]})

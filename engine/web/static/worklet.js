@@ -7,9 +7,10 @@
 //     up to `maxTarget` (default 2400 = 300 ms);
 //   * a quiet `calmSamples` (default 80000 = 10 s) without an underflow lowers `target` by one frame, down to
 //     `minTarget` (default 320 = 40 ms);
-//   * when the queue stayed at least one frame above `target` for a whole `windowSamples` (default 16000 = 2 s)
-//     of output, one frame is skipped: the next quiet one (peak below `quietPeak`, default 0.01 = -40 dBFS), or
-//     any one once `maxWaitSamples` (default 16000) passed without a quiet frame. One frame at a time.
+//   * when the queue stayed at or above `target` for a whole `windowSamples` (default 16000 = 2 s) of output
+//     (its level after each block; it dips a frame and a block below a steady start), one frame is skipped:
+//     the next quiet one (peak below `quietPeak`, default 0.01 = -40 dBFS), or any one once `maxWaitSamples`
+//     (default 16000) passed without a quiet frame. One frame at a time.
 // Counts underflows, growths, decays and skips; reports for each frame the context time at which its first
 // sample is output, each skipped frame ({skip: {seq, at, frame}}, `at`: the captured sample it was cut at),
 // and, while capturing, hands every rendered block back.
@@ -56,7 +57,7 @@ class PlayoutBuffer {
 
   // a skip is due (and taken here, at a frame's start): the frame skipped, or null
   skip() {
-    if (this.skipWait < 0 || this.offset !== 0 || this.buffered - FRAME < this.target) return null;
+    if (this.skipWait < 0 || this.offset !== 0 || this.buffered < this.target) return null;
     const head = this.queue[0];
     let peak = 0;
     for (const x of head.frame) peak = Math.max(peak, Math.abs(x));
@@ -91,7 +92,7 @@ class PlayoutBuffer {
     this.windowMin = Math.min(this.windowMin, this.buffered);
     this.windowLeft -= n;
     if (this.windowLeft <= 0) {
-      if (this.windowMin >= this.target + FRAME && this.skipWait < 0) this.skipWait = 0;
+      if (this.windowMin >= this.target && this.skipWait < 0) this.skipWait = 0;
       this.windowMin = Infinity;
       this.windowLeft = this.windowSamples;
     }
