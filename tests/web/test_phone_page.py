@@ -63,8 +63,8 @@ def test_several_pages_play_their_prompt_sample_for_sample_without_underflows(se
     first = int(np.flatnonzero(expected)[0])
     with chromium() as context:
         # a 500 ms jitter buffer: the machines running this are shared (load 10 on 2 cores seen), and a stall of
-        # 200 ms is not rare there; the page's default (100 ms), its latency and its underflows are measured in
-        # benchmarks/bench_browser.py
+        # 200 ms is not rare there; the page's default (adaptive, from 60 ms), its latency and underflows are measured
+        # in benchmarks/bench_browser.py
         pages = [open_phone(context, server.url, APP, extra="&prefill=25") for _ in range(3)]
         before = []
         for page, call_id in pages:
