@@ -5,20 +5,25 @@
 // turns into DTMF tones in the caller's audio. Microphone: 20 ms int16 chunks (binary) at 8000 Hz.
 "use strict";
 const FRAME = 160;
-// the jitter buffer: playing starts (and restarts after running dry) with 5 frames (100 ms) queued; ?prefill=N: N frames
-const PREFILL_FRAMES = Math.min(25, Math.max(1, Math.round(Number(new URLSearchParams(location.search).get("prefill")) || 5)));
+// the adaptive playout buffer (worklet.js): playing starts with 3 frames (60 ms) queued, ?prefill=N: N frames (1-25);
+// it grows on underflow up to 15 frames (300 ms, or the prefill if deeper) and shrinks down to 2 frames (40 ms)
+const PREFILL_FRAMES = Math.min(25, Math.max(1, Math.round(Number(new URLSearchParams(location.search).get("prefill")) || 3)));
+const BUFFER = {prefill: PREFILL_FRAMES * FRAME, minTarget: Math.min(2, PREFILL_FRAMES) * FRAME,
+                maxTarget: Math.max(15, PREFILL_FRAMES) * FRAME};
+// the AudioContext's latencyHint: "interactive" (the smallest the platform offers), ?latency=SECONDS to ask for another
+const LATENCY = Number(new URLSearchParams(location.search).get("latency")) || "interactive";
 const KEYS = "123A456B789C*0#D";
 const $ = (id) => document.getElementById(id);
 const phone = {
   callId: null, worker: null, connected: false, ctx: null, player: null, mic: null, micStream: null,
-  events: [], underflows: 0, dropped: 0, frames: 0, ended: false, closeReason: null, closeCode: null,
+  events: [], underflows: 0, dropped: 0, skipped: [], adjust: {grown: 0, decayed: 0, skipped: 0}, target: 0, frames: 0, ended: false, closeReason: null, closeCode: null,
   captured: [], capturing: false, outputAt: new Map(), arrivals: [], jitterMs: 0, orders: [], underflowAt: [], arrivedAt: new Map(),
 
   async audio() {
     if (!this.ctx) {
-      this.ctx = new AudioContext({sampleRate: 8000, latencyHint: "interactive"});
+      this.ctx = new AudioContext({sampleRate: 8000, latencyHint: LATENCY});
       await this.ctx.audioWorklet.addModule("/web/static/worklet.js");
-      this.player = new AudioWorkletNode(this.ctx, "ipcc-player", {processorOptions: {prefill: PREFILL_FRAMES * FRAME}});
+      this.player = new AudioWorkletNode(this.ctx, "ipcc-player", {processorOptions: BUFFER});
       this.player.connect(this.ctx.destination);
       this.player.port.onmessage = (e) => this.onPlayed(e.data);
     }
@@ -27,9 +32,18 @@ const phone = {
 
   onPlayed(data) {
     if (data.underflowAt !== undefined) { this.underflowAt.push([data.underflowAt, this.frames, performance.now()]); return; }
+    if (data.skip !== undefined) {  // a frame the buffer skipped to shrink (at: its place in the capture, or -1)
+      this.skipped.push(data.skip);
+      if (this.skipped.length > 1000) this.skipped.shift();
+      return;
+    }
     this.underflows = data.underflows;
+    this.target = data.target;
+    this.adjust = {grown: data.grown, decayed: data.decayed, skipped: data.skipped};
     $("underflows").textContent = data.underflows;
     $("buffered").textContent = Math.round(data.buffered / 8);
+    $("target").textContent = Math.round(data.target / 8);
+    $("adjusted").textContent = `+${data.grown} −${data.decayed} skipped ${data.skipped}`;
     if (data.block && this.capturing) for (const x of data.block) this.captured.push(Math.round(x * 32768));
     if (data.starts.length) {
       const stamp = this.ctx.getOutputTimestamp();
@@ -141,7 +155,19 @@ const phone = {
     $("mic").textContent = "microphone on";
   },
 
-  startCapture() { this.captured = []; this.capturing = true; this.player.port.postMessage({capture: true}); },
+  startCapture() { this.captured = []; this.skipped = []; this.capturing = true; this.player.port.postMessage({capture: true}); },
+  // the capture with every frame the buffer skipped put back in its place (exact where no underflow happened)
+  takeRestored() {
+    const out = [];
+    let from = 0;
+    for (const s of this.skipped.filter((x) => x.at >= 0)) {
+      out.push(...this.captured.slice(from, s.at), ...Array.from(s.frame, (x) => Math.round(x * 32768)));
+      from = s.at;
+    }
+    out.push(...this.captured.slice(from));
+    this.captured = [];
+    return out;
+  },
   takeCaptured() { const out = this.captured; this.captured = []; return out; },
 
   async hangup() {

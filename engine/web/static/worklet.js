@@ -1,31 +1,120 @@
 // AudioWorklet processors of the softphone page, in an AudioContext at 8000 Hz.
-// "ipcc-player": plays the call's 20 ms frames posted by the page ({seq, frame: Float32Array}); starts (and
-// restarts after running dry, one frame deeper each time, up to `maxPrefill`) with `prefill` samples queued; counts underflows; reports for each frame the
-// context time at which its first sample is output, and, while capturing, hands every rendered block back.
+// "ipcc-player": plays the call's 20 ms frames posted by the page ({seq, frame: Float32Array}) through an
+// adaptive playout buffer (all sizes in samples):
+//   * it starts, and restarts after running dry, once `target` samples are queued (default 480 = 60 ms);
+//   * running dry (an underflow) deepens `target` by one frame, and, once the late frame comes, to cover the
+//     whole gap between its arrival and the one before (the stall, in the context's time) and a frame more,
+//     up to `maxTarget` (default 2400 = 300 ms);
+//   * a quiet `calmSamples` (default 80000 = 10 s) without an underflow lowers `target` by one frame, down to
+//     `minTarget` (default 320 = 40 ms);
+//   * when the queue stayed at or above `target` for a whole `windowSamples` (default 16000 = 2 s) of output
+//     (its level after each block; it dips a frame and a block below a steady start), one frame is skipped:
+//     the next quiet one (peak below `quietPeak`, default 0.01 = -40 dBFS), or any one once `maxWaitSamples`
+//     (default 16000) passed without a quiet frame. One frame at a time.
+// Counts underflows, growths, decays and skips; reports for each frame the context time at which its first
+// sample is output, each skipped frame ({skip: {seq, at, frame}}, `at`: the captured sample it was cut at),
+// and, while capturing, hands every rendered block back.
 // "ipcc-mic": hands every block of its input (the microphone) on (to the socket's worker, given a port).
 // Frames come on the node's port or on a port handed over ({port}), straight from the socket's worker.
-class PlayerProcessor extends AudioWorkletProcessor {
-  constructor(options) {
-    super();
-    const opts = (options && options.processorOptions) || {};
-    this.prefill = opts.prefill || 480;
-    this.maxPrefill = Math.max(opts.maxPrefill || 1600, this.prefill);
+const FRAME = 160;
+
+class PlayoutBuffer {
+  constructor(opts) {
+    this.minTarget = opts.minTarget || 320;
+    this.maxTarget = Math.max(opts.maxTarget || 2400, this.minTarget);
+    this.target = Math.min(this.maxTarget, Math.max(this.minTarget, opts.prefill || 480));
+    this.windowSamples = opts.windowSamples || 16000;
+    this.calmSamples = opts.calmSamples || 80000;
+    this.maxWaitSamples = opts.maxWaitSamples || 16000;
+    this.quietPeak = opts.quietPeak || 0.01;
     this.queue = [];
     this.offset = 0;
     this.buffered = 0;
     this.started = false;
+    this.counts = {underflows: 0, grown: 0, decayed: 0, skipped: 0};
+    this.windowMin = Infinity;
+    this.windowLeft = this.windowSamples;
+    this.calmLeft = this.calmSamples;
+    this.skipWait = -1;  // < 0: no skip due; else samples waited for a quiet frame
+    this.lastArrival = -1;  // context time of the last frame's arrival, samples
+    this.dry = false;  // ran dry, and no frame came since
+  }
+
+  // a frame arrives at `nowSamples` (the context's time): after running dry, deep enough for that stall
+  push(item, nowSamples) {
+    if (this.dry && this.lastArrival >= 0) {
+      const gap = Math.ceil((nowSamples - this.lastArrival) / FRAME) * FRAME + FRAME;  // a frame of margin
+      if (gap > this.target && this.target < this.maxTarget) {
+        this.target = Math.min(gap, this.maxTarget);
+        this.counts.grown += 1;
+      }
+    }
+    this.dry = false;
+    this.lastArrival = nowSamples;
+    this.queue.push(item);
+    this.buffered += item.frame.length;
+  }
+
+  // a skip is due (and taken here, at a frame's start): the frame skipped, or null
+  skip() {
+    if (this.skipWait < 0 || this.offset !== 0 || this.buffered < this.target) return null;
+    const head = this.queue[0];
+    let peak = 0;
+    for (const x of head.frame) peak = Math.max(peak, Math.abs(x));
+    if (peak >= this.quietPeak && this.skipWait < this.maxWaitSamples) return null;
+    this.queue.shift();
+    this.buffered -= head.frame.length;
+    this.skipWait = -1;
+    this.counts.skipped += 1;
+    return head;
+  }
+
+  // after each block of `n` samples: ran dry (`dry`, not at the end) or how deep the queue stayed
+  account(n, dry) {
+    if (dry) {
+      this.counts.underflows += 1;
+      this.dry = true;
+      if (this.target < this.maxTarget) { this.target = Math.min(this.target + FRAME, this.maxTarget); this.counts.grown += 1; }
+      this.calmLeft = this.calmSamples;
+      this.windowMin = Infinity;
+      this.windowLeft = this.windowSamples;
+      this.skipWait = -1;
+      this.started = false;
+      return;
+    }
+    if (!this.started) return;
+    if (this.skipWait >= 0) this.skipWait += n;
+    this.calmLeft -= n;
+    if (this.calmLeft <= 0) {
+      this.calmLeft = this.calmSamples;
+      if (this.target > this.minTarget) { this.target = Math.max(this.target - FRAME, this.minTarget); this.counts.decayed += 1; }
+    }
+    this.windowMin = Math.min(this.windowMin, this.buffered);
+    this.windowLeft -= n;
+    if (this.windowLeft <= 0) {
+      if (this.windowMin >= this.target && this.skipWait < 0) this.skipWait = 0;
+      this.windowMin = Infinity;
+      this.windowLeft = this.windowSamples;
+    }
+  }
+}
+
+class PlayerProcessor extends AudioWorkletProcessor {
+  constructor(options) {
+    super();
+    this.buffer = new PlayoutBuffer((options && options.processorOptions) || {});
     this.ended = false;
-    this.underflows = 0;
     this.capture = false;
+    this.captured = 0;  // samples handed back since capturing started
     const onMessage = (event) => {
       const data = event.data;
       if (data.port) {
         data.port.onmessage = onMessage;  // frames straight from the socket's worker
       } else if (data.frame) {
-        this.queue.push(data);
-        this.buffered += data.frame.length;
+        this.buffer.push(data, Math.round(currentTime * sampleRate));
       } else if (data.capture !== undefined) {
         this.capture = data.capture;
+        this.captured = 0;
       } else if (data.ended) {
         this.ended = true;
       }
@@ -36,36 +125,39 @@ class PlayerProcessor extends AudioWorkletProcessor {
   process(inputs, outputs) {
     const out = outputs[0][0];
     const n = out.length;
+    const b = this.buffer;
     const starts = [];
     let i = 0;
-    if (!this.started && this.buffered >= this.prefill) this.started = true;
-    if (this.started) {
-      while (i < n && this.queue.length) {
-        const head = this.queue[0];
-        if (this.offset === 0) starts.push([head.seq, currentTime + i / sampleRate]);
-        const take = Math.min(n - i, head.frame.length - this.offset);
-        out.set(head.frame.subarray(this.offset, this.offset + take), i);
+    if (!b.started && b.buffered >= b.target) b.started = true;
+    if (b.started) {
+      while (i < n && b.queue.length) {
+        const cut = b.skip();
+        if (cut) {
+          this.port.postMessage({skip: {seq: cut.seq, at: this.capture ? this.captured + i : -1, frame: cut.frame}});
+          continue;
+        }
+        const head = b.queue[0];
+        if (b.offset === 0) starts.push([head.seq, currentTime + i / sampleRate]);
+        const take = Math.min(n - i, head.frame.length - b.offset);
+        out.set(head.frame.subarray(b.offset, b.offset + take), i);
         i += take;
-        this.offset += take;
-        this.buffered -= take;
-        if (this.offset === head.frame.length) {
-          this.queue.shift();
-          this.offset = 0;
+        b.offset += take;
+        b.buffered -= take;
+        if (b.offset === head.frame.length) {
+          b.queue.shift();
+          b.offset = 0;
         }
       }
-      if (i < n) {
-        if (!this.ended) {
-          this.underflows += 1;
-          this.prefill = Math.min(this.prefill + 160, this.maxPrefill);  // ran dry: a deeper buffer from now on
-          this.port.postMessage({underflowAt: currentTime});
-        }
-        this.started = false;
-      }
+      const dry = i < n && !this.ended;
+      b.account(n, dry);
+      if (dry) this.port.postMessage({underflowAt: currentTime});
+      if (i < n) b.started = false;
     }
     out.fill(0, i);
+    if (this.capture) this.captured += n;
     if (this.capture || starts.length) {
-      this.port.postMessage({block: this.capture ? out.slice() : null, starts,
-                             underflows: this.underflows, buffered: this.buffered});
+      this.port.postMessage({block: this.capture ? out.slice() : null, starts, buffered: b.buffered,
+                             target: b.target, ...b.counts});
     }
     return true;
   }
