@@ -83,7 +83,9 @@ class Application:
 
     ``delivery_concurrency``: its events in flight at once (None: ``[limits] deliveryConcurrency``).
     ``silence_s`` / ``silence_dbm0``: a ``message`` ends once the caller has been below ``silence_dbm0`` (default
-    −45 dBm0) for ``silence_s`` seconds (default 5; 0: never on silence).
+    −45 dBm0) for ``silence_s`` seconds (default 5; 0: never on silence). ``guard``: the application's own
+    limits of the server's guard, by :data:`GUARD_APP_KEYS` name (absent: the guard's defaults). Its ``secret``
+    and ``allowIps`` are read by the server's authentication (``engine.server.auth.read_credentials``).
     """
 
     app_id: str
@@ -93,6 +95,7 @@ class Application:
     delivery_concurrency: int | None = None
     silence_s: float = DEFAULT_SILENCE_S
     silence_dbm0: float = DEFAULT_SILENCE_DBM0
+    guard: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ class Limits:
     64 MiB); ``library_cache_bytes``: decoded files kept in memory (default 256 MiB); ``speech_memory_bytes`` /
     ``speech_disk_bytes``: the speech cache in memory / on disk (default 128 MiB / 512 MiB);
     ``delivery_concurrency``: each application's events in flight at once (None: the delivery's default, 16);
-    ``calls``: live calls at most (default 10,000; ``outCall`` beyond answers ``108102``).
+    ``calls``: live calls at most (default 10,000; ``outCall`` beyond answers ``108102``). ``guard``: the
+    server guard's call timeouts and HTTP bounds, by :data:`GUARD_LIMIT_KEYS` name (absent: its defaults).
     """
 
     body_bytes: int = DEFAULT_BODY_BYTES
@@ -116,6 +120,7 @@ class Limits:
     speech_disk_bytes: int = DEFAULT_DISK_BYTES
     delivery_concurrency: int | None = None
     calls: int = DEFAULT_MAX_CALLS
+    guard: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,15 +159,21 @@ def default_config() -> Config:
 
 
 _TOP_KEYS = ("applications", "routes", "limits", "server", "numbers", "sip")  # numbers, sip: read by server.sip_glue
+#: Per-application keys of the server's guard: the TOML key and the least value (``engine.server.limits``).
+GUARD_APP_KEYS = {"maxCalls": 1, "requestsPerSecond": 0.001, "requestBurst": 1, "maxPreparing": 1,
+                  "preparingQueue": 0}
+#: ``[limits]`` keys of the server's guard: call timeouts and HTTP bounds, in seconds or a count.
+GUARD_LIMIT_KEYS = {"callLifetimeS": 0.001, "callIdleS": 0.001, "preparingWaitS": 0.001, "headerTimeoutS": 0.001,
+                    "bodyTimeoutS": 0.001, "maxConnections": 1}
 _APP_KEYS = ("appId", "callbackUrl", "queueLimit", "voice", "rate", "volume", "deliveryConcurrency",
-             "silenceSeconds", "silenceLevel")
+             "silenceSeconds", "silenceLevel", "secret", "allowIps", *GUARD_APP_KEYS)
 _ROUTE_KEYS = ("number", "endpoint", "keys", "callerWav", "outcome")
 #: ``[limits]`` keys of :class:`Limits`: the field and the least value allowed.
 _BOUNDS = {"bodyBytes": ("body_bytes", 64), "uploadBytes": ("upload_bytes", 1024),
            "fileBytes": ("file_bytes", 1), "libraryCacheBytes": ("library_cache_bytes", 0),
            "speechMemoryBytes": ("speech_memory_bytes", 0), "speechDiskBytes": ("speech_disk_bytes", 0),
            "deliveryConcurrency": ("delivery_concurrency", 1), "calls": ("calls", 1)}
-_LIMIT_KEYS = ("jsonDepth", "jsonKeys", "fileSeconds", *_BOUNDS)
+_LIMIT_KEYS = ("jsonDepth", "jsonKeys", "fileSeconds", *_BOUNDS, *GUARD_LIMIT_KEYS)
 _SERVER_KEYS = ("state", "recordings", "cache")
 
 
@@ -214,7 +225,22 @@ def _application(raw: Any, where: str) -> Application:
     concurrency = _int(raw, "deliveryConcurrency", 1, 1, where) if "deliveryConcurrency" in raw else None
     silence_s = _number(raw, "silenceSeconds", DEFAULT_SILENCE_S, (0, 600), where)
     silence_dbm0 = _number(raw, "silenceLevel", DEFAULT_SILENCE_DBM0, (-90, 0), where)
-    return Application(app_id, callback, voice, limit, concurrency, silence_s, silence_dbm0)
+    return Application(app_id, callback, voice, limit, concurrency, silence_s, silence_dbm0,
+                       _guard(raw, GUARD_APP_KEYS, where))
+
+
+def _guard(raw: dict[str, Any], keys: dict[str, float], where: str) -> dict[str, float]:
+    """The guard's keys present in ``raw``: each a number at least its least value (whole when that is)."""
+    values = {}
+    for key, least in keys.items():
+        if key in raw:
+            value = raw[key]
+            whole = isinstance(least, int)
+            if isinstance(value, bool) or not isinstance(value, int if whole else int | float) or value < least:
+                kind = "a whole number" if whole else "a number"
+                raise ConfigError(f"{where}.{key}: must be {kind} >= {least}, got {value!r}")
+            values[key] = value
+    return values
 
 
 def _number(raw: dict[str, Any], key: str, default: float, bounds: tuple[float, float], where: str) -> float:
@@ -258,7 +284,7 @@ def _limits(raw: dict[str, Any], where: str) -> Limits:
                               for key, (name, minimum) in _BOUNDS.items() if key in raw}
     if "fileSeconds" in raw:
         values["file_seconds"] = _number(raw, "fileSeconds", 0, (0.001, 86_400), where)
-    limits = Limits(**values)
+    limits = Limits(**values, guard=_guard(raw, GUARD_LIMIT_KEYS, where))
     check_decode_limits(limits.file_seconds, limits.file_bytes)  # the library's own checks, met by the above
     return limits
 

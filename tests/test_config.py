@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,9 @@ from engine.config import (
 from engine.errors import MediaError
 from engine.format import SAMPLE_RATE_HZ
 from engine.server.app import Engine, ServerSettings, delivery_concurrency
+from engine.server.auth import read_credentials
 from engine.server.delivery import DEFAULT_CONCURRENCY
+from engine.server.limits import AppLimits, GuardSettings, guard_settings
 
 APP = {"appId": "a"}
 
@@ -93,8 +97,11 @@ def test_the_shipped_example_loads_and_uses_every_key(repo_root: Path) -> None:
     assert [route.outcome for route in config.routes][:2] == [Outcome.ANSWER, Outcome.BUSY]
     assert config.applications["247e35ff320a4142a105024055c367cf"].voice.voice == "sit/cmn"
     assert config.cache_dir == repo_root / "cache"
-    assert config.limits == Limits(delivery_concurrency=DEFAULT_CONCURRENCY), "the example shows the defaults"
+    assert replace(config.limits, guard={}) == Limits(delivery_concurrency=DEFAULT_CONCURRENCY), "the defaults"
     assert config.applications["247e35ff320a4142a105024055c367cf"].delivery_concurrency == 4
+    guard = guard_settings(config)  # the example shows the guard's defaults too
+    assert guard.limits("signed-app") == AppLimits() and guard == GuardSettings(apps={"signed-app": AppLimits()})
+    assert read_credentials(path).apps["signed-app"].secret == b"change-me-to-32-random-characters"
     assert set().union(*raw["numbers"]) == set(_NUMBER_KEYS) and set(raw["sip"]) == set(_SIP_KEYS)
     assert config.numbers[0].welcome == repo_root / "engine/data/vendor-example.json"
     assert config.sip.listen == "127.0.0.1:5080" and config.sip.rtp_ports == (20000, 30000)
@@ -159,3 +166,18 @@ def test_numbers_default_to_the_first_application_answered_and_welcome_is_relati
     assert config.numbers[0].welcome == tmp_path / "hello.json"
     assert config.sip.rtp_ports is None and config.sip.inactivity_s == 30.0
     assert parse_config(_config(), "x").numbers == ()
+
+
+def test_the_guards_limits_come_from_the_configuration() -> None:
+    raw = _config(limits={"callIdleS": 90, "maxConnections": 50})
+    raw["applications"] = [{"appId": "a", "maxCalls": 3, "requestsPerSecond": 0.5, "preparingQueue": 0}]
+    guard = guard_settings(parse_config(raw, "x"))
+    assert (guard.call_idle_s, guard.max_connections) == (90, 50)
+    assert guard.call_lifetime_s == GuardSettings().call_lifetime_s
+    assert guard.limits("a") == AppLimits(calls=3, requests_per_s=0.5, preparing_queue=0)
+    assert guard.limits("other") == AppLimits()
+    for table, words in (({"maxCalls": 0}, "maxCalls: must be a whole number >= 1"),
+                         ({"requestsPerSecond": "fast"}, "requestsPerSecond: must be a number"),
+                         ({"secret": "s", "maxcalls": 3}, "did you mean 'maxCalls'")):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            parse_config({"applications": [{"appId": "a", **table}]}, "x")

@@ -25,6 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine.config import ConfigError, load_config
     from engine.server.app import ServerSettings, create_app
     from engine.server.auth import read_credentials, require_auth_off_loopback
+    from engine.server.limits import guard_settings
     from engine.server.protocol import uvicorn_options
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
@@ -35,7 +36,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                   recordings=args.recordings or config.recordings or Path("recordings"),
                                   state_dir=args.state or config.state_dir or Path("state"), cache=args.cache,
                                   max_calls=args.max_calls, fsync=args.fsync,
-                                  auth=read_credentials(args.config))  # guard: secret / allowIps
+                                  auth=read_credentials(args.config),  # guard: secret / allowIps
+                                  guard=guard_settings(config))  # its [limits] and per-application limits
         app = create_app(settings)
     except (ConfigError, OSError, ValueError) as exc:  # OSError: an unusable state folder (delivery)
         return fail(str(exc))

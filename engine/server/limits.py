@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from engine.config import Config
 from engine.errors import BusyError
 
 DEFAULT_CALLS_PER_APP = 5_000
@@ -150,3 +151,18 @@ class AppGate:
                 bucket = self._buckets[app_id] = TokenBucket(limits.requests_per_s, limits.burst, now)
             if not bucket.take(now):
                 raise BusyError(f"appId: over {bucket.rate_per_s:g} requests/s (burst {bucket.burst})")
+
+
+#: The TOML's names of the guard's settings (:data:`engine.config.GUARD_APP_KEYS`, ``GUARD_LIMIT_KEYS``).
+_APP_FIELDS = {"maxCalls": "calls", "requestsPerSecond": "requests_per_s", "requestBurst": "burst",
+               "maxPreparing": "preparing", "preparingQueue": "preparing_queue"}
+_LIMIT_FIELDS = {"callLifetimeS": "call_lifetime_s", "callIdleS": "call_idle_s", "preparingWaitS": "preparing_wait_s",
+                 "headerTimeoutS": "header_timeout_s", "bodyTimeoutS": "body_timeout_s",
+                 "maxConnections": "max_connections"}
+
+
+def guard_settings(config: Config) -> GuardSettings:
+    """The guard's settings a configuration gives: its ``[limits]`` and each application's own limits."""
+    apps = {app_id: AppLimits(**{_APP_FIELDS[key]: value for key, value in app.guard.items()})
+            for app_id, app in config.applications.items() if app.guard}
+    return GuardSettings(apps=apps, **{_LIMIT_FIELDS[key]: value for key, value in config.limits.guard.items()})
