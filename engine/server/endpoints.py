@@ -39,6 +39,7 @@ from engine.media.call import CallerSource
 from engine.media.sinks import NullSink, Sink, WavSink
 from engine.server.vault import app_folder_name, open_recording
 from engine.wire.body import fields_of
+from engine.wire.call_bodies import text_field
 from engine.wire.call_events import CallInfo
 from engine.wire.request import MAX_DATA_CHARS, UNKNOWN_FIELDS, app_id_of
 
@@ -200,18 +201,7 @@ def parse_out_call(body: Mapping[str, Any]) -> OutCallSpec:
     for name, required, limit in (("called", True, 300), ("caller", False, 200),
                                   ("data", False, MAX_DATA_CHARS), ("keys", False, MAX_SCRIPT_CHARS),
                                   ("callerWav", False, 1000)):
-        value = body.get(name)
-        if value is None:
-            if required:
-                raise EndpointError(name, "is required")
-            value = ""
-        if not isinstance(value, str):
-            raise EndpointError(name, f"must be a string, got {type(value).__name__}")
-        if required and not value.strip():
-            raise EndpointError(name, "must not be empty")
-        if len(value) > limit:
-            raise EndpointError(name, f"must be at most {limit} characters, got {len(value)}")
-        fields[name] = value
+        fields[name] = text_field(body, name, limit, required, EndpointError)
     timeout = body.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | str)
                                 or not str(timeout).isdigit() or not 1 <= int(str(timeout)[:6]) <= 3600):

@@ -39,18 +39,23 @@ DEFAULT_MESSAGE_S = 60
 MAX_MESSAGE_S = 600
 
 
-def _text(body: Mapping[str, Any], name: str, limit: int, required: bool = False) -> str:
+def text_field(body: Mapping[str, Any], name: str, limit: int, required: bool = False,
+               error: type[RequestError] = RequestError) -> str:
+    """The string ``body[name]`` ("" when absent and not ``required``), at most ``limit`` characters.
+
+    Refused with ``error`` (a :class:`RequestError`, ``108100``) naming the field.
+    """
     value = body.get(name)
     if value is None or (value == "" and not required):
         if required:
-            raise RequestError(name, "is required")
+            raise error(name, "is required")
         return ""
     if not isinstance(value, str):
-        raise RequestError(name, f"must be a string, got {type(value).__name__}")
+        raise error(name, f"must be a string, got {type(value).__name__}")
     if required and not value.strip():
-        raise RequestError(name, "must not be empty")
+        raise error(name, "must not be empty")
     if len(value) > limit:
-        raise RequestError(name, f"must be at most {limit} characters, got {len(value)}")
+        raise error(name, f"must be at most {limit} characters, got {len(value)}")
     return value
 
 
@@ -61,7 +66,7 @@ def parse_notify(body: Mapping[str, Any], app_id: str, call_id: str) -> MultOrde
     voices = fields.get("voices")
     if not isinstance(voices, list) or not 1 <= len(voices) <= MAX_ORDERS:
         raise RequestError("voices", f"must be a list of 1 to {MAX_ORDERS} {{voice, flag}} objects")
-    data = _text(fields, "data", MAX_DATA_CHARS)
+    data = text_field(fields, "data", MAX_DATA_CHARS)
     orders = []
     for i, raw in enumerate(voices):
         if not isinstance(raw, Mapping):
@@ -92,8 +97,8 @@ def parse_transfer(body: Mapping[str, Any]) -> Transfer:
     fields = fields_of(body)
     app_id, call_id = read_ids(fields)
     UNKNOWN_FIELDS.note(app_id, "transfer", fields, TRANSFER_FIELDS)
-    return Transfer(app_id, call_id, _text(fields, "called", 300, required=True).strip(),
-                    _text(fields, "fileName", MAX_TEXT_CHARS), _text(fields, "data", MAX_DATA_CHARS))
+    return Transfer(app_id, call_id, text_field(fields, "called", 300, required=True).strip(),
+                    text_field(fields, "fileName", MAX_TEXT_CHARS), text_field(fields, "data", MAX_DATA_CHARS))
 
 
 def transfer_prompt(transfer: Transfer) -> MultOrders:
