@@ -8,9 +8,7 @@ application and one route: every number to a recording with a silent caller (:da
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -22,6 +20,8 @@ from engine.audio.decode import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILE_SECONDS
 from engine.audio.library import DEFAULT_CACHE_BYTES
 from engine.audio.silence import DEFAULT_SILENCE_DBM0
 from engine.errors import ConfigError, UnknownAppError
+from engine.sip_config import Number, SipSettings, parse_numbers, parse_sip
+from engine.toml_fields import check_keys, integer, number, string, table
 from engine.tts.cache import DEFAULT_MEMORY_BYTES
 from engine.tts.disk_cache import DEFAULT_DISK_BYTES
 from engine.tts.synthesizer import VoiceSettings
@@ -138,7 +138,7 @@ class Config:
     recordings: Path | None = None
     limits: Limits = field(default_factory=Limits)
     cache_dir: Path | None = None
-    numbers: tuple[Number, ...] = ()  # [[numbers]]: inbound SIP numbers (see the SIP section below)
+    numbers: tuple[Number, ...] = ()  # [[numbers]]: inbound SIP numbers (engine.sip_config)
     sip: SipSettings = field(default_factory=lambda: SipSettings())
 
     def application(self, app_id: str) -> Application:
@@ -177,43 +177,21 @@ _LIMIT_KEYS = ("jsonDepth", "jsonKeys", "fileSeconds", *_BOUNDS, *GUARD_LIMIT_KE
 _SERVER_KEYS = ("state", "recordings", "cache")
 
 
-def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.5) or difflib.get_close_matches(
-                key.lower(), [k.lower() for k in known], n=1, cutoff=0.5)
-            hint = f"; did you mean {next(k for k in known if k.lower() == close[0].lower())!r}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{hint} (known: {', '.join(known)})")
 
 
-def _table(raw: Any, known: tuple[str, ...], where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a table")
-    _check_keys(raw, known, where)
-    return raw
 
 
-def _int(raw: dict[str, Any], key: str, default: int, minimum: int, where: str) -> int:
-    value = raw.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{where}.{key}: must be an integer >= {minimum}")
-    return value
 
 
-def _str(raw: dict[str, Any], key: str, where: str, required: bool = False) -> str:
-    value = raw.get(key, "")
-    if not isinstance(value, str) or (required and not value):
-        raise ConfigError(f"{where}.{key}: must be a {'non-empty ' if required else ''}string")
-    return value
 
 
 def _application(raw: Any, where: str) -> Application:
-    raw = _table(raw, _APP_KEYS, where)
-    app_id = _str(raw, "appId", where, required=True)
+    raw = table(raw, _APP_KEYS, where)
+    app_id = string(raw, "appId", where, required=True)
     callback = raw.get("callbackUrl")
     if callback is not None and (not isinstance(callback, str) or not callback.startswith(("http://", "https://"))):
         raise ConfigError(f"{where}.callbackUrl: must be an http:// or https:// URL")
-    limit = _int(raw, "queueLimit", DEFAULT_QUEUE_LIMIT, 1, where)
+    limit = integer(raw, "queueLimit", DEFAULT_QUEUE_LIMIT, 1, where)
     voice_id = raw.get("voice")
     if isinstance(voice_id, str) and (why := unknown_voice(voice_id)) is not None:
         raise ConfigError(f"{where}.voice: {why}")
@@ -222,9 +200,9 @@ def _application(raw: Any, where: str) -> Application:
                               volume=raw.get("volume", VoiceSettings.volume))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    concurrency = _int(raw, "deliveryConcurrency", 1, 1, where) if "deliveryConcurrency" in raw else None
-    silence_s = _number(raw, "silenceSeconds", DEFAULT_SILENCE_S, (0, 600), where)
-    silence_dbm0 = _number(raw, "silenceLevel", DEFAULT_SILENCE_DBM0, (-90, 0), where)
+    concurrency = integer(raw, "deliveryConcurrency", 1, 1, where) if "deliveryConcurrency" in raw else None
+    silence_s = number(raw, "silenceSeconds", DEFAULT_SILENCE_S, (0, 600), where)
+    silence_dbm0 = number(raw, "silenceLevel", DEFAULT_SILENCE_DBM0, (-90, 0), where)
     return Application(app_id, callback, voice, limit, concurrency, silence_s, silence_dbm0,
                        _guard(raw, GUARD_APP_KEYS, where))
 
@@ -243,19 +221,14 @@ def _guard(raw: dict[str, Any], keys: dict[str, float], where: str) -> dict[str,
     return values
 
 
-def _number(raw: dict[str, Any], key: str, default: float, bounds: tuple[float, float], where: str) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not bounds[0] <= value <= bounds[1]:
-        raise ConfigError(f"{where}.{key}: must be a number from {bounds[0]:g} to {bounds[1]:g}")
-    return float(value)
 
 
 def _route(raw: Any, where: str) -> Route:
-    raw = _table(raw, _ROUTE_KEYS, where)
-    number = _str(raw, "number", where, required=True)
+    raw = table(raw, _ROUTE_KEYS, where)
+    number = string(raw, "number", where, required=True)
     if not _PATTERN.fullmatch(number):
         raise ConfigError(f"{where}.number: must be a number or pattern of 0-9 + # * ? (got {number!r})")
-    endpoint = _str(raw, "endpoint", where, required=True)
+    endpoint = string(raw, "endpoint", where, required=True)
     outcome = raw.get("outcome", Outcome.ANSWER.value)
     try:
         chosen = Outcome(outcome)
@@ -266,7 +239,7 @@ def _route(raw: Any, where: str) -> Route:
     except (KeyError, ValueError, IndexError) as exc:
         raise ConfigError(f"{where}.endpoint: {endpoint!r} may use only {{called}}, {{caller}} and {{callId}} "
                           f"({type(exc).__name__}: {exc})") from None
-    route = Route(number, endpoint, _str(raw, "keys", where), _str(raw, "callerWav", where), chosen)
+    route = Route(number, endpoint, string(raw, "keys", where), string(raw, "callerWav", where), chosen)
     if route.keys and route.caller_wav:
         raise ConfigError(f"{where}: give keys or callerWav, not both")
     return route
@@ -275,15 +248,15 @@ def _route(raw: Any, where: str) -> Route:
 def _folder(raw: dict[str, Any], key: str, where: str, base: Path) -> Path | None:
     if key not in raw:
         return None
-    return base / _str(raw, key, where, required=True)
+    return base / string(raw, key, where, required=True)
 
 
 def _limits(raw: dict[str, Any], where: str) -> Limits:
     """The ``[limits]`` table's bounds besides the JSON ones (each a whole number, ``fileSeconds`` any number)."""
-    values: dict[str, Any] = {name: _int(raw, key, 0, minimum, where)
+    values: dict[str, Any] = {name: integer(raw, key, 0, minimum, where)
                               for key, (name, minimum) in _BOUNDS.items() if key in raw}
     if "fileSeconds" in raw:
-        values["file_seconds"] = _number(raw, "fileSeconds", 0, (0.001, 86_400), where)
+        values["file_seconds"] = number(raw, "fileSeconds", 0, (0.001, 86_400), where)
     limits = Limits(**values, guard=_guard(raw, GUARD_LIMIT_KEYS, where))
     check_decode_limits(limits.file_seconds, limits.file_bytes)  # the library's own checks, met by the above
     return limits
@@ -291,7 +264,7 @@ def _limits(raw: dict[str, Any], where: str) -> Limits:
 
 def parse_config(raw: dict[str, Any], where: str, base: Path = Path(".")) -> Config:
     """A parsed TOML document → :class:`Config`; ``where`` names it in errors, ``base`` anchors relative folders."""
-    _check_keys(raw, _TOP_KEYS, where)
+    check_keys(raw, _TOP_KEYS, where)
     apps = raw.get("applications")
     if not isinstance(apps, list) or not apps:
         raise ConfigError(f"{where}: needs at least one [[applications]] table")
@@ -305,14 +278,15 @@ def parse_config(raw: dict[str, Any], where: str, base: Path = Path(".")) -> Con
     if not isinstance(routes_raw, list):
         raise ConfigError(f"{where}: routes must be an array of [[routes]] tables")
     routes = tuple(_route(item, f"{where}: routes[{i}]") for i, item in enumerate(routes_raw)) or DEFAULT_ROUTES
-    limits = _table(raw.get("limits", {}), _LIMIT_KEYS, f"{where}: limits")
-    json_limits = JsonLimits(_int(limits, "jsonDepth", DEFAULT_MAX_DEPTH, 2, f"{where}: limits"),
-                             _int(limits, "jsonKeys", DEFAULT_MAX_KEYS, 8, f"{where}: limits"))
-    server = _table(raw.get("server", {}), _SERVER_KEYS, f"{where}: server")
+    limits = table(raw.get("limits", {}), _LIMIT_KEYS, f"{where}: limits")
+    json_limits = JsonLimits(integer(limits, "jsonDepth", DEFAULT_MAX_DEPTH, 2, f"{where}: limits"),
+                             integer(limits, "jsonKeys", DEFAULT_MAX_KEYS, 8, f"{where}: limits"))
+    server = table(raw.get("server", {}), _SERVER_KEYS, f"{where}: server")
     folders = {key: _folder(server, key, f"{where}: server", base) for key in _SERVER_KEYS}
     return Config(applications, routes, json_limits, folders["state"], folders["recordings"],
                   _limits(limits, f"{where}: limits"), folders["cache"],
-                  _numbers(raw.get("numbers", []), applications, where, base), _sip(raw.get("sip", {}), where))
+                  parse_numbers(raw.get("numbers", []), applications, where, base),
+                  parse_sip(raw.get("sip", {}), where))
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -324,140 +298,3 @@ def load_config(path: str | Path | None) -> Config:
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return parse_config(raw, str(path), Path(path).parent)
-
-
-# -- SIP: [[numbers]] and [sip] (read by engine.server.sip_glue) ---------------------------------------------------
-
-_NUMBER_KEYS = ("number", "appId", "autoAnswer", "welcome")
-_SIP_KEYS = ("listen", "rtpPorts", "rtpPort", "maxCalls", "record", "inactivityS", "ringTimeoutS", "allow", "users",
-             "realm", "auth")
-#: A dialled user part: digits and the few characters numbers and SIP user names use.
-_DIALLED = re.compile(r"[A-Za-z0-9+*#._-]{1,64}")
-
-
-@dataclass(frozen=True)
-class Number:
-    """An inbound number (``[[numbers]]``): which application gets its calls, whether the engine answers.
-
-    ``welcome``: a multOrders JSON file (absolute: resolved against the configuration's folder) played on answer.
-    """
-
-    number: str
-    app_id: str
-    auto_answer: bool = True
-    welcome: Path | None = None
-
-
-@dataclass(frozen=True)
-class SipSettings:
-    """``[sip]``: where SIP listens (``listen``: ``HOST:PORT``, "" for none) and how its calls behave.
-
-    ``rtp_ports``: ``(first, last)`` a port pair per call from this range, or None: one shared port
-    (``rtp_port``, 0 for any). ``inactivity_s``: seconds without RTP before a call is hung up (default 30).
-    ``ring_timeout_s``: an ``outCall`` without ``timeout`` rings this long, and an incoming call without
-    ``autoAnswer`` waits this long for ``reply`` (default 30). ``allow``: source
-    networks that may send SIP (empty: any). ``users``: name → password for digest authentication, required
-    when ``auth`` or when SIP listens off loopback.
-    """
-
-    listen: str = ""
-    rtp_ports: tuple[int, int] | None = (20000, 30000)
-    rtp_port: int = 0
-    max_calls: int = 4096
-    record: bool = False
-    inactivity_s: float = 30.0
-    ring_timeout_s: float = 30.0
-    allow: tuple[str, ...] = ()
-    users: dict[str, str] = field(default_factory=dict)
-    realm: str = "ipcc-engine"
-    auth: bool = False
-
-
-def parse_listen(text: str, where: str = "--sip") -> tuple[str, int]:
-    """``HOST:PORT`` → (host, port); ``ValueError`` naming ``where``."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"{where}: expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
-def _bool(raw: dict[str, Any], key: str, default: bool, where: str) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}.{key}: must be true or false")
-    return value
-
-
-def _seconds(raw: dict[str, Any], key: str, default: float, where: str) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86_400:
-        raise ConfigError(f"{where}.{key}: must be seconds, more than 0 and at most 86400")
-    return float(value)
-
-
-def _number_entry(raw: Any, applications: dict[str, Application], where: str, base: Path) -> Number:
-    raw = _table(raw, _NUMBER_KEYS, where)
-    number = _str(raw, "number", where, required=True)
-    if not _DIALLED.fullmatch(number):
-        raise ConfigError(f"{where}.number: must be 1-64 of A-Z a-z 0-9 + * # . _ - (got {number[:70]!r})")
-    app_id = raw.get("appId", next(iter(applications)))
-    if not isinstance(app_id, str) or app_id not in applications:
-        raise ConfigError(f"{where}.appId: must be the appId of one of the [[applications]]")
-    welcome = None
-    if "welcome" in raw:
-        welcome = base / _str(raw, "welcome", where, required=True)
-        if not welcome.is_file():
-            raise ConfigError(f"{where}.welcome: no such file {raw['welcome']!r} (relative to the configuration)")
-    return Number(number, app_id, _bool(raw, "autoAnswer", True, where), welcome)
-
-
-def _numbers(raw: Any, applications: dict[str, Application], where: str, base: Path) -> tuple[Number, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError(f"{where}: numbers must be an array of [[numbers]] tables")
-    numbers = tuple(_number_entry(item, applications, f"{where}: numbers[{i}]", base) for i, item in enumerate(raw))
-    seen: set[str] = set()
-    for i, entry in enumerate(numbers):
-        if entry.number in seen:
-            raise ConfigError(f"{where}: numbers[{i}].number {entry.number!r} appears twice")
-        seen.add(entry.number)
-    return numbers
-
-
-def _port_range(value: Any, where: str) -> tuple[int, int] | None:
-    if value == "shared":
-        return None
-    if (not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                                  for v in value)
-            or not 1024 <= value[0] < value[1] <= 65535):
-        raise ConfigError(f'{where}.rtpPorts: must be [first, last] (1024 <= first < last <= 65535) or "shared"')
-    return value[0], value[1]
-
-
-def _sip(raw: Any, where: str) -> SipSettings:
-    where = f"{where}: sip"
-    raw = _table(raw, _SIP_KEYS, where)
-    listen = _str(raw, "listen", where)
-    if listen:
-        try:
-            parse_listen(listen, f"{where}.listen")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    allow = raw.get("allow", [])
-    try:
-        if not isinstance(allow, list) or not all(isinstance(n, str) for n in allow):
-            raise ValueError("not a list of strings")
-        for network in allow:
-            ipaddress.ip_network(network, strict=False)
-    except ValueError as exc:
-        raise ConfigError(f'{where}.allow: must be a list of networks such as "127.0.0.0/8" ({exc})') from None
-    users = raw.get("users", {})
-    if not isinstance(users, dict) or not all(isinstance(v, str) and v for v in users.values()):
-        raise ConfigError(f"{where}.users: must be a table of name = \"password\" (non-empty strings)")
-    port = _int(raw, "rtpPort", 0, 0, where)
-    if port > 65535:
-        raise ConfigError(f"{where}.rtpPort: must be a port, 0-65535")
-    return SipSettings(listen, _port_range(raw.get("rtpPorts", [20000, 30000]), where), port,
-                       _int(raw, "maxCalls", 4096, 1, where), _bool(raw, "record", False, where),
-                       _seconds(raw, "inactivityS", 30.0, where), _seconds(raw, "ringTimeoutS", 30.0, where),
-                       tuple(allow), dict(users), _str(raw, "realm", where) or "ipcc-engine",
-                       _bool(raw, "auth", False, where))

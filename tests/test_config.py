@@ -12,10 +12,8 @@ import pytest
 from engine.config import (
     _APP_KEYS,
     _LIMIT_KEYS,
-    _NUMBER_KEYS,
     _ROUTE_KEYS,
     _SERVER_KEYS,
-    _SIP_KEYS,
     _TOP_KEYS,
     DEFAULT_ROUTES,
     ConfigError,
@@ -30,6 +28,7 @@ from engine.server.app import Engine, ServerSettings, delivery_concurrency
 from engine.server.auth import read_credentials
 from engine.server.delivery import DEFAULT_CONCURRENCY
 from engine.server.limits import AppLimits, GuardSettings, guard_settings
+from engine.sip_config import _NUMBER_KEYS, _SIP_KEYS
 
 APP = {"appId": "a"}
 

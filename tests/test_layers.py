@@ -15,6 +15,8 @@ LAYERS: list[set[str]] = [
     {"format", "errors"},
     {"core", "dtmf"},
     {"audio", "tts", "wire"},
+    {"toml_fields"},
+    {"sip_config"},
     {"config"},
     {"admission", "media"},
     {"local", "net"},

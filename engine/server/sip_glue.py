@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import Number, parse_listen
 from engine.errors import EndpointError, EngineError, UnknownCallError
 from engine.media.sinks import WavSink
 from engine.net.digest import DigestAuth
@@ -38,6 +37,7 @@ from engine.net.sip_message import SipParseError, parse_uri
 from engine.server.endpoints import Endpoint, EndpointContext, OutCallSpec, register_endpoint
 from engine.server.routes import app_folder
 from engine.server.sip_welcome import Welcomes
+from engine.sip_config import Number, parse_listen
 from engine.wire.call_events import (
     ANSWERED,
     BUSY,
