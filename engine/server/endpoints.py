@@ -39,9 +39,8 @@ from engine.media.call import CallerSource
 from engine.media.sinks import NullSink, Sink, WavSink
 from engine.server.vault import app_folder_name, open_recording
 from engine.wire.body import fields_of
-from engine.wire.call_bodies import text_field
 from engine.wire.call_events import CallInfo
-from engine.wire.request import MAX_DATA_CHARS, UNKNOWN_FIELDS, app_id_of
+from engine.wire.request import MAX_DATA_CHARS, UNKNOWN_FIELDS, app_id_of, text_field
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 MAX_SCRIPT_CHARS = 10_000

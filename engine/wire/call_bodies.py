@@ -29,6 +29,7 @@ from engine.wire.request import (
     UNKNOWN_FIELDS,
     parse_order,
     read_ids,
+    text_field,
 )
 
 NOTIFY_FIELDS = ("appId", "caller", "called", "voices", "data", "timeout", "keys", "callerWav", "AiFlag")
@@ -37,26 +38,6 @@ REPLY_FIELDS = ("appId", "callId", "ansCode")
 MESSAGE_FIELDS = ("appId", "callId", "playFlag", "voiceStr", "key2Stop", "maxTime", "data")
 DEFAULT_MESSAGE_S = 60
 MAX_MESSAGE_S = 600
-
-
-def text_field(body: Mapping[str, Any], name: str, limit: int, required: bool = False,
-               error: type[RequestError] = RequestError) -> str:
-    """The string ``body[name]`` ("" when absent and not ``required``), at most ``limit`` characters.
-
-    Refused with ``error`` (a :class:`RequestError`, ``108100``) naming the field.
-    """
-    value = body.get(name)
-    if value is None or (value == "" and not required):
-        if required:
-            raise error(name, "is required")
-        return ""
-    if not isinstance(value, str):
-        raise error(name, f"must be a string, got {type(value).__name__}")
-    if required and not value.strip():
-        raise error(name, "must not be empty")
-    if len(value) > limit:
-        raise error(name, f"must be at most {limit} characters, got {len(value)}")
-    return value
 
 
 def parse_notify(body: Mapping[str, Any], app_id: str, call_id: str) -> MultOrders:

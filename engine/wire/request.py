@@ -131,19 +131,24 @@ def _flag(obj: Mapping[str, Any], name: str, where: str, default: int | None) ->
     return number
 
 
-def _string(obj: Mapping[str, Any], name: str, where: str, required: bool, max_chars: int | None = None) -> str:
+def text_field(obj: Mapping[str, Any], name: str, limit: int | None = None, required: bool = False,
+               error: type[RequestError] = RequestError, where: str = "") -> str:
+    """The string ``obj[name]`` ("" when absent and not ``required``), at most ``limit`` characters (None: any).
+
+    Refused with ``error`` (a :class:`RequestError`, ``108100``) naming the field as ``where + name``.
+    """
     field = f"{where}{name}"
     value = obj.get(name)
     if value is None:
         if required:
-            raise RequestError(field, "is required")
+            raise error(field, "is required")
         return ""
     if not isinstance(value, str):
-        raise RequestError(field, f"must be a string, got {_show(value)}")
+        raise error(field, f"must be a string, got {_show(value)}")
     if required and not value.strip():
-        raise RequestError(field, "must not be empty")
-    if max_chars is not None and len(value) > max_chars:
-        raise RequestError(field, f"must be at most {max_chars} characters, got {len(value)}")
+        raise error(field, "must not be empty")
+    if limit is not None and len(value) > limit:
+        raise error(field, f"must be at most {limit} characters, got {len(value)}")
     return value
 
 
@@ -152,16 +157,16 @@ def app_id_of(body: Mapping[str, Any]) -> str:
     value = body.get("appId")
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
-    return _string(body, "appId", "", True, 200)
+    return text_field(body, "appId", 200, required=True)
 
 
 def read_ids(body: Mapping[str, Any]) -> tuple[str, str]:
     """``appId`` and ``callId`` of a decoded body (both required, non-empty strings; ``appId`` may be an int)."""
-    return app_id_of(body), _string(body, "callId", "", True, 200)
+    return app_id_of(body), text_field(body, "callId", 200, required=True)
 
 
 def _key_collection(obj: Mapping[str, Any], where: str, gap_samples: int) -> KeyCollection:
-    end_key = _string(obj, "key2End", where, False)
+    end_key = text_field(obj, "key2End", where=where)
     if end_key and (len(end_key) != 1 or end_key not in DTMF_KEYS):
         raise RequestError(f"{where}key2End", f"must be one of 0-9 * # A-D or empty, got {_show(end_key)}")
     return KeyCollection(
@@ -178,7 +183,7 @@ def parse_order(raw: Any, where: str, last: bool) -> Order:
         raise RequestError(where.rstrip("."), f"must be a JSON object, got {_show(raw)}")
     obj = fields_of(raw, where)
     kind = PlayKind(_flag(obj, "playFlag", where, None))
-    source = _string(obj, "voiceStr", where, True, MAX_TEXT_CHARS)
+    source = text_field(obj, "voiceStr", MAX_TEXT_CHARS, True, where=where)
     plays = _integer(obj, "playTime", where, 1, 1)
     gap_samples = seconds_to_samples(_integer(obj, "spaceTime", where, 0, 0))
     getkey = _flag(obj, "getkey", where, 0)
@@ -186,7 +191,7 @@ def parse_order(raw: Any, where: str, last: bool) -> Order:
     collect = _key_collection(obj, where, gap_samples)
     if getkey and not last:
         raise RequestError(f"{where}getkey", "only the last order may collect keys")
-    data = _string(obj, "data", where, False, MAX_DATA_CHARS)
+    data = text_field(obj, "data", MAX_DATA_CHARS, where=where)
     return Order(kind, source, plays, gap_samples, collect if getkey else None, data)
 
 
