@@ -19,7 +19,6 @@ import os
 import stat
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,6 +32,7 @@ from engine.audio.decode import (
     decode_audio,
 )
 from engine.errors import MediaError
+from engine.single_flight import SingleFlight
 
 #: The project's own ``voices/`` folder, the default root.
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "voices"
@@ -83,7 +83,7 @@ class VoiceLibrary:
         self.cache_bytes = cache_bytes
         self._entries: OrderedDict[Version, Entry] = OrderedDict()
         self._latest: dict[Path, Version] = {}
-        self._pending: dict[Version, Future[Entry]] = {}
+        self._flights: SingleFlight[Entry] = SingleFlight()
         self._held_bytes = 0
         self._lock = threading.Lock()
         self.decodes = self.hits = self.waits = 0
@@ -165,26 +165,19 @@ class VoiceLibrary:
                 self._entries.move_to_end(version)
                 self.hits += 1
                 return entry
-            pending = self._pending.get(version)
-            owner = pending is None
+            owner, pending = self._flights.claim(version)
             if owner:
-                pending = self._pending[version] = Future()
                 self.decodes += 1
             else:
                 self.waits += 1
         if not owner:
             return pending.result()
-        try:
-            entry = self._decode(fd)
-            self._store(version, entry)
-            pending.set_result(entry)
-            return entry
-        except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        finally:
-            with self._lock:
-                del self._pending[version]
+        return self._flights.run(version, pending, lambda: self._decode_and_store(version, fd))
+
+    def _decode_and_store(self, version: Version, fd: int) -> Entry:
+        entry = self._decode(fd)
+        self._store(version, entry)
+        return entry
 
     def _decode(self, fd: int) -> Entry:
         try:

@@ -12,7 +12,6 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import soundfile as sf
 
 from engine.audio.decode import to_call_format
 from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ
+from engine.single_flight import SingleFlight
 from engine.tts.disk_cache import DEFAULT_DISK_BYTES, DiskCache
 
 #: Bump when the processing between espeak and the cache changes (trimming, resampling, file layout).
@@ -135,7 +135,7 @@ class PromptCache:
         self._memory = MemoryCache(memory_items, memory_bytes)
         self._disk = DiskCache(cache_dir, disk_bytes) if cache_dir is not None else None
         self._lock = threading.Lock()
-        self._pending: dict[str, Future] = {}
+        self._flights: SingleFlight[np.ndarray] = SingleFlight()
         self.closed = False
         self.misses = 0
         self.memory_hits = 0
@@ -148,25 +148,13 @@ class PromptCache:
             if samples is not None:
                 self.memory_hits += 1
                 return samples
-            pending = self._pending.get(key)
-            owner = pending is None
-            if owner:
-                pending = self._pending[key] = Future()
+            owner, pending = self._flights.claim(key)
         if not owner:
             samples = pending.result()
             with self._lock:
                 self.memory_hits += 1
             return samples
-        try:
-            samples = self._load_or_make(key, make)
-            pending.set_result(samples)
-            return samples
-        except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        finally:
-            with self._lock:
-                del self._pending[key]
+        return self._flights.run(key, pending, lambda: self._load_or_make(key, make))
 
     def peek(self, key: str) -> np.ndarray | None:
         """The entry ``key`` if it is in memory now (a memory hit), else None; never makes nor loads it."""
