@@ -27,26 +27,20 @@ __all__ = ["PRESS_TONE_SAMPLES", "CallerAudio", "CallerStream", "Press", "Script
 class CallerAudio(CallerStream):
     """The caller's audio from a buffer (int16): silence past its end."""
 
-    __slots__ = ("position_samples", "_samples", "_sound_start", "_sound_end")
+    __slots__ = ("_samples", "_sound_end")
 
     def __init__(self, samples: np.ndarray) -> None:
-        super().__init__()
-        self.position_samples = 0  # samples read so far
         self._samples = np.asarray(samples, dtype=SAMPLE_DTYPE)
-        self._sound_start, self._sound_end = (0, len(self._samples)) if len(self._samples) else (NO_SOUND, NO_SOUND)
+        super().__init__(0 if len(self._samples) else NO_SOUND)
+        self._sound_end = len(self._samples) if len(self._samples) else NO_SOUND
 
     @property
     def samples(self) -> np.ndarray:
         """The whole buffer (int16)."""
         return self._samples
 
-    def read_into(self, rows: np.ndarray, row: int) -> bool:
-        """Copy the next frame of the buffer into ``rows[row]`` (zeros past its end); False once past it and written."""
-        start = self.position_samples
-        end = self.position_samples = start + _FRAME
-        if end <= self._sound_start:
-            return self._wrote_sound and self._silence(rows, row)
-        self._wrote_sound = True
+    def _sound_into(self, rows: np.ndarray, row: int, start: int, end: int) -> bool:
+        """Copy samples [``start``, ``end``) of the buffer into ``rows[row]`` (zeros past its end)."""
         out = rows[row]
         samples = self._samples
         if end <= len(samples):
@@ -56,7 +50,7 @@ class CallerAudio(CallerStream):
             if start < len(samples):
                 out[: len(samples) - start] = samples[start:]
         if end >= self._sound_end:
-            self._sound_start = self._sound_end = NO_SOUND
+            self._quiet_until = self._sound_end = NO_SOUND
         return True
 
 

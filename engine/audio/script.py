@@ -83,14 +83,12 @@ class ScriptedCaller(CallerStream):
     script still sounding.
     """
 
-    __slots__ = ("presses", "_clock", "_runs", "_next_sound", "_solo")
+    __slots__ = ("presses", "_runs", "_solo")
 
     def __init__(self, presses: list[Press]) -> None:
-        super().__init__()
+        super().__init__()  # position_samples: the clock, samples read since the caller was made
         self.presses = tuple(sorted(presses, key=lambda press: press.at_sample))
-        self._clock = 0  # samples read since the caller was made
         self._runs: list[list[int]] = []  # per script sounding: [its request's start (clock), first press not over]
-        self._next_sound = NO_SOUND  # no sample before this one sounds (clock)
         #: (onset, end, tone): a tone that sounds alone over [onset, end) (clock), read as it is; None: none known
         self._solo: tuple[int, int, np.ndarray] | None = None
 
@@ -98,16 +96,11 @@ class ScriptedCaller(CallerStream):
         """Play the script from now on, over whatever of an earlier script still sounds."""
         if self.presses:
             self._solo = None  # the new script may sound over it
-            self._runs.append([self._clock, 0])
-            self._next_sound = min(self._next_sound, self._clock + self.presses[0].at_sample)
+            self._runs.append([self.position_samples, 0])
+            self._quiet_until = min(self._quiet_until, self.position_samples + self.presses[0].at_sample)
 
-    def read_into(self, rows: np.ndarray, row: int) -> bool:
-        """The next frame of the scripted tones into ``rows[row]``; False (untouched) while nothing sounds."""
-        start = self._clock
-        end = self._clock = start + _FRAME
-        if end <= self._next_sound:
-            return self._wrote_sound and self._silence(rows, row)
-        self._wrote_sound = True
+    def _sound_into(self, rows: np.ndarray, row: int, start: int, end: int) -> bool:
+        """The scripted tones over samples [``start``, ``end``) of the clock into ``rows[row]``."""
         solo = self._solo
         if solo is not None and solo[0] <= start < solo[1]:  # inside a tone sounding alone: its samples as they are
             onset, stop, tone = solo
@@ -198,4 +191,4 @@ class ScriptedCaller(CallerStream):
                 next_sound = min(next_sound, base + presses[first].at_sample)
         if any(run[1] == count for run in self._runs):
             self._runs = [run for run in self._runs if run[1] < count]
-        self._next_sound = next_sound
+        self._quiet_until = next_sound

@@ -15,15 +15,19 @@ NO_SOUND = sys.maxsize
 
 
 class CallerStream:
-    """The caller's audio, read one frame at a time; subclasses implement :meth:`read_into`.
+    """The caller's audio, read one frame at a time; subclasses implement :meth:`_sound_into`.
 
     :meth:`read` is the general reader; the media loop calls :meth:`read_into` instead (see
     :func:`frame_reader`), which does not allocate and does not touch its row while the caller is silent.
+    ``position_samples`` counts the samples read; no sample before ``_quiet_until`` sounds (:data:`NO_SOUND`:
+    none will until a subclass says so).
     """
 
-    __slots__ = ("_wrote_sound",)
+    __slots__ = ("position_samples", "_quiet_until", "_wrote_sound")
 
-    def __init__(self) -> None:
+    def __init__(self, quiet_until: int = NO_SOUND) -> None:
+        self.position_samples = 0
+        self._quiet_until = quiet_until
         self._wrote_sound = False  # the last frame written may hold sound
 
     def read_into(self, rows: np.ndarray, row: int) -> bool:
@@ -32,6 +36,15 @@ class CallerStream:
         Returns True when it wrote the row; False when it left it alone because the row already holds that
         frame: silence, after the caller wrote silence there (a row is silent when it is given to a caller).
         """
+        start = self.position_samples
+        end = self.position_samples = start + _FRAME
+        if end <= self._quiet_until:
+            return self._wrote_sound and self._silence(rows, row)
+        self._wrote_sound = True
+        return self._sound_into(rows, row, start, end)
+
+    def _sound_into(self, rows: np.ndarray, row: int, start: int, end: int) -> bool:
+        """Write samples [``start``, ``end``) into ``rows[row]`` (a frame that may sound); returns True."""
         raise NotImplementedError
 
     def _silence(self, rows: np.ndarray, row: int) -> bool:
