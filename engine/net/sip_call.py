@@ -10,10 +10,9 @@ from typing import Any, Protocol
 
 from engine.net.dialog import Dialog
 from engine.net.sip_message import SipMessage
+from engine.net.sip_peer import Peer
 from engine.net.timers import Timer
 from engine.net.transaction import Transaction
-
-Address = tuple[str, int]
 
 
 @dataclass(eq=False)
@@ -27,7 +26,7 @@ class SipCall:
     incoming: bool
     dialog: Dialog
     invite: SipMessage
-    remote: Address
+    remote: Peer
     number: str
     caller: str
     state: str = "early"

@@ -33,7 +33,7 @@ from engine.media.sinks import WavSink
 from engine.net.digest import DigestAuth
 from engine.net.phone import Line, PhoneService, with_rtp
 from engine.net.rtp_hub import RtpHub
-from engine.net.sip_message import SipParseError, parse_uri
+from engine.net.sip_uri import SipParseError, parse_uri
 from engine.server.endpoints import Endpoint, EndpointContext, OutCallSpec, register_endpoint
 from engine.server.routes import app_folder
 from engine.server.sip_welcome import Welcomes

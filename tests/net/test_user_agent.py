@@ -10,11 +10,12 @@ from engine.net.dialog import new_branch
 from engine.net.sdp import build_offer
 from engine.net.sip_call import SipCall
 from engine.net.sip_message import SipMessage, parse_message, parse_name_addr
+from engine.net.sip_peer import Peer
 from engine.net.timers import Timers
 from engine.net.transaction import T1, T2
 from engine.net.user_agent import UserAgent
 
-PEER = ("127.0.0.1", 5062)
+PEER = Peer("127.0.0.1", 5062)
 
 
 class Recorder:
