@@ -131,15 +131,15 @@ class TcpConnections:
                 connection.write(answer)
             connection.close()
             return
-        for _ in range(connection.framer.pings):
-            connection.write(b"\r\n")  # the pong of a keep-alive ping
-        connection.framer.pings = 0
         for message in messages:
             self.counters["tcp_messages"] += 1
             try:
                 self.on_message(message, connection.peer)
             except Exception:
                 log.exception("SIP message over TCP failed")
+        for _ in range(connection.framer.pings):
+            connection.write(b"\r\n")  # the pong of a keep-alive ping
+        connection.framer.pings = 0
 
     def closed(self, connection: _Connection) -> None:
         """A connection went away (either side)."""

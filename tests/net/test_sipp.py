@@ -35,15 +35,21 @@ def _keys_of(server: SipServer, line_index: int = 0) -> list[dict]:
     return [e for e in server.events(call_id) if e["event"] == "ivrreportdtmf"]
 
 
-def test_a_sipp_caller_hears_the_welcome_and_its_in_band_keys_reach_the_application(server: SipServer,
-                                                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
+def test_a_sipp_caller_hears_the_welcome_and_its_in_band_keys_reach_the_application(
+        server: SipServer, tmp_path: Path, transport: str) -> None:
     audio = place_tones(seconds_to_samples(4.0), [("4", seconds_to_samples(1.5)), ("2", seconds_to_samples(2.5))],
                         tone_ms=100, level_dbm0=-8)
     stream = write_ulaw(tmp_path / "caller.ulaw", audio)
     scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=4500, stream=stream)
     result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
-                       "-m", "1", "-l", "1", "-mp", _media_port(), "-timeout", "30"], tmp_path)
+                       "-m", "1", "-l", "1", "-mp", _media_port(), "-timeout", "30", "-t", transport], tmp_path)
     assert result.successful == 1 and result.failed == 0, result.output[-2000:]
+    tcp = server.glue.phone.transport.tcp
+    assert tcp is not None
+    # sipp -t t1: every message of the call on one connection (sipp opened it; the engine dialled none)
+    assert (tcp.counters["tcp_opened"], tcp.counters["tcp_dialled"]) == ((1, 0) if transport == "t1" else (0, 0))
+    assert server.glue.lines[0].call.remote.transport == ("tcp" if transport == "t1" else "udp")
     keys = wait_for(lambda: _keys_of(server) or None, 10, "ivrreportdtmf")
     assert [(k["dtmfCode"], k["endReason"]) for k in keys] == [("42", "maxRevCnt")]
     line = server.glue.lines[0]
