@@ -9,14 +9,13 @@ then say so). Hanging up a call still ringing sends CANCEL, once a provisional r
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from engine.net.dialog import Dialog, new_tag
-from engine.net.sip_call import CallHandler, SipCall
+from engine.net.sip_call import SipCall
 from engine.net.sip_message import ALLOW, SipMessage
+from engine.net.sip_parts import AgentParts
 from engine.net.sip_peer import TCP, UDP, Peer
 from engine.net.sip_uri import parse_uri
-from engine.net.transaction import Transaction
 
 
 def address_of(uri: str, default_port: int = 5060) -> Peer:
@@ -27,16 +26,8 @@ def address_of(uri: str, default_port: int = 5060) -> Peer:
     return Peer(host, parsed.port or default_port, transport)
 
 
-class OutgoingCalls:
-    """The UAC side of calls; the user agent provides the attributes and helpers declared here."""
-
-    calls: dict[tuple[str, str], SipCall]
-    handler: CallHandler
-    sent_by: str
-    send: Callable[[bytes, Peer], None]
-    contact: Callable[..., str]
-    _client: Callable[..., Transaction]
-    _end: Callable[..., Any]
+class OutgoingCalls(AgentParts):
+    """The UAC side of calls (a part of the user agent)."""
 
     def invite(self, target: str, caller: str, sdp: bytes, headers: list[tuple[str, str]] | None = None) -> SipCall:
         """Call ``target`` (a SIP URI) as ``caller`` (a user part) with our offer ``sdp``."""

@@ -5,31 +5,21 @@ A part of :class:`~engine.net.user_agent.UserAgent` (mixed in), kept apart to ke
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from engine.net.dialog import new_tag
-from engine.net.registrar import Registrar, RegistrationError, contact_params
+from engine.net.registrar import RegistrationError, contact_params
 from engine.net.sdp import SdpError
-from engine.net.sip_call import CallHandler, SipCall
+from engine.net.sip_call import SipCall
 from engine.net.sip_message import SipMessage
+from engine.net.sip_parts import AgentParts
 from engine.net.sip_peer import Peer
-from engine.net.timers import Timers
 from engine.net.transaction import Transaction
 
 #: The longest key an INFO ``application/dtmf-relay`` may ask for (milliseconds).
 MAX_INFO_KEY_MS = 5000
 
 
-class DialogRequests:
-    """In-dialog requests and REGISTER; the user agent provides the attributes and helpers declared here."""
-
-    handler: CallHandler
-    registrar: Registrar
-    timers: Timers
-    _respond: Callable[..., SipMessage]
-    _end: Callable[..., Any]
-    _dialog_call: Callable[[SipMessage], SipCall | None]
+class DialogRequests(AgentParts):
+    """In-dialog requests and REGISTER (a part of the user agent)."""
 
     def _in_dialog(self, tx: Transaction, request: SipMessage, source: Peer) -> None:
         call = self._dialog_call(request)

@@ -5,38 +5,20 @@ A part of :class:`~engine.net.user_agent.UserAgent` (mixed in), kept apart to ke
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from engine.net.dialog import Dialog, new_tag
-from engine.net.sip_call import CallHandler, SipCall
+from engine.net.sip_call import SipCall
 from engine.net.sip_message import ALLOW, SipMessage
+from engine.net.sip_parts import AgentParts
 from engine.net.sip_peer import Peer
 from engine.net.sip_uri import parse_name_addr, parse_uri
-from engine.net.timers import Timers
 from engine.net.transaction import T1, T2, Transaction
 
 #: Calls (in and out) the user agent holds at most; a new INVITE past it gets ``503``.
 MAX_CALLS = 100_000
 
 
-class IncomingCalls:
-    """The UAS side of calls; the user agent provides the attributes and helpers declared here."""
-
-    calls: dict[tuple[str, str], SipCall]
-    pending: dict[str, SipCall]
-    invites: dict[str, SipCall]
-    server_tx: dict[tuple[str, str], Transaction]
-    counters: Any
-    handler: CallHandler
-    timers: Timers
-    sent_by: str
-    send: Callable[[bytes, Peer], None]
-    contact: Callable[..., str]
-    _respond: Callable[..., SipMessage]
-    _end: Callable[..., Any]
-    _dialog_call: Callable[[SipMessage], SipCall | None]
-    hang_up: Callable[..., Any]
+class IncomingCalls(AgentParts):
+    """The UAS side of calls (a part of the user agent)."""
 
     def _new_invite(self, tx: Transaction, request: SipMessage, source: Peer) -> None:
         """An INVITE outside any dialog: a new call, or our 2xx again for a retransmission after it."""
