@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import EndpointError, EngineError
+from engine.net.outgoing import address_of
 from engine.net.phone import Line, PhoneService
 from engine.net.sip_uri import SipParseError, parse_uri
 from engine.server.endpoints import Endpoint, EndpointContext, OutCallSpec
@@ -96,6 +97,8 @@ class OutboundCalls:
             if not bindings:
                 raise EndpointError("called", f"{rest[:40]!r} is not registered here")
             target = bindings[-1].contact
+        if address_of(target).reliable and self.phone.transport.tcp is None:
+            raise EndpointError("called", "SIP over TCP is off here ([sip] tcp = false)")
         return target
 
     def _out_call(self, rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
