@@ -62,3 +62,14 @@ def test_disconnect_of_a_ringing_out_call_sends_cancel_and_reports_a_call_ended_
     assert (stat["ansCode"], stat["dir"], stat["called"], stat["data"]) == (2, "out", called, "d")
     assert (gone["reason"], gone["hangUpBy"], gone["duration"], bill["duration"]) == ("disconnect", "app", 0, 0)
     wait_for(lambda: not server.glue.phone.lines or None, 10, "the line to be forgotten")
+
+
+def test_with_tcp_off_an_out_call_over_tcp_is_refused_naming_called(tmp_path: Path) -> None:
+    server = SipServer(tmp_path / "udp-only", extra_toml="[sip]\ntcp = false\n")
+    try:
+        assert server.glue.phone.transport.tcp is None
+        body = {"appId": DEMO_APP_ID, "called": "sip:bob@127.0.0.1:5999;transport=tcp"}
+        answer = httpx.post(f"{server.live.url}/ipcc/call/outCall", json=body, timeout=10).json()
+        assert answer["code"] == "108100" and answer["msg"].startswith("called") and "TCP" in answer["msg"]
+    finally:
+        server.close()
