@@ -114,4 +114,4 @@ class OutgoingCalls(AgentParts):
             if then is not None:
                 then(message.status)
 
-        self._client(request, call.remote, response, (lambda: then(408)) if then is not None else None)
+        self._client(request, self._dialog_peer(call), response, (lambda: then(408)) if then is not None else None)

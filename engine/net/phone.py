@@ -72,6 +72,7 @@ class PhoneService:
         if self.transport.tcp is not None:
             self.transport.tcp.on_broken = lambda head, reason, _peer: self.agent.refusal(head, reason)
             self.transport.tcp.in_use = self.agent.peers_in_use
+            self.agent.connected = self.transport.tcp.connected
         self.lines: dict[str, Line] = {}
 
     def start(self) -> None:

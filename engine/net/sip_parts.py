@@ -37,3 +37,4 @@ class AgentParts:
     _client: Callable[..., Transaction]
     _end: Callable[..., Any]
     _dialog_call: Callable[[SipMessage], SipCall | None]
+    _dialog_peer: Callable[[SipCall], Peer]

@@ -98,6 +98,10 @@ class TcpConnections:
     def __len__(self) -> int:
         return len(self._connections)
 
+    def connected(self, peer: Peer) -> bool:
+        """True while a connection to or from ``peer`` is open (or opening)."""
+        return peer in self._connections
+
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (on the SIP loop); returns the port."""
         self._loop = asyncio.get_running_loop()

@@ -56,6 +56,8 @@ class UserAgent(IncomingCalls, DialogRequests, OutgoingCalls):
         self.calls: dict[tuple[str, str], SipCall] = {}  # (Call-ID, local tag)
         self.pending: dict[str, SipCall] = {}  # INVITE branch → incoming call not yet answered
         self.invites: dict[str, SipCall] = {}  # INVITE branch → incoming call (kept 32 s after it ends)
+        #: Whether the TCP connection to a peer is open (the phone service sets it; without TCP: always).
+        self.connected: Callable[[Peer], bool] = lambda peer: True
 
     @property
     def sent_by(self) -> str:
@@ -205,10 +207,19 @@ class UserAgent(IncomingCalls, DialogRequests, OutgoingCalls):
             else:
                 self._cancel_outgoing(call, reason)
             return
-        bye = call.dialog.request("BYE")
-        route = call.dialog.route_set[0].strip("<>").split(">")[0] if call.dialog.route_set else ""
-        self._client(bye, address_of(route) if route else call.remote)
+        self._client(call.dialog.request("BYE"), self._dialog_peer(call))
         self._end(call, reason)
+
+    def _dialog_peer(self, call: SipCall) -> Peer:
+        """Where our in-dialog request goes: the first route, else the call's peer (its connection over TCP).
+
+        A TCP connection that closed: the remote target instead (the Contact, RFC 3261 §12.2.1.1).
+        """
+        if call.dialog.route_set:
+            return address_of(call.dialog.route_set[0].strip("<>").split(">")[0])
+        if call.remote.reliable and not self.connected(call.remote):
+            return address_of(call.dialog.remote_target)
+        return call.remote
 
     # -- client transactions ------------------------------------------------------------------------------------
 

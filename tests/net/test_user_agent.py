@@ -312,6 +312,17 @@ def test_an_incoming_call_over_tcp_has_a_tcp_contact_and_its_dialog_requests_use
     assert wire.agent.peers_in_use() == set()  # over: its connection may close
 
 
+def test_when_the_callers_tcp_connection_is_gone_our_bye_goes_to_its_contact() -> None:
+    wire = Wire()
+    contact = "Contact: <sip:alice@127.0.0.1:5064;transport=tcp>\r\n"
+    replies = wire.deliver(request("INVITE", "z9hG4bK-g", body=OFFER).replace(
+        "Contact: <sip:alice@127.0.0.1:5062>\r\n", contact), TCP_PEER)
+    wire.deliver(request("ACK", cseq=1, to_tag=_to_tag(replies[2])), TCP_PEER)
+    wire.agent.connected = lambda peer: False
+    wire.agent.hang_up(next(iter(wire.agent.calls.values())))
+    assert wire.sent[-1][1] == Peer("127.0.0.1", 5064, "tcp")
+
+
 def test_hanging_up_before_any_provisional_response_waits_for_one_to_send_cancel() -> None:
     wire = Wire()
     call = wire.agent.invite("sip:bob@127.0.0.1:5062", "ipcc", b"")
