@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from engine.config import DEMO_APP_ID
 from engine.net.dialog import new_branch
 from engine.net.phone import Line, PhoneService
 from engine.net.rtp_hub import RtpHub
@@ -20,6 +23,7 @@ from engine.net.sip_message import SipMessage, parse_message
 from engine.net.sip_stream import MAX_STREAM_BYTES, StreamFramer
 from engine.net.transport import SipTransport
 from engine.testing.server import wait_for
+from engine.testing.sip_server import SipServer
 
 MAX_CONNECTIONS = 3
 
@@ -168,3 +172,14 @@ def test_a_half_open_connection_is_closed_when_idle_and_past_the_cap_connections
     assert extra.closed() and tcp.counters["tcp_refused"] == 1
     held[0].sock.sendall(_request())
     assert held[0].next().status == 200  # the others still work
+
+
+def test_with_tcp_off_an_out_call_over_tcp_is_refused_naming_called(tmp_path: Path) -> None:
+    server = SipServer(tmp_path / "udp-only", extra_toml="[sip]\ntcp = false\n")
+    try:
+        assert server.glue.phone.transport.tcp is None
+        body = {"appId": DEMO_APP_ID, "called": "sip:bob@127.0.0.1:5999;transport=tcp"}
+        answer = httpx.post(f"{server.live.url}/ipcc/call/outCall", json=body, timeout=10).json()
+        assert answer["code"] == "108100" and answer["msg"].startswith("called") and "TCP" in answer["msg"]
+    finally:
+        server.close()
