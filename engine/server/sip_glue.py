@@ -70,7 +70,8 @@ class SipGlue(OutboundCalls):
             if entry.welcome is not None:
                 self.engine.pool.submit(self.welcomes.program, entry.welcome, entry.app_id)
         self.phone.start()
-        log.info("SIP on %s:%d, RTP on %s:%d", *self.phone.address, self.hub.host, self.hub.port)
+        log.info("SIP on %s:%d (%s), RTP on %s:%d", *self.phone.address,
+                 "UDP" if self.phone.transport.tcp is None else "UDP and TCP", self.hub.host, self.hub.port)
 
     @property
     def welcomes_ready(self) -> int:

@@ -2,7 +2,7 @@
 
 The phone service listens on UDP and TCP at one port; a test connects real sockets. Every broken stream is
 dropped and counted and the service stays healthy: an OPTIONS over UDP and over a fresh connection is still
-answered afterwards.
+answered afterwards. With ``[sip] tcp = false`` an ``outCall`` over TCP is refused, naming ``called``.
 """
 
 from __future__ import annotations
