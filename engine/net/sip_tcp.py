@@ -44,8 +44,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        name = transport.get_extra_info("peername")
-        self.peer = Peer(name[0], name[1], TCP)
+        if self.peer is None:  # accepted: the far end's address (dialled: the peer it was dialled as)
+            name = transport.get_extra_info("peername")
+            self.peer = Peer(name[0], name[1], TCP)
         if not self.owner.opened(self):
             transport.abort()
             return
