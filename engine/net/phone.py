@@ -73,6 +73,7 @@ class PhoneService:
             self.transport.tcp.on_broken = lambda head, reason, _peer: self.agent.refusal(head, reason)
             self.transport.tcp.in_use = self.agent.peers_in_use
             self.agent.connected = self.transport.tcp.connected
+            self.transport.tcp.allow = allow
         self.lines: dict[str, Line] = {}
 
     def start(self) -> None:

@@ -7,8 +7,8 @@ leaves on the same connection (responses and in-dialog requests reuse it). Sendi
 opens one (outbound ``;transport=tcp``), the message queued until it is up. Limits: at most
 ``max_connections`` (more are closed at once), at most ``max_bytes`` buffered each way per connection, and a
 connection silent for ``idle_s`` seconds of the injected clock is closed unless ``in_use(peer)`` (a live call
-still needs it). A broken stream is answered ``400`` when its header can be (``on_broken``) and closed. Every
-drop is counted in :attr:`TcpConnections.counters`.
+still needs it); a source ``allow`` refuses is closed when it connects. A broken stream is answered ``400``
+when its header can be (``on_broken``) and closed. Every drop is counted in :attr:`TcpConnections.counters`.
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ class TcpConnections:
         self.on_message = on_message
         self.on_broken: Callable[[bytes, str, Peer], bytes | None] = lambda head, reason, peer: None
         self.in_use: Callable[[], set[Peer]] = set
+        #: Which sources may connect (``[sip] allow``; None: any): others are closed at once and counted.
+        self.allow: Callable[[Peer], bool] | None = None
         self.max_connections = max_connections
         self.idle_s = idle_s
         self.max_bytes = max_bytes
@@ -116,6 +118,9 @@ class TcpConnections:
         """A connection is up; False (closed, counted) past ``max_connections``."""
         assert connection.peer is not None
         known = self._connections.get(connection.peer)
+        if known is not connection and self.allow is not None and not self.allow(connection.peer):
+            self.counters["tcp_refused_source"] += 1
+            return False
         if known is not connection and len(self._connections) >= self.max_connections:
             self.counters["tcp_refused"] += 1
             return False

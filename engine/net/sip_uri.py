@@ -109,6 +109,17 @@ def parse_name_addr(text: str) -> NameAddr:
     return NameAddr("", uri.strip(), parse_params(params))
 
 
+def via_sent_by(value: str) -> tuple[str, int | None]:
+    """A Via value's sent-by: ``SIP/2.0/TCP [::1]:5062;branch=x`` → (``::1``, 5062); port None when absent."""
+    sent_by = value.split(None, 1)[-1].split(";")[0].strip()
+    if sent_by.startswith("["):
+        host, _, rest = sent_by[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = sent_by.partition(":")
+    return host, int(port) if port.isdigit() and 0 < int(port) < 65536 else None
+
+
 def split_commas(value: str) -> list[str]:
     """Split a header value at commas outside quotes and angle brackets (Via, Contact, Route)."""
     parts, depth, quoted, start = [], 0, False, 0

@@ -26,7 +26,7 @@ from engine.net.sip_in_dialog import DialogRequests
 from engine.net.sip_incoming import IncomingCalls
 from engine.net.sip_message import ALLOW, REASONS, SipMessage, parse_or_partial, response_to
 from engine.net.sip_peer import Peer, as_peer
-from engine.net.sip_uri import parse_name_addr
+from engine.net.sip_uri import parse_name_addr, via_sent_by
 from engine.net.timers import Timers
 from engine.net.transaction import Transaction
 
@@ -126,11 +126,22 @@ class UserAgent(IncomingCalls, DialogRequests, OutgoingCalls):
         if tx is not None:
             tx.respond(response)
         else:
-            self.send(response.to_bytes(), source)
+            self.send(response.to_bytes(), self._reply_peer(request, source))
         return response
 
+    def _reply_peer(self, request: SipMessage, source: Peer) -> Peer:
+        """Where a response goes: ``source`` (its connection over TCP), or that connection closed, the sent-by.
+
+        The top Via's sent-by, port 5060 when it gives none (RFC 3261 §18.2.2).
+        """
+        if not source.reliable or self.connected(source):
+            return source
+        host, port = via_sent_by(request.get_all("via")[0])
+        return Peer(host, port or 5060, source.transport)
+
     def _server_tx(self, request: SipMessage, source: Peer) -> Transaction:
-        tx = Transaction(request, lambda data: self.send(data, source), self.timers, server=True,
+        tx = Transaction(request, lambda data: self.send(data, self._reply_peer(request, source)), self.timers,
+                         server=True,
                          on_terminated=lambda t: self.server_tx.pop(t.key, None), reliable=source.reliable)
         self.server_tx[tx.key] = tx
         return tx

@@ -174,6 +174,21 @@ def test_a_half_open_connection_is_closed_when_idle_and_past_the_cap_connections
     assert held[0].next().status == 200  # the others still work
 
 
+def test_a_source_the_allow_list_refuses_is_closed_when_it_connects() -> None:
+    hub = RtpHub("127.0.0.1", 0, 16)
+    service = PhoneService("127.0.0.1", 0, hub, _Refuser(), allow=lambda source: source[0] != "127.0.0.1")
+    service.start()
+    try:
+        refused = _Connection(service.address)
+        assert refused.closed() and refused.messages == []
+        tcp = service.transport.tcp
+        assert tcp is not None and tcp.counters["tcp_refused_source"] == 1 and len(tcp) == 0
+        refused.close()
+    finally:
+        service.close()
+        hub.close()
+
+
 def test_with_tcp_off_an_out_call_over_tcp_is_refused_naming_called(tmp_path: Path) -> None:
     server = SipServer(tmp_path / "udp-only", extra_toml="[sip]\ntcp = false\n")
     try:

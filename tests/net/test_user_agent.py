@@ -339,3 +339,10 @@ def test_a_ringing_outgoing_call_is_not_timed_out_by_timer_b() -> None:
     wire.deliver(_ringing(wire.sent[0][0]))
     wire.advance(64 * T1 + 1)
     assert ("progress", 408) not in wire.handler.reports and not call.ended  # the ring timeout is the TU's
+
+
+def test_a_response_whose_tcp_connection_closed_goes_to_the_via_sent_by() -> None:
+    wire = Wire()
+    wire.agent.connected = lambda peer: False
+    wire.deliver(request("OPTIONS"), TCP_PEER)
+    assert wire.sent[-1][1] == Peer("127.0.0.1", 5062, "tcp")  # the Via's sent-by, over TCP
