@@ -20,7 +20,8 @@ class SipCall:
     """One INVITE dialog: ``incoming`` (we are the UAS) or not; ``state``: ``early``, ``confirmed``, ``ended``.
 
     ``remote_sdp``: the remote's latest description (the INVITE's offer, the 2xx's or ACK's answer);
-    ``number``: the dialled user part (incoming) or the target (outgoing); ``owner``: the handler's own data.
+    ``number``: the dialled user part (incoming) or the target (outgoing); ``owner``: the handler's own data;
+    ``remote``: the peer the call's messages go to (over TCP: the connection the INVITE came on or went out on).
     """
 
     incoming: bool
