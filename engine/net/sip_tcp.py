@@ -64,6 +64,9 @@ class _Connection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         """Send ``data`` now, or once connected; a peer that does not read past the cap is dropped."""
         if self.transport is None:
+            if sum(map(len, self.pending)) + len(data) > self.owner.max_bytes:
+                self.owner.counters["tcp_write_overflow"] += 1  # still connecting: no more than the cap waits
+                return
             self.pending.append(data)
             return
         self.last_active = self.owner.timers.now
