@@ -74,6 +74,7 @@ class PhoneService:
             self.transport.tcp.in_use = self.agent.peers_in_use
             self.agent.connected = self.transport.tcp.connected
             self.transport.tcp.allow = allow
+            self.transport.tcp.on_unreachable = self.agent.unreachable
         self.lines: dict[str, Line] = {}
 
     def start(self) -> None:

@@ -89,6 +89,8 @@ class TcpConnections:
         self.timers = timers
         self.on_message = on_message
         self.on_broken: Callable[[bytes, str, Peer], bytes | None] = lambda head, reason, peer: None
+        #: A connection we dialled could not be opened (the user agent fails what waited for it).
+        self.on_unreachable: Callable[[Peer], None] = lambda peer: None
         self.in_use: Callable[[], set[Peer]] = set
         #: Which sources may connect (``[sip] allow``; None: any): others are closed at once and counted.
         self.allow: Callable[[Peer], bool] | None = None
@@ -182,6 +184,7 @@ class TcpConnections:
                 self.counters["tcp_connect_failed"] += 1
                 log.warning("SIP over TCP to %s:%d failed: %s", peer.host, peer.port, exc)
                 self.closed(connection)
+                self.on_unreachable(peer)
 
         self._loop.create_task(connect())
         return connection

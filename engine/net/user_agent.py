@@ -80,6 +80,13 @@ class UserAgent(IncomingCalls, DialogRequests, OutgoingCalls):
         """The peers of the calls not over (their TCP connections must stay open)."""
         return {call.remote for call in self.calls.values() if not call.ended}
 
+    def unreachable(self, peer: Peer) -> None:
+        """No connection to ``peer`` could be opened: our calls still dialling it fail ``503`` (RFC 3261 §8.1.3.1)."""
+        for call in [c for c in self.calls.values() if c.remote == peer and not c.incoming and c.state == "early"]:
+            self.counters["unreachable"] += 1
+            self.handler.progress(call, 503)
+            self._end(call, "503")
+
     # -- input ----------------------------------------------------------------------------------------------
 
     def datagram(self, data: bytes, source: Peer | tuple[str, int]) -> None:

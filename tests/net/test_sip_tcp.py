@@ -22,6 +22,7 @@ from engine.net.rtp_hub import RtpHub
 from engine.net.sip_message import SipMessage, parse_message
 from engine.net.sip_stream import MAX_STREAM_BYTES, StreamFramer
 from engine.net.transport import SipTransport
+from engine.testing.baresip import free_port
 from engine.testing.server import wait_for
 from engine.testing.sip_server import SipServer
 
@@ -29,14 +30,18 @@ MAX_CONNECTIONS = 3
 
 
 class _Refuser:
-    """A line handler that refuses every incoming call (busy)."""
+    """A line handler that refuses every incoming call (busy) and keeps the statuses of outgoing ones."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
 
     def incoming(self, line: Line) -> str:
         return "486"
 
     def connected(self, line: Line) -> None: ...
 
-    def status(self, line: Line, status: int) -> None: ...
+    def status(self, line: Line, status: int) -> None:
+        self.statuses.append(status)
 
     def ended(self, line: Line, reason: str) -> None: ...
 
@@ -172,6 +177,17 @@ def test_a_half_open_connection_is_closed_when_idle_and_past_the_cap_connections
     assert extra.closed() and tcp.counters["tcp_refused"] == 1
     held[0].sock.sendall(_request())
     assert held[0].next().status == 200  # the others still work
+
+
+def test_an_outgoing_call_to_a_tcp_port_nobody_listens_on_fails_503_at_once(phone: PhoneService) -> None:
+    closed_port = free_port(socket.SOCK_STREAM)
+    line = phone.dial(f"sip:bob@127.0.0.1:{closed_port};transport=tcp", "ipcc")
+    handler = phone.handler
+    assert isinstance(handler, _Refuser)
+    wait_for(lambda: handler.statuses or None, 30, "the call's status")
+    assert handler.statuses == [503] and line.call.end_reason == "503"  # not 408 after timer B's 32 s
+    tcp = phone.transport.tcp
+    assert tcp is not None and tcp.counters["tcp_connect_failed"] == 1 and len(tcp) == 0
 
 
 def test_a_source_the_allow_list_refuses_is_closed_when_it_connects() -> None:
