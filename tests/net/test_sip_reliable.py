@@ -95,3 +95,16 @@ def test_a_response_whose_tcp_connection_closed_goes_to_the_via_sent_by() -> Non
     wire.agent.connected = lambda peer: False
     wire.deliver(request("OPTIONS"), TCP_PEER)
     assert wire.sent[-1][1] == Peer("127.0.0.1", 5062, "tcp")  # the Via's sent-by, over TCP
+
+
+def test_a_200_that_crosses_our_cancel_is_acked_and_hung_up_with_bye() -> None:
+    wire = Wire()
+    call = wire.agent.invite("sip:bob@127.0.0.1:5062", "ipcc", b"")
+    invite = wire.sent[0][0]
+    wire.deliver(_ringing(invite))
+    wire.agent.hang_up(call)
+    assert wire.sent[-1][0].method == "CANCEL"
+    answered = _ringing(invite, "200 OK").replace("Content-Length: 0", "Contact: <sip:bob@127.0.0.1:5062>\r\n"
+                                                  "Content-Length: 0")
+    assert [m.method for m in wire.deliver(answered)] == ["ACK", "BYE"]
+    assert wire.handler.reports.count(("ended", "local")) == 1 and ("progress", 200) not in wire.handler.reports
