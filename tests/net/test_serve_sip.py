@@ -14,7 +14,7 @@ from engine.config import DEMO_APP_ID
 from engine.net.dialog import new_branch
 from engine.net.sip_message import SipMessage, parse_message
 from engine.net.sip_stream import StreamFramer
-from engine.testing.baresip import free_port
+from engine.testing.baresip import free_port, free_sip_port
 from engine.testing.sip_client import SipClient
 
 
@@ -65,7 +65,7 @@ def _serve_answers_options(tmp_path: Path, sip_port: int, options: list[str], tc
 
 
 def test_serve_with_sip_answers_options_and_refuses_a_bad_listen_address(tmp_path: Path) -> None:
-    sip_port = free_port()
+    sip_port = free_sip_port()
     _serve_answers_options(tmp_path, sip_port, ["--sip", f"127.0.0.1:{sip_port}"])
     bad = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--sip", "nowhere"], capture_output=True,
                          text=True, timeout=60)
@@ -73,7 +73,7 @@ def test_serve_with_sip_answers_options_and_refuses_a_bad_listen_address(tmp_pat
 
 
 def test_sip_listen_in_the_configuration_works_as_the_sip_option(tmp_path: Path) -> None:
-    sip_port = free_port()
+    sip_port = free_sip_port()
     config = tmp_path / "engine.toml"
     config.write_text(f'[[applications]]\nappId = "{DEMO_APP_ID}"\n\n[sip]\nlisten = "127.0.0.1:{sip_port}"\n'
                       "tcp = false\ntcpIdleS = 5\ntcpMaxConnections = 2\n")
