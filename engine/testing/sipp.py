@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.net import g711
-from engine.testing.baresip import free_port
+from engine.testing.baresip import free_sip_port
 
 SIPP = shutil.which("sipp")
 PCAP_DIR = Path("/usr/share/sip-tester")
@@ -126,7 +126,7 @@ class Sipp:
     def __init__(self, args: list[str], workdir: Path) -> None:
         assert SIPP is not None
         if "-p" not in args:  # never sipp's default 5060: other tests may hold it
-            args = [*args, "-p", str(free_port())]
+            args = [*args, "-p", str(free_sip_port())]
         self.port = int(args[args.index("-p") + 1])
         self.stat_file = workdir / "sipp-stats.csv"
         command = [SIPP, *args, "-nostdin", "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
