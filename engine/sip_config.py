@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 _NUMBER_KEYS = ("number", "appId", "autoAnswer", "welcome")
 _SIP_KEYS = ("listen", "rtpPorts", "rtpPort", "maxCalls", "record", "inactivityS", "ringTimeoutS", "allow", "users",
-             "realm", "auth")
+             "realm", "auth", "tcp", "tcpIdleS", "tcpMaxConnections")
 #: A dialled user part: digits and the few characters numbers and SIP user names use.
 _DIALLED = re.compile(r"[A-Za-z0-9+*#._-]{1,64}")
 
@@ -43,7 +43,9 @@ class SipSettings:
     ``ring_timeout_s``: an ``outCall`` without ``timeout`` rings this long, and an incoming call without
     ``autoAnswer`` waits this long for ``reply`` (default 30). ``allow``: source
     networks that may send SIP (empty: any). ``users``: name → password for digest authentication, required
-    when ``auth`` or when SIP listens off loopback.
+    when ``auth`` or when SIP listens off loopback. ``tcp``: a TCP listener on ``listen`` too (default on);
+    ``tcp_idle_s``: seconds a connection no call needs may stay silent (default 300); ``tcp_max_connections``:
+    connections at most (default 1024).
     """
 
     listen: str = ""
@@ -57,6 +59,9 @@ class SipSettings:
     users: dict[str, str] = field(default_factory=dict)
     realm: str = "ipcc-engine"
     auth: bool = False
+    tcp: bool = True
+    tcp_idle_s: float = 300.0
+    tcp_max_connections: int = 1024
 
 
 def parse_listen(text: str, where: str = "--sip") -> tuple[str, int]:
@@ -65,10 +70,6 @@ def parse_listen(text: str, where: str = "--sip") -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"{where}: expected HOST:PORT, got {text!r}")
     return host, int(port)
-
-
-
-
 
 
 def _number_entry(raw: Any, applications: dict[str, Application], where: str, base: Path) -> Number:
@@ -110,6 +111,18 @@ def _port_range(value: Any, where: str) -> tuple[int, int] | None:
     return value[0], value[1]
 
 
+def _allow(raw: dict[str, Any], where: str) -> tuple[str, ...]:
+    allow = raw.get("allow", [])
+    try:
+        if not isinstance(allow, list) or not all(isinstance(n, str) for n in allow):
+            raise ValueError("not a list of strings")
+        for network in allow:
+            ipaddress.ip_network(network, strict=False)
+    except ValueError as exc:
+        raise ConfigError(f'{where}.allow: must be a list of networks such as "127.0.0.0/8" ({exc})') from None
+    return tuple(allow)
+
+
 def parse_sip(raw: Any, where: str) -> SipSettings:
     """The ``[sip]`` table."""
     where = f"{where}: sip"
@@ -120,14 +133,6 @@ def parse_sip(raw: Any, where: str) -> SipSettings:
             parse_listen(listen, f"{where}.listen")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    allow = raw.get("allow", [])
-    try:
-        if not isinstance(allow, list) or not all(isinstance(n, str) for n in allow):
-            raise ValueError("not a list of strings")
-        for network in allow:
-            ipaddress.ip_network(network, strict=False)
-    except ValueError as exc:
-        raise ConfigError(f'{where}.allow: must be a list of networks such as "127.0.0.0/8" ({exc})') from None
     users = raw.get("users", {})
     if not isinstance(users, dict) or not all(isinstance(v, str) and v for v in users.values()):
         raise ConfigError(f"{where}.users: must be a table of name = \"password\" (non-empty strings)")
@@ -137,5 +142,6 @@ def parse_sip(raw: Any, where: str) -> SipSettings:
     return SipSettings(listen, _port_range(raw.get("rtpPorts", [20000, 30000]), where), port,
                        integer(raw, "maxCalls", 4096, 1, where), flag(raw, "record", False, where),
                        seconds(raw, "inactivityS", 30.0, where), seconds(raw, "ringTimeoutS", 30.0, where),
-                       tuple(allow), dict(users), string(raw, "realm", where) or "ipcc-engine",
-                       flag(raw, "auth", False, where))
+                       _allow(raw, where), dict(users), string(raw, "realm", where) or "ipcc-engine",
+                       flag(raw, "auth", False, where), flag(raw, "tcp", True, where),
+                       seconds(raw, "tcpIdleS", 300.0, where), integer(raw, "tcpMaxConnections", 1024, 1, where))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from engine.net.sip_message import SipMessage, parse_name_addr
+from engine.net.sip_message import SipMessage
+from engine.net.sip_uri import parse_name_addr
 
 
 def new_tag() -> str:
@@ -20,7 +21,10 @@ def new_branch() -> str:
 
 @dataclass
 class Dialog:
-    """One dialog from this end's point of view; ``via`` is our sent-by (``host:port``)."""
+    """One dialog from this end's point of view; ``via`` is our sent-by (``host:port``) over ``transport``.
+
+    ``transport``: the Via's token of the connection the dialog uses (``UDP`` or ``TCP``).
+    """
 
     call_id: str
     local_tag: str
@@ -33,6 +37,7 @@ class Dialog:
     remote_seq: int = 0
     route_set: list[str] = field(default_factory=list)
     contact: str = ""
+    transport: str = "UDP"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -40,14 +45,14 @@ class Dialog:
         return self.call_id, self.local_tag
 
     @classmethod
-    def as_uas(cls, request: SipMessage, local_tag: str, via: str, contact: str) -> Dialog:
+    def as_uas(cls, request: SipMessage, local_tag: str, via: str, contact: str, transport: str = "UDP") -> Dialog:
         """The dialog an incoming INVITE makes (Record-Route kept in order, Contact as remote target)."""
         contacts = request.get_all("contact")
         target = parse_name_addr(contacts[0]).uri if contacts else parse_name_addr(request.get("from")).uri
         return cls(request.call_id, local_tag, parse_name_addr(request.get("from")).tag,
                    parse_name_addr(request.get("to")).uri, parse_name_addr(request.get("from")).uri, target, via,
                    local_seq=1, remote_seq=request.cseq[0], route_set=request.get_all("record-route"),
-                   contact=contact)
+                   contact=contact, transport=transport)
 
     def confirm_as_uac(self, response: SipMessage) -> None:
         """Our INVITE's 2xx: the remote tag, target and route set (Record-Route reversed)."""
@@ -63,7 +68,7 @@ class Dialog:
         if cseq is None:
             self.local_seq += 1
             cseq = self.local_seq
-        headers = [("via", f"SIP/2.0/UDP {self.via};branch={branch or new_branch()};rport"),
+        headers = [("via", f"SIP/2.0/{self.transport} {self.via};branch={branch or new_branch()};rport"),
                    ("max-forwards", "70"), ("from", f"<{self.local_uri}>;tag={self.local_tag}"),
                    ("to", f"<{self.remote_uri}>" + (f";tag={self.remote_tag}" if self.remote_tag else "")),
                    ("call-id", self.call_id), ("cseq", f"{cseq} {method}")]

@@ -1,47 +1,43 @@
 """Outgoing calls of the user agent: INVITE, the responses to it, ACK, CANCEL, REFER.
 
 A part of :class:`~engine.net.user_agent.UserAgent` (mixed in), kept apart to keep each module one subject.
+A target ``sip:...;transport=tcp`` is dialled over TCP (the Via, Contact and every later request of the dialog
+then say so). Hanging up a call still ringing sends CANCEL, once a provisional response has come (RFC 3261
+§9.1: before one, the CANCEL waits for it); the INVITE's 487 then ends its transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from engine.net.dialog import Dialog, new_tag
-from engine.net.sip_call import Address, CallHandler, SipCall
-from engine.net.sip_message import SipMessage, parse_uri
-from engine.net.transaction import Transaction
+from engine.net.sip_call import SipCall
+from engine.net.sip_message import ALLOW, SipMessage
+from engine.net.sip_parts import AgentParts
+from engine.net.sip_peer import TCP, UDP, Peer
+from engine.net.sip_uri import parse_uri
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, NOTIFY, REFER"
 
-
-def address_of(uri: str, default_port: int = 5060) -> Address:
-    """Where to send a request for ``uri`` (IP literal or ``localhost``; ``maddr``/no DNS)."""
+def address_of(uri: str, default_port: int = 5060) -> Peer:
+    """Where to send a request for ``uri`` (IP literal or ``localhost``; no DNS), over its ``transport``."""
     parsed = parse_uri(uri)
     host = "127.0.0.1" if parsed.host == "localhost" else parsed.host.strip("[]")
-    return host, parsed.port or default_port
+    transport = TCP if parsed.params.get("transport", "").lower() == TCP else UDP
+    return Peer(host, parsed.port or default_port, transport)
 
 
-class OutgoingCalls:
-    """The UAC side of calls; the user agent provides the attributes and helpers declared here."""
-
-    calls: dict[tuple[str, str], SipCall]
-    handler: CallHandler
-    sent_by: str
-    send: Callable[[bytes, Address], None]
-    contact: Callable[..., str]
-    _client: Callable[..., Transaction]
-    _end: Callable[..., Any]
+class OutgoingCalls(AgentParts):
+    """The UAC side of calls (a part of the user agent)."""
 
     def invite(self, target: str, caller: str, sdp: bytes, headers: list[tuple[str, str]] | None = None) -> SipCall:
         """Call ``target`` (a SIP URI) as ``caller`` (a user part) with our offer ``sdp``."""
         uri = str(parse_uri(target))
+        peer = address_of(uri)
         local_uri = f"sip:{caller or 'ipcc'}@{self.sent_by}"
         dialog = Dialog(new_tag() + new_tag(), new_tag(), "", local_uri, uri, uri, self.sent_by,
-                        local_seq=0, contact=self.contact(caller or "ipcc"))
+                        local_seq=0, contact=self.contact(caller or "ipcc", peer), transport=peer.via_token)
         request = dialog.request("INVITE", sdp, "application/sdp", extra=[("allow", ALLOW), *(headers or [])])
-        call = SipCall(False, dialog, request, address_of(uri), target, caller, local_sdp=sdp)
+        call = SipCall(False, dialog, request, peer, target, caller, local_sdp=sdp)
         self.calls[dialog.key] = call
         call.transaction = self._client(request, call.remote, lambda r: self._invite_response(call, r),
                                         lambda: self._invite_timeout(call))
@@ -49,6 +45,8 @@ class OutgoingCalls:
 
     def _invite_response(self, call: SipCall, response: SipMessage) -> None:
         status = response.status
+        if status < 200 and call.extra.setdefault("provisional", status) and call.extra.pop("cancel_due", False):
+            self._send_cancel(call)  # hung up before any provisional: the CANCEL may leave now
         if call.ended and status < 300:
             if status >= 200:  # answered after we gave up: ACK and BYE it
                 call.dialog.confirm_as_uac(response)
@@ -79,14 +77,21 @@ class OutgoingCalls:
             self.handler.progress(call, 408)
             self._end(call, "408")
 
-    def _cancel_outgoing(self, call: SipCall) -> None:
+    def _cancel_outgoing(self, call: SipCall, reason: str) -> None:
+        """Give up our ringing INVITE: CANCEL now, or at its first provisional response."""
+        if "provisional" in call.extra:
+            self._send_cancel(call)
+        else:
+            call.extra["cancel_due"] = True
+        self._end(call, reason)
+
+    def _send_cancel(self, call: SipCall) -> None:
         invite = call.invite
         headers = [(n, v) for n, v in invite.headers if n in ("via", "from", "to", "call-id", "route")]
         headers.insert(1, ("max-forwards", "70"))
         headers.append(("cseq", f"{invite.cseq[0]} CANCEL"))
         self._client(SipMessage(method="CANCEL", uri=invite.uri, headers=headers), call.remote)
         call.extra["cancelled"] = True
-        self._end(call, "cancel")
 
     def refer(self, call: SipCall, target: str, then: Callable[[int], None] | None = None) -> None:
         """Ask the far end to call ``target`` instead (REFER, RFC 3515).
@@ -109,4 +114,4 @@ class OutgoingCalls:
             if then is not None:
                 then(message.status)
 
-        self._client(request, call.remote, response, (lambda: then(408)) if then is not None else None)
+        self._client(request, self._dialog_peer(call), response, (lambda: then(408)) if then is not None else None)

@@ -1,4 +1,4 @@
-"""The phone service: SIP calls (user agent) with RTP media (hub sessions), handed to the engine as lines.
+"""The phone service: SIP calls (user agent, over UDP and TCP) with RTP media (hub sessions), as lines.
 
 A :class:`Line` is one SIP call with its :class:`~engine.net.rtp_session.RtpSession` (the engine call's caller
 and sink). The service does the telephony — SDP offer/answer (``488`` when nothing in common; an offerless
@@ -62,13 +62,19 @@ class PhoneService:
 
     def __init__(self, host: str, port: int, hub: RtpHub, handler: LineHandler, clock: Clock | None = None,
                  inactivity_ticks: int = DEFAULT_INACTIVITY_TICKS,
-                 allow: Callable[[tuple[str, int]], bool] | None = None) -> None:
+                 allow: Callable[[tuple[str, int]], bool] | None = None, transport: SipTransport | None = None) -> None:
         self.hub = hub
         self.handler = handler
         self.inactivity_ticks = inactivity_ticks
-        self.transport = SipTransport(host, port, clock)
+        self.transport = transport or SipTransport(host, port, clock)
         self.agent = UserAgent(host, port, self.transport.send, self.transport.timers, self, allow=allow)
-        self.transport.on_datagram = self.agent.datagram
+        self.transport.on_message = self.agent.datagram
+        if self.transport.tcp is not None:
+            self.transport.tcp.on_broken = lambda head, reason, _peer: self.agent.refusal(head, reason)
+            self.transport.tcp.in_use = self.agent.peers_in_use
+            self.agent.connected = self.transport.tcp.connected
+            self.transport.tcp.allow = allow
+            self.transport.tcp.on_unreachable = self.agent.unreachable
         self.lines: dict[str, Line] = {}
 
     def start(self) -> None:

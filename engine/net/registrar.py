@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.net.sip_message import SipMessage, parse_name_addr, parse_params, parse_uri, split_commas
+from engine.net.sip_message import SipMessage
+from engine.net.sip_uri import SipError, parse_name_addr, parse_uri, split_commas
 
 DEFAULT_EXPIRES_S = 3600
 MIN_EXPIRES_S = 60
@@ -15,13 +16,12 @@ MAX_EXPIRES_S = 86400
 MAX_BINDINGS = 10_000
 
 
-class RegistrationError(ValueError):
-    """A REGISTER this registrar refuses; ``status`` is the response code (400, 423)."""
+class RegistrationError(SipError):
+    """A REGISTER this registrar refuses; ``status`` is the response code (400, 423, 503)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -81,5 +81,3 @@ def contact_params(binding: Binding, now: float) -> str:
     """A Contact value for a 200 to REGISTER: ``<uri>;expires=N``."""
     return f"<{binding.contact}>;expires={max(int(binding.expires_at - now), 0)}"
 
-
-__all__ = ["Binding", "Registrar", "RegistrationError", "contact_params", "parse_params"]

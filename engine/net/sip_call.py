@@ -10,10 +10,9 @@ from typing import Any, Protocol
 
 from engine.net.dialog import Dialog
 from engine.net.sip_message import SipMessage
+from engine.net.sip_peer import Peer
 from engine.net.timers import Timer
 from engine.net.transaction import Transaction
-
-Address = tuple[str, int]
 
 
 @dataclass(eq=False)
@@ -21,13 +20,14 @@ class SipCall:
     """One INVITE dialog: ``incoming`` (we are the UAS) or not; ``state``: ``early``, ``confirmed``, ``ended``.
 
     ``remote_sdp``: the remote's latest description (the INVITE's offer, the 2xx's or ACK's answer);
-    ``number``: the dialled user part (incoming) or the target (outgoing); ``owner``: the handler's own data.
+    ``number``: the dialled user part (incoming) or the target (outgoing); ``owner``: the handler's own data;
+    ``remote``: the peer the call's messages go to (over TCP: the connection the INVITE came on or went out on).
     """
 
     incoming: bool
     dialog: Dialog
     invite: SipMessage
-    remote: Address
+    remote: Peer
     number: str
     caller: str
     state: str = "early"

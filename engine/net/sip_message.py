@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from engine.net.sip_uri import SipParseError, parse_name_addr, parse_params, parse_uri, split_commas
+
 #: A datagram larger than this is not parsed (RFC 3261 §18.1.1 keeps UDP messages under the path MTU).
 MAX_MESSAGE_BYTES = 16 * 1024
 MAX_HEADERS = 128
@@ -22,115 +24,16 @@ COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
 SINGLE = ("from", "to", "call-id", "cseq", "content-length", "max-forwards", "content-type")
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
-_URI = re.compile(r"(?P<scheme>sips?|tel):(?:(?P<user>[^@;?]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)"
-                  r"(?::(?P<port>\d{1,5}))?(?P<params>(?:;[^;?]*)*)(?:\?.*)?")
-_TEL = re.compile(r"tel:(?P<user>[+0-9*#().-]+)(?P<params>(?:;[^;?]*)*)")
 CANONICAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate"}
-
-
-class SipParseError(ValueError):
-    """A malformed SIP message; ``partial`` is the request when it can still be answered (``400``)."""
-
-    def __init__(self, reason: str, partial: SipMessage | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.partial = partial
-
-
-@dataclass(frozen=True)
-class SipUri:
-    """A SIP URI: ``sip:user@host:port;params`` (``port`` None when absent)."""
-
-    scheme: str
-    user: str
-    host: str
-    port: int | None = None
-    params: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        user = f"{self.user}@" if self.user else ""
-        port = f":{self.port}" if self.port is not None else ""
-        params = "".join(f";{k}={v}" if v else f";{k}" for k, v in self.params.items())
-        return f"{self.scheme}:{user}{self.host}{port}{params}"
-
-
-def parse_params(text: str) -> dict[str, str]:
-    """``;a=1;lr`` → ``{"a": "1", "lr": ""}`` (names lower-case)."""
-    params: dict[str, str] = {}
-    for item in text.split(";"):
-        item = item.strip()
-        if item:
-            name, _, value = item.partition("=")
-            params[name.strip().lower()] = value.strip().strip('"')
-    return params
-
-
-def parse_uri(text: str) -> SipUri:
-    """Parse a ``sip:``/``sips:``/``tel:`` URI; :class:`SipParseError` when it is not one."""
-    text = text.strip()
-    if text.startswith("tel:"):
-        tel = _TEL.fullmatch(text)
-        if tel is None:
-            raise SipParseError(f"invalid URI {text[:60]!r}")
-        return SipUri("tel", tel["user"], "", None, parse_params(tel["params"]))
-    match = _URI.fullmatch(text)
-    if match is None:
-        raise SipParseError(f"invalid URI {text[:60]!r}")
-    port = int(match["port"]) if match["port"] else None
-    if port is not None and not 0 < port < 65536:
-        raise SipParseError(f"invalid port in URI {text[:60]!r}")
-    return SipUri(match["scheme"], match["user"] or "", match["host"].lower(), port, parse_params(match["params"]))
-
-
-@dataclass(frozen=True)
-class NameAddr:
-    """A From/To/Contact/Route value: ``"Name" <uri>;params``."""
-
-    display: str
-    uri: str
-    params: dict[str, str]
-
-    @property
-    def tag(self) -> str:
-        """The ``tag`` parameter ("" when absent)."""
-        return self.params.get("tag", "")
-
-    def __str__(self) -> str:
-        display = f'"{self.display}" ' if self.display else ""
-        params = "".join(f";{k}={v}" if v else f";{k}" for k, v in self.params.items())
-        return f"{display}<{self.uri}>{params}"
-
-
-def parse_name_addr(text: str) -> NameAddr:
-    """Parse ``"Name" <sip:u@h>;tag=x`` or ``sip:u@h;tag=x``; :class:`SipParseError` when malformed."""
-    text = text.strip()
-    if "<" in text:
-        display, _, rest = text.partition("<")
-        uri, close, params = rest.partition(">")
-        if not close:
-            raise SipParseError(f"unclosed '<' in {text[:60]!r}")
-        return NameAddr(display.strip().strip('"'), uri.strip(), parse_params(params))
-    uri, _, params = text.partition(";")
-    if not uri:
-        raise SipParseError("empty address")
-    return NameAddr("", uri.strip(), parse_params(params))
-
-
-def split_commas(value: str) -> list[str]:
-    """Split a header value at commas outside quotes and angle brackets (Via, Contact, Route)."""
-    parts, depth, quoted, start = [], 0, False, 0
-    for i, ch in enumerate(value):
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch == "<":
-            depth += 1
-        elif not quoted and ch == ">":
-            depth -= 1
-        elif ch == "," and not quoted and depth == 0:
-            parts.append(value[start:i].strip())
-            start = i + 1
-    parts.append(value[start:].strip())
-    return [p for p in parts if p]
+#: The methods this user agent serves (its Allow header).
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, NOTIFY, REFER"
+#: Reason phrases of the statuses the user agent sends.
+REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 202: "Accepted",
+           400: "Bad Request", 401: "Unauthorized",
+           403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 415: "Unsupported Media Type",
+           423: "Interval Too Brief", 481: "Call/Transaction Does Not Exist", 483: "Too Many Hops",
+           486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here", 500: "Server Internal Error",
+           501: "Not Implemented", 503: "Service Unavailable", 603: "Decline"}
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""SIP transactions over UDP (RFC 3261 §17) with their timers A, B, D, E, F, G, H, I, J, K.
+"""SIP transactions (RFC 3261 §17) with their timers A, B, D, E, F, G, H, I, J, K.
 
 Four state machines share :class:`Transaction`: client INVITE (A retransmits, B times out, D absorbs
 retransmitted finals), client non-INVITE (E, F, K), server INVITE (G retransmits a non-2xx final until the
 ACK, H gives up, I absorbs ACKs), server non-INVITE (J absorbs retransmitted requests). A 2xx to an INVITE
 ends the server transaction at once: the dialog layer retransmits it until the ACK (RFC 3261 §13.3.1.4).
+Over a ``reliable`` transport (TCP) nothing is retransmitted (no A, E or G) and D, I, J and K are zero
+(§17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2); B, F and H still time out.
 Times are seconds on :class:`~engine.net.timers.Timers`; ``send(bytes)`` puts a message on the wire.
 """
 
@@ -37,8 +39,9 @@ class Transaction:
     def __init__(self, request: SipMessage, send: Callable[[bytes], None], timers: Timers, server: bool,
                  on_response: Callable[[SipMessage], None] | None = None,
                  on_timeout: Callable[[], None] | None = None,
-                 on_terminated: Callable[[Transaction], None] | None = None) -> None:
+                 on_terminated: Callable[[Transaction], None] | None = None, reliable: bool = False) -> None:
         self.request = request
+        self.reliable = reliable
         self.send = send
         self.timers = timers
         self.server = server
@@ -58,7 +61,8 @@ class Transaction:
             self.state = State.CALLING if self.invite else State.TRYING
             self._wire = request.to_bytes()
             self.send(self._wire)
-            self._retransmit = timers.after(T1, self._resend_request)  # timer A or E
+            if not reliable:
+                self._retransmit = timers.after(T1, self._resend_request)  # timer A or E
             self._timeout = timers.after(64 * T1, self._expire)  # timer B or F
 
     @property
@@ -84,6 +88,8 @@ class Transaction:
     def _expire(self) -> None:
         if self.state in (State.COMPLETED, State.CONFIRMED, State.TERMINATED):
             return
+        if self.invite and self.state is State.PROCEEDING:
+            return  # timer B only counts in Calling: a ringing phone may ring on (the TU's timeout ends it)
         self._terminate()
         if self.on_timeout is not None:
             self.on_timeout()
@@ -105,9 +111,9 @@ class Transaction:
             self._cancel_timers()
             if self.invite:
                 self.send(self._ack_bytes(response))
-                self.timers.after(32.0, self._terminate)  # timer D
+                self._linger(32.0)  # timer D
             else:
-                self.timers.after(T4, self._terminate)  # timer K
+                self._linger(T4)  # timer K
         if self.on_response is not None:
             self.on_response(response)
 
@@ -137,10 +143,11 @@ class Transaction:
         self.state = State.COMPLETED
         if self.invite:
             self._interval = T1
-            self._retransmit = self.timers.after(T1, self._resend_response)  # timer G
+            if not self.reliable:
+                self._retransmit = self.timers.after(T1, self._resend_response)  # timer G
             self._timeout = self.timers.after(64 * T1, self._expire_completed)  # timer H
         else:
-            self.timers.after(64 * T1, self._terminate)  # timer J
+            self._linger(64 * T1)  # timer J
 
     def _resend_response(self) -> None:
         if self.state is not State.COMPLETED:
@@ -162,12 +169,19 @@ class Transaction:
             if self.state is State.COMPLETED:
                 self.state = State.CONFIRMED
                 self._cancel_timers()
-                self.timers.after(T4, self._terminate)  # timer I
+                self._linger(T4)  # timer I
             return
         if self._wire and self.state in (State.PROCEEDING, State.TRYING, State.COMPLETED):
             self.send(self._wire)
 
     # -- both ---------------------------------------------------------------------------------------------
+
+    def _linger(self, unreliable_s: float) -> None:
+        """Timer D, I, J or K: ``unreliable_s`` over UDP, zero (terminated now) over a reliable transport."""
+        if self.reliable:
+            self._terminate()
+        else:
+            self.timers.after(unreliable_s, self._terminate)
 
     def _cancel_timers(self) -> None:
         for timer in (self._retransmit, self._timeout):

@@ -1,11 +1,14 @@
 """The SIP user agent: requests and responses in, transactions and dialogs, calls reported to a handler.
 
-Pure of I/O: datagrams come in through :meth:`UserAgent.datagram` and go out through ``send(data, address)``;
-time is the injected :class:`~engine.net.timers.Timers`. Served: INVITE (100, then the handler's 180/200 or
-a rejection; the 2xx retransmitted until the ACK), ACK (an offerless INVITE's answer in it), BYE, CANCEL
-(200, and 487 for the INVITE), OPTIONS, REGISTER (:class:`~engine.net.registrar.Registrar`), INFO
-``application/dtmf-relay``, re-INVITE, NOTIFY; a request in an unknown dialog ``481``; an unknown method
-``501``; a malformed request ``400`` when it can be answered, else dropped (both counted in ``counters``).
+Pure of I/O: messages come in through :meth:`UserAgent.datagram` (a UDP datagram, or one message framed from a
+TCP stream) with the :class:`~engine.net.sip_peer.Peer` they came from, and go out through ``send(data, peer)``
+over the same transport; time is the injected :class:`~engine.net.timers.Timers`. Served: INVITE (100, then
+the handler's 180/200 or a rejection; the 2xx retransmitted until the ACK), ACK (an offerless INVITE's answer
+in it), BYE, CANCEL (200, and 487 for the INVITE), OPTIONS, REGISTER
+(:class:`~engine.net.registrar.Registrar`), INFO ``application/dtmf-relay``, re-INVITE, NOTIFY; a request in
+an unknown dialog ``481``; an unknown method ``501``; a malformed request ``400`` when it can be answered, else
+dropped (both counted in ``counters``). Over TCP the transactions retransmit nothing (see
+:mod:`engine.net.transaction`).
 """
 
 from __future__ import annotations
@@ -14,40 +17,30 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from engine.net.dialog import Dialog, new_tag
+from engine.net.dialog import new_tag
 from engine.net.digest import DigestAuth
-from engine.net.outgoing import ALLOW, OutgoingCalls, address_of
-from engine.net.registrar import Registrar, RegistrationError, contact_params
-from engine.net.sdp import SdpError
-from engine.net.sip_call import Address, CallHandler, SipCall
-from engine.net.sip_message import (
-    SipMessage,
-    parse_name_addr,
-    parse_or_partial,
-    parse_params,
-    parse_uri,
-    response_to,
-)
+from engine.net.outgoing import OutgoingCalls, address_of
+from engine.net.registrar import Registrar
+from engine.net.sip_call import CallHandler, SipCall
+from engine.net.sip_in_dialog import DialogRequests
+from engine.net.sip_incoming import IncomingCalls
+from engine.net.sip_message import ALLOW, REASONS, SipMessage, parse_or_partial, response_to
+from engine.net.sip_peer import Peer, as_peer
+from engine.net.sip_uri import parse_name_addr, via_sent_by
 from engine.net.timers import Timers
-from engine.net.transaction import T1, T2, Transaction
+from engine.net.transaction import Transaction
 
 log = logging.getLogger(__name__)
 KNOWN = set(ALLOW.replace(",", " ").split())
-REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 202: "Accepted",
-           400: "Bad Request", 401: "Unauthorized",
-           403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 415: "Unsupported Media Type",
-           423: "Interval Too Brief", 481: "Call/Transaction Does Not Exist", 483: "Too Many Hops",
-           486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here", 500: "Server Internal Error",
-           501: "Not Implemented", 503: "Service Unavailable", 603: "Decline"}
-MAX_CALLS = 100_000
+Send = Callable[[bytes, Peer], None]
 
 
-class UserAgent(OutgoingCalls):
-    """SIP on one listening address ``host:port``; ``send(data, address)`` writes a datagram."""
+class UserAgent(IncomingCalls, DialogRequests, OutgoingCalls):
+    """SIP on one listening address ``host:port``; ``send(data, peer)`` writes a message."""
 
-    def __init__(self, host: str, port: int, send: Callable[[bytes, Address], None], timers: Timers,
-                 handler: CallHandler, registrar: Registrar | None = None,
-                 allow: Callable[[Address], bool] | None = None, auth: DigestAuth | None = None) -> None:
+    def __init__(self, host: str, port: int, send: Send, timers: Timers, handler: CallHandler,
+                 registrar: Registrar | None = None, allow: Callable[[Peer], bool] | None = None,
+                 auth: DigestAuth | None = None) -> None:
         self.host = host
         self.port = port
         self._send = send
@@ -63,35 +56,48 @@ class UserAgent(OutgoingCalls):
         self.calls: dict[tuple[str, str], SipCall] = {}  # (Call-ID, local tag)
         self.pending: dict[str, SipCall] = {}  # INVITE branch → incoming call not yet answered
         self.invites: dict[str, SipCall] = {}  # INVITE branch → incoming call (kept 32 s after it ends)
+        #: Whether the TCP connection to a peer is open (the phone service sets it; without TCP: always).
+        self.connected: Callable[[Peer], bool] = lambda peer: True
 
     @property
     def sent_by(self) -> str:
         """Our Via sent-by."""
         return f"{self.host}:{self.port}"
 
-    def contact(self, user: str = "ipcc") -> str:
-        """Our Contact header value."""
-        return f"<sip:{user}@{self.sent_by}>"
+    def contact(self, user: str = "ipcc", peer: Peer | None = None) -> str:
+        """Our Contact header value (``;transport=tcp`` when the dialog runs over TCP with ``peer``)."""
+        return f"<sip:{user}@{self.sent_by}{peer.uri_param if peer is not None else ''}>"
 
-    def send(self, data: bytes, address: Address) -> None:
-        """Write a datagram (errors logged and counted)."""
+    def send(self, data: bytes, address: Peer) -> None:
+        """Write a message (errors logged and counted)."""
         try:
             self._send(data, address)
         except OSError as exc:
             self.counters["send_errors"] += 1
             log.warning("SIP send to %s failed: %s", address, exc)
 
+    def peers_in_use(self) -> set[Peer]:
+        """The peers of the calls not over (their TCP connections must stay open)."""
+        return {call.remote for call in self.calls.values() if not call.ended}
+
+    def unreachable(self, peer: Peer) -> None:
+        """No connection to ``peer`` could be opened: our calls still dialling it fail ``503`` (RFC 3261 §8.1.3.1)."""
+        for call in [c for c in self.calls.values() if c.remote == peer and not c.incoming and c.state == "early"]:
+            self.counters["unreachable"] += 1
+            self.handler.progress(call, 503)
+            self._end(call, "503")
+
     # -- input ----------------------------------------------------------------------------------------------
 
-    def datagram(self, data: bytes, source: Address) -> None:
-        """One datagram from ``source``; nothing raises out of here."""
+    def datagram(self, data: bytes, source: Peer | tuple[str, int]) -> None:
+        """One message from ``source`` (a plain pair: UDP); nothing raises out of here."""
         try:
-            self._datagram(data, source)
+            self._datagram(data, as_peer(source))
         except Exception:
             self.counters["errors"] += 1
-            log.exception("SIP datagram from %s failed", source)
+            log.exception("SIP message from %s failed", source)
 
-    def _datagram(self, data: bytes, source: Address) -> None:
+    def _datagram(self, data: bytes, source: Peer) -> None:
         if not data.strip():
             return  # a keep-alive (CRLF)
         if self.allow is not None and not self.allow(source):
@@ -100,10 +106,9 @@ class UserAgent(OutgoingCalls):
         message, error = parse_or_partial(data)
         if message is None:
             assert error is not None
-            self.counters["malformed"] += 1
-            if error.partial is not None and error.partial.method != "ACK":
-                self.send(response_to(error.partial, 400, f"Bad Request ({error.reason[:60]})", new_tag())
-                          .to_bytes(), source)
+            answer = self._refusal(error.reason, error.partial)
+            if answer is not None:
+                self.send(answer, source)
             return
         if message.is_request:
             self.counters[f"in_{message.method}"] += 1
@@ -111,22 +116,44 @@ class UserAgent(OutgoingCalls):
         else:
             self._response(message)
 
-    def _respond(self, tx: Transaction | None, request: SipMessage, source: Address, status: int,
+    def refusal(self, head: bytes, reason: str) -> bytes | None:
+        """A stream's unframable message (its header ``head``), counted: the ``400`` to send, if answerable."""
+        message, error = parse_or_partial(head + b"\r\n\r\n")
+        return self._refusal(reason, message if message is not None else error.partial if error else None)
+
+    def _refusal(self, reason: str, partial: SipMessage | None) -> bytes | None:
+        self.counters["malformed"] += 1
+        if partial is None or not partial.is_request or partial.method == "ACK":
+            return None
+        return response_to(partial, 400, f"Bad Request ({reason[:60]})", new_tag()).to_bytes()
+
+    def _respond(self, tx: Transaction | None, request: SipMessage, source: Peer, status: int,
                  to_tag: str = "", headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> SipMessage:
         response = response_to(request, status, REASONS.get(status, "Unknown"), to_tag, headers, body)
         if tx is not None:
             tx.respond(response)
         else:
-            self.send(response.to_bytes(), source)
+            self.send(response.to_bytes(), self._reply_peer(request, source))
         return response
 
-    def _server_tx(self, request: SipMessage, source: Address) -> Transaction:
-        tx = Transaction(request, lambda data: self.send(data, source), self.timers, server=True,
-                         on_terminated=lambda t: self.server_tx.pop(t.key, None))
+    def _reply_peer(self, request: SipMessage, source: Peer) -> Peer:
+        """Where a response goes: ``source`` (its connection over TCP), or that connection closed, the sent-by.
+
+        The top Via's sent-by, port 5060 when it gives none (RFC 3261 §18.2.2).
+        """
+        if not source.reliable or self.connected(source):
+            return source
+        host, port = via_sent_by(request.get_all("via")[0])
+        return Peer(host, port or 5060, source.transport)
+
+    def _server_tx(self, request: SipMessage, source: Peer) -> Transaction:
+        tx = Transaction(request, lambda data: self.send(data, self._reply_peer(request, source)), self.timers,
+                         server=True,
+                         on_terminated=lambda t: self.server_tx.pop(t.key, None), reliable=source.reliable)
         self.server_tx[tx.key] = tx
         return tx
 
-    def _request(self, request: SipMessage, source: Address) -> None:
+    def _request(self, request: SipMessage, source: Peer) -> None:
         existing = self.server_tx.get((request.branch, "INVITE" if request.method == "ACK" else request.method))
         if existing is not None:
             existing.receive_request(request)
@@ -134,178 +161,39 @@ class UserAgent(OutgoingCalls):
         if request.method == "ACK":
             self._ack(request)
             return
-        max_forwards = request.get("max-forwards", "70")
         tx = self._server_tx(request, source)
+        max_forwards = request.get("max-forwards", "70")
         if not max_forwards.isdigit() or int(max_forwards) == 0:
             self._respond(tx, request, source, 483 if max_forwards == "0" else 400, new_tag())
+        elif not self._authorised(tx, request, source):
             return
-        method = request.method
-        if self.auth is not None and (method == "REGISTER" or (method == "INVITE" and not
-                                                               parse_name_addr(request.get("to")).tag)):
-            if self.auth.check(request) is None:
-                self.counters["unauthorised"] += 1
-                self._respond(tx, request, source, 401, new_tag(), self.auth.challenges())
-                return
-        if method not in KNOWN:
+        elif request.method not in KNOWN:
             self._respond(tx, request, source, 501, new_tag(), [("allow", ALLOW)])
-        elif method == "OPTIONS":
+        elif request.method == "OPTIONS":
             self._respond(tx, request, source, 200, new_tag(), [("allow", ALLOW), ("accept", "application/sdp")])
-        elif method == "REGISTER":
+        elif request.method == "REGISTER":
             self._register(tx, request, source)
-        elif method == "CANCEL":
+        elif request.method == "CANCEL":
             self._cancel(tx, request, source)
-        elif method == "INVITE" and not parse_name_addr(request.get("to")).tag:
-            known = self.invites.get(request.branch)
-            if known is None:
-                self._invite(tx, request, source)
-            elif known.final and known.state == "answered":  # the INVITE again after our 2xx: the 2xx again
-                self.server_tx.pop(tx.key, None)
-                self.send(known.final, source)
-            else:
-                self.server_tx.pop(tx.key, None)
+        elif request.method == "INVITE" and not parse_name_addr(request.get("to")).tag:
+            self._new_invite(tx, request, source)
         else:
             self._in_dialog(tx, request, source)
 
+    def _authorised(self, tx: Transaction, request: SipMessage, source: Peer) -> bool:
+        """With digest on, REGISTER and a new INVITE need credentials: False (401 sent) without good ones."""
+        method = request.method
+        if self.auth is None or not (method == "REGISTER" or (method == "INVITE" and not
+                                                              parse_name_addr(request.get("to")).tag)):
+            return True
+        if self.auth.check(request) is not None:
+            return True
+        self.counters["unauthorised"] += 1
+        self._respond(tx, request, source, 401, new_tag(), self.auth.challenges())
+        return False
+
     def _dialog_call(self, request: SipMessage) -> SipCall | None:
         return self.calls.get((request.call_id, parse_name_addr(request.get("to")).tag))
-
-    def _in_dialog(self, tx: Transaction, request: SipMessage, source: Address) -> None:
-        call = self._dialog_call(request)
-        if call is None or call.ended:
-            self._respond(tx, request, source, 481)
-            return
-        number = request.cseq[0]
-        if number <= call.dialog.remote_seq and request.method != "ACK":
-            self._respond(tx, request, source, 500, headers=[("retry-after", "1")])
-            return
-        call.dialog.remote_seq = number
-        method = request.method
-        if method == "BYE":
-            self._respond(tx, request, source, 200)
-            self._end(call, "bye")
-        elif method == "INVITE":
-            try:
-                answer = self.handler.reoffer(call, request.body)
-            except SdpError:
-                self._respond(tx, request, source, 488)
-                return
-            call.remote_sdp = request.body
-            self._respond(tx, request, source, 200, headers=[("contact", call.dialog.contact),
-                                                             ("content-type", "application/sdp")], body=answer)
-        elif method == "INFO":
-            self._info(tx, call, request, source)
-        else:  # NOTIFY (of a REFER), REFER from the far end, others: accepted, nothing to do
-            self._respond(tx, request, source, 200)
-
-    def _info(self, tx: Transaction, call: SipCall, request: SipMessage, source: Address) -> None:
-        kind = request.get("content-type").split(";")[0].strip().lower()
-        if kind != "application/dtmf-relay":
-            self._respond(tx, request, source, 415 if request.body else 200)
-            return
-        fields = {}
-        for line in request.body.decode("utf-8", "replace").splitlines():
-            name, _, value = line.partition("=")
-            fields[name.strip().lower()] = value.strip()
-        key = fields.get("signal", "").upper()
-        duration = fields.get("duration", "250")
-        if len(key) != 1 or key not in "0123456789*#ABCD" or not duration.isdigit():
-            self._respond(tx, request, source, 400)
-            return
-        self._respond(tx, request, source, 200)
-        self.handler.dtmf(call, key, min(int(duration), 5000))
-
-    def _register(self, tx: Transaction, request: SipMessage, source: Address) -> None:
-        try:
-            bindings = self.registrar.register(request, self.timers.now)
-        except RegistrationError as exc:
-            headers = [("min-expires", "60")] if exc.status == 423 else []
-            self._respond(tx, request, source, exc.status, new_tag(), headers)
-            return
-        except ValueError:
-            self._respond(tx, request, source, 400, new_tag())
-            return
-        contacts = [("contact", contact_params(b, self.timers.now)) for b in bindings]
-        self._respond(tx, request, source, 200, new_tag(), contacts)
-
-    # -- incoming calls --------------------------------------------------------------------------------------
-
-    def _invite(self, tx: Transaction, request: SipMessage, source: Address) -> None:
-        if len(self.calls) >= MAX_CALLS:
-            self._respond(tx, request, source, 503, new_tag())
-            return
-        tag = new_tag()
-        dialog = Dialog.as_uas(request, tag, self.sent_by, self.contact())
-        to_uri = parse_uri(parse_name_addr(request.get("to")).uri)
-        request_uri = parse_uri(request.uri)
-        caller = parse_uri(parse_name_addr(request.get("from")).uri).user if "sip" in request.get("from") else ""
-        call = SipCall(True, dialog, request, source, request_uri.user or to_uri.user, caller,
-                       remote_sdp=request.body, transaction=tx)
-        self.calls[dialog.key] = call
-        self.pending[request.branch] = call
-        self.invites[request.branch] = call
-        self._respond(tx, request, source, 100)
-        self.handler.incoming(call)
-
-    def ring(self, call: SipCall) -> None:
-        """Send 180 Ringing to an incoming call."""
-        if call.state == "early" and call.transaction is not None:
-            self._respond(call.transaction, call.invite, call.remote, 180, call.dialog.local_tag,
-                          [("contact", call.dialog.contact)])
-
-    def answer(self, call: SipCall, sdp: bytes) -> None:
-        """Answer an incoming call with 200 and ``sdp``; retransmitted until the ACK (64·T1, then BYE)."""
-        if call.state != "early" or call.transaction is None:
-            return
-        call.local_sdp = sdp
-        response = self._respond(call.transaction, call.invite, call.remote, 200, call.dialog.local_tag,
-                                 [("contact", call.dialog.contact), ("allow", ALLOW),
-                                  ("content-type", "application/sdp")], sdp)
-        self.pending.pop(call.invite.branch, None)
-        call.state = "answered"
-        call.final = response.to_bytes()
-        call.extra["interval"] = T1
-        call.retransmit = self.timers.after(T1, lambda: self._resend_2xx(call))
-        call.give_up = self.timers.after(64 * T1, lambda: self._no_ack(call))
-
-    def _resend_2xx(self, call: SipCall) -> None:
-        if call.state != "answered":
-            return
-        self.send(call.final, call.remote)
-        call.extra["interval"] = min(call.extra["interval"] * 2, T2)
-        call.retransmit = self.timers.after(call.extra["interval"], lambda: self._resend_2xx(call))
-
-    def _no_ack(self, call: SipCall) -> None:
-        if call.state == "answered":
-            self.counters["no_ack"] += 1
-            self.hang_up(call, "timeout")
-
-    def reject(self, call: SipCall, status: int) -> None:
-        """Refuse an incoming call (486, 488, 603, ...)."""
-        if call.state == "early" and call.transaction is not None:
-            self._respond(call.transaction, call.invite, call.remote, status, call.dialog.local_tag)
-            self.pending.pop(call.invite.branch, None)
-            self._end(call, str(status), notify=False)
-
-    def _ack(self, request: SipMessage) -> None:
-        call = self._dialog_call(request)
-        if call is None or call.state != "answered":
-            return  # a retransmitted ACK, or one for a call already over
-        for timer in (call.retransmit, call.give_up):
-            if timer is not None:
-                timer.cancel()
-        call.state = "confirmed"
-        if request.body:
-            call.remote_sdp = request.body
-        self.handler.confirmed(call)
-
-    def _cancel(self, tx: Transaction, request: SipMessage, source: Address) -> None:
-        call = self.pending.pop(request.branch, None)
-        if call is None or call.state != "early" or call.transaction is None:
-            self._respond(tx, request, source, 481)
-            return
-        self._respond(tx, request, source, 200)
-        self._respond(call.transaction, call.invite, call.remote, 487, call.dialog.local_tag)
-        self._end(call, "cancel")
 
     # -- ending ----------------------------------------------------------------------------------------------
 
@@ -317,6 +205,7 @@ class UserAgent(OutgoingCalls):
         for timer in (call.retransmit, call.give_up):
             if timer is not None:
                 timer.cancel()
+
         def forget() -> None:  # late retransmissions get 481 from now on
             self.calls.pop(call.dialog.key, None)
             self.invites.pop(call.invite.branch, None)
@@ -334,27 +223,35 @@ class UserAgent(OutgoingCalls):
                 self.reject(call, 603)
                 self._end(call, reason)
             else:
-                self._cancel_outgoing(call)
+                self._cancel_outgoing(call, reason)
             return
-        bye = call.dialog.request("BYE")
-        self._client(bye, address_of(call.dialog.route_set[0].strip("<>").split(">")[0]) if call.dialog.route_set
-                     else call.remote)
+        self._client(call.dialog.request("BYE"), self._dialog_peer(call))
         self._end(call, reason)
 
-    # -- outgoing ---------------------------------------------------------------------------------------------
+    def _dialog_peer(self, call: SipCall) -> Peer:
+        """Where our in-dialog request goes: the first route, else the call's peer (its connection over TCP).
 
-    def _client(self, request: SipMessage, address: Address, on_response: Callable[[SipMessage], None] | None = None,
+        A TCP connection that closed: the remote target instead (the Contact, RFC 3261 §12.2.1.1).
+        """
+        if call.dialog.route_set:
+            return address_of(call.dialog.route_set[0].strip("<>").split(">")[0])
+        if call.remote.reliable and not self.connected(call.remote):
+            return address_of(call.dialog.remote_target)
+        return call.remote
+
+    # -- client transactions ------------------------------------------------------------------------------------
+
+    def _client(self, request: SipMessage, address: Peer, on_response: Callable[[SipMessage], None] | None = None,
                 on_timeout: Callable[[], None] | None = None) -> Transaction:
         tx = Transaction(request, lambda data: self.send(data, address), self.timers, server=False,
                          on_response=on_response, on_timeout=on_timeout,
-                         on_terminated=lambda t: self.client_tx.pop(t.key, None))
+                         on_terminated=lambda t: self.client_tx.pop(t.key, None), reliable=address.reliable)
         self.client_tx[tx.key] = tx
         return tx
 
     def _response(self, response: SipMessage) -> None:
-        if response.get_all("via") and parse_params(response.get_all("via")[0].partition(";")[2]).get("branch"):
-            _, method = response.cseq
-            tx = self.client_tx.get((response.branch, method))
+        if response.branch:
+            tx = self.client_tx.get((response.branch, response.cseq[1]))
             if tx is not None:
                 tx.receive_response(response)
                 return

@@ -22,7 +22,7 @@ from engine.admission import check_request, prepare
 from engine.audio.library import VoiceLibrary
 from engine.core.orders import MultOrders, PlayKind
 from engine.core.timeline import Program
-from engine.errors import INTERNAL, OK, EngineError
+from engine.errors import INTERNAL, OK, EngineError, UnknownCallError
 from engine.media.pacer import Clock
 from engine.server import call_api
 from engine.server.attempts import Attempts
@@ -221,5 +221,13 @@ class Engine:
         return self._call_command(body, self.board.stop_play)
 
     def disconnect(self, body: str) -> dict[str, Any]:
-        """``disConnect``."""
-        return self._call_command(body, self.board.hang_up)
+        """``disConnect``: a live call is hung up; an outgoing call still ringing is cancelled."""
+        return self._call_command(body, self.hang_up)
+
+    def hang_up(self, app_id: str, call_id: str) -> None:
+        """Hang ``call_id`` up, or cancel it while its phone rings (``108105`` when it is neither)."""
+        try:
+            self.board.hang_up(app_id, call_id)
+        except UnknownCallError:
+            if not self.attempts.cancel(app_id, call_id):
+                raise

@@ -4,7 +4,8 @@ A route's failing outcome publishes ``callstatrpt`` with its ``ansCode``, then `
 ``notconnected``) and ``callbillrpt`` (the attempt was started: ``000000``, as the platform answers): at once
 for busy, reject and unreachable; for no answer once the phone has rung ``timeout`` seconds of media time
 (default :data:`DEFAULT_RING_S`). An attempt still ringing when the engine stops is ended by :meth:`close`:
-no answer, reason ``shutdown``, so its application hears of it.
+no answer, reason ``shutdown``, so its application hears of it. A phone still ringing (an endpoint with
+``ring``: SIP) can be given up by the application's ``disConnect`` (:meth:`Attempts.cancel`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from engine.format import seconds_to_samples
 from engine.server.endpoints import Endpoint, OutCallSpec
 from engine.server.routes import Connection
 from engine.server.switchboard import Switchboard
-from engine.wire.call_events import ANSWERED, FAILED, NO_ANSWER, REASON_NOT_CONNECTED, REASON_SHUTDOWN, CallInfo
+from engine.wire.call_events import (
+    ANSWERED,
+    FAILED,
+    NO_ANSWER,
+    REASON_APP,
+    REASON_NOT_CONNECTED,
+    REASON_SHUTDOWN,
+    CallInfo,
+)
 from engine.wire.call_events import call_bill_report as bill
 from engine.wire.call_events import call_disconnect_report as disconnect
 from engine.wire.call_events import call_stat_report as stat
@@ -37,6 +46,7 @@ class Attempts:
         self.publish = publish
         self.wall_clock = wall_clock
         self._ringing: dict[str, CallInfo] = {}
+        self._dialling: dict[str, tuple[CallInfo, Endpoint]] = {}  # a phone ringing (SIP), until its outcome
         self._lock = threading.Lock()
 
     def start(self, spec: OutCallSpec, connection: Connection, call_id: str, transferred_from: str = "") -> None:
@@ -56,12 +66,17 @@ class Attempts:
         if ring is not None:
             info.recording = endpoint.recording
             endpoint.info = info
+            with self._lock:
+                self._dialling[call_id] = (info, endpoint)
             ring(spec.timeout_s, lambda ans_code: self._answered(info, endpoint, ans_code))
             return
         self.connect(info, endpoint)
 
     def _answered(self, info: CallInfo, endpoint: Endpoint, ans_code: int) -> None:
-        """A ringing phone's outcome (any thread): answered, a live call; else its events."""
+        """A ringing phone's outcome (any thread): answered, a live call; else its events (none once cancelled)."""
+        with self._lock:
+            if self._dialling.pop(info.call_id, None) is None:
+                return  # the application gave it up first (cancel)
         if ans_code != ANSWERED:
             endpoint.discard()
             self.not_connected(info, ans_code)
@@ -81,6 +96,18 @@ class Attempts:
         except BaseException:
             endpoint.discard()
             raise
+
+    def cancel(self, app_id: str, call_id: str) -> bool:
+        """``disConnect`` of a phone still ringing: stop it (SIP CANCEL) and publish the events; False: none."""
+        with self._lock:
+            entry = self._dialling.get(call_id)
+            if entry is None or entry[0].app_id != app_id:
+                return False
+            del self._dialling[call_id]
+        info, endpoint = entry
+        endpoint.discard()
+        self.not_connected(info, NO_ANSWER, REASON_APP)
+        return True
 
     def ringing(self) -> int:
         """Attempts ringing now."""

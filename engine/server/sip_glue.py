@@ -1,111 +1,43 @@
 """SIP calls on the server: ``serve --sip HOST:PORT`` (or ``[sip] listen``) — inbound numbers, ``outCall`` to ``sip:``.
 
 The glue between :class:`~engine.net.phone.PhoneService` and the switchboard, kept small: the telephony is in
-:mod:`engine.net`, the settings in the configuration (:class:`~engine.config.Number`,
-:class:`~engine.config.SipSettings`). Inbound, the dialled number is looked up in ``[[numbers]]`` (without
+:mod:`engine.net`, the settings in the configuration (:class:`~engine.sip_config.Number`,
+:class:`~engine.sip_config.SipSettings`). SIP listens on UDP and (unless ``[sip] tcp = false``) TCP at the
+same address. Inbound, the dialled number is looked up in ``[[numbers]]`` (without
 tables every number goes to the first application, answered at once; an unknown number is refused ``404``).
 Every inbound call sends ``incomingcall``; with ``autoAnswer`` the engine answers (``callstatrpt`` ansCode 0,
 then the number's ``welcome``), without it the phone rings until the application's ``reply`` (accept:
 answered as above; reject: ``603`` and the not-connected events; the caller hanging up first, or no
 ``reply`` within ``ringTimeoutS``: the same with ansCode 2). The caller's BYE ends the call
 (``calldisconnectrpt`` reason ``remote``); RTP inactivity (``inactivityS``) hangs it up with reason
-``timeout``; the engine's hang-up sends BYE. ``outCall`` with ``called`` = ``sip:user@host:port`` (or
-``sip:NAME``, the softphone registered as NAME; also through a route's ``endpoint`` template) dials when the
-attempt starts; the final status becomes ``callstatrpt`` (:data:`ANS_CODES`); unanswered within ``timeout``
-(default ``ringTimeoutS``) it is cancelled (ansCode 2). ``transfer`` to a ``sip:`` target REFERs the phone
-(:meth:`SipGlue.referable`). With ``[sip] record`` a call is recorded to ``<recordings>/<app>/sip-<id>.wav``
-(an incoming call's id is its ``callId``; played audio on channel 1, the caller on channel 2).
+``timeout``; the engine's hang-up sends BYE. Outgoing calls and transfer: :mod:`engine.server.sip_outbound`.
+With ``[sip] record`` a call is recorded to ``<recordings>/<app>/sip-<id>.wav`` (an incoming call's id is its
+``callId``; played audio on channel 1, the caller on channel 2).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from engine.errors import EndpointError, EngineError, UnknownCallError
-from engine.media.sinks import WavSink
-from engine.net.digest import DigestAuth
+from engine.errors import EngineError, UnknownCallError
 from engine.net.phone import Line, PhoneService, with_rtp
 from engine.net.rtp_hub import RtpHub
-from engine.net.sip_message import SipParseError, parse_uri
-from engine.server.endpoints import Endpoint, EndpointContext, OutCallSpec, register_endpoint
-from engine.server.routes import app_folder
+from engine.net.transport import SipTransport
+from engine.server.endpoints import Endpoint, register_endpoint
+from engine.server.sip_outbound import OutboundCalls
+from engine.server.sip_policy import allow_list, require_auth
+from engine.server.sip_recording import recorded
 from engine.server.sip_welcome import Welcomes
 from engine.sip_config import Number, parse_listen
-from engine.wire.call_events import (
-    ANSWERED,
-    BUSY,
-    FAILED,
-    NO_ANSWER,
-    REASON_TIMEOUT,
-    REJECTED,
-    UNREACHABLE,
-    CallInfo,
-    incoming_call_report,
-)
+from engine.wire.call_events import FAILED, NO_ANSWER, REASON_TIMEOUT, REJECTED, CallInfo, incoming_call_report
 
 log = logging.getLogger(__name__)
-#: ``callstatrpt`` ``ansCode`` of an outgoing INVITE's final status (others ≥ 300: failed).
-ANS_CODES = {200: ANSWERED, 486: BUSY, 600: BUSY, 408: NO_ANSWER, 480: NO_ANSWER, 487: NO_ANSWER,
-             403: REJECTED, 488: REJECTED, 603: REJECTED, 404: UNREACHABLE, 410: UNREACHABLE,
-             484: UNREACHABLE, 503: UNREACHABLE}
-#: ``ended`` reasons of an unanswered outgoing line: cancelled at the ring timeout.
-_NO_ANSWER_REASONS = ("cancel", "timeout", "408")
 
 
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return host == "localhost"
-    return True
-
-
-def _allow_list(networks: tuple[str, ...]) -> Callable[[tuple[str, int]], bool] | None:
-    """``[sip] allow = ["127.0.0.0/8", ...]``: a check of source addresses (None: everyone)."""
-    if not networks:
-        return None
-    parsed = [ipaddress.ip_network(n, strict=False) for n in networks]
-
-    def allowed(source: tuple[str, int]) -> bool:
-        address = ipaddress.ip_address(source[0])
-        return any(address in network for network in parsed)
-
-    return allowed
-
-
-class _Tee:
-    """The RTP session, and a recording of both directions."""
-
-    def __init__(self, first: Any, second: WavSink) -> None:
-        self.first, self.second = first, second
-
-    def write(self, played: np.ndarray, heard: np.ndarray) -> None:
-        self.first.write(played, heard)
-        self.second.write(played, heard)
-
-    def close(self) -> None:
-        self.first.close()
-        self.second.close()
-
-
-class _SipEndpoint(Endpoint):
-    """An outgoing line's endpoint: :meth:`ring` dials when the attempt starts (``Engine.start_call``)."""
-
-    dial: Callable[[float, Callable[[int], None]], None] = lambda _s, _outcome: None
-
-    def ring(self, timeout_s: int, outcome: Callable[[int], None]) -> None:
-        """Dial; ``outcome(ans_code)`` is called once (SIP thread): ``ANSWERED`` on 200, else the failure."""
-        self.dial(timeout_s, outcome)
-
-
-class SipGlue:
+class SipGlue(OutboundCalls):
     """The phone service wired to ``engine`` (an :class:`~engine.server.app.Engine`), on ``listen`` (HOST:PORT).
 
     ``listen`` defaults to the configuration's ``[sip] listen``.
@@ -119,13 +51,11 @@ class SipGlue:
         self.numbers: dict[str, Number] = {entry.number: entry for entry in engine.config.numbers}
         self.settings = sip
         self.hub = RtpHub(host, sip.rtp_port, sip.max_calls, per_call_ports=sip.rtp_ports)
+        transport = SipTransport(host, port, tcp=sip.tcp, tcp_idle_s=sip.tcp_idle_s,
+                                 tcp_max_connections=sip.tcp_max_connections)
         self.phone = PhoneService(host, port, self.hub, self, inactivity_ticks=int(sip.inactivity_s * 50),
-                                  allow=_allow_list(sip.allow))
-        if not ipaddress.ip_address(host).is_loopback or sip.auth:
-            if not sip.users:
-                raise ValueError("[sip] users (name = password) is required: SIP off loopback needs digest auth")
-            timers = self.phone.transport.timers
-            self.phone.agent.auth = DigestAuth(sip.realm, dict(sip.users), lambda: timers.now)
+                                  allow=allow_list(sip.allow), transport=transport)
+        require_auth(self.phone.agent, host, sip)
         self.welcomes = Welcomes(engine)
         self.lines: list[Line] = []  # every incoming line seen (tests and status read it)
         self._by_call: dict[str, Line] = {}  # engine call id → its line, until the engine call ends
@@ -140,7 +70,8 @@ class SipGlue:
             if entry.welcome is not None:
                 self.engine.pool.submit(self.welcomes.program, entry.welcome, entry.app_id)
         self.phone.start()
-        log.info("SIP on %s:%d, RTP on %s:%d", *self.phone.address, self.hub.host, self.hub.port)
+        log.info("SIP on %s:%d (%s), RTP on %s:%d", *self.phone.address,
+                 "UDP" if self.phone.transport.tcp is None else "UDP and TCP", self.hub.host, self.hub.port)
 
     @property
     def welcomes_ready(self) -> int:
@@ -157,10 +88,7 @@ class SipGlue:
         sink: Any = line.session
         recording = ""
         if self.settings.record:
-            recording = f"{app_folder(app_id)}/sip-{call_id}.wav"
-            path = Path(self.engine.settings.recordings) / recording
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sink = _Tee(line.session, WavSink(path))
+            sink, recording = recorded(line.session, Path(self.engine.settings.recordings), app_id, call_id)
         line.data.update(app_id=app_id, call_id=call_id)
         self._by_call[call_id] = line
         return kind(line.session, sink, f"sip:{line.number}", ended=lambda: self._line_over(line),
@@ -239,24 +167,6 @@ class SipGlue:
         if welcome is not None:
             self.engine.pool.submit(self.welcomes.play, welcome, line.data["app_id"], line.data["call_id"])
 
-    def status(self, line: Line, status: int) -> None:
-        """An outgoing call's SIP status: the final one decides the attempt (``callstatrpt``)."""
-        line.data["status"] = status
-        if status >= 300:
-            line.data["gone"] = True
-        if status >= 200:
-            self._decide(line, ANS_CODES.get(status, FAILED))
-
-    def _decide(self, line: Line, ans_code: int) -> None:
-        outcome = line.data.pop("outcome", None)  # once: the first final status or end wins
-        if outcome is None:
-            return
-        try:
-            outcome(ans_code)
-        except EngineError as exc:  # answered, but no room for the call: the endpoint was discarded (BYE)
-            log.warning("outgoing call to %s dropped: %s", line.number, exc)
-            self.engine.not_connected(line.data["endpoint"].info, FAILED)
-
     def ended(self, line: Line, reason: str) -> None:
         """The SIP call is over (the far end hung up, or the call failed): the engine call ends at the next poll."""
         line.data["gone"] = True
@@ -268,8 +178,7 @@ class SipGlue:
                 line.data["endpoint"].discard()
                 self.engine.not_connected(line.data["info"], NO_ANSWER)
         elif not line.incoming:
-            self._decide(line, NO_ANSWER if reason in _NO_ANSWER_REASONS else ANS_CODES.get(
-                int(reason) if reason.isdigit() else 0, FAILED))
+            self._outgoing_ended(line, reason)
 
     def _engine_hung_up(self, line: Line) -> None:
         self._by_call.pop(line.data.get("call_id", ""), None)
@@ -279,52 +188,6 @@ class SipGlue:
             self.phone.transfer(line, line.data["refer_to"], hang_up=True)
         else:
             self.phone.hang_up(line)
-
-    # -- transfer -----------------------------------------------------------------------------------------------
-
-    def referable(self, call_id: str, called: str) -> str | None:
-        """The REFER target of a transfer of ``call_id`` to ``called`` (None: not a SIP call, or not ``sip:``)."""
-        line = self._by_call.get(call_id)
-        if line is None or not called.startswith("sip:"):
-            return None
-        return self._target(called.removeprefix("sip:"))
-
-    def refer(self, call_id: str, target: str) -> None:
-        """Make the engine's hang-up of ``call_id`` a REFER to ``target`` (media thread, before the hang-up)."""
-        line = self._by_call.get(call_id)
-        if line is not None:
-            line.data["refer_to"] = target
-
-    # -- outCall ------------------------------------------------------------------------------------------------
-
-    def _target(self, rest: str) -> str:
-        """``sip:REST`` as a URI to send to: as given, or ``sip:NAME`` the contact registered as NAME."""
-        target = "sip:" + rest
-        try:
-            uri = parse_uri(target)
-        except SipParseError as exc:
-            raise EndpointError("called", f"not a SIP URI ({exc.reason})") from None
-        if not uri.user and not _is_address(uri.host):  # sip:NUMBER: a softphone registered under it
-            bindings = self.phone.agent.registrar.lookup(uri.host, self.phone.transport.timers.now)
-            if not bindings:
-                raise EndpointError("called", f"{rest[:40]!r} is not registered here")
-            target = bindings[-1].contact
-        return target
-
-    def _out_call(self, rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
-        line = self.phone.line(self._target(rest), spec.caller or "ipcc")
-        endpoint = self._endpoint(line, spec.app_id, uuid.uuid4().hex, _SipEndpoint)
-        line.data["endpoint"] = endpoint
-
-        def dial(timeout_s: float, outcome: Callable[[int], None]) -> None:
-            assert endpoint.info is not None
-            self._by_call.pop(line.data["call_id"], None)
-            line.data.update(call_id=endpoint.info.call_id, outcome=outcome)
-            self._by_call[endpoint.info.call_id] = line
-            self.phone.dial_line(line, ring_timeout_s=timeout_s or self.settings.ring_timeout_s)
-
-        endpoint.dial = dial  # type: ignore[method-assign]
-        return endpoint
 
 
 def attach_sip(engine: Any, listen: str | None = None) -> SipGlue:

@@ -48,6 +48,20 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return sock.getsockname()[1]
 
 
+def free_sip_port() -> int:
+    """A port free on 127.0.0.1 for both UDP and TCP right now (SIP listens on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 def _netstring(payload: dict[str, Any]) -> bytes:
     data = json.dumps(payload).encode()
     return f"{len(data)}:".encode() + data + b","
@@ -61,7 +75,7 @@ class Baresip:
         folder.mkdir(parents=True, exist_ok=True)
         self.recordings = folder / "recordings"
         self.recordings.mkdir(exist_ok=True)
-        self.sip_port = free_port()
+        self.sip_port = free_sip_port()  # baresip listens on UDP and TCP
         ctrl_port = free_port(socket.SOCK_STREAM)
         rtp_first = 2 * (free_port() // 2)
         (folder / "config").write_text(CONFIG.format(sip_port=self.sip_port, mic=mic, ctrl_port=ctrl_port,

@@ -44,13 +44,15 @@ def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:
     return float(np.max(corr / np.sqrt(energy * np.sum(ref**2) + 1e-9)))
 
 
+@pytest.mark.parametrize("transport", ["", ";transport=tcp"], ids=["udp", "tcp"])
 def test_baresip_calls_hears_the_welcome_and_its_two_keys_reach_the_application(server: SipServer,
-                                                                                tmp_path: Path) -> None:
+                                                                                tmp_path: Path, transport: str) -> None:
     phone = Baresip(tmp_path / "phone", _mic(tmp_path / "mic.wav", 8.0, [("3", 2.5)]))
     try:
-        phone.command("dial", f"sip:10086@127.0.0.1:{server.sip_port}")
+        phone.command("dial", f"sip:10086@127.0.0.1:{server.sip_port}{transport}")
         phone.wait_event("CALL_ESTABLISHED")
         line = wait_for(lambda: server.glue.lines[0] if server.glue.lines else None, 10, "the line")
+        assert line.call.remote.transport == ("tcp" if transport else "udp")
         hub = server.glue.hub
         wait_for(lambda: line.session.slot >= 0 and hub.received[line.session.slot] >= 200 or None, 10,
                  "4 s of the phone's audio")  # the in-band 3 (at 2.5 s) is behind us
@@ -75,17 +77,20 @@ def test_baresip_calls_hears_the_welcome_and_its_two_keys_reach_the_application(
     assert _best_correlation(heard, first_second) > 0.9  # the phone heard the engine's speech, sample for sample
 
 
+@pytest.mark.parametrize("transport", ["", ";transport=tcp"], ids=["udp", "tcp"])
 def test_out_call_rings_an_auto_answering_baresip_and_disconnect_hangs_it_up(server: SipServer,
-                                                                             tmp_path: Path) -> None:
+                                                                             tmp_path: Path, transport: str) -> None:
     phone = Baresip(tmp_path / "phone", _mic(tmp_path / "mic.wav", 30.0, []))
     try:
         with httpx.Client(base_url=server.live.url, timeout=10) as client:
-            answer = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": phone.uri}).json()
+            answer = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID,
+                                                             "called": phone.uri + transport}).json()
             assert answer["code"] == "000000", answer
             call_id = answer["callId"]
             phone.wait_event("CALL_ESTABLISHED")
             line = next(iter(server.glue.phone.lines.values()))
             wait_for(lambda: line.data.get("status") == 200 or None, 10, "the 200 OK")
+            assert line.call.remote.transport == ("tcp" if transport else "udp")
             wait_for(lambda: line.session.slot >= 0 and server.glue.hub.received[line.session.slot] >= 25 or None,
                      10, "the phone's audio")
             body = {"appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "Hello Bob."}]}

@@ -13,6 +13,7 @@ from engine.net.sip_message import (
     parse_uri,
     response_to,
 )
+from engine.net.sip_uri import via_sent_by
 
 INVITE = (
     "INVITE sip:10086@127.0.0.1:5080 SIP/2.0\r\n"
@@ -107,3 +108,13 @@ def test_broken_messages_raise_a_parse_error_and_say_if_answerable(name: str, da
 def test_the_size_limit_is_checked_before_parsing() -> None:
     with pytest.raises(SipParseError, match="at most"):
         parse_message(b"x" * (MAX_MESSAGE_BYTES + 1))
+
+
+@pytest.mark.parametrize(("via", "sent_by"), [
+    ("SIP/2.0/TCP 127.0.0.1:5062;branch=z9hG4bK-1", ("127.0.0.1", 5062)),
+    ("SIP/2.0/UDP [::1]:5070;rport", ("::1", 5070)),
+    ("SIP/2.0/TCP pbx.example", ("pbx.example", None)),
+    ("SIP/2.0/TCP 127.0.0.1:99999", ("127.0.0.1", None)),
+])
+def test_the_sent_by_of_a_via(via: str, sent_by: tuple[str, int | None]) -> None:
+    assert via_sent_by(via) == sent_by

@@ -1,0 +1,36 @@
+"""A SIP call's recording (``[sip] record``): the RTP session and a WAV of both directions, written together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.media.sinks import WavSink
+from engine.server.routes import app_folder
+
+
+class Tee:
+    """The RTP session, and a recording of both directions."""
+
+    def __init__(self, first: Any, second: WavSink) -> None:
+        self.first, self.second = first, second
+
+    def write(self, played: np.ndarray, heard: np.ndarray) -> None:
+        """One frame each way to both."""
+        self.first.write(played, heard)
+        self.second.write(played, heard)
+
+    def close(self) -> None:
+        """Close both."""
+        self.first.close()
+        self.second.close()
+
+
+def recorded(session: Any, recordings: Path, app_id: str, call_id: str) -> tuple[Any, str]:
+    """``session`` teed into ``<recordings>/<app>/sip-<call_id>.wav``; returns the sink and that relative path."""
+    recording = f"{app_folder(app_id)}/sip-{call_id}.wav"
+    path = recordings / recording
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Tee(session, WavSink(path)), recording
