@@ -30,7 +30,7 @@ class CallPicture:
     """What to draw: both directions of audio, the requests and the events of one call.
 
     ``played``/``heard``: int16; ``requests``: ``(start_sample, program)``; ``events``: ``(at_sample, body)``, samples
-    from the call's start.
+    from the call's start. ``length_samples``: the time axis at least (default 0: as long as the audio).
     """
 
     played: np.ndarray
@@ -38,6 +38,7 @@ class CallPicture:
     requests: list[tuple[int, Program]] = field(default_factory=list)
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     title: str = ""
+    length_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def draw(picture: CallPicture, out: str | Path | io.BytesIO) -> None:
     figure = Figure(figsize=(14, 7.5), dpi=100)
     figure.subplots_adjust(left=0.06, right=0.98, top=0.92, bottom=0.12, hspace=0.25)
     wave, collect, caller = figure.subplots(3, 1, sharex=True, height_ratios=[3, 1.2, 2])
-    duration = max(len(picture.played), len(picture.heard), 1) / rate
+    duration = max(len(picture.played), len(picture.heard), picture.length_samples, 1) / rate
     for axis, audio, name in ((wave, picture.played, "played"), (caller, picture.heard, "caller")):
         t = np.arange(len(audio)) / rate
         axis.plot(t, audio / 32768.0, linewidth=0.4, color="#333333")

@@ -1,0 +1,173 @@
+"""The calls page's API for every server call: ``wav:`` calls, ``message`` recordings, calls without a recording.
+
+A live server (uvicorn in a thread, real HTTP), real files. What the API serves is compared with the recording on
+disk and with ``render`` of the same request, sample for sample; the book's trace (each request's start, each
+event's sample) is checked against the recording it is drawn over.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.admission import check_request, prepare
+from engine.audio.library import VoiceLibrary
+from engine.config import Application, Config, default_config
+from engine.core.timeline import Program
+from engine.dtmf.detector import detect_keys
+from engine.format import SAMPLE_RATE_HZ, ms_to_samples
+from engine.media.render import render
+from engine.server.app import ServerSettings, create_app
+from engine.testing.alsa import APP, VOICES
+from engine.testing.server import FakeSpeaker, LiveServer, wait_events, wait_for
+from engine.web.calls_api import recording_path
+
+OTHER = "0" * 32
+PROMPT = [{"playFlag": 1, "voiceStr": "welcome.wav"}, {"playFlag": 1, "voiceStr": "beep.wav", "playTime": 2,
+                                                       "spaceTime": 1}]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    config = Config({APP: Application(APP), OTHER: Application(OTHER)})
+    settings = ServerSettings(config=config, voices=Path(VOICES), recordings=tmp_path / "rec",
+                              state_dir=tmp_path / "state")
+    live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
+    yield live
+    live.close()
+
+
+def post(server: LiveServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = httpx.post(f"{server.url}/ipcc/call/{path}", json={"appId": APP, **body}).json()
+    assert answer["code"] == "000000", answer
+    return answer
+
+
+def finished(server: LiveServer, call_id: str, app_id: str = APP) -> dict[str, Any]:
+    """The call's entry among the finished calls, once it is there."""
+    def entry() -> dict[str, Any] | None:
+        listing = httpx.get(f"{server.url}/web/calls", params={"appId": app_id}).json()
+        return next((c for c in listing["finished"] if c["callId"] == call_id), None)
+
+    return wait_for(entry, 20, f"call {call_id} finished")
+
+
+def get(server: LiveServer, url: str, app_id: str = APP) -> httpx.Response:
+    return httpx.get(f"{server.url}{url}", params={"appId": app_id})
+
+
+def rendered(orders: list[dict]) -> tuple[Program, np.ndarray]:
+    """The program of ``orders`` and what ``render`` plays of it."""
+    library = VoiceLibrary(Path(VOICES))
+    body = httpx.Request("POST", "/", json={"appId": APP, "callId": "x", "orders": orders}).read()
+    request, app = check_request(body, default_config(), library)
+    program = prepare(request, library, FakeSpeaker(), app.voice)
+    return program, render(program).played
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", png[16:24])
+
+
+def test_a_finished_wav_call_lists_its_recording_and_picture_and_its_trace_matches_it(
+        server: LiveServer, tmp_path: Path) -> None:
+    call_id = post(server, "outCall", {"called": "wav:first"})["callId"]
+    post(server, "multOrders", {"callId": call_id, "orders": PROMPT})
+    wait_events(httpx.Client(base_url=server.url), call_id, 1)
+    post(server, "disConnect", {"callId": call_id})
+    entry = finished(server, call_id)
+    on_disk = tmp_path / "rec" / APP / "first.wav"
+    audio, rate = sf.read(on_disk, dtype="int16")
+    assert (entry["kind"], rate, audio.shape[1]) == ("wav", SAMPLE_RATE_HZ, 2)
+    assert entry["seconds"] == len(audio) / SAMPLE_RATE_HZ  # the call's length is its recording's
+    assert [(r["label"], r["download"], r["seconds"]) for r in entry["recordings"]] == [
+        ("call (played, caller)", "first.wav", entry["seconds"])]
+    assert [e["event"] for e in entry["events"]][:2] == ["callstatrpt", "multrpt"]
+    got = get(server, entry["recordings"][0]["url"])
+    assert got.headers["content-type"] == "audio/wav" and got.content == on_disk.read_bytes()
+    picture = get(server, entry["picture"])
+    assert picture.headers["content-type"] == "image/png" and png_size(picture.content) == (1400, 750)
+    assert get(server, entry["picture"]).content == picture.content  # drawn once, kept
+    # the trace the picture is drawn from lies on the recording: the request played from its start sample
+    record = server.app.state.web_book.finished_call(APP, call_id)
+    [(start, program)] = record.requests
+    prepared, expected = rendered(PROMPT)
+    # kept light: each prompt's length, no audio
+    assert [(len(p), p.strides) for p in program.prompts] == [(len(p), (0,)) for p in prepared.prompts]
+    np.testing.assert_array_equal(audio[start : start + len(expected), 0], expected)
+    assert not audio[:start, 0].any()
+    [(at, body)] = record.events
+    assert (body["event"], body["result"], at) == ("multrpt", "complete", start + prepared.samples_without_keys)
+
+
+def test_a_message_is_a_recording_of_its_own_cut_from_the_callers_channel(server: LiveServer,
+                                                                         tmp_path: Path) -> None:
+    call_id = post(server, "outCall", {"called": "wav:voicemail", "keys": "7@1.5,#@3.0"})["callId"]
+    post(server, "message", {"callId": call_id, "playFlag": 1, "voiceStr": "beep.wav", "key2Stop": "#"})
+    wait_events(httpx.Client(base_url=server.url), call_id, 1, kinds=("messagerpt",))
+    post(server, "disConnect", {"callId": call_id})
+    entry = finished(server, call_id)
+    report = next(e for e in entry["events"] if e["event"] == "messagerpt")
+    assert report["endReason"] == "key2Stop"
+    call, message = entry["recordings"]
+    assert (call["download"], message["download"]) == ("voicemail.wav", "voicemail-message-1.wav")
+    assert message["label"] == f"message 1 (key2Stop, from {report['startMs'] / 1000:.2f} s)"
+    got = get(server, message["url"])
+    assert got.status_code == 200 and got.headers["content-type"] == "audio/wav"
+    (tmp_path / "message.wav").write_bytes(got.content)
+    cut, rate = sf.read(tmp_path / "message.wav", dtype="int16")
+    audio, _ = sf.read(tmp_path / "rec" / APP / "voicemail.wav", dtype="int16")
+    start, end = ms_to_samples(report["startMs"]), ms_to_samples(report["endMs"])
+    assert (rate, cut.ndim, len(cut), message["seconds"]) == (SAMPLE_RATE_HZ, 1, end - start, (end - start) / rate)
+    np.testing.assert_array_equal(cut, audio[start:end, 1])  # the caller's channel, sample for sample
+    assert "".join(k.key for k in detect_keys(cut)) == "7#"  # what the caller said in the message
+    assert get(server, f"/web/calls/{call_id}/message/2.wav").status_code == 404
+
+
+def test_a_call_without_a_recording_has_a_picture_and_no_recordings(server: LiveServer) -> None:
+    call_id = post(server, "outCall", {"called": "null"})["callId"]
+    post(server, "multOrders", {"callId": call_id, "orders": PROMPT[:1]})
+    wait_events(httpx.Client(base_url=server.url), call_id, 1)
+    post(server, "disConnect", {"callId": call_id})
+    entry = finished(server, call_id)
+    assert (entry["kind"], entry["recordings"]) == ("null", [])
+    assert get(server, f"/web/calls/{call_id}/recording.wav").status_code == 404
+    assert png_size(get(server, entry["picture"]).content) == (1400, 750)
+
+
+def test_another_application_sees_none_of_it_and_no_folder_is_named(server: LiveServer, tmp_path: Path) -> None:
+    call_id = post(server, "outCall", {"called": "13800138000"})["callId"]  # routed: wav:{called}-{callId}
+    post(server, "disConnect", {"callId": call_id})
+    entry = finished(server, call_id)
+    assert entry["recordings"][0]["download"] == f"13800138000-{call_id}.wav"
+    listing = httpx.get(f"{server.url}/web/calls", params={"appId": APP}).text
+    assert str(tmp_path) not in listing and "/rec/" not in listing  # events name recordings inside the folder
+    assert httpx.get(f"{server.url}/web/calls", params={"appId": OTHER}).json() == {"live": [], "finished": []}
+    for url in (entry["recordings"][0]["url"], entry["picture"]):
+        refused = get(server, url, OTHER)
+        assert refused.status_code == 404 and refused.json() == {
+            "error": "callId: no finished call of this application" + (" with a recording" if "wav" in url else "")}
+    assert httpx.get(f"{server.url}/web/calls", params={"appId": "nobody"}).status_code == 403
+
+
+def test_a_recording_replaced_by_a_symbolic_link_is_not_served(server: LiveServer, tmp_path: Path) -> None:
+    call_id = post(server, "outCall", {"called": "wav:linked"})["callId"]
+    post(server, "disConnect", {"callId": call_id})
+    entry = finished(server, call_id)
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"not for the page")
+    path = tmp_path / "rec" / APP / "linked.wav"
+    path.unlink()
+    path.symlink_to(secret)
+    assert get(server, f"/web/calls/{call_id}/recording.wav").status_code == 404
+    assert recording_path(tmp_path / "rec", f"{APP}/linked.wav") is None
+    assert recording_path(tmp_path / "rec", "../secret.wav") is None
+    assert entry["recordings"][0]["download"] == "linked.wav"
