@@ -94,15 +94,20 @@ def finished_entry(record: CallRecord, events: list[dict[str, Any]], root: Path)
             "picture": f"{base}/picture.png"}
 
 
-def draw_record(record: CallRecord, root: Path) -> bytes:
-    """The picture of a finished call (PNG bytes): its recording's first :data:`PICTURE_MAX_SAMPLES`."""
+def draw_record(record: CallRecord, root: Path, delivered: list[dict[str, Any]] | None = None) -> bytes:
+    """The picture of a finished call (PNG bytes): its recording's first :data:`PICTURE_MAX_SAMPLES`.
+
+    ``delivered``: the call's delivered events; each ``messagerpt`` among them is drawn where its message ended.
+    """
     from engine.web.picture import CallPicture, draw_png
 
+    reports = [(end, {"event": "messagerpt", "endReason": reason}) for _start, end, reason in messages(delivered or [])]
+    events = sorted(record.events + reports, key=lambda event: event[0])  # stable: a report follows its multrpt
     length = min(record.samples, PICTURE_MAX_SAMPLES)
     path = recording_path(root, record.recording)
     played, heard = read_recording(path, 0, length) if path is not None else (np.zeros(0, SAMPLE_DTYPE),) * 2
     cut = "" if record.samples <= PICTURE_MAX_SAMPLES else f" (its first {PICTURE_MAX_SAMPLES // SAMPLE_RATE_HZ} s)"
-    return draw_png(CallPicture(played, heard, record.requests, record.events, title=f"{record.kind} call "
+    return draw_png(CallPicture(played, heard, record.requests, events, title=f"{record.kind} call "
                                 f"{record.call_id}{cut}", length_samples=length))
 
 
@@ -160,5 +165,6 @@ def mount_calls(app: FastAPI, engine: Engine, book: CallBook, allowed: Callable[
             return JSONResponse({"error": _NOT_FOUND}, status_code=404)
         async with drawing:  # one drawing at a time; a call's picture is drawn once
             if record.png is None:
-                record.png = await asyncio.get_running_loop().run_in_executor(engine.pool, draw_record, record, root)
+                record.png = await asyncio.get_running_loop().run_in_executor(engine.pool, draw_record, record, root,
+                                                                              events_of(call_id))
         return Response(record.png, media_type="image/png")

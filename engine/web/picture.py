@@ -106,6 +106,22 @@ def request_spans(start: int, program: Program, events: list[tuple[int, dict[str
     return spans, loops, timers
 
 
+def events_by_request(events: list[tuple[int, dict[str, Any]]], count: int) -> list[list[tuple[int, dict[str, Any]]]]:
+    """``events`` shared out among ``count`` requests that ran one after another: each up to its own ``multrpt``.
+
+    A request's ``multrpt`` may fall on the next one's start sample; the order of the events says whose it is.
+    """
+    shares: list[list[tuple[int, dict[str, Any]]]] = [[] for _ in range(count)]
+    index = 0
+    for at, body in events:
+        if index >= count:
+            break
+        shares[index].append((at, body))
+        if body.get("event") == "multrpt":
+            index += 1
+    return shares
+
+
 def _event_label(body: dict[str, Any]) -> str:
     details = [str(body[k]) for k in ("dtmfCode", "endReason", "result") if body.get(k) not in (None, "")]
     return " ".join([str(body.get("event", "?")), *details])
@@ -126,8 +142,9 @@ def draw(picture: CallPicture, out: str | Path | io.BytesIO) -> None:
         axis.plot(t, audio / 32768.0, linewidth=0.4, color="#333333")
         axis.set_ylim(-1.05, 1.05)
         axis.set_ylabel(name)
-    for start, program in picture.requests:
-        spans, loops, timers = request_spans(start, program, picture.events, keys)
+    for (start, program), events in zip(picture.requests, events_by_request(picture.events, len(picture.requests)),
+                                        strict=True):
+        spans, loops, timers = request_spans(start, program, events, keys)
         for span in spans:
             colour = _COLOURS[span.order_index % len(_COLOURS)]
             if span.kind == "collect":
@@ -144,7 +161,9 @@ def draw(picture: CallPicture, out: str | Path | io.BytesIO) -> None:
             wave.text(at / rate, 1.02, f" loop {number}", fontsize=8, va="bottom", transform=wave.get_xaxis_transform())
         for at, label in timers:
             collect.axvline(at / rate, color="#e15759", linestyle=":" if label == "spaceTime" else "-", linewidth=1.2)
-            collect.text(at / rate, 0.1, f" {label}", fontsize=7, color="#e15759")
+            near_end = at / rate > 0.9 * duration  # a label at the right edge goes to the line's left
+            collect.text(at / rate, 0.1, f"{label} " if near_end else f" {label}", fontsize=7, color="#e15759",
+                         ha="right" if near_end else "left")
     for key in keys:
         caller.axvspan(key.start_sample / rate, key.detected_sample / rate, color="#e15759", alpha=0.3)
         caller.text(key.detected_sample / rate, 0.85, f" key {key.key}", fontsize=9, color="#e15759", weight="bold")

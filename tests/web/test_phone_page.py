@@ -23,7 +23,7 @@ from engine.audio.library import VoiceLibrary
 from engine.config import default_config
 from engine.dtmf.detector import detect_keys
 from engine.dtmf.tones import dtmf_tone
-from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, SILENT_FRAME, to_int16
+from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, SILENT_FRAME, ms_to_samples, to_int16
 from engine.media.render import render
 from engine.testing.alsa import APP, VOICES
 from engine.testing.browser import chromium, chromium_available, open_phone, open_phones, serve_process, wait_page
@@ -168,3 +168,50 @@ def test_a_page_becomes_the_phone_of_a_browser_call_made_through_the_api(server:
         events = wait_events(httpx.Client(base_url=server.url), call_id, 2, timeout_s=20)
         assert page.inner_text("#callId") == call_id
     assert [(e["dtmfCode"], e["endReason"]) for e in events if e["event"] == "ivrreportdtmf"] == [("12", "maxRevCnt")]
+
+
+def test_the_calls_page_plays_a_finished_wav_call_and_its_message_and_shows_its_picture(server: Server,
+                                                                                        tmp_path: Path) -> None:
+    client = httpx.Client(base_url=server.url)
+    answer = client.post("/ipcc/call/outCall", json={"appId": APP, "called": "wav:menu-call",
+                                                     "keys": "3@1.0,8@1.5"}).json()
+    call_id = answer["callId"]
+    mult_orders(server, call_id, MENU)
+    wait_events(client, call_id, 2)  # the keys, then the request's end
+    left = client.post("/ipcc/call/message", json={"appId": APP, "callId": call_id, "playFlag": 1,
+                                                   "voiceStr": "beep.wav", "maxTime": 3}).json()
+    assert left["code"] == "000000", left
+    wait_events(client, call_id, 1, kinds=("messagerpt",))
+    client.post("/ipcc/call/disConnect", json={"appId": APP, "callId": call_id})
+    on_disk = Path(tmp_path / "server" / "rec" / APP / "menu-call.wav")
+    with chromium() as context:
+        calls = context.new_page()
+        calls.goto(f"{server.url}/calls?appId={APP}")
+        row = f"tr[data-call-id=\"{call_id}\"]"
+        wait_page(calls, f"document.querySelector('{row} a.show')", timeout_s=30)
+        calls.click(f"{row} a.show")
+        width = wait_page(calls, "document.getElementById('picture').complete && "
+                                 "document.getElementById('picture').naturalWidth", timeout_s=60)
+        # each recording plays in the page: the browser decodes it to its length
+        durations = wait_page(calls, f"""(() => {{
+            const audios = [...document.querySelectorAll('{row} audio')];
+            audios.forEach((a) => {{ if (a.preload !== 'auto') {{ a.preload = 'auto'; a.load(); }} }});
+            return audios.every((a) => a.readyState >= 1) && audios.map((a) => a.duration); }})()""")
+        played = calls.evaluate(f"document.querySelector('{row} audio').play().then(() => true)")
+        calls.screenshot(path=str(tmp_path / "calls-wav.png"), full_page=True)
+        downloads = calls.evaluate(f"""Promise.all([...document.querySelectorAll('{row} a[download]')].map((a) =>
+            fetch(a.href).then((r) => r.arrayBuffer()).then((b) => [a.download, Array.from(new Uint8Array(b))])))""")
+        cells = calls.inner_text(f"{row}")
+    assert width == 1400 and played
+    audio, rate = sf.read(on_disk, dtype="int16")
+    events = [e for e in httpx.get(f"{server.url}/ipcc/events", params={"callId": call_id, "appId": APP})
+              .json()["events"] if e["event"] == "messagerpt"]
+    start_ms, end_ms = events[0]["startMs"], events[0]["endMs"]
+    assert durations == [len(audio) / rate, (end_ms - start_ms) / 1000]
+    [(name, wav), (message_name, message)] = downloads
+    assert (name, bytes(wav)) == ("menu-call.wav", on_disk.read_bytes())
+    (tmp_path / "message.wav").write_bytes(bytes(message))
+    cut, _ = sf.read(tmp_path / "message.wav", dtype="int16")
+    assert message_name == "menu-call-message-1.wav"
+    np.testing.assert_array_equal(cut, audio[ms_to_samples(start_ms) : ms_to_samples(end_ms), 1])
+    assert "wav:menu-call" in cells and "ivrreportdtmf dtmfCode=38" in cells and "message 1 (maxTime" in cells

@@ -42,7 +42,8 @@ const calls = {
       const recordings = ipcc.el("td");
       for (const r of c.recordings) recordings.append(this.recording(r));
       if (!c.recordings.length) recordings.textContent = "none";
-      tr.append(id, ipcc.el("td", c.called ? `${c.kind} ${c.called}` : c.kind), ipcc.el("td", `${c.seconds.toFixed(2)} s`),
+      const phone = c.called && !c.called.startsWith(c.kind) ? `${c.kind} ${c.called}` : (c.called || c.kind);
+      tr.append(id, ipcc.el("td", phone), ipcc.el("td", `${c.seconds.toFixed(2)} s`),
                 events, recordings);
       return tr;
     }));
