@@ -19,34 +19,29 @@ import soundfile as sf
 
 from engine.admission import check_request, prepare
 from engine.audio.library import VoiceLibrary
-from engine.config import DEMO_APP_ID, Application, Config, default_config
+from engine.config import DEMO_APP_ID, default_config
 from engine.core.timeline import Program
 from engine.dtmf.detector import detect_keys
 from engine.dtmf.tones import dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, ms_to_samples
 from engine.media.render import render
 from engine.net.sdp import build_sdp, negotiate, parse_sdp
-from engine.server.app import ServerSettings, create_app
 from engine.testing.alsa import APP, VOICES
 from engine.testing.rtp_peer import RtpPeer
 from engine.testing.server import FakeSpeaker, LiveServer, wait_events, wait_for
 from engine.testing.sip_client import SipClient
 from engine.testing.sip_server import SipServer
+from engine.testing.web_server import OTHER, two_app_server
 from engine.web.calls_api import recording_path
 
-OTHER = "0" * 32
 PROMPT = [{"playFlag": 1, "voiceStr": "welcome.wav"}, {"playFlag": 1, "voiceStr": "beep.wav", "playTime": 2,
                                                        "spaceTime": 1}]
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    config = Config({APP: Application(APP), OTHER: Application(OTHER)})
-    settings = ServerSettings(config=config, voices=Path(VOICES), recordings=tmp_path / "rec",
-                              state_dir=tmp_path / "state")
-    live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
-    yield live
-    live.close()
+    with two_app_server(tmp_path) as live:
+        yield live
 
 
 def post(server: LiveServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
