@@ -57,7 +57,8 @@ class CallRecord:
     """One call of the book.
 
     ``kind``: the endpoint's scheme; ``called``: what the call events name as called ("" if none);
-    ``requests``: ``(start_sample, light program)``; ``events``: ``(at_sample, body)``; ``samples``: the call's
+    ``requests``: ``(start_sample, light program)``; ``events``: ``(at_sample, player event)`` (their bodies:
+    :meth:`bodies`, made when asked for, never on the media thread); ``samples``: the call's
     length once ended; ``recording``: inside the recordings folder ("" none); ``cut``: requests and events not
     kept; ``png``: the picture, once drawn.
     """
@@ -67,7 +68,7 @@ class CallRecord:
     kind: str
     called: str = ""
     requests: list[tuple[int, Program]] = field(default_factory=list)
-    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[int, PlayerEvent]] = field(default_factory=list)
     samples: int = 0
     recording: str = ""
     ended: bool = False
@@ -85,9 +86,13 @@ class CallRecord:
             else:
                 self.cut += 1
         if len(self.events) < MAX_EVENTS:
-            self.events.append((at_sample, trace_body(event, self.app_id, self.call_id)))
+            self.events.append((at_sample, event))
         else:
             self.cut += 1
+
+    def bodies(self) -> list[tuple[int, dict[str, Any]]]:
+        """The events noted, as ``(at_sample, body)`` with the contract's body (:func:`trace_body`)."""
+        return [(at, trace_body(event, self.app_id, self.call_id)) for at, event in self.events]
 
 
 class CallBook(CallWatcher):

@@ -102,7 +102,7 @@ def draw_record(record: CallRecord, root: Path, delivered: list[dict[str, Any]] 
     from engine.web.picture import CallPicture, draw_png
 
     reports = [(end, {"event": "messagerpt", "endReason": reason}) for _start, end, reason in messages(delivered or [])]
-    events = sorted(record.events + reports, key=lambda event: event[0])  # stable: a report follows its multrpt
+    events = sorted(record.bodies() + reports, key=lambda event: event[0])  # stable: a report follows its multrpt
     length = min(record.samples, PICTURE_MAX_SAMPLES)
     path = recording_path(root, record.recording)
     played, heard = read_recording(path, 0, length) if path is not None else (np.zeros(0, SAMPLE_DTYPE),) * 2

@@ -104,7 +104,7 @@ def test_a_finished_wav_call_lists_its_recording_and_picture_and_its_trace_match
     assert [(len(p), p.strides) for p in program.prompts] == [(len(p), (0,)) for p in prepared.prompts]
     np.testing.assert_array_equal(audio[start : start + len(expected), 0], expected)
     assert not audio[:start, 0].any()
-    [(at, body)] = record.events
+    [(at, body)] = record.bodies()
     assert (body["event"], body["result"], at) == ("multrpt", "complete", start + prepared.samples_without_keys)
 
 
