@@ -74,7 +74,8 @@ def _latency_row(what: str, got: dict[str, Any]) -> Row:
                     f"{statistics.median(page):.1f} ms (p95 {_percentile(page, 0.95):.0f}), of which the "
                     f"context's base/output latency {got['base'] * 1000:.0f}/{got['output'] * 1000:.0f} ms; "
                     f"buffer target at the end {got['target'] / 8:.0f} ms; underflows {got['underflows']}, "
-                    f"grown {adjust['grown']}, decayed {adjust['decayed']}, frames skipped {adjust['skipped']}")
+                    f"grown {adjust['grown']}, decayed {adjust['decayed']}, frames skipped {adjust['skipped']}, "
+                    f"silence inserted {adjust['inserted'] / 8:.0f} ms")
 
 
 def _underflows(context: Any, url: str, seconds: float) -> tuple[int, int]:

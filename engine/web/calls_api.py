@@ -1,6 +1,7 @@
 """The calls page's API: an application's live calls, its finished calls with their recordings and pictures.
 
-* ``GET /web/calls?appId=&secret=``: ``live`` (``callId``, ``kind``, ``events``) and ``finished`` (the newest
+* ``GET /web/calls?appId=&secret=``: ``live`` (the first :data:`LIVE_LISTED`: ``callId``, ``kind``, ``events``;
+  ``liveCount``: how many there are) and ``finished`` (the newest
   first: ``callId``, ``kind``, ``called``, ``seconds``, ``events``, ``recordings``, ``picture``) of every server
   call (:mod:`engine.web.call_book`): ``wav:`` calls (their WAV is the recording), SIP calls (recorded with
   ``[sip] record``), ``browser`` calls, and each ``message`` of a call (``messagerpt``'s span of the caller's
@@ -36,6 +37,8 @@ from engine.web.call_book import CallBook, CallRecord
 if TYPE_CHECKING:
     from engine.server.app import Engine
 
+#: Live calls listed at most (with their events): 100.
+LIVE_LISTED = 100
 #: A picture draws at most the first 5 minutes of a call (2.4 M samples a direction).
 PICTURE_MAX_SAMPLES = 5 * 60 * SAMPLE_RATE_HZ
 _NOT_FOUND = "callId: no finished call of this application"
@@ -130,10 +133,10 @@ def mount_calls(app: FastAPI, engine: Engine, book: CallBook, allowed: Callable[
     async def calls(appId: str = Query(""), secret: str = Query("")) -> Response:  # noqa: N803
         if not allowed(appId, secret):
             return JSONResponse({"error": "appId: unknown application or wrong secret"}, status_code=403)
-        live = [{"callId": cid, "kind": book.kind_of(cid), "events": events_of(cid)}
-                for cid in engine.board.live_calls(appId)]
+        live_ids = engine.board.live_calls(appId)
+        live = [{"callId": cid, "kind": book.kind_of(cid), "events": events_of(cid)} for cid in live_ids[:LIVE_LISTED]]
         finished = [finished_entry(record, events_of(record.call_id), root) for record in book.finished_calls(appId)]
-        return JSONResponse({"live": live, "finished": finished})
+        return JSONResponse({"live": live, "liveCount": len(live_ids), "finished": finished})
 
     def owned(app_id: str, secret: str, call_id: str) -> CallRecord | None:
         return book.finished_call(app_id, call_id) if allowed(app_id, secret) else None

@@ -32,7 +32,7 @@ from engine.testing.server import FakeSpeaker, LiveServer, wait_events, wait_for
 from engine.testing.sip_client import SipClient
 from engine.testing.sip_server import SipServer
 from engine.testing.web_server import OTHER, two_app_server
-from engine.web.calls_api import recording_path
+from engine.web.calls_api import LIVE_LISTED, recording_path
 
 PROMPT = [{"playFlag": 1, "voiceStr": "welcome.wav"}, {"playFlag": 1, "voiceStr": "beep.wav", "playTime": 2,
                                                        "spaceTime": 1}]
@@ -150,12 +150,21 @@ def test_another_application_sees_none_of_it_and_no_folder_is_named(server: Live
     assert entry["recordings"][0]["download"] == f"13800138000-{call_id}.wav"
     listing = httpx.get(f"{server.url}/web/calls", params={"appId": APP}).text
     assert str(tmp_path) not in listing and "/rec/" not in listing  # events name recordings inside the folder
-    assert httpx.get(f"{server.url}/web/calls", params={"appId": OTHER}).json() == {"live": [], "finished": []}
+    nothing = {"live": [], "liveCount": 0, "finished": []}
+    assert httpx.get(f"{server.url}/web/calls", params={"appId": OTHER}).json() == nothing
     for url in (entry["recordings"][0]["url"], entry["picture"]):
         refused = get(server.url, url, OTHER)
         assert refused.status_code == 404 and refused.json() == {
             "error": "callId: no finished call of this application" + (" with a recording" if "wav" in url else "")}
     assert httpx.get(f"{server.url}/web/calls", params={"appId": "nobody"}).status_code == 403
+
+
+def test_the_live_calls_listed_are_bounded_and_counted(server: LiveServer) -> None:
+    ids = [post(server, "outCall", {"called": "null"})["callId"] for _ in range(LIVE_LISTED + 1)]
+    listing = httpx.get(f"{server.url}/web/calls", params={"appId": APP}).json()
+    assert listing["liveCount"] == LIVE_LISTED + 1
+    assert len(listing["live"]) == LIVE_LISTED and {c["callId"] for c in listing["live"]} < set(ids)
+    assert {c["kind"] for c in listing["live"]} <= {"null", ""}  # "": not ticking yet
 
 
 def test_a_recording_replaced_by_a_symbolic_link_is_not_served(server: LiveServer, tmp_path: Path) -> None:

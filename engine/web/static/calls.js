@@ -10,7 +10,8 @@ const calls = {
     const response = await fetch(`/web/calls?${ipcc.query()}`);
     if (!response.ok) { $("state").textContent = (await response.json()).error; return; }
     this.data = await response.json();
-    $("state").textContent = `${this.data.live.length} live, ${this.data.finished.length} finished`;
+    const shown = this.data.live.length < this.data.liveCount ? ` (the first ${this.data.live.length} shown)` : "";
+    $("state").textContent = `${this.data.liveCount} live${shown}, ${this.data.finished.length} finished`;
     const eventList = (events) => {
       const ul = ipcc.el("ul");
       for (const e of events) ul.append(ipcc.el("li", ipcc.describeEvent(null, e)));
