@@ -41,7 +41,8 @@ const phone = {
       if (this.skipped.length > 1000) this.skipped.shift();
       return;
     }
-    if (data.gap !== undefined) { if (this.capturing) this.gaps.push(data.gap); return; }  // silence after running dry
+    // silence inserted after running dry, from the worklet's start of the capture on (its counts say when)
+    if (data.gap !== undefined) { if (this.capturing && this.captureStart) this.gaps.push(data.gap); return; }
     if (data.captureStarted !== undefined) { this.captureStart = data.captureStarted; return; }
     if (data.captureEnded !== undefined) { if (this.captureEnd) this.captureEnd(data.captureEnded); return; }
     this.underflows = data.underflows;
