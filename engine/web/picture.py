@@ -22,6 +22,8 @@ from engine.core.timeline import Program, next_segment, order_samples_without_ke
 from engine.dtmf.detector import KeyEvent, detect_keys
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 
+#: A waveform is drawn as at most 2 × 3000 points (its envelope beyond 12,000 samples: 1.5 s).
+WAVE_COLUMNS = 3000
 _COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f")
 
 
@@ -122,6 +124,21 @@ def events_by_request(events: list[tuple[int, dict[str, Any]]], count: int) -> l
     return shares
 
 
+def waveform_points(audio: np.ndarray, columns: int = WAVE_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """The line that draws ``audio``: (sample positions, values); beyond ``4 * columns`` samples its envelope.
+
+    The envelope is each of ``columns`` equal stretches' minimum and maximum in turn (a line through them fills
+    what the samples would), so a picture's cost does not grow with the call's length.
+    """
+    if len(audio) <= 4 * columns:
+        return np.arange(len(audio)), np.asarray(audio, dtype=np.float64)
+    edges = np.linspace(0, len(audio), columns + 1).astype(np.int64)
+    low = np.minimum.reduceat(audio, edges[:-1]).astype(np.float64)
+    high = np.maximum.reduceat(audio, edges[:-1]).astype(np.float64)
+    middle = (edges[:-1] + edges[1:]) / 2
+    return np.repeat(middle, 2), np.column_stack([low, high]).ravel()
+
+
 def _event_label(body: dict[str, Any]) -> str:
     details = [str(body[k]) for k in ("dtmfCode", "endReason", "result") if body.get(k) not in (None, "")]
     return " ".join([str(body.get("event", "?")), *details])
@@ -138,8 +155,8 @@ def draw(picture: CallPicture, out: str | Path | io.BytesIO) -> None:
     wave, collect, caller = figure.subplots(3, 1, sharex=True, height_ratios=[3, 1.2, 2])
     duration = max(len(picture.played), len(picture.heard), picture.length_samples, 1) / rate
     for axis, audio, name in ((wave, picture.played, "played"), (caller, picture.heard, "caller")):
-        t = np.arange(len(audio)) / rate
-        axis.plot(t, audio / 32768.0, linewidth=0.4, color="#333333")
+        t, y = waveform_points(audio)
+        axis.plot(t / rate, y / 32768.0, linewidth=0.4, color="#333333")
         axis.set_ylim(-1.05, 1.05)
         axis.set_ylabel(name)
     for (start, program), events in zip(picture.requests, events_by_request(picture.events, len(picture.requests)),

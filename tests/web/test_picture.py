@@ -1,10 +1,11 @@
-"""A server call's picture: requests one after another, each drawn up to its own ``multrpt``, by the numbers."""
+"""A call's picture by the numbers: requests one after another each up to its own ``multrpt``; long waveforms."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from engine.admission import check_request, prepare
 from engine.audio.library import VoiceLibrary
@@ -13,7 +14,7 @@ from engine.core.timeline import Program
 from engine.testing.alsa import APP, VOICES
 from engine.testing.server import FakeSpeaker
 from engine.web.call_book import light_program
-from engine.web.picture import events_by_request, request_spans
+from engine.web.picture import events_by_request, request_spans, waveform_points
 
 
 def program_of(orders: list[dict]) -> Program:
@@ -38,3 +39,18 @@ def test_a_request_ending_where_the_next_starts_leaves_the_next_its_own_spans() 
     assert loops == [end]
     # what the first request's events alone would have given the second: nothing (the old way of reading them)
     assert request_spans(end, second, events, [])[0] == []
+
+
+def test_a_long_waveform_is_drawn_as_its_envelope_and_a_short_one_sample_for_sample() -> None:
+    audio = np.random.default_rng(1).integers(-30000, 30000, 100_003).astype(np.int16)
+    t, y = waveform_points(audio, columns=1000)
+    assert len(t) == len(y) == 2000
+    edges = np.linspace(0, len(audio), 1001).astype(np.int64)
+    for k in (0, 1, 500, 999):  # each stretch's minimum then maximum, at the stretch's middle
+        stretch = audio[edges[k] : edges[k + 1]]
+        assert (y[2 * k], y[2 * k + 1]) == (stretch.min(), stretch.max())
+        assert t[2 * k] == t[2 * k + 1] == (edges[k] + edges[k + 1]) / 2
+    assert (y.min(), y.max()) == (audio.min(), audio.max())
+    short = audio[:4000]
+    t, y = waveform_points(short, columns=1000)
+    assert t.tolist() == list(range(4000)) and y.tolist() == short.tolist()
