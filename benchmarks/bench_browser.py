@@ -15,6 +15,8 @@ page's call plays the voice library's prompts in a loop.
   frames' times).
 * Pages: 1, 2, 4, 8 pages at once (quick: 1, 2, 4), each for 10 s (quick: 5 s); a page is fed in real time
   when it had no underflow and the server dropped none of its frames. The largest such count is the figure.
+* The calls page's picture of a finished call at its bound (the first 5 minutes of a recording: what one picture
+  request costs at most), beside the picture of a 10 s call, each drawn from a stereo recording on disk.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import Row
+from benchmarks.common import Row, median_seconds
 from engine.server.app import ServerSettings, create_app
 from engine.testing.alsa import APP, VOICES
 from engine.testing.browser import chromium, chromium_available, open_phone, serve_process, wait_page
 from engine.testing.server import FakeSpeaker, LiveServer
+from engine.web.call_book import CallRecord
+from engine.web.calls_api import PICTURE_MAX_SAMPLES, draw_record
 
 BENCH = "browser"
 LOOP = [{"playFlag": 1, "voiceStr": "welcome.wav"}, {"playFlag": 1, "voiceStr": "menu.flac", "playTime": 50,
@@ -74,7 +78,8 @@ def _latency_row(what: str, got: dict[str, Any]) -> Row:
                     f"{statistics.median(page):.1f} ms (p95 {_percentile(page, 0.95):.0f}), of which the "
                     f"context's base/output latency {got['base'] * 1000:.0f}/{got['output'] * 1000:.0f} ms; "
                     f"buffer target at the end {got['target'] / 8:.0f} ms; underflows {got['underflows']}, "
-                    f"grown {adjust['grown']}, decayed {adjust['decayed']}, frames skipped {adjust['skipped']}")
+                    f"grown {adjust['grown']}, decayed {adjust['decayed']}, frames skipped {adjust['skipped']}, "
+                    f"silence inserted {adjust['inserted'] / 8:.0f} ms")
 
 
 def _underflows(context: Any, url: str, seconds: float) -> tuple[int, int]:
@@ -108,6 +113,27 @@ def _pages(context: Any, url: str, count: int, seconds: float) -> tuple[int, int
     for page, _ in calls:
         page.close()
     return fed, underflows
+
+
+def _picture_row(folder: Path, quick: bool) -> Row:
+    """Draw time of the picture of a finished call at its bound, beside a 10 s call's (recordings of noise)."""
+    import numpy as np
+
+    from engine.media.sinks import write_wav
+
+    def record(name: str, samples: int) -> CallRecord:
+        noise = np.random.default_rng(0).integers(-8000, 8000, (2, samples), dtype=np.int16)
+        write_wav(folder / f"{name}.wav", noise[0], noise[1])
+        return CallRecord(APP, name, "wav", recording=f"{name}.wav", samples=samples, ended=True)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    longest, short = record("longest", PICTURE_MAX_SAMPLES), record("short", 10 * 8000)
+    repeats = 1 if quick else 3
+    value = median_seconds(lambda: draw_record(longest, folder), repeats=repeats)
+    baseline = median_seconds(lambda: draw_record(short, folder), repeats=repeats)
+    return Row(BENCH, "calls page: picture of a finished call at its bound (first 5 min of its recording)",
+               value * 1000, "ms", "the picture of a 10 s call", baseline * 1000,
+               note=f"median of {repeats}; PNG {len(draw_record(longest, folder)) // 1024} KiB, drawn once per call")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -153,4 +179,5 @@ def run(quick: bool) -> list[Row]:
                                 note=f"{trial_s:.0f} s per trial; " + "; ".join(notes)))
         finally:
             server.close()
+        rows.append(_picture_row(Path(tmp) / "pictures", quick))
     return rows

@@ -44,6 +44,19 @@ Publisher = Callable[[str, str, dict[str, Any]], Any]
 RequestHook = Callable[[Call, RequestReport], None]
 
 
+class CallWatcher:
+    """Told on the media thread when each call starts ticking and when it ended (the calls page's book).
+
+    A watcher must not block, nor touch the media loop; what it raises is logged and the thread carries on.
+    """
+
+    def call_started(self, call: Call, endpoint: Any) -> None:
+        """``call`` starts ticking on ``endpoint`` (after the endpoint's own ``attach``)."""
+
+    def call_ended(self, call: Call, endpoint: Any) -> None:
+        """``call`` ended: its sink (the recording) is closed."""
+
+
 class MediaThread:
     """The media loop, its pacer and every call, with the commands posted to them (the media thread only).
 
@@ -66,6 +79,7 @@ class MediaThread:
         self._ending: list[tuple[Call, Callable[[], bool]]] = []
         self._hooks: dict[str, deque[RequestHook | None]] = {}  # per call, in request order
         self._timers: list[tuple[int, Callable[[], None]]] = []  # (tick, action)
+        self.watchers: list[CallWatcher] = []  # added before the thread starts
         self._thread: threading.Thread | None = None
 
     def post(self, kind: str, arg: Any) -> None:
@@ -164,6 +178,7 @@ class MediaThread:
             self.publish(call.app_id, call.call_id, call_stat_report(info, ANSWERED, info.answered))
         if endpoint.attach is not None:
             endpoint.attach(call)
+        self._watch("call_started", call, endpoint)
         self.timeouts.start(call.call_id, self.media.ticks)
         if endpoint.ended is not None:
             self._ending.append((call, endpoint.ended))
@@ -181,6 +196,7 @@ class MediaThread:
         self._ending = [(c, ended) for c, ended in self._ending if c is not call]
         if endpoint.on_close is not None:
             endpoint.on_close()
+        self._watch("call_ended", call, endpoint)
         info = getattr(endpoint, "info", None)
         if info is not None:
             moment = self.wall_clock()
@@ -188,6 +204,13 @@ class MediaThread:
             self.publish(call.app_id, call_id, call_bill_report(info, call.position_samples, moment))
         if self.ledger is not None:  # delivery hook: queued, journaled after the call's events
             self.ledger.call_ended(call_id)
+
+    def _watch(self, what: str, call: Call, endpoint: Any) -> None:
+        for watcher in self.watchers:
+            try:
+                getattr(watcher, what)(call, endpoint)
+            except Exception:
+                log.exception("a call watcher failed on call %s", call.call_id)
 
     def _poll_ended(self) -> None:
         for call, ended in list(self._ending):

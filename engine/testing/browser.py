@@ -55,22 +55,44 @@ def wait_page(page: Any, expression: str, timeout_s: float = 20.0) -> Any:
     return handle.json_value()
 
 
+def wait_headroom(base_url: str, timeout_s: float = 60.0) -> None:
+    """Wait until the server at ``base_url`` takes new calls (its guard's headroom: a loaded machine may lack it)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while not httpx.get(f"{base_url}/ipcc/status", timeout=10).json()["guard"]["headroom"]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server had no headroom for a new call within {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
 def open_phone(context: Any, base_url: str, app_id: str, secret: str = "", extra: str = "") -> tuple[Any, str]:
     """A new ``/phone`` page of ``app_id`` that pressed "call me" and is connected: (page, callId).
 
     ``extra``: more of the page's query (``"&prefill=3"``).
     """
-    page = context.new_page()
-    page.goto(f"{base_url}/phone?appId={app_id}&secret={secret}{extra}")
-    page.click("#call")
-    try:
-        wait_page(page, "window.phone.connected && window.phone.frames > 25")
-    except Exception as exc:
-        state = page.evaluate("[window.phone.callId, window.phone.connected, "
-                              "window.phone.frames, window.phone.ctx && window.phone.ctx.state, "
-                              "document.getElementById('state').textContent]")
-        raise AssertionError(f"the phone page did not connect: {state}") from exc
-    return page, page.evaluate("window.phone.callId")
+    return open_phones(context, base_url, app_id, 1, secret, extra)[0]
+
+
+def open_phones(context: Any, base_url: str, app_id: str, count: int, secret: str = "",
+                extra: str = "") -> list[tuple[Any, str]]:
+    """``count`` new ``/phone`` pages (as :func:`open_phone`), all calling at once, each once connected."""
+    pages = [context.new_page() for _ in range(count)]
+    wait_headroom(base_url)
+    for page in pages:
+        page.goto(f"{base_url}/phone?appId={app_id}&secret={secret}{extra}")
+        page.click("#call")
+    for page in pages:
+        try:
+            wait_page(page, "window.phone.connected && window.phone.frames > 25")
+        except Exception as exc:
+            state = page.evaluate("[window.phone.callId, window.phone.connected, "
+                                  "window.phone.frames, window.phone.ctx && window.phone.ctx.state, "
+                                  "document.getElementById('state').textContent]")
+            raise AssertionError(f"the phone page did not connect: {state}") from exc
+    return [(page, page.evaluate("window.phone.callId")) for page in pages]
 
 
 @contextlib.contextmanager

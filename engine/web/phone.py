@@ -11,9 +11,9 @@ JSON messages: ``{"type": "request", "orders": [...], "loops": n}`` when a reque
 "status", ...}`` every :data:`STATUS_EVERY_FRAMES` frames (what plays, collection, the time to the deadline);
 ``{"type": "event", "at": seconds, "event": {...}}`` for each event as it is produced.
 
-The call's trace (both directions of audio, the requests with their start sample, the events with theirs) is
-kept up to :data:`TRACE_MAX_SAMPLES` for the call's picture; the call is also recorded to
-``<recordings>/browser-<callId>.wav`` (played on channel 1, the caller on channel 2).
+The call is recorded to ``<recordings>/<app>/browser-<callId>.wav`` (played on channel 1, the caller on channel
+2; opened by :func:`engine.server.vault.open_recording`: 0600 in the application's 0700 folder); the calls page
+(:mod:`engine.web.call_book`) lists it and draws the call's picture from it, as for every other call.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +30,11 @@ import numpy as np
 from engine.core.orders import PlayKind
 from engine.core.reports import PlayerEvent
 from engine.core.timeline import Program
-from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, samples_to_seconds
+from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, samples_to_seconds
 from engine.media.sinks import WavSink
+from engine.server.vault import app_folder_name, open_recording
+from engine.web.call_book import trace_body
 from engine.web.caller import BrowserCaller
-from engine.wire.events import event_body
 
 if TYPE_CHECKING:
     from engine.media.call import Call
@@ -46,10 +45,6 @@ log = logging.getLogger(__name__)
 PAGE_QUEUE_FRAMES = 50
 #: A status message every 5 frames (100 ms).
 STATUS_EVERY_FRAMES = 5
-#: The trace of a call is kept for its picture up to 5 minutes of audio (both directions: 19 MB at most).
-TRACE_MAX_SAMPLES = 5 * 60 * SAMPLE_RATE_HZ
-#: Event bodies for the page are stamped with this (the timestamp is dropped: the call's time says when).
-_EPOCH = datetime(2000, 1, 1)
 #: A binary frame: sequence number (uint32 LE) then 160 int16 LE samples.
 FRAME_HEADER = struct.Struct("<I")
 
@@ -57,35 +52,6 @@ FRAME_HEADER = struct.Struct("<I")
 def frame_message(seq: int, frame: np.ndarray) -> bytes:
     """The binary WebSocket message of frame ``seq``: its number, then its samples (int16 little-endian)."""
     return FRAME_HEADER.pack(seq & 0xFFFFFFFF) + frame.astype("<i2", copy=False).tobytes()
-
-
-@dataclass
-class CallTrace:
-    """A call as it happened: audio of both directions, requests and events with their sample (from the call's start).
-
-    ``requests``: ``(start_sample, program)``; ``events``: ``(at_sample, body)`` with the contract's event body.
-    """
-
-    played: list[np.ndarray] = field(default_factory=list)
-    heard: list[np.ndarray] = field(default_factory=list)
-    requests: list[tuple[int, Program]] = field(default_factory=list)
-    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    samples: int = 0
-
-    def add_audio(self, played: np.ndarray, heard: np.ndarray) -> None:
-        """Keep one frame of each direction (copied), up to :data:`TRACE_MAX_SAMPLES`."""
-        if self.samples < TRACE_MAX_SAMPLES:
-            self.played.append(np.array(played, dtype=SAMPLE_DTYPE))
-            self.heard.append(np.array(heard, dtype=SAMPLE_DTYPE))
-            self.samples += len(played)
-
-    def played_audio(self) -> np.ndarray:
-        """Everything played to the caller (int16)."""
-        return np.concatenate(self.played) if self.played else np.zeros(0, SAMPLE_DTYPE)
-
-    def heard_audio(self) -> np.ndarray:
-        """Everything heard from the caller (int16)."""
-        return np.concatenate(self.heard) if self.heard else np.zeros(0, SAMPLE_DTYPE)
 
 
 def describe_orders(program: Program) -> list[dict[str, Any]]:
@@ -99,8 +65,9 @@ def describe_orders(program: Program) -> list[dict[str, Any]]:
 class BrowserPhone:
     """The sink of a ``browser`` call and its link to the page (at most one page at a time).
 
-    ``recordings``: the folder of the call's WAV. ``on_finished(phone)``: called once the call ended (its trace is
-    final). ``clock()``: seconds, stamps the frames written (for latency probes; default: never stamped).
+    ``recordings``: the recordings folder (the call's WAV goes into its application's folder there);
+    ``recording``: its path inside that folder once the call ticks. ``on_finished(phone)``: called once the call
+    ended. ``clock()``: seconds, stamps the frames written (for latency probes; default: never stamped).
     """
 
     def __init__(self, app_id: str, recordings: Path, on_finished: Callable[[BrowserPhone], None] | None = None,
@@ -109,14 +76,13 @@ class BrowserPhone:
         self.call_id = ""
         self.recordings = recordings
         self.caller = BrowserCaller(self._request_started)
-        self.trace = CallTrace()
         self.on_finished = on_finished
         self.clock = clock
         self.written_at: dict[int, float] = {}  # frame seq → clock(), the last few hundred (clock given)
         self.frames = 0
         self.dropped_frames = 0
         self.ended = False
-        self.recording: Path | None = None
+        self.recording = ""
         self._call: Call | None = None
         self._wav: WavSink | None = None
         self._page: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]] | None = None
@@ -127,11 +93,9 @@ class BrowserPhone:
         """The call starts ticking: open its recording and observe its events."""
         self._call = call
         self.call_id = call.call_id
-        self.recordings.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.recordings / f"browser-{call.call_id}.wav"
-        self._wav = WavSink(path)
-        path.chmod(0o600)
-        self.recording = path
+        name = f"browser-{call.call_id}.wav"
+        self._wav = WavSink(open_recording(self.recordings, self.app_id, name))
+        self.recording = f"{app_folder_name(self.app_id)}/{name}"
         forward = call.on_event
 
         def on_event(c: Call, event: PlayerEvent, at_sample: int) -> None:
@@ -145,23 +109,19 @@ class BrowserPhone:
         if call is None or call.player is None:
             return
         program = call.player.program
-        self.trace.requests.append((call.request_start_sample, program))
         self._send({"type": "request", "orders": describe_orders(program), "loops": program.request.loops,
                     "at": samples_to_seconds(call.request_start_sample)})
 
     def _event(self, event: PlayerEvent, at_sample: int) -> None:
-        body = event_body(event, self.app_id, self.call_id, _EPOCH)
-        del body["timeStamp"]  # the delivered event has the real one; here the call's time says when
-        self.trace.events.append((at_sample, body))
+        body = trace_body(event, self.app_id, self.call_id)  # the delivered event has the real timeStamp
         self._send({"type": "event", "at": samples_to_seconds(at_sample), "event": body})
 
     def write(self, played: np.ndarray, heard: np.ndarray) -> None:
-        """One frame of each direction: recorded, traced, and sent to the page (if one is attached)."""
+        """One frame of each direction: recorded, and sent to the page (if one is attached)."""
         seq = self.frames
         self.frames += 1
         if self._wav is not None:
             self._wav.write(played, heard)
-        self.trace.add_audio(played, heard)
         if self.clock is not None:
             self.written_at[seq] = self.clock()
             self.written_at.pop(seq - 500, None)
@@ -191,7 +151,7 @@ class BrowserPhone:
         return status
 
     def close(self) -> None:
-        """The call ended: finish the recording, tell the page, hand the trace on."""
+        """The call ended: finish the recording, tell the page, tell the registry."""
         if self.ended:
             return
         self.ended = True

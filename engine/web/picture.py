@@ -22,6 +22,8 @@ from engine.core.timeline import Program, next_segment, order_samples_without_ke
 from engine.dtmf.detector import KeyEvent, detect_keys
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 
+#: A waveform is drawn as at most 2 × 3000 points (its envelope beyond 12,000 samples: 1.5 s).
+WAVE_COLUMNS = 3000
 _COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f")
 
 
@@ -30,7 +32,7 @@ class CallPicture:
     """What to draw: both directions of audio, the requests and the events of one call.
 
     ``played``/``heard``: int16; ``requests``: ``(start_sample, program)``; ``events``: ``(at_sample, body)``, samples
-    from the call's start.
+    from the call's start. ``length_samples``: the time axis at least (default 0: as long as the audio).
     """
 
     played: np.ndarray
@@ -38,6 +40,7 @@ class CallPicture:
     requests: list[tuple[int, Program]] = field(default_factory=list)
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     title: str = ""
+    length_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,37 @@ def request_spans(start: int, program: Program, events: list[tuple[int, dict[str
     return spans, loops, timers
 
 
+def events_by_request(events: list[tuple[int, dict[str, Any]]], count: int) -> list[list[tuple[int, dict[str, Any]]]]:
+    """``events`` shared out among ``count`` requests that ran one after another: each up to its own ``multrpt``.
+
+    A request's ``multrpt`` may fall on the next one's start sample; the order of the events says whose it is.
+    """
+    shares: list[list[tuple[int, dict[str, Any]]]] = [[] for _ in range(count)]
+    index = 0
+    for at, body in events:
+        if index >= count:
+            break
+        shares[index].append((at, body))
+        if body.get("event") == "multrpt":
+            index += 1
+    return shares
+
+
+def waveform_points(audio: np.ndarray, columns: int = WAVE_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """The line that draws ``audio``: (sample positions, values); beyond ``4 * columns`` samples its envelope.
+
+    The envelope is each of ``columns`` equal stretches' minimum and maximum in turn (a line through them fills
+    what the samples would), so a picture's cost does not grow with the call's length.
+    """
+    if len(audio) <= 4 * columns:
+        return np.arange(len(audio)), np.asarray(audio, dtype=np.float64)
+    edges = np.linspace(0, len(audio), columns + 1).astype(np.int64)
+    low = np.minimum.reduceat(audio, edges[:-1]).astype(np.float64)
+    high = np.maximum.reduceat(audio, edges[:-1]).astype(np.float64)
+    middle = (edges[:-1] + edges[1:]) / 2
+    return np.repeat(middle, 2), np.column_stack([low, high]).ravel()
+
+
 def _event_label(body: dict[str, Any]) -> str:
     details = [str(body[k]) for k in ("dtmfCode", "endReason", "result") if body.get(k) not in (None, "")]
     return " ".join([str(body.get("event", "?")), *details])
@@ -119,14 +153,15 @@ def draw(picture: CallPicture, out: str | Path | io.BytesIO) -> None:
     figure = Figure(figsize=(14, 7.5), dpi=100)
     figure.subplots_adjust(left=0.06, right=0.98, top=0.92, bottom=0.12, hspace=0.25)
     wave, collect, caller = figure.subplots(3, 1, sharex=True, height_ratios=[3, 1.2, 2])
-    duration = max(len(picture.played), len(picture.heard), 1) / rate
+    duration = max(len(picture.played), len(picture.heard), picture.length_samples, 1) / rate
     for axis, audio, name in ((wave, picture.played, "played"), (caller, picture.heard, "caller")):
-        t = np.arange(len(audio)) / rate
-        axis.plot(t, audio / 32768.0, linewidth=0.4, color="#333333")
+        t, y = waveform_points(audio)
+        axis.plot(t / rate, y / 32768.0, linewidth=0.4, color="#333333")
         axis.set_ylim(-1.05, 1.05)
         axis.set_ylabel(name)
-    for start, program in picture.requests:
-        spans, loops, timers = request_spans(start, program, picture.events, keys)
+    for (start, program), events in zip(picture.requests, events_by_request(picture.events, len(picture.requests)),
+                                        strict=True):
+        spans, loops, timers = request_spans(start, program, events, keys)
         for span in spans:
             colour = _COLOURS[span.order_index % len(_COLOURS)]
             if span.kind == "collect":
@@ -143,7 +178,9 @@ def draw(picture: CallPicture, out: str | Path | io.BytesIO) -> None:
             wave.text(at / rate, 1.02, f" loop {number}", fontsize=8, va="bottom", transform=wave.get_xaxis_transform())
         for at, label in timers:
             collect.axvline(at / rate, color="#e15759", linestyle=":" if label == "spaceTime" else "-", linewidth=1.2)
-            collect.text(at / rate, 0.1, f" {label}", fontsize=7, color="#e15759")
+            near_end = at / rate > 0.9 * duration  # a label at the right edge goes to the line's left
+            collect.text(at / rate, 0.1, f"{label} " if near_end else f" {label}", fontsize=7, color="#e15759",
+                         ha="right" if near_end else "left")
     for key in keys:
         caller.axvspan(key.start_sample / rate, key.detected_sample / rate, color="#e15759", alpha=0.3)
         caller.text(key.detected_sample / rate, 0.85, f" key {key.key}", fontsize=9, color="#e15759", weight="bold")

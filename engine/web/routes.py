@@ -3,9 +3,9 @@
 * ``GET /phone`` and ``GET /calls``: the pages; ``/web/static/…``: their scripts (no build step, no CDN).
 * ``WS /phone/ws?appId=&callId=&secret=``: a page becomes the phone of a live ``browser`` call of that
   application (:mod:`engine.web.socket`, :mod:`engine.web.phone`).
-* ``GET /web/calls?appId=&secret=``: the application's live calls with their events, and its finished
-  ``browser`` calls with their recording and picture (``/web/calls/{callId}/recording.wav`` and
-  ``/web/calls/{callId}/picture.png``).
+* ``GET /web/calls?appId=&secret=``: the application's live calls and its finished calls (of every endpoint)
+  with their recordings and picture (:mod:`engine.web.calls_api`, from the :class:`~engine.web.call_book.CallBook`
+  that watches the media thread).
 
 Who a page is. A page sends its application's ``appId`` (and ``secret``) with every request; ``authorize(app_id,
 secret)`` decides (default: the application is configured; the per-application authentication plugs in
@@ -18,18 +18,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Query, WebSocket
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketDisconnect
 
 from engine.errors import EndpointError, EngineError
 from engine.server.endpoints import Endpoint, EndpointContext, OutCallSpec, register_endpoint
+from engine.web.call_book import CallBook
+from engine.web.calls_api import mount_calls
 from engine.web.phone import BrowserPhone
 from engine.web.socket import CLOSE_NORMAL, CLOSE_POLICY, PageInput, SocketClose
 
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STATIC = resources.files("engine.web") / "static"
-#: Finished ``browser`` calls kept for the calls page (their trace, recording and picture): 10 (190 MB at most).
-KEEP_FINISHED = 10
 #: A page attaching to a call created a moment ago waits for it to start ticking, up to 100 × 20 ms.
 ATTACH_WAIT_TICKS = 100
 
@@ -48,28 +47,28 @@ Authorize = Callable[[str, str], bool]
 
 
 class PhoneRegistry:
-    """The ``browser`` calls of one engine: live ones by call id, and the last :data:`KEEP_FINISHED` finished ones."""
+    """The live ``browser`` calls of one engine by call id (a call that ended leaves; the calls page keeps it)."""
 
     def __init__(self) -> None:
         self.live: dict[str, BrowserPhone] = {}
-        self.finished: OrderedDict[str, BrowserPhone] = OrderedDict()
         self.clock: Callable[[], float] | None = None  # stamps frames of new phones (a latency probe sets it)
 
     def endpoint(self, spec: OutCallSpec, context: EndpointContext) -> Endpoint:
-        """A new ``browser`` call's endpoint: its phone is registered when the call starts ticking."""
+        """A new ``browser`` call's endpoint: its phone is registered (and records) when the call starts ticking."""
         phone = BrowserPhone(spec.app_id, context.recordings, self._finished, self.clock)
 
         def attach(call: Any) -> None:
             phone.attach(call)
+            endpoint.recording = phone.recording
+            if endpoint.info is not None:  # what messagerpt names
+                endpoint.info.recording = phone.recording
             self.live[call.call_id] = phone
 
-        return Endpoint(phone.caller, phone, "browser", attach=attach)
+        endpoint = Endpoint(phone.caller, phone, "browser", attach=attach)
+        return endpoint
 
     def _finished(self, phone: BrowserPhone) -> None:
         self.live.pop(phone.call_id, None)
-        self.finished[phone.call_id] = phone
-        while len(self.finished) > KEEP_FINISHED:
-            self.finished.popitem(last=False)
 
 
 _REGISTRIES: dict[int, tuple[EndpointContext, PhoneRegistry]] = {}
@@ -105,6 +104,8 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
     """
     registry = registry_for(engine.endpoints)
     app.state.web_registry = registry
+    book = app.state.web_book = CallBook()
+    engine.board.thread.watchers.append(book)
     app.state.web_authorize = authorize or _configured(engine)
 
     def allowed(app_id: str, secret: str) -> bool:
@@ -114,7 +115,7 @@ def mount_web(app: FastAPI, engine: Engine, authorize: Authorize | None = None) 
     app.add_api_route("/phone", lambda: _page("phone.html"), methods=["GET"], include_in_schema=False)
     app.add_api_route("/calls", lambda: _page("calls.html"), methods=["GET"], include_in_schema=False)
     _add_phone_socket(app, engine, registry, allowed)
-    _add_calls_api(app, engine, registry, allowed)
+    mount_calls(app, engine, book, allowed)
     return registry
 
 
@@ -169,57 +170,6 @@ def _add_phone_socket(app: FastAPI, engine: Engine, registry: PhoneRegistry, all
         if phone is None or phone.app_id != app_id:
             raise SocketClose(CLOSE_POLICY, "callId: not a live browser call of this application")
         return phone
-
-
-def _add_calls_api(app: FastAPI, engine: Engine, registry: PhoneRegistry, allowed: Authorize) -> None:
-    """``GET /web/calls`` and a finished call's ``recording.wav`` and ``picture.png``."""
-
-    @app.get("/web/calls", include_in_schema=False)
-    async def calls(appId: str = Query(""), secret: str = Query("")) -> Response:  # noqa: N803
-        if not allowed(appId, secret):
-            return JSONResponse({"error": "appId: unknown application or wrong secret"}, status_code=403)
-        live = [{"callId": cid, "browser": cid in registry.live, "events": engine.delivery.events(cid) or []}
-                for cid in engine.board.live_calls(appId)]
-        finished = [_finished_entry(phone, engine) for phone in reversed(registry.finished.values())
-                    if phone.app_id == appId]
-        return JSONResponse({"live": live, "finished": finished})
-
-    def _owned(app_id: str, secret: str, call_id: str) -> BrowserPhone | None:
-        if not allowed(app_id, secret):
-            return None
-        phone = registry.finished.get(call_id) or registry.live.get(call_id)
-        return phone if phone is not None and phone.app_id == app_id else None
-
-    @app.get("/web/calls/{call_id}/recording.wav", include_in_schema=False)
-    async def recording(call_id: str, appId: str = Query(""), secret: str = Query("")) -> Response:  # noqa: N803
-        phone = _owned(appId, secret, call_id)
-        if phone is None or phone.recording is None or not phone.ended:
-            return JSONResponse({"error": "callId: no finished browser call of this application"}, status_code=404)
-        return FileResponse(phone.recording, media_type="audio/wav", filename=phone.recording.name)
-
-    @app.get("/web/calls/{call_id}/picture.png", include_in_schema=False)
-    async def picture(call_id: str, appId: str = Query(""), secret: str = Query("")) -> Response:  # noqa: N803
-        phone = _owned(appId, secret, call_id)
-        if phone is None or not phone.ended:
-            return JSONResponse({"error": "callId: no finished browser call of this application"}, status_code=404)
-        loop = asyncio.get_running_loop()
-        png = await loop.run_in_executor(engine.pool, _draw, phone)
-        return Response(png, media_type="image/png")
-
-
-def _finished_entry(phone: BrowserPhone, engine: Engine) -> dict[str, Any]:
-    base = f"/web/calls/{phone.call_id}"
-    return {"callId": phone.call_id, "events": engine.delivery.events(phone.call_id) or [],
-            "seconds": phone.trace.samples / 8000, "recording": f"{base}/recording.wav",
-            "picture": f"{base}/picture.png"}
-
-
-def _draw(phone: BrowserPhone) -> bytes:
-    from engine.web.picture import CallPicture, draw_png
-
-    trace = phone.trace
-    return draw_png(CallPicture(trace.played_audio(), trace.heard_audio(), trace.requests, trace.events,
-                                title=f"browser call {phone.call_id}"))
 
 
 async def _serve_page(websocket: WebSocket, phone: BrowserPhone, queue: asyncio.Queue[Any]) -> None:

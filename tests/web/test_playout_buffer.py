@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from engine.testing.browser import chromium, chromium_available
+from engine.testing.playout import Playout, account
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")
 WORKLET = Path(__file__).parents[2] / "engine" / "web" / "static" / "worklet.js"
@@ -30,7 +32,7 @@ function registerProcessor() {}
 """
 # drive(options, plan): plan is a list of [blocks, framesPerBlock] steps; frame k holds 0.5 + (k*1000 + i + 1) / 2**24
 # (i: its sample; exact in float32, loud), or 0 where `quiet` lists it; played back as integers (x * 2**24).
-# Returns what was played, the skips and the final counts.
+# Returns what was played, the skips, the final counts and the capture as the page's stopCapture() gives it.
 DRIVE = """([options, plan, quiet]) => {
   const p = new PlayerProcessor({processorOptions: options});
   p.capture = true;
@@ -51,7 +53,15 @@ DRIVE = """([options, plan, quiet]) => {
     }
   }
   const skips = p.posted.filter((m) => m.skip).map((m) => [m.skip.seq, m.skip.at]);
-  return {played, skips, targets, counts: p.buffer.counts, target: p.buffer.target, buffered: p.buffer.buffered};
+  const ints = (frame) => Array.from(frame, (x) => Math.round(x * 2 ** 24));
+  const of = (kind) => p.posted.filter((m) => m[kind] !== undefined);
+  const capture = {
+    captured: played, played: of("starts").flatMap((m) => m.starts.map((s) => [s[0], s[2]])),
+    skipped: of("skip").map((m) => ({seq: m.skip.seq, at: m.skip.at, frame: ints(m.skip.frame)})),
+    gaps: of("gap").map((m) => m.gap), underflows: of("underflowAt").map((m) => m.at),
+    start: {underflows: 0, skipped: 0, inserted: 0}, end: {...p.buffer.counts, samples: played.length}};
+  return {played, skips, targets, counts: p.buffer.counts, target: p.buffer.target, buffered: p.buffer.buffered,
+          capture};
 }"""
 
 
@@ -65,6 +75,11 @@ def page() -> Iterator[Any]:
 
 def drive(page: Any, options: dict[str, int], plan: list[tuple[int, float]], quiet: tuple[int, ...] = ()) -> Any:
     return page.evaluate(DRIVE, [options, plan, list(quiet)])
+
+
+def frame_of(seq: int, quiet: tuple[int, ...] = ()) -> np.ndarray:
+    """Frame ``seq`` as :data:`DRIVE` makes it, played back as integers."""
+    return np.zeros(FRAME, np.int64) if seq in quiet else LOUD + seq * 1000 + np.arange(FRAME) + 1
 
 
 def frames_of(played: list[int]) -> list[tuple[int, int]]:
@@ -84,7 +99,8 @@ def test_it_starts_at_its_target_and_plays_every_sample_in_order(page: Any) -> N
     assert first == 3 * BLOCK  # 3 frames (480 samples) are queued by the 4th block: it is the first played
     heard = frames_of(got["played"])
     assert heard == in_order(heard)
-    assert got["counts"] == {"underflows": 0, "grown": 0, "decayed": 0, "skipped": 0}
+    assert got["counts"] == {"underflows": 0, "grown": 0, "decayed": 0, "skipped": 0, "inserted": 0}
+    assert account(got["capture"], frame_of) == Playout(0, 156, 157, 0, 0, 0)  # (25600 - 384) / 160 whole frames
 
 
 def test_an_underflow_deepens_the_target_to_cover_the_stall_and_the_same_stall_passes(page: Any) -> None:
@@ -97,6 +113,30 @@ def test_an_underflow_deepens_the_target_to_cover_the_stall_and_the_same_stall_p
     assert 768 + FRAME <= got["target"] <= 768 + 3 * FRAME  # the gap (blocks of 128, in frames) and a frame
     heard = frames_of(got["played"])
     assert heard == in_order(heard)  # nothing lost
+    # every sample accounted for: the frames in order, and the one silence the underflow inserted, as reported
+    playout = account(got["capture"], frame_of)
+    [gap] = got["capture"]["gaps"]
+    assert (playout.underflows, playout.skipped, playout.inserted_samples) == (1, 0, gap["samples"])
+    assert gap["samples"] == got["counts"]["inserted"] > 0
+    assert got["played"][gap["at"] - 1] != 0 and not any(got["played"][gap["at"] : gap["at"] + gap["samples"]])
+
+
+def test_the_accounting_finds_a_sample_off_a_silence_not_reported_and_a_frame_lost(page: Any) -> None:
+    steady = BLOCK / FRAME
+    got = drive(page, {"prefill": 480, "calmSamples": 10**9, "windowSamples": 10**9},
+                [(50, steady), (6, 0), (1, 6 * steady), (50, steady)])
+    capture = got["capture"]
+    account(capture, frame_of)  # as reported: every sample accounted for
+    off = dict(capture, captured=list(capture["captured"]))
+    off["captured"][1000] += 1
+    with pytest.raises(AssertionError, match="frame 3 at 864"):
+        account(off, frame_of)
+    with pytest.raises(AssertionError, match="no silence reported there"):
+        account(dict(capture, gaps=[]), frame_of)
+    with pytest.raises(AssertionError, match="frame 20 was neither played nor skipped"):
+        account(dict(capture, played=[s for s in capture["played"] if s[0] != 20]), frame_of)
+    with pytest.raises(AssertionError, match="an underflow was counted and not reported"):
+        account(dict(capture, end=dict(capture["end"], underflows=2)), frame_of)
 
 
 def test_growth_stops_at_its_bound(page: Any) -> None:
@@ -130,6 +170,8 @@ def test_a_buffer_above_its_target_skips_the_next_quiet_frame_and_only_that(page
     heard = frames_of(got["played"])
     assert heard == in_order(heard, {40, 41})  # 41 is silent: not in `heard`, but played
     assert got["counts"]["skipped"] == 1 and got["counts"]["underflows"] == 0
+    playout = account(got["capture"], lambda seq: frame_of(seq, (40, 41)))
+    assert (playout.skipped, playout.underflows) == (1, 0)
 
 
 def test_without_a_quiet_frame_it_skips_one_frame_after_waiting(page: Any) -> None:

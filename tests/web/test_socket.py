@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 import websockets
 
-from engine.config import Application, Config
-from engine.server.app import ServerSettings, create_app
-from engine.testing.alsa import APP, VOICES
-from engine.testing.server import FakeSpeaker, LiveServer
+from engine.testing.alsa import APP
+from engine.testing.server import LiveServer
+from engine.testing.web_server import OTHER, two_app_server
 from engine.web.phone import FRAME_HEADER
 from engine.web.socket import (
     CLOSE_POLICY,
@@ -30,17 +29,11 @@ from engine.web.socket import (
     SocketClose,
 )
 
-OTHER = "0" * 32
-
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    config = Config({APP: Application(APP), OTHER: Application(OTHER)})
-    settings = ServerSettings(config=config, voices=Path(VOICES), recordings=tmp_path / "rec",
-                              state_dir=tmp_path / "state")
-    live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
-    yield live
-    live.close()
+    with two_app_server(tmp_path) as live:
+        yield live
 
 
 def browser_call(server: LiveServer, app_id: str = APP) -> str:
@@ -111,7 +104,8 @@ def test_a_page_cannot_attach_to_a_call_of_another_application(server: LiveServe
                         (ws_url(server, "f" * 32), "callId: not a live browser call of this application")):
         _, code, got = asyncio.run(frames_then(url, [], count=0))
         assert (code, got) == (CLOSE_POLICY, reason)
-    assert httpx.get(f"{server.url}/web/calls", params={"appId": OTHER}).json() == {"live": [], "finished": []}
+    nothing = {"live": [], "liveCount": 0, "finished": []}
+    assert httpx.get(f"{server.url}/web/calls", params={"appId": OTHER}).json() == nothing
     live = httpx.get(f"{server.url}/web/calls", params={"appId": APP}).json()["live"]
     assert [c["callId"] for c in live] == [call_id]
     assert httpx.get(f"{server.url}/web/calls", params={"appId": "nobody"}).status_code == 403

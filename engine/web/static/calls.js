@@ -1,14 +1,17 @@
-// The calls page: the application's live calls with their events, its finished browser calls with their
-// recording (play here or download) and the picture of the call. Refreshed every second.
+// The calls page: the application's live calls with their events, its finished calls (every kind: wav, sip,
+// browser, ...) with their recordings (the call's, each message's: play here or download) and the picture of the
+// call. Refreshed every second.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const calls = {
   data: null,
+  finishedKey: "",
   async refresh() {
     const response = await fetch(`/web/calls?${ipcc.query()}`);
     if (!response.ok) { $("state").textContent = (await response.json()).error; return; }
     this.data = await response.json();
-    $("state").textContent = `${this.data.live.length} live, ${this.data.finished.length} finished`;
+    const shown = this.data.live.length < this.data.liveCount ? ` (the first ${this.data.live.length} shown)` : "";
+    $("state").textContent = `${this.data.liveCount} live${shown}, ${this.data.finished.length} finished`;
     const eventList = (events) => {
       const ul = ipcc.el("ul");
       for (const e of events) ul.append(ipcc.el("li", ipcc.describeEvent(null, e)));
@@ -20,9 +23,12 @@ const calls = {
       cell.append(ipcc.el("code", c.callId));
       const events = ipcc.el("td");
       events.append(eventList(c.events));
-      tr.append(cell, ipcc.el("td", c.browser ? "browser" : "other"), events);
+      tr.append(cell, ipcc.el("td", c.kind || "-"), events);
       return tr;
     }));
+    const finishedKey = JSON.stringify(this.data.finished);
+    if (finishedKey === this.finishedKey) return;  // unchanged: a recording playing here plays on
+    this.finishedKey = finishedKey;
     $("finished").tBodies[0].replaceChildren(...this.data.finished.map((c) => {
       const tr = ipcc.el("tr");
       tr.dataset.callId = c.callId;
@@ -34,18 +40,27 @@ const calls = {
       id.append(show);
       const events = ipcc.el("td");
       events.append(eventList(c.events));
-      const rec = ipcc.el("td");
-      const audio = ipcc.el("audio");
-      audio.controls = true;
-      audio.preload = "none";
-      audio.src = `${c.recording}?${ipcc.query()}`;
-      const download = ipcc.el("a", "download");
-      download.href = audio.src;
-      download.download = `browser-${c.callId}.wav`;
-      rec.append(audio, ipcc.el("br"), download);
-      tr.append(id, ipcc.el("td", `${c.seconds.toFixed(2)} s`), events, rec);
+      const recordings = ipcc.el("td");
+      for (const r of c.recordings) recordings.append(this.recording(r));
+      if (!c.recordings.length) recordings.textContent = "none";
+      const phone = c.called && !c.called.startsWith(c.kind) ? `${c.kind} ${c.called}` : (c.called || c.kind);
+      tr.append(id, ipcc.el("td", phone), ipcc.el("td", `${c.seconds.toFixed(2)} s`),
+                events, recordings);
       return tr;
     }));
+  },
+  // one recording: its label, a player and a download link (the file's own name)
+  recording(r) {
+    const box = ipcc.el("div", undefined, "recording");
+    const audio = ipcc.el("audio");
+    audio.controls = true;
+    audio.preload = "none";
+    audio.src = `${r.url}?${ipcc.query()}`;
+    const download = ipcc.el("a", `download ${r.download}`);
+    download.href = audio.src;
+    download.download = r.download;
+    box.append(ipcc.el("span", `${r.label}, ${r.seconds.toFixed(2)} s`), ipcc.el("br"), audio, ipcc.el("br"), download);
+    return box;
   },
   show(c) {
     $("pictureOf").textContent = `call ${c.callId}`;

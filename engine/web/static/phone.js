@@ -17,7 +17,7 @@ const $ = (id) => document.getElementById(id);
 const phone = {
   callId: null, worker: null, connected: false, ctx: null, player: null, mic: null, micStream: null,
   events: [], underflows: 0, dropped: 0, skipped: [], adjust: {grown: 0, decayed: 0, skipped: 0}, target: 0, frames: 0, ended: false, closeReason: null, closeCode: null,
-  captured: [], capturing: false, outputAt: new Map(), arrivals: [], jitterMs: 0, orders: [], underflowAt: [], arrivedAt: new Map(),
+  captured: [], capturing: false, playedAt: [], gaps: [], underflowsAt: [], requests: [], captureEnd: null, outputAt: new Map(), arrivals: [], jitterMs: 0, orders: [], underflowAt: [], arrivedAt: new Map(),
 
   async audio() {
     if (!this.ctx) {
@@ -31,20 +31,29 @@ const phone = {
   },
 
   onPlayed(data) {
-    if (data.underflowAt !== undefined) { this.underflowAt.push([data.underflowAt, this.frames, performance.now()]); return; }
+    if (data.underflowAt !== undefined) {
+      this.underflowAt.push([data.underflowAt, this.frames, performance.now()]);
+      if (this.capturing && data.at >= 0) this.underflowsAt.push(data.at);
+      return;
+    }
     if (data.skip !== undefined) {  // a frame the buffer skipped to shrink (at: its place in the capture, or -1)
       this.skipped.push(data.skip);
       if (this.skipped.length > 1000) this.skipped.shift();
       return;
     }
+    // silence inserted after running dry, from the worklet's start of the capture on (its counts say when)
+    if (data.gap !== undefined) { if (this.capturing && this.captureStart) this.gaps.push(data.gap); return; }
+    if (data.captureStarted !== undefined) { this.captureStart = data.captureStarted; return; }
+    if (data.captureEnded !== undefined) { if (this.captureEnd) this.captureEnd(data.captureEnded); return; }
     this.underflows = data.underflows;
     this.target = data.target;
-    this.adjust = {grown: data.grown, decayed: data.decayed, skipped: data.skipped};
+    this.adjust = {grown: data.grown, decayed: data.decayed, skipped: data.skipped, inserted: data.inserted};
     $("underflows").textContent = data.underflows;
     $("buffered").textContent = Math.round(data.buffered / 8);
     $("target").textContent = Math.round(data.target / 8);
-    $("adjusted").textContent = `+${data.grown} −${data.decayed} skipped ${data.skipped}`;
+    $("adjusted").textContent = `+${data.grown} −${data.decayed} skipped ${data.skipped} inserted ${Math.round(data.inserted / 8)} ms`;
     if (data.block && this.capturing) for (const x of data.block) this.captured.push(Math.round(x * 32768));
+    if (this.capturing) for (const [seq, , at] of data.starts) if (at >= 0) this.playedAt.push([seq, at]);
     if (data.starts.length) {
       const stamp = this.ctx.getOutputTimestamp();
       for (const [seq, at] of data.starts) {
@@ -117,6 +126,7 @@ const phone = {
       document.querySelectorAll("#orders li").forEach((li, i) => li.classList.toggle("now", !!p && i === p.order));
     } else if (m.type === "request") {
       this.orders = m.orders;
+      this.requests.push(m.at);
       $("orders").replaceChildren(...m.orders.map((o) => ipcc.el("li",
         `${o.kind} ${JSON.stringify(o.source)} ×${o.plays}${o.gapMs ? ` gap ${o.gapMs} ms` : ""}${o.getkey ? " (getkey)" : ""}`)));
     } else if (m.type === "event") {
@@ -155,20 +165,27 @@ const phone = {
     $("mic").textContent = "microphone on";
   },
 
-  startCapture() { this.captured = []; this.skipped = []; this.capturing = true; this.player.port.postMessage({capture: true}); },
-  // the capture with every frame the buffer skipped put back in its place (exact where no underflow happened)
-  takeRestored() {
-    const out = [];
-    let from = 0;
-    for (const s of this.skipped.filter((x) => x.at >= 0)) {
-      out.push(...this.captured.slice(from, s.at), ...Array.from(s.frame, (x) => Math.round(x * 32768)));
-      from = s.at;
-    }
-    out.push(...this.captured.slice(from));
-    this.captured = [];
-    return out;
+  startCapture() {
+    Object.assign(this, {captured: [], skipped: [], playedAt: [], gaps: [], underflowsAt: [], captureStart: null, capturing: true});
+    this.player.port.postMessage({capture: true});
   },
-  takeCaptured() { const out = this.captured; this.captured = []; return out; },
+  // ends the capture: everything the buffer did in it, once the worklet has said all (see worklet.js):
+  // the samples it played, where each frame started, the frames it skipped, the silence it inserted after each
+  // underflow, and its counts when the capture started and ended
+  stopCapture() {
+    return new Promise((resolve) => {
+      this.captureEnd = (counts) => {
+        this.capturing = false;
+        this.captureEnd = null;
+        const ints = (frame) => Array.from(frame, (x) => Math.round(x * 32768));
+        resolve({captured: this.captured, played: this.playedAt, gaps: this.gaps, underflows: this.underflowsAt,
+                 skipped: this.skipped.filter((x) => x.at >= 0).map((x) => ({seq: x.seq, at: x.at, frame: ints(x.frame)})),
+                 start: this.captureStart, end: counts, dropped: this.dropped});
+        this.captured = [];
+      };
+      this.player.port.postMessage({capture: false});
+    });
+  },
 
   async hangup() {
     const s = ipcc.session();

@@ -11,9 +11,13 @@
 //     (its level after each block; it dips a frame and a block below a steady start), one frame is skipped:
 //     the next quiet one (peak below `quietPeak`, default 0.01 = -40 dBFS), or any one once `maxWaitSamples`
 //     (default 16000) passed without a quiet frame. One frame at a time.
-// Counts underflows, growths, decays and skips; reports for each frame the context time at which its first
-// sample is output, each skipped frame ({skip: {seq, at, frame}}, `at`: the captured sample it was cut at),
-// and, while capturing, hands every rendered block back.
+// Counts underflows, growths, decays, skips and the samples of silence inserted after running dry (`inserted`);
+// reports for each frame the context time at which its first sample is output and where it is in the capture
+// (`starts`: [seq, time, at]), each skipped frame ({skip: {seq, at, frame}}, `at`: the captured sample it was cut
+// at), each underflow ({underflowAt: time, at}) and, once playing resumes, the silence it inserted ({gap: {at,
+// samples}}); while capturing it hands every rendered block back. Capture positions are -1 outside a capture.
+// {capture: true} starts a capture ({captureStarted: counts} precedes its messages); {capture: false} ends it:
+// {captureEnded: {samples, ...counts}} follows every message of it.
 // "ipcc-mic": hands every block of its input (the microphone) on (to the socket's worker, given a port).
 // Frames come on the node's port or on a port handed over ({port}), straight from the socket's worker.
 const FRAME = 160;
@@ -31,7 +35,7 @@ class PlayoutBuffer {
     this.offset = 0;
     this.buffered = 0;
     this.started = false;
-    this.counts = {underflows: 0, grown: 0, decayed: 0, skipped: 0};
+    this.counts = {underflows: 0, grown: 0, decayed: 0, skipped: 0, inserted: 0};
     this.windowMin = Infinity;
     this.windowLeft = this.windowSamples;
     this.calmLeft = this.calmSamples;
@@ -106,6 +110,9 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.ended = false;
     this.capture = false;
     this.captured = 0;  // samples handed back since capturing started
+    this.rendered = 0;  // samples rendered since the start
+    this.dryAt = -1;  // where the buffer ran dry (rendered samples), until playing resumes; else -1
+    this.dryCapture = -1;  // the same in the capture (-1: not capturing then)
     const onMessage = (event) => {
       const data = event.data;
       if (data.port) {
@@ -113,8 +120,14 @@ class PlayerProcessor extends AudioWorkletProcessor {
       } else if (data.frame) {
         this.buffer.push(data, Math.round(currentTime * sampleRate));
       } else if (data.capture !== undefined) {
+        if (this.capture && !data.capture) {
+          this.port.postMessage({captureEnded: {samples: this.captured, ...this.buffer.counts}});
+        } else if (data.capture) {
+          this.port.postMessage({captureStarted: {...this.buffer.counts}});
+        }
         this.capture = data.capture;
         this.captured = 0;
+        this.dryCapture = -1;
       } else if (data.ended) {
         this.ended = true;
       }
@@ -128,16 +141,25 @@ class PlayerProcessor extends AudioWorkletProcessor {
     const b = this.buffer;
     const starts = [];
     let i = 0;
-    if (!b.started && b.buffered >= b.target) b.started = true;
+    const at = (k) => (this.capture ? this.captured + k : -1);
+    if (!b.started && b.buffered >= b.target) {
+      b.started = true;
+      if (this.dryAt >= 0) {  // playing resumes after an underflow: the silence it inserted
+        const samples = this.rendered - this.dryAt;
+        b.counts.inserted += samples;
+        this.port.postMessage({gap: {at: this.dryCapture, samples}});
+        this.dryAt = this.dryCapture = -1;
+      }
+    }
     if (b.started) {
       while (i < n && b.queue.length) {
         const cut = b.skip();
         if (cut) {
-          this.port.postMessage({skip: {seq: cut.seq, at: this.capture ? this.captured + i : -1, frame: cut.frame}});
+          this.port.postMessage({skip: {seq: cut.seq, at: at(i), frame: cut.frame}});
           continue;
         }
         const head = b.queue[0];
-        if (b.offset === 0) starts.push([head.seq, currentTime + i / sampleRate]);
+        if (b.offset === 0) starts.push([head.seq, currentTime + i / sampleRate, at(i)]);
         const take = Math.min(n - i, head.frame.length - b.offset);
         out.set(head.frame.subarray(b.offset, b.offset + take), i);
         i += take;
@@ -150,10 +172,15 @@ class PlayerProcessor extends AudioWorkletProcessor {
       }
       const dry = i < n && !this.ended;
       b.account(n, dry);
-      if (dry) this.port.postMessage({underflowAt: currentTime});
+      if (dry) {
+        this.dryAt = this.rendered + i;
+        this.dryCapture = at(i);
+        this.port.postMessage({underflowAt: currentTime, at: this.dryCapture});
+      }
       if (i < n) b.started = false;
     }
     out.fill(0, i);
+    this.rendered += n;
     if (this.capture) this.captured += n;
     if (this.capture || starts.length) {
       this.port.postMessage({block: this.capture ? out.slice() : null, starts, buffered: b.buffered,
