@@ -142,7 +142,8 @@ def test_the_fast_path_refuses_as_the_pool_does(client: httpx.Client, speaker: C
     bad = _mult(client, call_id, {"playFlag": 0, "voiceStr": "tone:0.1", "playTime": 0})
     assert bad["code"] == "108100" and "orders[0].playTime" in bad["msg"]
     small = _out_call(client, SMALL_APP)
-    codes = [_mult(client, small, _speech("tone:0.1"), app=SMALL_APP)["code"] for _ in range(3)]
+    speaker.memory["tone:60"] = FakeSpeaker().synthesize("tone:60")  # 2.4 s at 25x: still playing at the 2nd post
+    codes = [_mult(client, small, _speech("tone:60"), app=SMALL_APP)["code"] for _ in range(3)]
     assert codes[0] == "000000" and "108102" in codes
     assert speaker.synthesized == []  # every one of these was answered on the fast path
 
