@@ -20,10 +20,11 @@ import pytest
 SLOW_FIRST = (
     "web/test_phone_page.py", "net/test_sip_events.py", "net/test_sipp.py", "net/test_baresip.py",
     "net/test_phone.py", "web/test_playout_buffer.py", "local/test_speaker.py", "server/test_speaker_endpoint.py",
-    "test_benchmarks.py", "server/test_fuzz.py", "server/test_guard_health.py", "server/test_faults.py",
-    "web/test_socket.py", "server/test_platform_calls.py", "server/test_guard_access.py", "server/test_platform_sweep.py",
+    "test_benchmarks.py", "server/test_fuzz.py", "server/test_guard_health.py", "server/test_faults_restart.py",
+    "server/test_faults_disk.py", "web/test_socket.py", "server/test_platform_calls.py",
+    "server/test_guard_access.py", "server/test_platform_sweep.py", "server/test_platform_messages.py",
     "local/test_mic.py", "server/test_guard_fairness.py", "web/test_docs.py", "dtmf/test_rules.py",
-    "server/test_delivery.py", "dtmf/test_detector.py",
+    "server/test_faults_delivery.py", "server/test_delivery.py", "dtmf/test_detector.py",
 )
 
 
@@ -32,6 +33,7 @@ TOGETHER = (
     "test_admission.py", "server/test_app.py", "server/test_platform_wire.py", "server/test_platform_sweep.py",
     "server/test_guard_access.py", "server/test_guard_fairness.py", "server/test_guard_files.py",
     "server/test_guard_health.py", "server/test_fuzz.py", "server/test_platform_calls.py",
+    "server/test_platform_messages.py",
     "server/test_file_limits.py", "web/test_playout_buffer.py",
 )
 
