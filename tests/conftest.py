@@ -7,6 +7,8 @@
   finishing the run on one of them.
 * The files whose tests share a module-scoped live server (or browser) stay together on one worker
   (``--dist loadgroup``): the server starts once per run, not once per worker.
+* The Chromium tests run in :data:`BROWSER_LANES` groups: at most that many browsers (and the servers they talk
+  to) at once, whose media loops would otherwise fall behind on a loaded machine and refuse calls.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ TOGETHER = (
     "server/test_platform_messages.py",
     "server/test_file_limits.py", "web/test_playout_buffer.py",
 )
+#: Test files that drive Chromium, and how many of them may run at once.
+CHROMIUM = ("web/test_phone_page.py", "web/test_playout_buffer.py", "web/test_docs.py")
+BROWSER_LANES = 2
 
 
 def _relative(item: pytest.Item, tests_dir: Path) -> str:
@@ -49,14 +54,25 @@ def _rank(relative: str) -> int:
     return SLOW_FIRST.index(relative) if relative in SLOW_FIRST else len(SLOW_FIRST)
 
 
+def _group(relative: str, nodeid: str, lanes: dict[str, int]) -> str | None:
+    """The xdist group of a test: its file's, its browser lane's (round robin over units), or None."""
+    unit = relative if relative in TOGETHER else nodeid
+    if relative in CHROMIUM:
+        lane = lanes.setdefault(unit, len(lanes) % BROWSER_LANES)
+        return f"chromium-{lane}"
+    return relative if relative in TOGETHER else None
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tests_dir = Path(__file__).resolve().parent
     relative = {item.nodeid: _relative(item, tests_dir) for item in items}
-    for item in items:
-        if relative[item.nodeid] in TOGETHER:
-            item.add_marker(pytest.mark.xdist_group(relative[item.nodeid]))
     items.sort(key=lambda item: _rank(relative[item.nodeid]))  # stable: the order inside a file is kept
+    lanes: dict[str, int] = {}
+    for item in items:
+        group = _group(relative[item.nodeid], item.nodeid, lanes)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
