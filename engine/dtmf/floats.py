@@ -46,6 +46,23 @@ assert np.array_equal(GAIN_GRID_HZ, np.arange(_GRID0, _GRID0 + len(GAIN_GRID_HZ)
 _vecdot = getattr(np, "vecdot", None)  # numpy ≥ 2
 
 
+def _lag(cur: list[float], prev: list[float], b: int) -> tuple[float, float, float]:
+    """Bin ``b``'s phase advance from ``prev`` to ``cur`` (re, im; rotated by the bin's hop), ``prev``'s magnitude."""
+    cr, ci, pr, pi = cur[b], cur[b + 8], prev[b], prev[b + 8]
+    re, im = cr * pr + ci * pi, ci * pr - cr * pi
+    rot_re, rot_im = ROT_RE_LIST[b], ROT_IM_LIST[b]
+    return re * rot_re - im * rot_im, re * rot_im + im * rot_re, math.sqrt(pr * pr + pi * pi)
+
+
+def _amplitude(magnitude: float, measured: bool, deviation_hz: float, b: int) -> tuple[float, float]:
+    """(amplitude, relative deviation) of bin ``b``: np.interp over the gain table's 1 Hz grid, to the bit."""
+    if not measured:
+        return magnitude / HALF_SUM / 1.0, math.nan
+    j = math.floor(deviation_hz) - _GRID0
+    gain = _SLOPE_L[j] * (deviation_hz - (j + _GRID0)) + _GAIN_L[j]
+    return magnitude / HALF_SUM / gain, deviation_hz / FREQS_HZ_LIST[b]
+
+
 def _features(xs: list, en: list[list[float]], cands: list[tuple[int, int, int, int, float, float]],
               windows: int, exact: bool = True) -> list[Lists] | None:
     """Features with Python floats.
@@ -59,39 +76,18 @@ def _features(xs: list, en: list[list[float]], cands: list[tuple[int, int, int, 
     found = []
     for r, w, lo, hi, pl, ph in cands:
         cur, prev = xs[r][w], xs[r][w - 1]
-        cr, ci, pr, pi = cur[lo], cur[lo + 8], prev[lo], prev[lo + 8]
-        re, im = cr * pr + ci * pi, ci * pr - cr * pi
-        rot_re, rot_im = ROT_RE_LIST[lo], ROT_IM_LIST[lo]
-        lag_re.append(re * rot_re - im * rot_im)
-        lag_im.append(re * rot_im + im * rot_re)
-        abs_l = math.sqrt(pl)  # pl = cr * cr + ci * ci
-        meas_l = math.sqrt(pr * pr + pi * pi) >= 0.5 * abs_l
-        cr, ci, pr, pi = cur[hi], cur[hi + 8], prev[hi], prev[hi + 8]
-        re, im = cr * pr + ci * pi, ci * pr - cr * pi
-        rot_re, rot_im = ROT_RE_LIST[hi], ROT_IM_LIST[hi]
-        lag_re.append(re * rot_re - im * rot_im)
-        lag_im.append(re * rot_im + im * rot_re)
-        abs_h = math.sqrt(ph)
-        found.append((r, w, lo, hi, abs_l, meas_l, abs_h, math.sqrt(pr * pr + pi * pi) >= 0.5 * abs_h))
+        re_l, im_l, prev_l = _lag(cur, prev, lo)
+        re_h, im_h, prev_h = _lag(cur, prev, hi)
+        lag_re += (re_l, re_h)
+        lag_im += (im_l, im_h)
+        abs_l, abs_h = math.sqrt(pl), math.sqrt(ph)  # the magnitudes of window w (pl = re² + im² of bin lo)
+        found.append((r, w, lo, hi, abs_l, prev_l >= 0.5 * abs_l, abs_h, prev_h >= 0.5 * abs_h))
     angles = np.arctan2(lag_im, lag_re).tolist()
     result = [([-1] * windows, [0] * windows, [0.0] * windows, [0.0] * windows, [0.0] * windows,
                [0.0] * windows) for _ in xs]
-    i = 0
-    for r, w, lo, hi, abs_l, meas_l, abs_h, meas_h in found:
-        d_l, d_h = angles[i] * HZ_PER_RADIAN, angles[i + 1] * HZ_PER_RADIAN
-        i += 2
-        if meas_l:  # np.interp over the gain table's 1 Hz grid, to the bit
-            j = math.floor(d_l) - _GRID0
-            a_l = abs_l / HALF_SUM / (_SLOPE_L[j] * (d_l - (j + _GRID0)) + _GAIN_L[j])
-            d_l /= FREQS_HZ_LIST[lo]
-        else:
-            a_l, d_l = abs_l / HALF_SUM / 1.0, math.nan
-        if meas_h:
-            j = math.floor(d_h) - _GRID0
-            a_h = abs_h / HALF_SUM / (_SLOPE_L[j] * (d_h - (j + _GRID0)) + _GAIN_L[j])
-            d_h /= FREQS_HZ_LIST[hi]
-        else:
-            a_h, d_h = abs_h / HALF_SUM / 1.0, math.nan
+    for i, (r, w, lo, hi, abs_l, meas_l, abs_h, meas_h) in enumerate(found):
+        a_l, d_l = _amplitude(abs_l, meas_l, angles[2 * i] * HZ_PER_RADIAN, lo)
+        a_h, d_h = _amplitude(abs_h, meas_h, angles[2 * i + 1] * HZ_PER_RADIAN, hi)
         e_before = en[r][w - 1]
         if not exact and _GATE_LOW <= e_before < _GATE_HIGH:
             return None

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import select
+import sys
 import threading
 import time
 from pathlib import Path
@@ -101,3 +102,15 @@ def engine_request(folder: Path) -> Path:
     path = folder / "request.json"
     path.write_text(json.dumps({"appId": APP, "callId": "c-speaker", "playtime": 1, "orders": ORDERS}))
     return path
+
+
+def interruptible_cli(*args: str) -> list[str]:
+    """The argv of ``ipcc-engine ARGS`` in a new Python whose Ctrl-C (SIGINT) is the default KeyboardInterrupt.
+
+    A process started from a background job (``cmd &`` without job control, as CI runners and ``nohup`` do)
+    inherits SIGINT ignored, and Python then leaves it ignored: a test that interrupts the player would see it
+    play to its end.
+    """
+    restore = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "runpy.run_module('engine.cli', run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", restore, *args]

@@ -2,8 +2,9 @@
 
 :class:`Baresip` starts ``baresip -f FOLDER`` with an account that auto-answers, ``aufile`` playing a WAV as
 its microphone (the call hangs up when the file ends: pad it), ``sndfile`` recording what it hears and sends,
-and ``ctrl_tcp`` taking netstring JSON commands (``dial``, ``hangup``, ``sndcode`` for RFC 4733 keys) and
-sending events (``CALL_ESTABLISHED``, ``CALL_CLOSED``...).
+``aubridge`` as its loudspeaker with no source paired, so nothing plays it (on ALSA's ``null`` device, which
+never blocks, baresip's player thread spun a core), and ``ctrl_tcp`` taking netstring JSON commands
+(``dial``, ``hangup``, ``sndcode`` for RFC 4733 keys) and sending events (``CALL_ESTABLISHED``, ...).
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ BARESIP = shutil.which("baresip")
 CONFIG = """poll_method		epoll
 sip_listen		127.0.0.1:{sip_port}
 net_interface		127.0.0.1
-audio_player		alsa,null
+audio_player		aubridge,unpaired
 audio_source		aufile,{mic}
-audio_alert		alsa,null
+audio_alert		aubridge,unpaired
 ausrc_srate		8000
 auplay_srate		8000
 rtp_ports		{rtp_first}-{rtp_last}
 module_path		/usr/lib/baresip/modules
 module			g711.so
 module			aufile.so
-module			alsa.so
+module			aubridge.so
 module			sndfile.so
 module			account.so
 module_app		menu.so

@@ -100,6 +100,8 @@ def serve_process(folder: Path, *options: str) -> Iterator[str]:
     """``ipcc-engine serve`` in its own process on a free loopback port (its files in ``folder``): its base URL.
 
     Its own process, so that the media thread shares no interpreter lock with the test and its browser client.
+    Yields once ``/ipcc/status`` answers and its guard names no reason to refuse a call (a media loop starved
+    while the process started would refuse the first calls; after 30 s it yields anyway and the test sees why).
     """
     import socket
     import subprocess
@@ -128,6 +130,9 @@ def serve_process(folder: Path, *options: str) -> Iterator[str]:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start: {(folder / 'serve.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+        calm_by = time.monotonic() + 30
+        while httpx.get(f"{url}/ipcc/status", timeout=5).json()["guard"]["reasons"] and time.monotonic() < calm_by:
             time.sleep(0.05)
         yield url
     finally:

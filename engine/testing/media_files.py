@@ -6,6 +6,7 @@ them costs little memory.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,30 @@ import soundfile as sf
 _FLAC_STREAMINFO = 8  # "fLaC" and the first metadata block's 4-byte header come before STREAMINFO's fields
 
 
+_SILENCE_BYTES_LIMIT = 4 << 20  # silence files up to this size are encoded once per process and copied
+_silences: dict[tuple[int, int, str], bytes] = {}
+
+
 def write_silence(path: Path, seconds: int, rate_hz: int = 8000, fmt: str = "FLAC") -> Path:
-    """``seconds`` of digital silence, mono 16-bit, at ``rate_hz``, written a minute at a time."""
+    """``seconds`` of digital silence, mono 16-bit, at ``rate_hz``, written a minute at a time.
+
+    A compressed file (FLAC: a few hundred KiB for hours) is encoded once per process; later calls copy its bytes.
+    """
+    key = (seconds, rate_hz, fmt)
+    if key in _silences:
+        path.write_bytes(_silences[key])
+        return path
     minute = np.zeros(rate_hz * 60, dtype=np.int16)
-    with sf.SoundFile(str(path), "w", samplerate=rate_hz, channels=1, subtype="PCM_16", format=fmt) as out:
+    buffer = io.BytesIO()
+    with sf.SoundFile(buffer, "w", samplerate=rate_hz, channels=1, subtype="PCM_16", format=fmt) as out:
         whole, rest = divmod(seconds, 60)
         for _ in range(whole):
             out.write(minute)
         out.write(minute[: rest * rate_hz])
+    data = buffer.getvalue()
+    if len(data) <= _SILENCE_BYTES_LIMIT:
+        _silences[key] = data
+    path.write_bytes(data)
     return path
 
 

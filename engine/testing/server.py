@@ -17,8 +17,18 @@ import uvicorn
 
 from engine.config import DEMO_APP_ID
 from engine.format import SAMPLE_RATE_HZ
+from engine.server.delivery import RetryPolicy
 
 FIXED_TIME = datetime(2024, 5, 6, 7, 8, 9, 123000)
+#: Delivery retries for tests: 10 ms first, doubling up to 50 ms, an answer awaited 0.5 s at most.
+FAST_RETRY = RetryPolicy(initial_s=0.01, factor=2, cap_s=0.05, timeout_s=0.5)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class FakeSpeaker:

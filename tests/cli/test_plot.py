@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import httpx
-import matplotlib.image
 import numpy as np
 import soundfile as sf
 
@@ -39,6 +38,8 @@ def test_render_plot_writes_the_png(tmp_path: Path, capsys) -> None:
     status = main(["render", str(request), "-o", str(tmp_path / "call.wav"), "--voices", VOICES,
                    "--keys", "2@2.5", "--plot", str(out)])
     assert status == 0
+    import matplotlib.image  # here: the other tests (and the other xdist workers) need no matplotlib
+
     image = matplotlib.image.imread(out)
     assert image.shape[:2] == (750, 1400)
     assert image[..., :3].std() > 0.05  # not a blank page

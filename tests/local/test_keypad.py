@@ -9,7 +9,6 @@ import os
 import pty
 import signal
 import subprocess
-import sys
 import termios
 
 import numpy as np
@@ -24,7 +23,7 @@ from engine.local.keypad import GAP_MS, TONE_MS, Keypad, key_of
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.sinks import MemorySink
-from engine.testing.alsa import VOICES, AlsaCapture, engine_request
+from engine.testing.alsa import VOICES, AlsaCapture, engine_request, interruptible_cli
 from engine.testing.harness import LineReader, wait_for
 
 
@@ -118,7 +117,7 @@ def test_ctrl_c_during_play_restores_the_terminal(tmp_path):
     before = termios.tcgetattr(slave)
     request = engine_request(tmp_path)
     with AlsaCapture(tmp_path / "device") as device:
-        argv = [sys.executable, "-m", "engine.cli", "play", str(request), "--voices", VOICES]
+        argv = interruptible_cli("play", str(request), "--voices", VOICES)
         player = subprocess.Popen(argv, env=device.env, cwd=tmp_path,
                                   stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import time
@@ -16,12 +17,17 @@ import time, numpy as np
 from engine.local.mic import MicCaller
 from engine.dtmf.detector import detect_keys
 mic = MicCaller().start()
-frames, start = [], time.monotonic()
-for i in range(150):  # 3 s, read at the media loop's pace
+print("listening", flush=True)
+frames, start, keys = [], time.monotonic(), ""
+for i in range(300):  # up to 6 s, read at the media loop's pace, until "#" is heard
     time.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
     frames.append(mic.read(160))
+    if i % 10 == 9:
+        keys = "".join(e.key for e in detect_keys(np.concatenate(frames)))
+        if keys.endswith("#"):
+            break
 mic.close()
-print(mic.rate_hz, "".join(e.key for e in detect_keys(np.concatenate(frames))), mic.underruns)
+print(mic.rate_hz, keys, mic.underruns)
 """
 
 
@@ -40,8 +46,12 @@ def test_the_microphone_hears_a_keypad_held_to_it(tmp_path):
     mic = subprocess.Popen([sys.executable, "-c", MIC_SCRIPT], env=env, stdout=subprocess.PIPE, text=True)
     try:
         start, index, silence = time.monotonic(), 0, np.zeros(SAMPLES_PER_FRAME, np.int16)
-        while mic.poll() is None and index < 30 * 50:  # then silence: a microphone never stops
-            at = index * SAMPLES_PER_FRAME
+        keys_from = None  # the frame at which the keypad is held to the microphone: once it listens
+        while mic.poll() is None and index < 60 * 50:  # silence around the keys: a microphone never stops
+            if keys_from is None and select.select([mic.stdout], [], [], 0)[0]:
+                assert mic.stdout.readline().strip() == "listening"
+                keys_from = index
+            at = (index - keys_from) * SAMPLES_PER_FRAME if keys_from is not None else len(audio)
             os.write(fd, (audio[at : at + SAMPLES_PER_FRAME] if at < len(audio) else silence).tobytes())
             index += 1
             time.sleep(max(0.0, start + index * 0.02 - time.monotonic()))

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from engine.format import SAMPLES_PER_FRAME
 from engine.local.frame_queue import END, FrameQueue
-from engine.testing.alsa import VOICES, AlsaCapture, engine_request
+from engine.testing.alsa import VOICES, AlsaCapture, engine_request, interruptible_cli
 from engine.testing.harness import wait_for
 
 KEYS = "2@2.5"
@@ -95,8 +95,7 @@ def test_a_vanishing_device_stops_cleanly_and_the_rest_goes_to_the_wav(tmp_path,
 
 def test_ctrl_c_prints_the_partial_result(tmp_path, request_file):
     with AlsaCapture(tmp_path / "device") as device:
-        argv = [sys.executable, "-m", "engine.cli", "play", str(request_file), "--keys", KEYS,
-                "--voices", VOICES]
+        argv = interruptible_cli("play", str(request_file), "--keys", KEYS, "--voices", VOICES)
         player = subprocess.Popen(argv, env=device.env, cwd=tmp_path,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)

@@ -17,9 +17,17 @@ from engine.server.app import ServerSettings, create_app
 from engine.server.delivery import Delivery, RetryPolicy
 from engine.server.event_log import EventLog
 from engine.testing.receivers import ScriptedReceiver
-from engine.testing.server import FIXED_TIME, REQUEST_EVENTS, FakeSpeaker, LiveServer, Receiver, wait_events, wait_for
+from engine.testing.server import (
+    FAST_RETRY,
+    FIXED_TIME,
+    REQUEST_EVENTS,
+    FakeSpeaker,
+    LiveServer,
+    Receiver,
+    wait_events,
+    wait_for,
+)
 
-FAST = RetryPolicy(initial_s=0.01, factor=2, cap_s=0.05, timeout_s=0.5)
 FLAKY = [(500, {"error": "down"}), (200, {"code": "1"})]
 
 
@@ -40,7 +48,7 @@ def receiver() -> Iterator[Receiver]:
 
 def test_events_are_logged_and_delivered_once_in_order_after_failures(tmp_path: Path,
                                                                        receiver: Receiver) -> None:
-    delivery = Delivery(tmp_path, {"app": receiver.url, "quiet": None}, FAST)
+    delivery = Delivery(tmp_path, {"app": receiver.url, "quiet": None}, FAST_RETRY)
     delivery.start()
     bodies = [{"event": "multrpt", "n": i} for i in range(20)]
     for body in bodies:
@@ -59,7 +67,7 @@ def test_events_are_logged_and_delivered_once_in_order_after_failures(tmp_path: 
 
 
 def test_unacknowledged_events_are_sent_again_after_a_restart(tmp_path: Path) -> None:
-    down = Delivery(tmp_path, {"app": "http://127.0.0.1:9/never"}, FAST)  # nothing listens on port 9
+    down = Delivery(tmp_path, {"app": "http://127.0.0.1:9/never"}, FAST_RETRY)  # nothing listens on port 9
     down.start()
     for i in range(3):
         down.publish("app", "c", {"n": i})
@@ -67,7 +75,7 @@ def test_unacknowledged_events_are_sent_again_after_a_restart(tmp_path: Path) ->
     down.close(drain_s=0.1)
     rx = Receiver()
     try:
-        again = Delivery(tmp_path, {"app": rx.url}, FAST)
+        again = Delivery(tmp_path, {"app": rx.url}, FAST_RETRY)
         assert again.events("c") == [{"n": 0}, {"n": 1}, {"n": 2}]  # memory refilled from the log
         again.start()
         wait_for(lambda: len(rx.acked) == 3, what="replayed events")
@@ -76,7 +84,7 @@ def test_unacknowledged_events_are_sent_again_after_a_restart(tmp_path: Path) ->
         again.close()
         assert rx.acked == [{"n": i} for i in range(4)]
         assert len(_log(tmp_path)) == 4  # replayed events are not logged twice
-        third = Delivery(tmp_path, {"app": rx.url}, FAST)
+        third = Delivery(tmp_path, {"app": rx.url}, FAST_RETRY)
         third.start()
         third.publish("app", "c", {"n": 4})
         wait_for(lambda: len(rx.acked) == 5, what="an event after the second restart")
@@ -116,7 +124,7 @@ def test_server_events_reach_a_flaky_callback_and_the_log(tmp_path: Path, repo_r
     config = Config({"flaky-app": Application("flaky-app", callback_url=receiver.url),
                      "hung-app": Application("hung-app", callback_url=hanging.url)})
     settings = ServerSettings(config=config, voices=repo_root / "voices", recordings=tmp_path / "rec",
-                              state_dir=tmp_path / "state", retry=FAST)
+                              state_dir=tmp_path / "state", retry=FAST_RETRY)
     server = LiveServer(create_app(settings, speaker=FakeSpeaker(), clock=ScaledClock(25),
                                    wall_clock=lambda: FIXED_TIME))
     try:

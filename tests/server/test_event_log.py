@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.server.delivery import Delivery, RetryPolicy
+from engine.server.delivery import Delivery
 from engine.server.event_log import EventLog
 from engine.server.framing import frame, unframe
 from engine.testing.receivers import ScriptedReceiver
-from engine.testing.server import wait_for
-
-FAST = RetryPolicy(initial_s=0.01, factor=2, cap_s=0.05, timeout_s=0.5)
+from engine.testing.server import FAST_RETRY, wait_for
 
 
 def _records(first: int, count: int, app: str = "app") -> list[dict]:
@@ -73,14 +71,14 @@ def test_segments_rotate_by_size_and_a_restart_reads_only_the_newest(tmp_path: P
 def test_acknowledged_segments_are_removed_and_nothing_is_sent_again_after_a_restart(tmp_path: Path) -> None:
     rx = ScriptedReceiver()
     try:
-        delivery = Delivery(tmp_path, {"app": rx.url, "quiet": None}, FAST, segment_bytes=4000)
+        delivery = Delivery(tmp_path, {"app": rx.url, "quiet": None}, FAST_RETRY, segment_bytes=4000)
         delivery.start()
         for i in range(600):
             delivery.publish("app" if i % 2 else "quiet", f"call-{i % 7}", {"event": "x", "n": i})
         wait_for(lambda: len(rx.acked) == 300, what="300 acknowledged events")
         delivery.close()
         assert len(list((tmp_path / "events").glob("*.log"))) <= 2  # of 25 segments written
-        again = Delivery(tmp_path, {"app": rx.url}, FAST, segment_bytes=4000)
+        again = Delivery(tmp_path, {"app": rx.url}, FAST_RETRY, segment_bytes=4000)
         again.start()
         assert again.publish("app", "call-x", {"n": "after"}) == 601
         wait_for(lambda: len(rx.acked) == 301, what="the new event")
@@ -91,7 +89,7 @@ def test_acknowledged_segments_are_removed_and_nothing_is_sent_again_after_a_res
 
 
 def test_unacknowledged_events_survive_rotation_and_are_sent_after_a_restart(tmp_path: Path) -> None:
-    down = Delivery(tmp_path, {"app": "http://127.0.0.1:9/never"}, FAST, segment_bytes=3000, window=50)
+    down = Delivery(tmp_path, {"app": "http://127.0.0.1:9/never"}, FAST_RETRY, segment_bytes=3000, window=50)
     down.start()
     for i in range(400):
         down.publish("app", f"call-{i % 5}", {"n": i})
@@ -100,7 +98,7 @@ def test_unacknowledged_events_survive_rotation_and_are_sent_after_a_restart(tmp
     down.close(drain_s=0.1)
     rx = ScriptedReceiver()
     try:
-        again = Delivery(tmp_path, {"app": rx.url}, FAST, segment_bytes=3000, window=50)
+        again = Delivery(tmp_path, {"app": rx.url}, FAST_RETRY, segment_bytes=3000, window=50)
         again.start()
         wait_for(lambda: len(rx.acked) == 400, what="400 replayed events")
         again.close()
@@ -117,7 +115,7 @@ def test_an_older_events_jsonl_is_moved_into_the_log_and_its_unacknowledged_even
     (tmp_path / "delivered.jsonl").write_text('{"seq": 1}\n')
     rx = ScriptedReceiver()
     try:
-        delivery = Delivery(tmp_path, {"app": rx.url}, FAST)
+        delivery = Delivery(tmp_path, {"app": rx.url}, FAST_RETRY)
         delivery.start()
         wait_for(lambda: len(rx.acked) == 2, what="the two unacknowledged events")
         assert delivery.publish("app", "c", {"n": "new"}) == 4

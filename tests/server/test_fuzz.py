@@ -17,9 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from engine.config import DEMO_APP_ID
 from engine.media.pacer import ScaledClock
@@ -33,52 +30,55 @@ CODES = {"000000", "108100", "108101", "108102", "108104", "108105"}
 ENGINE_THREADS = {"ipcc-media", "ipcc-delivery", "ipcc-watchdog"}  # as /ipcc/status names them
 MAX_INT = 2**31 - 1
 
-_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)  # lone surrogates included
-HOSTILE = st.one_of(
-    st.none(), st.booleans(), st.floats(allow_nan=True, allow_infinity=True), _text,
-    st.integers(-(2**70), 2**70), st.sampled_from([MAX_INT, MAX_INT + 1, -1, "9" * 5000, " 5", "5.0", "1e3", "\udc80",
-                                                   "", "0x10", "٣", [], {}, [1], {"a": 1}]),
-)
-_small_int = st.integers(0, 40) | st.sampled_from(["0", "3", 2.0])
-_repeat = st.integers(0, 5) | st.sampled_from([MAX_INT, 10**6])
-_ms = st.integers(0, 3000) | st.sampled_from([MAX_INT])
-_keys = st.text(alphabet="0123456789*#ABCD", max_size=4)
+def _hostile_bodies(live_call: str) -> Any:
+    """The hostile request bodies (raw bytes) for ``live_call``: a Hypothesis strategy.
 
+    Built here rather than at import, so that only the worker running these tests imports Hypothesis.
+    """
+    from hypothesis import strategies as st
 
-def _field(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.one_of(valid, valid, HOSTILE)
+    text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)  # lone surrogates included
+    hostile = st.one_of(
+        st.none(), st.booleans(), st.floats(allow_nan=True, allow_infinity=True), text,
+        st.integers(-(2**70), 2**70), st.sampled_from([MAX_INT, MAX_INT + 1, -1, "9" * 5000, " 5", "5.0", "1e3",
+                                                       "\udc80", "", "0x10", "٣", [], {}, [1], {"a": 1}]),
+    )
+    small_int = st.integers(0, 40) | st.sampled_from(["0", "3", 2.0])
+    repeat = st.integers(0, 5) | st.sampled_from([MAX_INT, 10**6])
+    ms = st.integers(0, 3000) | st.sampled_from([MAX_INT])
+    keys = st.text(alphabet="0123456789*#ABCD", max_size=4)
 
+    def field(valid: Any) -> Any:
+        return st.one_of(valid, valid, hostile)
 
-ORDER = st.fixed_dictionaries({}, optional={
-    "playFlag": _field(st.sampled_from([0, 1])),
-    "voiceStr": _field(st.sampled_from(["tone:0.1", "tone:0.2", "hello", "您好", "missing.wav", "../etc/passwd",
-                                        "/etc/passwd", "x" * 1001])),
-    "playTime": _field(_repeat), "spaceTime": _field(_ms), "getkey": _field(st.sampled_from([0, 1])),
-    "maxRevCnt": _field(_small_int), "key2End": _field(_keys), "totalTime": _field(_ms), "data": _field(_text),
-    "extra": HOSTILE,
-})
-
-
-def _body(live_call: str) -> st.SearchStrategy[dict[str, Any]]:
-    ids = st.sampled_from([DEMO_APP_ID, "unknown-app", ""]) | HOSTILE
-    calls = st.sampled_from([live_call, live_call, "not-a-call"]) | HOSTILE
-    return st.fixed_dictionaries({"appId": st.one_of(st.just(DEMO_APP_ID), ids),
+    order = st.fixed_dictionaries({}, optional={
+        "playFlag": field(st.sampled_from([0, 1])),
+        "voiceStr": field(st.sampled_from(["tone:0.1", "tone:0.2", "hello", "您好", "missing.wav", "../etc/passwd",
+                                           "/etc/passwd", "x" * 1001])),
+        "playTime": field(repeat), "spaceTime": field(ms), "getkey": field(st.sampled_from([0, 1])),
+        "maxRevCnt": field(small_int), "key2End": field(keys), "totalTime": field(ms), "data": field(text),
+        "extra": hostile,
+    })
+    ids = st.sampled_from([DEMO_APP_ID, "unknown-app", ""]) | hostile
+    calls = st.sampled_from([live_call, live_call, "not-a-call"]) | hostile
+    body = st.fixed_dictionaries({"appId": st.one_of(st.just(DEMO_APP_ID), ids),
                                   "callId": st.one_of(st.just(live_call), calls)}, optional={
-        "orders": st.one_of(st.lists(ORDER, max_size=4), HOSTILE), "playtime": _field(_repeat),
-        "called": _field(st.sampled_from(["null", "wav:fuzz", "wav:../x", "speaker", "nope:x"])),
-        "keys": _field(st.sampled_from(["1@0.1", "1@36000", "x@y", "1@-1"])), "callerWav": _field(_text),
-        "playFlag": _field(st.sampled_from([0, 1])), "voiceStr": _field(st.just("tone:0.1")),
+        "orders": st.one_of(st.lists(order, max_size=4), hostile), "playtime": field(repeat),
+        "called": field(st.sampled_from(["null", "wav:fuzz", "wav:../x", "speaker", "nope:x"])),
+        "keys": field(st.sampled_from(["1@0.1", "1@36000", "x@y", "1@-1"])), "callerWav": field(text),
+        "playFlag": field(st.sampled_from([0, 1])), "voiceStr": field(st.just("tone:0.1")),
     })
 
+    def raw_variants(value: dict[str, Any]) -> Any:
+        whole = json.dumps(value, ensure_ascii=True)
+        return st.sampled_from([
+            whole.encode(), whole.encode()[: max(1, len(whole) // 2)],  # whole, torn
+            ("[" * 200_000 + "]" * 200_000).encode(),  # 200 k-deep nesting (issue 10)
+            whole.replace("{", '{"appId": "dup", ', 1).encode(),  # a key twice
+            b"\xff\xfe" + whole.encode(), whole.encode("utf-16"), b"NaN", b"1e999999",
+        ])
 
-def _raw_variants(body: dict[str, Any]) -> st.SearchStrategy[bytes]:
-    text = json.dumps(body, ensure_ascii=True)
-    return st.sampled_from([
-        text.encode(), text.encode()[: max(1, len(text) // 2)],  # whole, torn
-        ("[" * 200_000 + "]" * 200_000).encode(),  # 200 k-deep nesting (issue 10)
-        text.replace("{", '{"appId": "dup", ', 1).encode(),  # a key twice
-        b"\xff\xfe" + text.encode(), text.encode("utf-16"), b"NaN", b"1e999999",
-    ])
+    return st.one_of(body.map(lambda b: json.dumps(b).encode()), body.flatmap(raw_variants))
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +125,10 @@ def check_alive(http: httpx.Client) -> None:
 @pytest.mark.parametrize("path", ["/ipcc/call/multOrders", "/ipcc/call/play", "/ipcc/call/outCall",
                                   "/ipcc/call/stoPlay"])
 def test_hostile_bodies_get_the_contracts_json(http: httpx.Client, live_call: str, path: str) -> None:
+    from hypothesis import HealthCheck, given, settings
+
     @settings(max_examples=CASES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(st.one_of(_body(live_call).map(lambda b: json.dumps(b).encode()),
-                     _body(live_call).flatmap(_raw_variants)))
+    @given(_hostile_bodies(live_call))
     def post(raw: bytes) -> None:
         answer = http.post(path, content=raw, headers={"content-type": "application/json"})
         check_answer(answer, f"{path} {raw[:120]!r}")
@@ -139,6 +140,9 @@ def test_hostile_bodies_get_the_contracts_json(http: httpx.Client, live_call: st
 
 
 def test_schemathesis_finds_no_5xx_and_no_non_json_answer(http: httpx.Client, server: LiveServer) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
     schema = schemathesis.openapi.from_dict(http.get("/openapi.json").json())
     count = 0
     for result in schema.get_all_operations():
@@ -149,7 +153,7 @@ def test_schemathesis_finds_no_5xx_and_no_non_json_answer(http: httpx.Client, se
         @settings(max_examples=max(10, CASES // 2), deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         @given(operation.as_strategy())
-        def call(case: schemathesis.Case) -> None:
+        def call(case: Any) -> None:  # a schemathesis.Case
             nonlocal count
             response = case.call(base_url=server.url)
             count += 1

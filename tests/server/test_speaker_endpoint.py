@@ -7,10 +7,8 @@ would. What the device played is captured; the key typed comes back in ``ivrrepo
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +16,7 @@ import numpy as np
 
 from engine.audio.library import VoiceLibrary
 from engine.testing.alsa import APP, VOICES, AlsaCapture
+from engine.testing.server import free_port, wait_for
 
 MENU = [
     {"playFlag": 1, "voiceStr": "welcome.wav"},
@@ -25,19 +24,11 @@ MENU = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+def played_past(device: AlsaCapture, samples: int) -> bool:
+    """True once the device has played ``samples`` past its first sound (the engine is ahead of the device)."""
+    played = device.samples()
+    sound = np.flatnonzero(played)
+    return len(sound) > 0 and len(played) - int(sound[0]) > samples
 
 
 def test_a_server_call_plays_on_the_speaker_and_hears_the_terminal(tmp_path: Path) -> None:
@@ -57,14 +48,16 @@ def test_a_server_call_plays_on_the_speaker_and_hears_the_terminal(tmp_path: Pat
                 except httpx.HTTPError:
                     return False
 
-            assert wait_for(up, 30), server.stderr.read().decode() if server.poll() is not None else "no server"
+            wait_for(lambda: up() or server.poll() is not None, 60, "the server's status")
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else "no server"
             call = httpx.post(f"{base}/call/outCall", json={"appId": APP, "called": "speaker"}).json()
             assert call["code"] == "000000", call
             call_id = call["callId"]
             answer = httpx.post(f"{base}/call/multOrders",
                                 json={"appId": APP, "callId": call_id, "orders": MENU}).json()
             assert answer["code"] == "000000", answer
-            time.sleep(1.5)  # the welcome (0.58 s) is over: the menu plays
+            welcome = VoiceLibrary(VOICES).load("welcome.wav")
+            wait_for(lambda: played_past(device, len(welcome) + 800), 30, "the welcome played: the menu plays")
             assert server.stdin is not None
             server.stdin.write(b"x7")  # "x" is not a key: ignored with a notice; 7 is pressed
             server.stdin.flush()
@@ -72,16 +65,16 @@ def test_a_server_call_plays_on_the_speaker_and_hears_the_terminal(tmp_path: Pat
             def events() -> list[dict]:
                 return httpx.get(f"{base}/events", params={"callId": call_id, "appId": APP}).json().get("events", [])
 
-            assert wait_for(lambda: any(e["event"] == "multrpt" for e in events()), 20)
+            wait_for(lambda: any(e["event"] == "multrpt" for e in events()), 30, "the menu's multrpt")
             dtmf = [e for e in events() if e["event"] == "ivrreportdtmf"]
             assert [(e["dtmfCode"], e["endReason"]) for e in dtmf] == [("7", "maxRevCnt")]
-            httpx.post(f"{base}/call/disConnect", json={"appId": APP, "callId": call_id})
-            time.sleep(0.5)
+            hang_up = httpx.post(f"{base}/call/disConnect", json={"appId": APP, "callId": call_id}).json()
+            assert hang_up["code"] == "000000", hang_up
+            wait_for(lambda: httpx.get(f"{base}/status").json()["calls"]["live_calls"] == 0, 30, "the call gone")
         finally:
             server.terminate()
             _, err = server.communicate(timeout=20)
     played = device.samples()
-    welcome = VoiceLibrary(VOICES).load("welcome.wav")
     start = int(np.flatnonzero(played)[0])
     assert np.array_equal(played[start : start + len(welcome)], welcome)  # the prompt, sample for sample
     assert b"ignored" in err.lower() or b"not a key" in err.lower()

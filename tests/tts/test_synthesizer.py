@@ -1,15 +1,12 @@
-"""engine.tts.synthesizer against the real espeak-ng 1.52 (espeakng_loader) through pyttsx3: no mocks.
+"""engine.tts.synthesizer's audio against the real espeak-ng 1.52 (espeakng_loader) through pyttsx3: no mocks.
 
-The process has one pyttsx3 engine; every Synthesizer here (one per tmp_path cache dir) shares it.
+The call's format, voices, Mandarin, settings, threads and the caller's faults. The process has one pyttsx3
+engine; every Synthesizer here (one per tmp_path cache dir) shares it. The cache: ``test_synthesizer_cache``.
 """
 
 from __future__ import annotations
 
-import ctypes.util
-import os
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +15,6 @@ import pytest
 
 from engine.errors import RequestError
 from engine.format import SAMPLE_RATE_HZ
-from engine.tts import espeak
 from engine.tts import synthesizer as speech
 from engine.tts.synthesizer import (
     EDGE_MARGIN_MS,
@@ -30,7 +26,6 @@ from engine.tts.synthesizer import (
     voice_for_text,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 SMS = "您的短信剩余15条"  # nin de duan xin sheng yu shi wu tiao: 9 syllables
 HOLD = "Please hold the line."
 
@@ -100,40 +95,6 @@ def test_mandarin_duration_fits_nine_syllables(tmp_path: Path) -> None:
     assert rms_dbfs(mandarin) > -30
 
 
-def test_same_text_twice_is_one_synthesis(tmp_path: Path) -> None:
-    synth = Synthesizer(tmp_path)
-    first = synth.synthesize("Your call is important to us.")
-    second = synth.synthesize("Your call is important to us.")
-    assert second is first
-    assert (synth.misses, synth.memory_hits, synth.disk_hits) == (1, 1, 0)
-
-
-def test_new_synthesizer_serves_from_disk(tmp_path: Path) -> None:
-    first = Synthesizer(tmp_path).synthesize("Thank you for calling.")
-    again = Synthesizer(tmp_path)
-    audio = again.synthesize("Thank you for calling.")
-    np.testing.assert_array_equal(audio, first)
-    assert (again.misses, again.disk_hits) == (0, 1)
-    assert not audio.flags.writeable
-
-
-def test_warm_cache_process_never_initialises_espeak(tmp_path: Path) -> None:
-    expected = Synthesizer(tmp_path).synthesize(SMS)
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from engine.tts import synthesizer as speech\n"
-        f"synth = speech.Synthesizer(Path({str(tmp_path)!r}))\n"
-        f"audio = synth.synthesize({SMS!r})\n"
-        "print(len(audio), int(audio.astype('int64').sum()), synth.disk_hits, synth.misses,\n"
-        "      speech.espeak_init_count(), 'pyttsx3' in sys.modules)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True,
-                         cwd=tmp_path, timeout=60).stdout.split()
-    assert out == [str(len(expected)), str(int(expected.astype(np.int64).sum())), "1", "0", "0", "False"]
-
-
 def test_settings_change_the_key_and_the_audio(tmp_path: Path) -> None:
     synth = Synthesizer(tmp_path)
     base = VoiceSettings()
@@ -187,33 +148,6 @@ def test_eight_threads_get_their_own_audio(tmp_path: Path) -> None:
         assert scores[index] > 0.95 and scores[index] == max(scores), (texts[index], scores)
 
 
-def test_same_text_from_many_threads_is_synthesized_once(tmp_path: Path) -> None:
-    synth = Synthesizer(tmp_path)
-    results: list[np.ndarray] = []
-    threads = [threading.Thread(target=lambda: results.append(synth.synthesize("Hold, please.")))
-               for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert len(results) == 6 and all(r is results[0] for r in results)
-    assert (synth.misses, synth.memory_hits + synth.disk_hits) == (1, 5)
-
-
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
-def test_corrupt_cache_file_is_resynthesized(tmp_path: Path, damage: str) -> None:
-    good = Synthesizer(tmp_path).synthesize("Menu.")
-    path = tmp_path / "tts" / f"{Synthesizer(tmp_path).cache_key('Menu.')}.wav"
-    data = path.read_bytes()
-    path.write_bytes({"garbage": b"RIFF\x00not a wav at all" * 10, "truncated": data[: len(data) // 2],
-                      "empty": b""}[damage])
-    synth = Synthesizer(tmp_path)
-    audio = synth.synthesize("Menu.")
-    assert (synth.misses, synth.disk_hits) == (1, 0)
-    assert abs(len(audio) - len(good)) <= 0.03 * len(good)
-    assert Synthesizer(tmp_path).synthesize("Menu.").tolist() == audio.tolist()  # the file was rewritten
-
-
 def test_synthesis_prints_nothing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     synth = Synthesizer(tmp_path)
     capfd.readouterr()
@@ -251,52 +185,3 @@ def test_unknown_voice_is_the_callers_fault(tmp_path: Path) -> None:
     assert info.value.field == "voice" and info.value.code == "108100"
     assert Synthesizer(tmp_path).synthesize("Hello.").size > 0  # the engine is still fine
     assert SpeechError("x").code == "108104"
-
-
-def test_singleton_per_cache_dir_and_close(tmp_path: Path) -> None:
-    one = speech.synthesizer(tmp_path)
-    assert speech.synthesizer(tmp_path) is one
-    assert one.espeak_version.startswith("1.5")
-    one.close()
-    with pytest.raises(SpeechError, match="closed"):
-        one.synthesize("Hello.")
-    assert speech.synthesizer(tmp_path) is not one
-
-
-def test_espeak_is_the_wheels_1_52_and_older_is_refused() -> None:
-    assert espeak.espeak_library()[1].startswith("1.52")
-    espeak.check_espeak_version("1.52.0")
-    with pytest.raises(speech.EspeakVersionError, match=r"1\.51\.1 is too old: 1\.52 or newer") as info:
-        espeak.check_espeak_version("1.51.1")
-    assert info.value.code == "108104"
-
-
-@pytest.mark.skipif(ctypes.util.find_library("espeak-ng") is None, reason="no system libespeak-ng")
-def test_pyttsx3_loaded_first_with_another_espeak_is_refused(tmp_path: Path) -> None:
-    # pyttsx3 imported before engine.tts loads whatever libespeak-ng.so.1 the system has (Debian 12: 1.51).
-    script = (
-        "import pyttsx3.drivers._espeak as e\n"
-        "from engine.tts import synthesizer as speech\n"
-        "if e.Info(None).decode() == speech.espeak_library()[1]:\n"
-        "    print('same')\n"
-        "else:\n"
-        "    try:\n"
-        f"        speech.Synthesizer({str(tmp_path)!r}).synthesize('Hello.')\n"
-        "    except speech.EspeakVersionError as exc:\n"
-        "        print('refused:', exc)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True,
-                         cwd=tmp_path, timeout=60).stdout
-    assert out == "same\n" or out.startswith("refused: pyttsx3 is using espeak-ng 1.5"), out
-
-
-def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("IPCC_CACHE_DIR", str(tmp_path / "a"))
-    assert speech.default_cache_dir() == tmp_path / "a"
-    monkeypatch.delenv("IPCC_CACHE_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert speech.default_cache_dir() == tmp_path / "xdg" / "ipcc-engine"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert speech.default_cache_dir() == tmp_path / "home" / ".cache" / "ipcc-engine"
