@@ -92,23 +92,28 @@ def _hub_ticks(hub: Any, loop: Any) -> tuple[Any, dict[str, int]]:
 
     def tick() -> None:  # with_rtp, with the CPU time of each part
         t0 = cpu_clock()
-        hub.receive()
+        hub.flush()
         t1 = cpu_clock()
-        loop.tick()
+        state["sent"] = clock.now()
+        hub.receive()
         t2 = cpu_clock()
-        hub.send()
-        parts["receive"] += t1 - t0
-        parts["loop"] += t2 - t1
-        parts["send"] += cpu_clock() - t2
+        loop.tick()
+        t3 = cpu_clock()
+        hub.prepare()
+        parts["send"] += t1 - t0 + cpu_clock() - t3
+        parts["receive"] += t2 - t1
+        parts["loop"] += t3 - t2
+
+    state: dict[str, Any] = {}
 
     def run_ticks(n: int, record: Any) -> None:
-        state = {"k": 0, "origin": None}
+        state.update(k=0, origin=None)
 
         def timed() -> None:
             if state["origin"] is None:
                 state["origin"] = clock.now()
             tick()
-            record(clock.now() - (state["origin"] + state["k"] * 0.02))
+            record(state["sent"] - (state["origin"] + state["k"] * 0.02))
             state["k"] += 1
 
         Pacer(clock, timed, max_behind_s=1e9).run(max_ticks=n)  # never re-anchored: lateness as it is

@@ -87,6 +87,7 @@ class RtpHub:
         self.heard = np.zeros((capacity, _F), dtype=SAMPLE_DTYPE)
         self.played = np.zeros((capacity, _F), dtype=SAMPLE_DTYPE)
         self.ticks = 0
+        self._prepared = 0  # rows built by prepare() and not yet flushed
         self.counters = dict.fromkeys(HUB_COUNTERS, 0)
         z = np.zeros
         self.seq, self.ts, self.ssrc = z(capacity, np.int64), z(capacity, np.int64), z(capacity, np.int64)
@@ -379,8 +380,14 @@ class RtpHub:
     # -- send ---------------------------------------------------------------------------------------------------
 
     def send(self) -> None:
-        """Encode every call's played frame and send one packet per sending call."""
+        """Encode every call's played frame and send one packet per sending call (:meth:`prepare`, :meth:`flush`)."""
+        self.prepare()
+        self.flush()
+
+    def prepare(self) -> None:
+        """Encode every call's played frame and write its header: the packets :meth:`flush` sends."""
         n = len(self.sessions)
+        self._prepared = n
         if not n:
             return
         out = self.io.send_data
@@ -394,6 +401,13 @@ class RtpHub:
                 rows = np.flatnonzero(pt == law)
                 out[rows, HEADER_BYTES:] = g711.ENCODERS[law][played[rows].view(np.uint16)]
         write_headers(out[:n], pt, self.marker[:n], self.seq[:n], self.ts[:n], self.ssrc[:n])
+
+    def flush(self) -> None:
+        """Send the packets :meth:`prepare` built (nothing when none were built since the last flush)."""
+        n = self._prepared
+        self._prepared = 0
+        if not n:
+            return
         sending = self.sending[:n]
         if self.pool is not None:
             sent = self._send_per_call(np.flatnonzero(sending))
