@@ -1,0 +1,159 @@
+"""The RTP sender: a thread that sends each tick's packets at their deadlines, group by group.
+
+The media thread builds tick ``k``'s packets (:meth:`~engine.net.rtp_hub.RtpHub.prepare`, right after the media
+loop's tick) one period ahead of their deadline; the sender sends them at ``origin + k * period`` (no drift),
+group ``g`` of the hub's ``send_groups`` a further ``g * period / groups`` later. So at a deadline only the
+``sendmmsg`` of one group remains to be done, however long the media loop takes (up to a period), and the
+kernel's cost of the sends (on loopback it also delivers every packet) is spread over the period. The price:
+the audio leaves one period (20 ms) later than it would when sent at the end of its tick.
+
+``origin`` is one period after the start of the first tick. A frame built late is sent at once (its lateness
+says so); when the sender falls ``max_behind_s`` behind (a stopped process) it re-anchors its deadlines to now
+(``resyncs``). Lateness is each group's send completion minus its deadline, kept for the last ``window``
+groups sent (default one minute of ticks in 4 groups). Time comes from the injected clock.
+
+The sender thread must get the interpreter soon after it wakes: :meth:`RtpSender.start` lowers the
+interpreter's switch interval (process-wide) to at most :data:`SWITCH_INTERVAL_S`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from engine.media.clock import Clock
+from engine.net.rtp_hub import RtpHub
+from engine.net.rtp_outbound import PacketFrame
+
+log = logging.getLogger(__name__)
+PERIOD_S = 0.02
+SWITCH_INTERVAL_S = 0.0005  # the longest the media thread keeps the interpreter from a woken sender (s)
+DEFAULT_WINDOW = 12000
+
+
+class RtpSender:
+    """Sends ``hub``'s frames at deadlines on ``clock``: every ``period_s`` (default 20 ms), in the hub's groups."""
+
+    def __init__(self, hub: RtpHub, clock: Clock, period_s: float = PERIOD_S, window: int = DEFAULT_WINDOW,
+                 max_behind_s: float = 1.0) -> None:
+        self.hub = hub
+        self.clock = clock
+        self.period_s = period_s
+        self.spacing_s = period_s / hub.outbound.groups
+        self.max_behind_s = max_behind_s
+        self.frames = 0  # frames submitted
+        self.sent_frames = 0
+        self.resyncs = 0
+        self._origin: float | None = None
+        self._queue: deque[tuple[int, PacketFrame]] = deque()
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lateness = np.zeros(window, dtype=np.float64)
+        self._recorded = 0
+
+    def driving(self, tick: Callable[[], None]) -> Callable[[], None]:
+        """A media tick carrying the hub: receive, then ``tick`` (the media loop), then build and hand over.
+
+        A failure of the hub is logged; the tick goes on.
+        """
+        hub = self.hub
+
+        def rtp_tick() -> None:
+            if self._origin is None:
+                self._origin = self.clock.now() + self.period_s
+                self.start()
+            try:
+                hub.receive()
+            except Exception:  # no caller audio this tick rather than no media thread
+                log.exception("RTP receive failed")
+            try:
+                tick()
+            finally:
+                try:
+                    hub.prepare()
+                    self.submit(hub.take_prepared())
+                except Exception:
+                    log.exception("RTP send failed")
+
+        return rtp_tick
+
+    def start(self) -> None:
+        """Start the sender thread (once)."""
+        if self._thread is None:
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+            self._thread = threading.Thread(target=self._run, name="rtp-sender", daemon=True)
+            self._thread.start()
+
+    def submit(self, frame: PacketFrame | None) -> None:
+        """The next tick's packets (None: nothing to send, the tick still counts)."""
+        index = self.frames
+        self.frames += 1
+        if frame is None:
+            return
+        with self._ready:
+            self._queue.append((index, frame))
+            self._ready.notify()
+
+    def stop(self) -> None:
+        """Stop the thread after the frame in progress (the frames still queued are released unsent)."""
+        self._stop.set()
+        with self._ready:
+            self._ready.notify()
+        if self._thread is not None:
+            self._thread.join(5)
+        for _, frame in self._queue:
+            frame.free.set()
+
+    def _next(self) -> tuple[int, PacketFrame] | None:
+        with self._ready:
+            while not self._queue and not self._stop.is_set():
+                self._ready.wait(0.5)
+            return None if self._stop.is_set() else self._queue.popleft()
+
+    def _run(self) -> None:
+        while (item := self._next()) is not None:
+            index, frame = item
+            try:
+                self._send(index, frame)
+            except Exception:
+                log.exception("RTP sender: frame %d failed", index)
+            finally:
+                frame.free.set()
+
+    def _send(self, index: int, frame: PacketFrame) -> None:
+        clock, hub = self.clock, self.hub
+        assert self._origin is not None
+        due = self._origin + index * self.period_s
+        if clock.now() - due > self.max_behind_s:  # stalled: re-anchor rather than rush the backlog
+            self.resyncs += 1
+            self._origin = clock.now() - index * self.period_s
+            due = self._origin + index * self.period_s
+        for g in range(hub.outbound.groups):
+            if not frame.group(g)[1]:
+                continue
+            at = due + g * self.spacing_s
+            clock.sleep_until(at)
+            hub.send_group(frame, g)
+            self._record(clock.now() - at)
+        self.sent_frames += 1
+
+    def _record(self, lateness_s: float) -> None:
+        self._lateness[self._recorded % len(self._lateness)] = lateness_s
+        self._recorded += 1
+
+    def lateness(self) -> np.ndarray:
+        """Each recent group's send lateness (s), oldest first: at most ``window`` of them."""
+        count, size = self._recorded, len(self._lateness)
+        if count <= size:
+            return self._lateness[:count].copy()
+        return np.roll(self._lateness, -(count % size))
+
+    def clear_lateness(self) -> None:
+        """Forget the lateness recorded so far (after a warm-up)."""
+        self._recorded = 0
