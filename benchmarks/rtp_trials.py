@@ -119,8 +119,10 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> d
 
 
 def _hub_ticks(hub: Any, loop: Any, groups: int) -> tuple[Any, dict[str, int], Any]:
-    """``run_ticks(warm, n, mark, record)`` pacing hub receive, media loop and hub send; the media thread's CPU ns of each
-    part (summed); the sender (None: ``groups`` 0, sent at the end of the tick).
+    """``run_ticks(warm, n, mark, record)``: one pacer over hub receive, media loop and hub send.
+
+    Also the media thread's CPU ns of each part (summed) and the sender (None: ``groups`` 0, sent at the end of
+    the tick).
     """
     from engine.media.pacer import MonotonicClock, Pacer
     from engine.net.rtp_sender import RtpSender
