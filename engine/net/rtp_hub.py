@@ -243,6 +243,8 @@ class RtpHub:
 
     def prepare(self) -> PacketFrame:
         """Build this tick's packets from :attr:`played` (and send the RTCP reports due); returns the frame."""
+        if self._prepared is not None:  # built and never sent: dropped
+            self._prepared.free.set()
         frame = self.outbound.build(self)
         self._prepared = frame
         self._send_rtcp(len(self.sessions))

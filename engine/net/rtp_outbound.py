@@ -9,11 +9,12 @@ each call keeping its group for life, so that every stream's packets stay exactl
 kernel's cost of the sends is spread over the period instead of piling up at its start.
 
 A ring of :data:`FRAMES` frames lets the media thread build the next tick's packets while a sender still sends
-an earlier tick's; :meth:`Outbound.build` waits for a frame to be free (never overwrites one being sent).
+earlier ticks'; :meth:`Outbound.build` waits for a frame to be free (never overwrites one waiting to be sent).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,10 @@ from engine.net.rtp import HEADER_BYTES, write_headers
 if TYPE_CHECKING:
     from engine.net.rtp_hub import RtpHub
 
+log = logging.getLogger(__name__)
 PACKET_BYTES = HEADER_BYTES + SAMPLES_PER_FRAME
-FRAMES = 3  # frames in the ring: one being built, up to two being sent
-FREE_WAIT_S = 1.0  # how long build waits for a frame still being sent before taking it anyway
+FRAMES = 4  # frames in the ring: one being built, up to three waiting or being sent
+FREE_WAIT_S = 5.0  # how long build waits for a frame still being sent (a sender gone) before taking it anyway
 
 
 class PacketFrame:
@@ -81,9 +83,10 @@ class Outbound:
         """Every sending call's packet of this tick, from ``hub.played``; advances sequence and timestamp."""
         frame = self.frames[self._next]
         self._next = (self._next + 1) % len(self.frames)
-        if not frame.free.is_set():
+        if not frame.free.is_set():  # the sender is behind: the media loop waits for it (backpressure)
             self.waits += 1
-            frame.free.wait(FREE_WAIT_S)
+            if not frame.free.wait(FREE_WAIT_S):
+                log.error("RTP: a frame was not sent in %g s; reused unsent", FREE_WAIT_S)
         n = len(hub.sessions)
         sending = hub.sending[:n]
         rows = np.flatnonzero(sending)

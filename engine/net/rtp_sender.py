@@ -7,9 +7,10 @@ group ``g`` of the hub's ``send_groups`` a further ``g * period / groups`` later
 kernel's cost of the sends (on loopback it also delivers every packet) is spread over the period. The price:
 the audio leaves one period (20 ms) later than it would when sent at the end of its tick.
 
-``origin`` is one period after the start of the first tick. A frame built late is sent at once (its lateness
-says so); when the sender falls ``max_behind_s`` behind (a stopped process) it re-anchors its deadlines to now
-(``resyncs``). Lateness is each group's send completion minus its deadline, kept for the last ``window``
+``origin`` is one period after the start of the first tick. A frame built late, or one the sender reaches
+late, is sent at once (its lateness says so: the sender catches up, never skips). When a frame is handed over
+more than ``max_behind_s`` after its deadline (the media loop stopped, its pacer re-anchored) the deadlines
+are re-anchored to one period from then (``resyncs``). Lateness is each group's send completion minus its deadline, kept for the last ``window``
 groups sent (default one minute of ticks in 4 groups). Time comes from the injected clock.
 
 The sender thread must get the interpreter soon after it wakes: :meth:`RtpSender.start` lowers the
@@ -66,7 +67,7 @@ class RtpSender:
 
         def rtp_tick() -> None:
             if self._origin is None:
-                self._origin = self.clock.now() + self.period_s
+                self._origin = self.clock.now() + self.period_s - self.frames * self.period_s
                 self.start()
             try:
                 hub.receive()
@@ -96,6 +97,11 @@ class RtpSender:
         self.frames += 1
         if frame is None:
             return
+        assert self._origin is not None
+        now = self.clock.now()
+        if now - (self._origin + index * self.period_s) > self.max_behind_s:
+            self.resyncs += 1  # due one period from now, as the first frame was
+            self._origin = now + self.period_s - index * self.period_s
         with self._ready:
             self._queue.append((index, frame))
             self._ready.notify()
@@ -130,10 +136,6 @@ class RtpSender:
         clock, hub = self.clock, self.hub
         assert self._origin is not None
         due = self._origin + index * self.period_s
-        if clock.now() - due > self.max_behind_s:  # stalled: re-anchor rather than rush the backlog
-            self.resyncs += 1
-            self._origin = clock.now() - index * self.period_s
-            due = self._origin + index * self.period_s
         for g in range(hub.outbound.groups):
             if not frame.group(g)[1]:
                 continue
