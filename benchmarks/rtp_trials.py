@@ -46,6 +46,23 @@ def _summary(lateness_s: Any, cpu: dict[str, float], ticks: int) -> dict[str, fl
             "cpu_user_share": cpu["user"] / span, "cpu_system_share": cpu["system"] / span}
 
 
+class _GcWatch:
+    """Garbage collections while the ticks run (``gc.callbacks``): how many, and the longest pause (ms)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.max_ms = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.count += 1
+            self.max_ms = max(self.max_ms, (time.perf_counter() - self._start) * 1000)
+
+
 def _cpu() -> dict[str, float]:
     times = os.times()
     return {"user": times.user, "system": times.system}
@@ -70,6 +87,8 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> d
     (lateness: each group's deadline to the return of its ``sendmmsg``).
     """
     _pin(1)
+    import numpy as np
+
     from engine.net.g711 import PCMU
     from engine.net.rtp_hub import RtpHub
     from engine.net.rtp_session import RtpSession
@@ -89,7 +108,10 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> d
     lateness: list[float] = []
     marks: dict[str, Any] = {}
 
+    watch = _GcWatch()
+
     def mark() -> None:  # after the warm-up: the measured ticks start (one pacer for both: one schedule)
+        watch.count, watch.max_ms = 0, 0.0
         parts.update(dict.fromkeys(parts, 0))
         marks.update(cpu=_cpu(), keys=counters["keys"])
         if sender is not None:
@@ -103,7 +125,9 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> d
     else:
         sender.stop()
         result = _summary(sender.lateness(), cpu, ticks)
-        result.update(groups=groups, frame_waits=hub.outbound.waits, resyncs=sender.resyncs)
+        result.update(groups=groups, frame_waits=hub.outbound.waits, resyncs=sender.resyncs,
+                      tick_p99_ms=float(np.percentile(lateness, 99)) * 1000)
+    result.update(gc_collections=watch.count, gc_max_ms=watch.max_ms)
     media_ns = sum(parts.values())
     for name, ns in parts.items():
         result[f"cpu_{name}_ms"] = ns / 1e6 / ticks

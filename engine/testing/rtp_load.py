@@ -125,7 +125,8 @@ class RawLoadPeer:
             total += n
             d = self.recv_data[:n]
             dst = (d[:, 22].astype(np.int64) << 8 | d[:, 23]) - self.first_port
-            mine = (d[:, 9] == 17) & (dst >= 0) & (dst < self.n) & (d[:, 28] == 0x80)
+            # RTP of payload type 0 (PCMU), marker or not; not the engine's RTCP (PT 200/201) sent to a port + 1
+            mine = (d[:, 9] == 17) & (dst >= 0) & (dst < self.n) & (d[:, 28] == 0x80) & (d[:, 29] & 0x7F == 0)
             idx = dst[mine]
             seq = d[mine, 30].astype(np.int64) << 8 | d[mine, 31]
             self._count(idx, seq)
