@@ -30,7 +30,7 @@ from engine.net.mmsg import BatchSocket, key_of, sockaddr
 from engine.net.rtcp import ReportBlock, build_report
 from engine.net.rtp_inbound import Inbound
 from engine.net.rtp_outbound import PACKET_BYTES, Outbound, PacketFrame
-from engine.net.rtp_ports import PortPool
+from engine.net.rtp_ports import PortPool, bind_pair, set_buffers
 from engine.net.rtp_stats import StreamStats
 
 if TYPE_CHECKING:
@@ -41,25 +41,9 @@ _F = SAMPLES_PER_FRAME
 RTCP_INTERVAL_TICKS = 250  # 5 s
 INFO_GAP_SAMPLES = 480  # silence between keys signalled in a row by SIP INFO (60 ms)
 QUIET_EVENT_TICKS = 500  # a call's RFC 4733 events are no longer rendered after this many ticks without one
+RTP_BUFFER_BYTES = 16 << 20  # the shared sockets' receive and send buffers (bytes)
 HUB_COUNTERS = ("received", "sent", "unknown_source", "malformed", "wrong_payload_type", "wrong_ssrc",
                 "send_errors", "rtcp_received")
-
-
-def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """RTP on an even ``port`` (0: any) and RTCP on the next one."""
-    for _ in range(64):
-        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            rtp.bind((host, port or random.randrange(20000, 60000, 2)))
-            rtcp.bind((host, rtp.getsockname()[1] + 1))
-            return rtp, rtcp
-        except OSError:
-            rtp.close()
-            rtcp.close()
-            if port:
-                raise
-    raise OSError("no free RTP/RTCP port pair")
 
 
 class RtpHub:
@@ -73,10 +57,9 @@ class RtpHub:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, capacity: int = 4096,
                  drain_budget: int = 0, per_call_ports: tuple[int, int] | None = None, send_groups: int = 1) -> None:
-        rtp, self.rtcp_sock = _bind_pair(host, port)
+        rtp, self.rtcp_sock = bind_pair(host, port)
         for sock in (rtp, self.rtcp_sock):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+            set_buffers(sock, RTP_BUFFER_BYTES)
         self.rtcp_sock.setblocking(False)
         self.host = host
         self.port = rtp.getsockname()[1]

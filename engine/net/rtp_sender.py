@@ -10,8 +10,9 @@ the audio leaves one period (20 ms) later than it would when sent at the end of 
 ``origin`` is one period after the start of the first tick. A frame built late, or one the sender reaches
 late, is sent at once (its lateness says so: the sender catches up, never skips). When a frame is handed over
 more than ``max_behind_s`` after its deadline (the media loop stopped, its pacer re-anchored) the deadlines
-are re-anchored to one period from then (``resyncs``). Lateness is each group's send completion minus its deadline, kept for the last ``window``
-groups sent (default one minute of ticks in 4 groups). Time comes from the injected clock.
+are re-anchored to one period from then (``resyncs``). Lateness is each group's send completion minus its
+deadline, kept for the last ``window`` groups sent (default one minute of ticks in 4 groups).
+Time comes from the injected clock.
 
 The sender thread must get the interpreter soon after it wakes: :meth:`RtpSender.start` lowers the
 interpreter's switch interval (process-wide) to at most :data:`SWITCH_INTERVAL_S`.
