@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine.media.clock import Clock
+from engine.media.pacer import Pacer
 from engine.net.rtp_hub import RtpHub
 from engine.net.rtp_outbound import PacketFrame
 
@@ -160,3 +161,14 @@ class RtpSender:
     def clear_lateness(self) -> None:
         """Forget the lateness recorded so far (after a warm-up)."""
         self._recorded = 0
+
+
+def carry(hub: RtpHub, pacer: Pacer) -> RtpSender:
+    """Make ``pacer``'s tick carry ``hub`` through a sender on the pacer's clock; returns the sender.
+
+    The live server's wiring: ``sender = carry(hub, board.pacer)`` where it used to wrap the tick in
+    :func:`engine.net.phone.with_rtp`; ``sender.stop()`` when the hub closes.
+    """
+    sender = RtpSender(hub, pacer.clock, pacer.period_s)
+    pacer.tick = sender.driving(pacer.tick)
+    return sender

@@ -9,10 +9,11 @@ import pytest
 
 from engine.format import SAMPLES_PER_FRAME
 from engine.media.clock import ManualClock
+from engine.media.pacer import Pacer
 from engine.net import g711
 from engine.net.mmsg import key_of
 from engine.net.rtp_hub import RtpHub
-from engine.net.rtp_sender import RtpSender
+from engine.net.rtp_sender import RtpSender, carry
 from engine.net.rtp_session import RtpSession
 from engine.net.sdp import Negotiated
 from engine.testing.harness import wait_for
@@ -110,6 +111,25 @@ def test_the_sender_sends_each_group_at_its_deadline_and_every_stream_arrives_wh
             for k, audio in enumerate(got.audio):
                 np.testing.assert_array_equal(audio, g711.decode(g711.encode(_frame(i, k), g711.PCMU), g711.PCMU))
         assert hub.counters["sent"] == ticks * len(sessions) and hub.counters["send_errors"] == 0
+    finally:
+        sender.stop()
+        for peer in peers:
+            peer.close()
+
+
+def test_a_pacer_carries_the_hub_through_the_sender_on_its_own_clock(hub: RtpHub) -> None:
+    sessions, peers = _calls(hub, 3)
+    ticked = []
+    pacer = Pacer(ManualClock(5.0), lambda: ticked.append(len(ticked)))
+    sender = carry(hub, pacer)
+    try:
+        pacer.run(max_ticks=10)
+        wait_for(lambda: sender.sent_frames == 10, 10, "every frame sent")
+        assert ticked == list(range(10)) and sender.frames == 10 and sender.resyncs == 0
+        assert len(sender.lateness()) == 10 * 3  # 3 calls: 3 groups of one call each, one send per group and tick
+        for peer in peers:
+            wait_for(lambda peer=peer: len(peer.collect().headers) >= 10, 10, "the packets")
+            assert np.all(np.diff([h[0] for h in peer.collect().headers]) % 65536 == 1)
     finally:
         sender.stop()
         for peer in peers:
