@@ -126,7 +126,7 @@ class Inbound:
                 of_law = pt[rows] == law
                 if of_law.any():
                     chosen = rows[of_law]
-                    samples = g711.DECODERS[law][data[chosen, HEADER_BYTES:PACKET_BYTES]]
+                    samples = g711.decode(data[chosen, HEADER_BYTES:PACKET_BYTES], law)
                     hub.bank.put(slots[chosen], ext[quick][of_law], samples)
         for j in np.flatnonzero(~quick):
             i = int(good_rows[j])
@@ -163,7 +163,7 @@ class Inbound:
             session.quiet_ticks = 0
             hub.hear_events(session)
         elif 0 < len(rtp.payload) <= MAX_PAYLOAD_FRAMES * (PACKET_BYTES - HEADER_BYTES):
-            hub.bank.put_samples(slot, ext, g711.DECODERS[rtp.payload_type][np.frombuffer(rtp.payload, np.uint8)])
+            hub.bank.put_samples(slot, ext, g711.decode(bytes(rtp.payload), rtp.payload_type))
         else:
             hub.counters["malformed"] += 1
 

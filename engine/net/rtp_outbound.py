@@ -112,13 +112,12 @@ class Outbound:
     def _encode(hub: RtpHub, order: np.ndarray, out: np.ndarray) -> None:
         played = hub.played[order]
         pt = hub.pt_out[order]
-        ulaw = pt == g711.PCMU
-        if ulaw.all():
-            out[:, HEADER_BYTES:] = g711.ULAW_ENCODE[played.view(np.uint16)]
+        if (pt == g711.PCMU).all():
+            out[:, HEADER_BYTES:] = np.take(g711.ULAW_ENCODE, played.view(np.uint16))
         else:
             for law in (g711.PCMU, g711.PCMA):
                 rows = np.flatnonzero(pt == law)
-                out[rows, HEADER_BYTES:] = g711.ENCODERS[law][played[rows].view(np.uint16)]
+                out[rows, HEADER_BYTES:] = g711.encode(played[rows], law)
         write_headers(out, pt, hub.marker[order], hub.seq[order], hub.ts[order], hub.ssrc[order])
 
     @staticmethod
