@@ -134,3 +134,36 @@ def test_a_pacer_carries_the_hub_through_the_sender_on_its_own_clock(hub: RtpHub
         sender.stop()
         for peer in peers:
             peer.close()
+
+
+def test_per_call_ports_are_sent_from_each_calls_own_socket_in_groups() -> None:
+    hub = RtpHub(capacity=8, per_call_ports=(0, 0), send_groups=2)
+    peers = [RtpPeer(("127.0.0.1", 0)) for _ in range(4)]
+    sessions = [RtpSession(hub, Negotiated(*peer.address, g711.PCMU, 101)) for peer in peers]
+    sender = RtpSender(hub, ManualClock(0.0))
+    tick = sender.driving(lambda: [s.write(_frame(i, 0), _frame(i, 0)) for i, s in enumerate(sessions)])
+    try:
+        for _ in range(12):
+            tick()
+        wait_for(lambda: sender.sent_frames == 12, 10, "every frame sent")
+        for peer, session in zip(peers, sessions, strict=True):
+            got: list[tuple[bytes, tuple[str, int]]] = []
+
+            def more(peer: RtpPeer = peer, got: list = got) -> bool:
+                while True:
+                    try:
+                        got.append(peer.sock.recvfrom(2048))
+                    except BlockingIOError:
+                        return len(got) >= 12
+
+            wait_for(more, 10, "the packets")
+            assert len(got) == 12
+            assert {source for _, source in got} == {("127.0.0.1", session.local_port)}  # the call's own socket
+            assert {int.from_bytes(data[8:12], "big") for data, _ in got} == {session.ssrc}
+            assert np.all(np.diff([int.from_bytes(data[2:4], "big") for data, _ in got]) % 65536 == 1)
+        assert len(sender.lateness()) == 12 * 2 and hub.counters["send_errors"] == 0
+    finally:
+        sender.stop()
+        for peer in peers:
+            peer.close()
+        hub.close()
