@@ -21,7 +21,10 @@ Three designs, in the same run, with the same peer and media loop:
   at their deadlines in :data:`SEND_GROUPS` groups (a call's packets always at the same phase of the period);
   lateness: each group's deadline to the return of its ``sendmmsg`` (one sample per group per tick).
 
-Needs root (raw sockets) and 2 cores. The trials run in child processes (:mod:`benchmarks.rtp_trials`).
+On a shared machine other processes take the trials' cores from them at random: ``IPCC_BENCH_REALTIME=1``
+runs the trials' processes ``SCHED_FIFO`` (the engine side from its first measured tick, the peer, the
+baseline alike; the kernel still leaves 5 % of each core to others), the rows say so. Needs root (raw
+sockets) and 2 cores. The trials run in child processes (:mod:`benchmarks.rtp_trials`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import sys
 from typing import Any
 
 from benchmarks.common import Row
+from benchmarks.rtp_trials import realtime_requested
 
 BENCH = "rtp"
 HOLD_P99_S = 0.005
@@ -96,7 +100,7 @@ def _note(r: dict[str, Any]) -> str:
             f"peer got {r['peer_received']} (lost {r['peer_lost']}, out of order {r['peer_out_of_order']}); "
             f"engine lost {r['engine_lost']}, late {r['engine_late']}; {r['keys']} keys; CPU "
             f"{r['cpu_share']:.0%} of one core (user {r['cpu_user_share']:.0%}, system {r['cpu_system_share']:.0%});"
-            f" peer late ticks {r['peer_peer_late_ticks']}")
+            f" peer late ticks {r['peer_peer_late_ticks']}{'; SCHED_FIFO' if r.get('fifo') else ''}")
 
 
 def _grow(kind: str, label: str, sizes: list[int], seconds: float, rows: list[Row]) -> tuple[int, Any]:
@@ -149,7 +153,8 @@ def run(quick: bool) -> list[Row]:
                         [1000, 2000] if quick else [1000, 2000, 2500, 3000, 4000, 5000], seconds, rows)
     if first:
         rows.extend(_cpu_rows(first, base_first))
-    note = f"{seconds:g} s per trial, speech + in-band key detection on every call"
+    note = (f"{seconds:g} s per trial, speech + in-band key detection on every call; "
+            f"{'SCHED_FIFO trials' if realtime_requested() else 'ordinary scheduling'}")
     rows.append(Row(BENCH, "largest N of two-way RTP calls held (one core), hub sending at the end of the tick",
                     sync_held, "calls", baseline="one asyncio datagram endpoint per call", baseline_value=base_held,
                     note=note))

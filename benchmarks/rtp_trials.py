@@ -19,12 +19,29 @@ from collections import deque
 from typing import Any
 
 WARM_TICKS = 75
+REALTIME_PRIORITY = 10  # SCHED_FIFO priority: the sender thread's (engine-Grt), every trial's when requested
 
 
 def _pin(core: int) -> None:
     if hasattr(os, "sched_setaffinity"):
         cores = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cores[core % len(cores)]})
+
+
+def realtime_requested() -> bool:
+    """True when the trials run ``SCHED_FIFO`` (``IPCC_BENCH_REALTIME=1``; off by default: the machine is shared)."""
+    return os.environ.get("IPCC_BENCH_REALTIME") == "1"
+
+
+def _realtime() -> bool:
+    """This process (its threads from now on) ``SCHED_FIFO`` when requested and allowed: what it got."""
+    if not realtime_requested():
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def _calls(count: int, make_endpoint: Any) -> tuple[Any, dict[str, int]]:
@@ -79,12 +96,12 @@ def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
     return _summary(lateness, {k: after[k] - before[k] for k in after}, ticks)
 
 
-def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> dict[str, float]:
+def _engine_trial(count: int, seconds: float, first_port: int, groups: int, realtime: bool) -> dict[str, float]:
     """(Child.) The RTP hub carrying ``count`` calls; prints its port, then runs.
 
     ``groups`` 0: one thread, packets sent at the end of each tick (lateness: the tick's deadline to the return
     of its last ``sendmmsg``); else an :class:`~engine.net.rtp_sender.RtpSender` in ``groups`` send groups
-    (lateness: each group's deadline to the return of its ``sendmmsg``).
+    (lateness: each group's deadline to the return of its ``sendmmsg``); ``realtime``: its thread ``SCHED_FIFO``.
     """
     _pin(1)
     import numpy as np
@@ -103,7 +120,7 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> d
     loop, counters = _calls(count, endpoint)
     print(json.dumps({"targets": [["127.0.0.1", hub.port]] * count}), flush=True)
     gc.freeze()
-    run_ticks, parts, sender = _hub_ticks(hub, loop, groups)
+    run_ticks, parts, sender = _hub_ticks(hub, loop, groups, realtime)
     ticks = int(seconds * 50)
     lateness: list[float] = []
     marks: dict[str, Any] = {}
@@ -117,6 +134,7 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> d
         if sender is not None:
             sender.clear_lateness()
 
+    fifo = _realtime()  # after the set-up, for the ticks only
     run_ticks(WARM_TICKS, ticks, mark, lateness.append)
     after = _cpu()
     cpu = {k: after[k] - marks["cpu"][k] for k in after}
@@ -125,9 +143,9 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> d
     else:
         sender.stop()
         result = _summary(sender.lateness(), cpu, ticks)
-        result.update(groups=groups, frame_waits=hub.outbound.waits, resyncs=sender.resyncs,
+        result.update(groups=groups, frame_waits=hub.outbound.waits, resyncs=sender.resyncs, realtime=sender.realtime,
                       tick_p99_ms=float(np.percentile(lateness, 99)) * 1000)
-    result.update(gc_collections=watch.count, gc_max_ms=watch.max_ms)
+    result.update(gc_collections=watch.count, gc_max_ms=watch.max_ms, fifo=fifo)
     media_ns = sum(parts.values())
     for name, ns in parts.items():
         result[f"cpu_{name}_ms"] = ns / 1e6 / ticks
@@ -142,7 +160,7 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int) -> d
     return result
 
 
-def _hub_ticks(hub: Any, loop: Any, groups: int) -> tuple[Any, dict[str, int], Any]:
+def _hub_ticks(hub: Any, loop: Any, groups: int, realtime: bool) -> tuple[Any, dict[str, int], Any]:
     """``run_ticks(warm, n, mark, record)``: one pacer over hub receive, media loop and hub send.
 
     Also the media thread's CPU ns of each part (summed) and the sender (None: ``groups`` 0, sent at the end of
@@ -154,7 +172,7 @@ def _hub_ticks(hub: Any, loop: Any, groups: int) -> tuple[Any, dict[str, int], A
     clock = MonotonicClock()
     parts = {"receive": 0, "loop": 0, "send": 0}
     cpu_clock = time.thread_time_ns
-    sender = RtpSender(hub, clock) if groups else None
+    sender = RtpSender(hub, clock, realtime_priority=REALTIME_PRIORITY if realtime else 0) if groups else None
 
     def timed_loop() -> None:
         t0 = cpu_clock()
@@ -266,7 +284,9 @@ def _baseline_trial(count: int, seconds: float, first_port: int) -> dict[str, fl
         aio.run_until_complete(done)
 
     before = counters["keys"]
-    result = _measure(run_ticks, 75, int(seconds * 50))
+    fifo = _realtime()
+    result = _measure(run_ticks, WARM_TICKS, int(seconds * 50))
+    result["fifo"] = fifo
     result.update(calls=count, keys=counters["keys"] - before, engine_lost=0, engine_late=0, wrong=0,
                   send_errors=0)
     return result
@@ -276,6 +296,7 @@ def _peer(targets: list[list[Any]], seconds: float, first_port: int) -> dict[str
     _pin(0)
     from engine.testing.rtp_load import run_peer
 
+    _realtime()
     return run_peer(len(targets), first_port, [(h, p) for h, p in targets], seconds)
 
 
@@ -317,9 +338,10 @@ if __name__ == "__main__":
         print(json.dumps(_peer(json.loads(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     elif what == "setup":
         print(json.dumps(_setup_rate(int(sys.argv[2]), int(sys.argv[3]))))
-    elif what.startswith("engine"):  # engine (sent at the end of the tick) or engine-G (a sender, G groups)
-        groups = int(what.partition("-")[2] or 0)
-        print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), groups)))
+    elif what.startswith("engine"):  # engine (sent at the end of the tick), engine-G (a sender, G groups),
+        groups = int(what.partition("-")[2].removesuffix("rt") or 0)  # engine-Grt (its thread SCHED_FIFO)
+        print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), groups,
+                                       what.endswith("rt"))))
     else:
         print(json.dumps(_baseline_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     sys.stdout.flush()

@@ -14,6 +14,10 @@ are re-anchored to one period from then (``resyncs``). Lateness is each group's 
 deadline, kept for the last ``window`` groups sent (default one minute of ticks in 4 groups).
 Time comes from the injected clock.
 
+``realtime_priority`` (default 0: none) asks for the sender thread to be scheduled ``SCHED_FIFO`` at that
+priority (1-99; needs CAP_SYS_NICE, else logged and ignored), so that on a busy machine it runs at its
+deadlines, ahead of ordinary processes; its work is bounded (one ``sendmmsg`` per group per tick).
+
 The sender thread must get the interpreter soon after it wakes: :meth:`RtpSender.start` lowers the
 interpreter's switch interval (process-wide) to at most :data:`SWITCH_INTERVAL_S`.
 """
@@ -21,6 +25,7 @@ interpreter's switch interval (process-wide) to at most :data:`SWITCH_INTERVAL_S
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections import deque
@@ -43,7 +48,12 @@ class RtpSender:
     """Sends ``hub``'s frames at deadlines on ``clock``: every ``period_s`` (default 20 ms), in the hub's groups."""
 
     def __init__(self, hub: RtpHub, clock: Clock, period_s: float = PERIOD_S, window: int = DEFAULT_WINDOW,
-                 max_behind_s: float = 1.0) -> None:
+                 max_behind_s: float = 1.0, realtime_priority: int = 0) -> None:
+        if not 0 <= realtime_priority <= 99:
+            raise ValueError(f"realtime_priority must be 0 (none) or 1-99, got {realtime_priority}")
+        self.realtime_priority = realtime_priority
+        #: True once the thread got SCHED_FIFO (False: ordinary scheduling).
+        self.realtime = False
         self.hub = hub
         self.clock = clock
         self.period_s = period_s
@@ -125,6 +135,12 @@ class RtpSender:
             return None if self._stop.is_set() else self._queue.popleft()
 
     def _run(self) -> None:
+        if self.realtime_priority:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))  # this thread
+                self.realtime = True
+            except (OSError, AttributeError) as exc:
+                log.warning("RTP sender: no real-time scheduling (%s); ordinary priority", exc)
         while (item := self._next()) is not None:
             index, frame = item
             try:
