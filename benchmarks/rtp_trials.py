@@ -19,6 +19,7 @@ from collections import deque
 from typing import Any
 
 WARM_TICKS = 75
+LEAD_PERIODS = 2  # the sender's lead: packets built 2 ticks (40 ms) ahead of their deadlines
 REALTIME_PRIORITY = 10  # SCHED_FIFO priority: the sender thread's (engine-Grt), every trial's when requested
 
 
@@ -172,7 +173,9 @@ def _hub_ticks(hub: Any, loop: Any, groups: int, realtime: bool) -> tuple[Any, d
     clock = MonotonicClock()
     parts = {"receive": 0, "loop": 0, "send": 0}
     cpu_clock = time.thread_time_ns
-    sender = RtpSender(hub, clock, realtime_priority=REALTIME_PRIORITY if realtime else 0) if groups else None
+    # above the media thread when that one is SCHED_FIFO too (equal FIFO priorities never preempt each other)
+    priority = REALTIME_PRIORITY + 1 if realtime or realtime_requested() else 0
+    sender = RtpSender(hub, clock, realtime_priority=priority, lead_periods=LEAD_PERIODS) if groups else None
 
     def timed_loop() -> None:
         t0 = cpu_clock()

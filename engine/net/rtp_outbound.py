@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PACKET_BYTES = HEADER_BYTES + SAMPLES_PER_FRAME
-FRAMES = 4  # frames in the ring: one being built, up to three waiting or being sent
+FRAMES = 6  # frames in the ring: one being built, the others waiting or being sent
 FREE_WAIT_S = 5.0  # how long build waits for a frame still being sent (a sender gone) before taking it anyway
 
 

@@ -1,13 +1,15 @@
 """The RTP sender: a thread that sends each tick's packets at their deadlines, group by group.
 
 The media thread builds tick ``k``'s packets (:meth:`~engine.net.rtp_hub.RtpHub.prepare`, right after the media
-loop's tick) one period ahead of their deadline; the sender sends them at ``origin + k * period`` (no drift),
+loop's tick) ``lead_periods`` periods (default 1) ahead of their deadline; the sender sends them at
+``origin + k * period`` (no drift),
 group ``g`` of the hub's ``send_groups`` a further ``g * period / groups`` later. So at a deadline only the
 ``sendmmsg`` of one group remains to be done, however long the media loop takes (up to a period), and the
 kernel's cost of the sends (on loopback it also delivers every packet) is spread over the period. The price:
-the audio leaves one period (20 ms) later than it would when sent at the end of its tick.
+the audio leaves ``lead_periods`` periods (20 ms each) later than it would when sent at the end of its tick; a
+lead of 2 lets a tick overrun its period now and then (a busy machine) without a late packet.
 
-``origin`` is one period after the start of the first tick. A frame built late, or one the sender reaches
+``origin`` is the lead after the start of the first tick. A frame built late, or one the sender reaches
 late, is sent at once (its lateness says so: the sender catches up, never skips). When a frame is handed over
 more than ``max_behind_s`` after its deadline (the media loop stopped, its pacer re-anchored) the deadlines
 are re-anchored to one period from then (``resyncs``). Lateness is each group's send completion minus its
@@ -36,21 +38,25 @@ import numpy as np
 from engine.media.clock import Clock
 from engine.media.pacer import Pacer
 from engine.net.rtp_hub import RtpHub
-from engine.net.rtp_outbound import PacketFrame
+from engine.net.rtp_outbound import FRAMES, PacketFrame
 
 log = logging.getLogger(__name__)
 PERIOD_S = 0.02
 SWITCH_INTERVAL_S = 0.0005  # the longest the media thread keeps the interpreter from a woken sender (s)
 DEFAULT_WINDOW = 12000
+MAX_LEAD_PERIODS = FRAMES - 2  # frames being built, sent and waiting must fit in the hub's ring
 
 
 class RtpSender:
     """Sends ``hub``'s frames at deadlines on ``clock``: every ``period_s`` (default 20 ms), in the hub's groups."""
 
     def __init__(self, hub: RtpHub, clock: Clock, period_s: float = PERIOD_S, window: int = DEFAULT_WINDOW,
-                 max_behind_s: float = 1.0, realtime_priority: int = 0) -> None:
+                 max_behind_s: float = 1.0, realtime_priority: int = 0, lead_periods: int = 1) -> None:
         if not 0 <= realtime_priority <= 99:
             raise ValueError(f"realtime_priority must be 0 (none) or 1-99, got {realtime_priority}")
+        if not 1 <= lead_periods <= MAX_LEAD_PERIODS:
+            raise ValueError(f"lead_periods must be 1-{MAX_LEAD_PERIODS}, got {lead_periods}")
+        self.lead_s = lead_periods * period_s
         self.realtime_priority = realtime_priority
         #: True once the thread got SCHED_FIFO (False: ordinary scheduling).
         self.realtime = False
@@ -79,7 +85,7 @@ class RtpSender:
 
         def rtp_tick() -> None:
             if self._origin is None:
-                self._origin = self.clock.now() + self.period_s - self.frames * self.period_s
+                self._origin = self.clock.now() + self.lead_s - self.frames * self.period_s
                 self.start()
             try:
                 hub.receive()
@@ -112,8 +118,8 @@ class RtpSender:
         assert self._origin is not None
         now = self.clock.now()
         if now - (self._origin + index * self.period_s) > self.max_behind_s:
-            self.resyncs += 1  # due one period from now, as the first frame was
-            self._origin = now + self.period_s - index * self.period_s
+            self.resyncs += 1  # due the lead from now, as the first frame was
+            self._origin = now + self.lead_s - index * self.period_s
         with self._ready:
             self._queue.append((index, frame))
             self._ready.notify()
