@@ -147,18 +147,23 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int, real
         result.update(groups=groups, frame_waits=hub.outbound.waits, resyncs=sender.resyncs, realtime=sender.realtime,
                       tick_p99_ms=float(np.percentile(lateness, 99)) * 1000)
     result.update(gc_collections=watch.count, gc_max_ms=watch.max_ms, fifo=fifo)
+    return {**result, **_engine_counts(hub, loop, parts, ticks, result["cpu_share"]), "calls": count,
+            "keys": counters["keys"] - marks["keys"]}
+
+
+def _engine_counts(hub: Any, loop: Any, parts: dict[str, int], ticks: int, cpu_share: float) -> dict[str, Any]:
+    """The hub's and the media loop's counters after a trial, and the CPU ms per tick of each part."""
     media_ns = sum(parts.values())
-    for name, ns in parts.items():
-        result[f"cpu_{name}_ms"] = ns / 1e6 / ticks
-    result["cpu_sender_ms"] = max(0.0, result["cpu_share"] * 20 - media_ns / 1e6 / ticks)
+    out: dict[str, Any] = {f"cpu_{name}_ms": ns / 1e6 / ticks for name, ns in parts.items()}
+    out["cpu_sender_ms"] = max(0.0, cpu_share * 20 - media_ns / 1e6 / ticks)
     n = len(hub.sessions)
     bank = hub.bank.counters
-    result.update(calls=count, keys=counters["keys"] - marks["keys"], engine_lost=hub.stats.lost(n),
-                  engine_late=int(bank["late"][:n].sum()), engine_duplicate=int(bank["duplicate"][:n].sum()),
-                  wrong=hub.counters["unknown_source"] + hub.counters["wrong_ssrc"],
-                  send_errors=hub.counters["send_errors"], cpu_play_ms=loop.cpu_ns["play"] / 1e6 / loop.ticks,
-                  cpu_detect_ms=loop.cpu_ns["detect"] / 1e6 / loop.ticks)
-    return result
+    out.update(engine_lost=hub.stats.lost(n), engine_late=int(bank["late"][:n].sum()),
+               engine_duplicate=int(bank["duplicate"][:n].sum()),
+               wrong=hub.counters["unknown_source"] + hub.counters["wrong_ssrc"],
+               send_errors=hub.counters["send_errors"], cpu_play_ms=loop.cpu_ns["play"] / 1e6 / loop.ticks,
+               cpu_detect_ms=loop.cpu_ns["detect"] / 1e6 / loop.ticks)
+    return out
 
 
 def _hub_ticks(hub: Any, loop: Any, groups: int, realtime: bool) -> tuple[Any, dict[str, int], Any]:
