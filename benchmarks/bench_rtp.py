@@ -6,14 +6,25 @@ Each trial runs two processes: the engine side pinned to one core — N calls on
 ``recvmmsg``/``sendmmsg``, work per tick), every call playing speech (a TTS prompt, then a getkey order) and
 detecting keys in-band — and a load peer on the other core (:mod:`engine.testing.rtp_load`: N streams from N
 source ports, each pressing 5 in-band every 2 s, through one raw socket). Measured after a warm-up: the
-*send lateness* of each tick (the moment its packets were handed to the kernel, minus the tick's deadline:
-p50/p99/max), packets the peer never got or got out of order, packets the engine got late or lost, keys
-detected. N holds when p99 send lateness < 5 ms and no packet was lost or late.
+*send lateness* (p50/p99/max), packets the peer never got or got out of order, packets the engine got late or
+lost, keys detected, the process's CPU (user and system). N holds when p99 send lateness < 5 ms and no packet
+was lost or late.
 
-The baseline, measured in the same run with the same peer and media loop: one asyncio datagram endpoint per
-call (its own socket; ``sendto`` per packet, ``datagram_received`` per packet), ticked by ``call_at`` at the
-same deadlines. Needs root (raw sockets) and 2 cores. The trials run in child processes
-(:mod:`benchmarks.rtp_trials`).
+Three designs, in the same run, with the same peer and media loop:
+
+- the baseline: one asyncio datagram endpoint per call (its own socket; ``sendto`` per packet,
+  ``datagram_received`` per packet), ticked by ``call_at``; lateness: the tick's deadline to the end of its
+  tick (its last ``sendto``);
+- the hub sending at the end of the tick (receive, media loop, encode and ``sendmmsg``, one thread); lateness:
+  the tick's deadline to the return of its last ``sendmmsg``;
+- the hub with its :class:`~engine.net.rtp_sender.RtpSender`: packets built two ticks ahead, sent by a thread
+  at their deadlines in :data:`SEND_GROUPS` groups (a call's packets always at the same phase of the period);
+  lateness: each group's deadline to the return of its ``sendmmsg`` (one sample per group per tick).
+
+On a shared machine other processes take the trials' cores from them at random: ``IPCC_BENCH_REALTIME=1``
+runs the trials' processes ``SCHED_FIFO`` (the engine side from its first measured tick, the peer, the
+baseline alike; the kernel still leaves 5 % of each core to others), the rows say so. Needs root (raw
+sockets) and 2 cores. The trials run in child processes (:mod:`benchmarks.rtp_trials`).
 """
 
 from __future__ import annotations
@@ -25,9 +36,11 @@ import sys
 from typing import Any
 
 from benchmarks.common import Row
+from benchmarks.rtp_trials import LEAD_PERIODS, realtime_requested
 
 BENCH = "rtp"
 HOLD_P99_S = 0.005
+SEND_GROUPS = 4  # the sender's groups: a call's packets go out at one of 4 phases of the 20 ms period
 PEER_PORTS = (10000, 20000)  # the peer's streams: below the hub's ports and the kernel's ephemeral range
 
 
@@ -83,57 +96,78 @@ def _holds(r: dict[str, Any]) -> bool:
 
 
 def _note(r: dict[str, Any]) -> str:
-    return (f"p50 {r['p50_ms']:.2f} ms, max {r['max_ms']:.1f} ms, missed {r['missed']}/{r['ticks']} ticks; "
+    return (f"p50 {r['p50_ms']:.2f} ms, max {r['max_ms']:.1f} ms, missed {r['missed']}/{r['samples']} sends; "
             f"peer got {r['peer_received']} (lost {r['peer_lost']}, out of order {r['peer_out_of_order']}); "
             f"engine lost {r['engine_lost']}, late {r['engine_late']}; {r['keys']} keys; CPU "
-            f"{r['cpu_share']:.0%} of one core; peer late ticks {r['peer_peer_late_ticks']}")
+            f"{r['cpu_share']:.0%} of one core (user {r['cpu_user_share']:.0%}, system {r['cpu_system_share']:.0%});"
+            f" peer late ticks {r['peer_peer_late_ticks']}{'; SCHED_FIFO' if r.get('fifo') else ''}")
 
 
-def run(quick: bool) -> list[Row]:
-    """Grow N until a trial does not hold, for the hub and for the baseline; then the sipp set-up rate."""
-    if os.geteuid() != 0 or (hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2):
-        return [Row(BENCH, "concurrent RTP calls", None, "calls", note="needs root (raw sockets) and 2 cores")]
-    seconds = 3.0 if quick else 15.0
-    sizes = [1000, 2000] if quick else [1000, 2000, 3000, 4000, 5000, 6000]
-    base_sizes = [400] if quick else [400, 600, 800, 1000, 1200]
-    rows: list[Row] = []
-    base_held = 0
-    base_first: dict[str, Any] | None = None
-    first: dict[str, Any] | None = None
-    for count in base_sizes:
-        r = _spawn("baseline", count, seconds)
-        base_first = base_first or r
+def _grow(kind: str, label: str, sizes: list[int], seconds: float, rows: list[Row]) -> tuple[int, Any]:
+    """Trials of ``kind`` at growing sizes until one does not hold: (the largest held, the first trial)."""
+    held, first = 0, None
+    for count in sizes:
+        r = _spawn(kind, count, seconds)
+        first = first or r
         ok = _holds(r)
-        rows.append(Row(BENCH, f"baseline {count} calls: p99 send lateness", r["p99_ms"], "ms",
+        rows.append(Row(BENCH, f"{label} {count} calls: p99 send lateness", r["p99_ms"], "ms",
                         target="< 5 ms, 0 lost or late", met=ok, note=_note(r)))
         if not ok:
             break
-        base_held = count
-    held = 0
-    for count in sizes:
-        r = _spawn("engine", count, seconds)
-        first = first or r
-        ok = _holds(r)
-        rows.append(Row(BENCH, f"{count} calls: p99 send lateness", r["p99_ms"], "ms", target="< 5 ms, 0 lost or late",
-                        met=ok, note=_note(r)))
-        if not ok:
-            break
         held = count
-    base_cpu = base_first["cpu_share"] * 0.02 / base_first["calls"] if base_first else None
-    hub_cpu = first["cpu_share"] * 0.02 / first["calls"] if first else None
-    if first and hub_cpu:
-        rows.append(Row(BENCH, f"CPU per call per tick at {first['calls']} calls (process, kernel included)",
-                        hub_cpu * 1e6, "µs", baseline="one asyncio datagram endpoint per call",
-                        baseline_value=base_cpu * 1e6 if base_cpu else None,
-                        note=f"hub receive {first['cpu_receive_ms']:.2f} ms + media loop {first['cpu_loop_ms']:.2f} ms"
-                             f" + hub send {first['cpu_send_ms']:.2f} ms per tick (media thread)"))
-        rows.append(Row(BENCH, "calls one core carries at that CPU cost (extrapolated, not held)",
-                        round(0.02 / hub_cpu), "calls", baseline="one asyncio datagram endpoint per call",
-                        baseline_value=round(0.02 / base_cpu) if base_cpu else None,
-                        note="20 ms / CPU per call per tick: what a core free of other load would carry"))
+    return held, first
+
+
+def _cpu_rows(first: dict[str, Any], base: dict[str, Any] | None) -> list[Row]:
+    per_call = first["cpu_share"] * 0.02 / first["calls"]
+    base_per_call = base["cpu_share"] * 0.02 / base["calls"] if base else None
+    us = 1e6 / first["calls"] * 0.02
+    return [
+        Row(BENCH, f"CPU per call per tick at {first['calls']} calls (process, kernel included)", per_call * 1e6,
+            "µs", baseline="one asyncio datagram endpoint per call",
+            baseline_value=base_per_call * 1e6 if base_per_call else None,
+            note=f"user {first['cpu_user_share'] * us:.2f} µs + system {first['cpu_system_share'] * us:.2f} µs; "
+                 f"media thread per tick: hub receive + build {first['cpu_receive_ms']:.2f} ms, media loop "
+                 f"{first['cpu_loop_ms']:.2f} ms; sender thread {first['cpu_sender_ms']:.2f} ms (sendmmsg)"),
+        Row(BENCH, "calls one core carries at that CPU cost (extrapolated, not held)", round(0.02 / per_call),
+            "calls", baseline="one asyncio datagram endpoint per call",
+            baseline_value=round(0.02 / base_per_call) if base_per_call else None,
+            note="20 ms / CPU per call per tick: what a core free of other load would carry"),
+    ]
+
+
+def run(quick: bool) -> list[Row]:
+    """Grow N until a trial does not hold, for each design; then the sipp set-up rate.
+
+    The designs: the baseline, the hub sending at the end of the tick, the hub with its sender thread.
+    """
+    if os.geteuid() != 0 or (hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2):
+        return [Row(BENCH, "concurrent RTP calls", None, "calls", note="needs root (raw sockets) and 2 cores")]
+    seconds = 3.0 if quick else 15.0
+    rows: list[Row] = []
+    base_held, base_first = _grow("baseline", "baseline", [400] if quick else [400, 600, 800, 1000, 1200],
+                                  seconds, rows)
+    sync_held, _ = _grow("engine", "hub, sent at the end of the tick,", [1000] if quick else [1000, 1500, 2000],
+                         seconds, rows)
+    held, first = _grow(f"engine-{SEND_GROUPS}", f"hub + sender ({SEND_GROUPS} groups),",
+                        [1000, 2000] if quick else [1000, 1500, 2000, 2250, 2500, 3000, 4000, 5000], seconds, rows)
+    if first:
+        rows.extend(_cpu_rows(first, base_first))
+    note = (f"{seconds:g} s per trial, speech + in-band key detection on every call; "
+            f"{'SCHED_FIFO trials' if realtime_requested() else 'ordinary scheduling'}")
+    rows.append(Row(BENCH, "largest N of two-way RTP calls held (one core), hub sending at the end of the tick",
+                    sync_held, "calls", baseline="one asyncio datagram endpoint per call", baseline_value=base_held,
+                    note=note))
     rows.append(Row(BENCH, "largest N of two-way RTP calls held (one core)", held, "calls", target=">= 2000 (aim 5000)",
                     met=held >= 2000, baseline="one asyncio datagram endpoint per call", baseline_value=base_held,
-                    note=f"{seconds:g} s per trial, speech + in-band key detection on every call"))
+                    note=f"{note}; hub + sender thread, packets built {LEAD_PERIODS} ticks ahead, {SEND_GROUPS} send "
+                         "groups"))
+    rows.extend(_setup_rows(quick))
+    return rows
+
+
+def _setup_rows(quick: bool) -> list[Row]:
+    rows: list[Row] = []
     calls = 400 if quick else 4000
     out = subprocess.run([sys.executable, "-m", "benchmarks.rtp_trials", "setup", str(calls), "200"],
                          capture_output=True, text=True, timeout=600)

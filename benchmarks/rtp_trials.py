@@ -18,11 +18,31 @@ import time
 from collections import deque
 from typing import Any
 
+WARM_TICKS = 75
+LEAD_PERIODS = 2  # the sender's lead: packets built 2 ticks (40 ms) ahead of their deadlines
+REALTIME_PRIORITY = 10  # SCHED_FIFO priority: the sender thread's (engine-Grt), every trial's when requested
+
 
 def _pin(core: int) -> None:
     if hasattr(os, "sched_setaffinity"):
         cores = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cores[core % len(cores)]})
+
+
+def realtime_requested() -> bool:
+    """True when the trials run ``SCHED_FIFO`` (``IPCC_BENCH_REALTIME=1``; off by default: the machine is shared)."""
+    return os.environ.get("IPCC_BENCH_REALTIME") == "1"
+
+
+def _realtime() -> bool:
+    """This process (its threads from now on) ``SCHED_FIFO`` when requested and allowed: what it got."""
+    if not realtime_requested():
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def _calls(count: int, make_endpoint: Any) -> tuple[Any, dict[str, int]]:
@@ -32,31 +52,67 @@ def _calls(count: int, make_endpoint: Any) -> tuple[Any, dict[str, int]]:
     return speech_calls(count, make_endpoint, "Please press five.")
 
 
-def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
-    """Run ``run_ticks(n, record)`` twice (warm-up, measured); ``record(lateness_s)`` per tick."""
+def _summary(lateness_s: Any, cpu: dict[str, float], ticks: int) -> dict[str, float]:
+    """p50/p99/max of ``lateness_s`` (s) and the CPU shares of one core over ``ticks`` ticks."""
     import numpy as np
 
+    late = np.asarray(lateness_s)
+    span = ticks * 0.02
+    return {"p50_ms": float(np.percentile(late, 50)) * 1000, "p99_ms": float(np.percentile(late, 99)) * 1000,
+            "max_ms": float(late.max()) * 1000, "missed": int((late > 0.02).sum()), "ticks": ticks,
+            "samples": len(late), "cpu_share": (cpu["user"] + cpu["system"]) / span,
+            "cpu_user_share": cpu["user"] / span, "cpu_system_share": cpu["system"] / span}
+
+
+class _GcWatch:
+    """Garbage collections while the ticks run (``gc.callbacks``): how many, and the longest pause (ms)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.max_ms = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.count += 1
+            self.max_ms = max(self.max_ms, (time.perf_counter() - self._start) * 1000)
+
+
+def _cpu() -> dict[str, float]:
+    times = os.times()
+    return {"user": times.user, "system": times.system}
+
+
+def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
+    """Run ``run_ticks(n, record)`` twice (warm-up, measured); ``record(lateness_s)`` per tick."""
     lateness: list[float] = []
     if warm_ticks:
         run_ticks(warm_ticks, lambda _s: None)
-    cpu = time.process_time()
+    before = _cpu()
     run_ticks(ticks, lateness.append)
-    cpu = time.process_time() - cpu
-    late = np.array(lateness)
-    return {"p50_ms": float(np.percentile(late, 50)) * 1000, "p99_ms": float(np.percentile(late, 99)) * 1000,
-            "max_ms": float(late.max()) * 1000, "missed": int((late > 0.02).sum()), "ticks": len(late),
-            "cpu_share": cpu / (len(late) * 0.02)}
+    after = _cpu()
+    return _summary(lateness, {k: after[k] - before[k] for k in after}, ticks)
 
 
-def _engine_trial(count: int, seconds: float, first_port: int) -> dict[str, float]:
-    """(Child.) The RTP hub carrying ``count`` calls; prints its port, then runs."""
+def _engine_trial(count: int, seconds: float, first_port: int, groups: int, realtime: bool) -> dict[str, float]:
+    """(Child.) The RTP hub carrying ``count`` calls; prints its port, then runs.
+
+    ``groups`` 0: one thread, packets sent at the end of each tick (lateness: the tick's deadline to the return
+    of its last ``sendmmsg``); else an :class:`~engine.net.rtp_sender.RtpSender` in ``groups`` send groups
+    (lateness: each group's deadline to the return of its ``sendmmsg``); ``realtime``: its thread ``SCHED_FIFO``.
+    """
     _pin(1)
+    import numpy as np
+
     from engine.net.g711 import PCMU
     from engine.net.rtp_hub import RtpHub
     from engine.net.rtp_session import RtpSession
     from engine.net.sdp import Negotiated
 
-    hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024)
+    hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024, send_groups=max(groups, 1))
 
     def endpoint(i: int) -> tuple[Any, Any]:
         session = RtpSession(hub, Negotiated("127.0.0.1", first_port + i, PCMU, None))
@@ -65,55 +121,107 @@ def _engine_trial(count: int, seconds: float, first_port: int) -> dict[str, floa
     loop, counters = _calls(count, endpoint)
     print(json.dumps({"targets": [["127.0.0.1", hub.port]] * count}), flush=True)
     gc.freeze()
-    run_ticks, parts = _hub_ticks(hub, loop)
-    counters_before = dict(counters)
-    run_ticks(75, lambda _s: None)  # warm-up, then the measured ticks
-    parts.update(dict.fromkeys(parts, 0))
-    result = _measure(run_ticks, 0, int(seconds * 50))
-    for name, ns in parts.items():
-        result[f"cpu_{name}_ms"] = ns / 1e6 / result["ticks"]
+    run_ticks, parts, sender = _hub_ticks(hub, loop, groups, realtime)
+    ticks = int(seconds * 50)
+    lateness: list[float] = []
+    marks: dict[str, Any] = {}
+
+    watch = _GcWatch()
+
+    def mark() -> None:  # after the warm-up: the measured ticks start (one pacer for both: one schedule)
+        watch.count, watch.max_ms = 0, 0.0
+        parts.update(dict.fromkeys(parts, 0))
+        marks.update(cpu=_cpu(), keys=counters["keys"])
+        if sender is not None:
+            sender.clear_lateness()
+
+    fifo = _realtime()  # after the set-up, for the ticks only
+    run_ticks(WARM_TICKS, ticks, mark, lateness.append)
+    after = _cpu()
+    cpu = {k: after[k] - marks["cpu"][k] for k in after}
+    if sender is None:
+        result = _summary(lateness, cpu, ticks)
+    else:
+        sender.stop()
+        result = _summary(sender.lateness(), cpu, ticks)
+        result.update(groups=groups, frame_waits=hub.outbound.waits, resyncs=sender.resyncs, realtime=sender.realtime,
+                      tick_p99_ms=float(np.percentile(lateness, 99)) * 1000)
+    result.update(gc_collections=watch.count, gc_max_ms=watch.max_ms, fifo=fifo)
+    return {**result, **_engine_counts(hub, loop, parts, ticks, result["cpu_share"]), "calls": count,
+            "keys": counters["keys"] - marks["keys"]}
+
+
+def _engine_counts(hub: Any, loop: Any, parts: dict[str, int], ticks: int, cpu_share: float) -> dict[str, Any]:
+    """The hub's and the media loop's counters after a trial, and the CPU ms per tick of each part."""
+    media_ns = sum(parts.values())
+    out: dict[str, Any] = {f"cpu_{name}_ms": ns / 1e6 / ticks for name, ns in parts.items()}
+    out["cpu_sender_ms"] = max(0.0, cpu_share * 20 - media_ns / 1e6 / ticks)
     n = len(hub.sessions)
     bank = hub.bank.counters
-    result.update(calls=count, keys=counters["keys"] - counters_before["keys"], engine_lost=hub.stats.lost(n),
-                  engine_late=int(bank["late"][:n].sum()), engine_duplicate=int(bank["duplicate"][:n].sum()),
-                  wrong=hub.counters["unknown_source"] + hub.counters["wrong_ssrc"], send_errors=hub.io.send_errors,
-                  cpu_play_ms=loop.cpu_ns["play"] / 1e6 / loop.ticks,
-                  cpu_detect_ms=loop.cpu_ns["detect"] / 1e6 / loop.ticks)
-    return result
+    out.update(engine_lost=hub.stats.lost(n), engine_late=int(bank["late"][:n].sum()),
+               engine_duplicate=int(bank["duplicate"][:n].sum()),
+               wrong=hub.counters["unknown_source"] + hub.counters["wrong_ssrc"],
+               send_errors=hub.counters["send_errors"], cpu_play_ms=loop.cpu_ns["play"] / 1e6 / loop.ticks,
+               cpu_detect_ms=loop.cpu_ns["detect"] / 1e6 / loop.ticks)
+    return out
 
 
-def _hub_ticks(hub: Any, loop: Any) -> tuple[Any, dict[str, int]]:
-    """``run_ticks(n, record)`` pacing hub receive, media loop and hub send; the CPU ns of each part (summed)."""
+def _hub_ticks(hub: Any, loop: Any, groups: int, realtime: bool) -> tuple[Any, dict[str, int], Any]:
+    """``run_ticks(warm, n, mark, record)``: one pacer over hub receive, media loop and hub send.
+
+    Also the media thread's CPU ns of each part (summed) and the sender (None: ``groups`` 0, sent at the end of
+    the tick).
+    """
     from engine.media.pacer import MonotonicClock, Pacer
+    from engine.net.rtp_sender import RtpSender
 
     clock = MonotonicClock()
     parts = {"receive": 0, "loop": 0, "send": 0}
     cpu_clock = time.thread_time_ns
+    # above the media thread when that one is SCHED_FIFO too (equal FIFO priorities never preempt each other)
+    priority = REALTIME_PRIORITY + 1 if realtime or realtime_requested() else 0
+    sender = RtpSender(hub, clock, realtime_priority=priority, lead_periods=LEAD_PERIODS) if groups else None
 
-    def tick() -> None:  # with_rtp, with the CPU time of each part
+    def timed_loop() -> None:
         t0 = cpu_clock()
-        hub.receive()
-        t1 = cpu_clock()
         loop.tick()
-        t2 = cpu_clock()
-        hub.send()
-        parts["receive"] += t1 - t0
-        parts["loop"] += t2 - t1
-        parts["send"] += cpu_clock() - t2
+        parts["loop"] += cpu_clock() - t0
 
-    def run_ticks(n: int, record: Any) -> None:
+    if sender is not None:
+        carried = sender.driving(timed_loop)
+
+        def tick() -> None:  # the sender's tick; receive + prepare = the rest of the media thread's time
+            t0 = cpu_clock()
+            loop_before = parts["loop"]
+            carried()
+            parts["receive"] += cpu_clock() - t0 - (parts["loop"] - loop_before)
+    else:
+        def tick() -> None:  # with_rtp, with the CPU time of each part
+            t0 = cpu_clock()
+            hub.receive()
+            t1 = cpu_clock()
+            timed_loop()
+            t2 = cpu_clock()
+            hub.send()
+            parts["receive"] += t1 - t0
+            parts["send"] += cpu_clock() - t2
+
+    def run_ticks(warm: int, n: int, mark: Any, record: Any) -> None:
         state = {"k": 0, "origin": None}
 
         def timed() -> None:
             if state["origin"] is None:
                 state["origin"] = clock.now()
+            if state["k"] == warm:
+                mark()
             tick()
-            record(clock.now() - (state["origin"] + state["k"] * 0.02))
+            if state["k"] >= warm:
+                record(clock.now() - (state["origin"] + state["k"] * 0.02))
             state["k"] += 1
 
-        Pacer(clock, timed, max_behind_s=1e9).run(max_ticks=n)  # never re-anchored: lateness as it is
+        Pacer(clock, timed, max_behind_s=1e9).run(max_ticks=warm + n)  # never re-anchored: lateness as it is
 
-    return run_ticks, parts
+    return run_ticks, parts, sender
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -184,7 +292,9 @@ def _baseline_trial(count: int, seconds: float, first_port: int) -> dict[str, fl
         aio.run_until_complete(done)
 
     before = counters["keys"]
-    result = _measure(run_ticks, 75, int(seconds * 50))
+    fifo = _realtime()
+    result = _measure(run_ticks, WARM_TICKS, int(seconds * 50))
+    result["fifo"] = fifo
     result.update(calls=count, keys=counters["keys"] - before, engine_lost=0, engine_late=0, wrong=0,
                   send_errors=0)
     return result
@@ -194,6 +304,7 @@ def _peer(targets: list[list[Any]], seconds: float, first_port: int) -> dict[str
     _pin(0)
     from engine.testing.rtp_load import run_peer
 
+    _realtime()
     return run_peer(len(targets), first_port, [(h, p) for h, p in targets], seconds)
 
 
@@ -235,8 +346,10 @@ if __name__ == "__main__":
         print(json.dumps(_peer(json.loads(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     elif what == "setup":
         print(json.dumps(_setup_rate(int(sys.argv[2]), int(sys.argv[3]))))
-    elif what == "engine":
-        print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
+    elif what.startswith("engine"):  # engine (sent at the end of the tick), engine-G (a sender, G groups),
+        groups = int(what.partition("-")[2].removesuffix("rt") or 0)  # engine-Grt (its thread SCHED_FIFO)
+        print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), groups,
+                                       what.endswith("rt"))))
     else:
         print(json.dumps(_baseline_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     sys.stdout.flush()

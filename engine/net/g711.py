@@ -77,10 +77,13 @@ SILENCE_CODE = {PCMU: int(ULAW_ENCODE[0]), PCMA: int(ALAW_ENCODE[0])}
 
 def encode(samples: np.ndarray, payload_type: int) -> np.ndarray:
     """int16 samples (any shape) → G.711 codes (uint8) of ``payload_type`` (:data:`PCMU` or :data:`PCMA`)."""
-    return ENCODERS[payload_type][np.ascontiguousarray(samples, dtype=np.int16).view(np.uint16)]
+    return np.take(ENCODERS[payload_type], np.ascontiguousarray(samples, dtype=np.int16).view(np.uint16))
 
 
 def decode(codes: np.ndarray | bytes, payload_type: int) -> np.ndarray:
-    """G.711 codes (uint8 array or bytes) of ``payload_type`` → int16 samples."""
+    """G.711 codes (uint8 array or bytes, any shape) of ``payload_type`` → int16 samples.
+
+    Both directions are one ``np.take`` in a table (twice as fast as indexing the table with the array).
+    """
     data = np.frombuffer(codes, dtype=np.uint8) if isinstance(codes, bytes | bytearray | memoryview) else codes
-    return DECODERS[payload_type][data]
+    return np.take(DECODERS[payload_type], data)

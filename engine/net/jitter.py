@@ -128,19 +128,24 @@ class JitterBank:
             keep = ~late
             rows, blocks, payloads = rows[keep], blocks[keep], payloads[keep]
         slots = blocks % RING_BLOCKS
-        seen = self.filled[rows, slots]
-        pair = rows * RING_BLOCKS + slots
-        unique_pair, first = np.unique(pair, return_index=True)
-        fresh = np.zeros(len(rows), dtype=bool)
-        fresh[first] = True
-        fresh &= ~seen
+        one_each = len(rows) < 2 or int(np.bincount(rows).max()) == 1  # the usual: one packet per stream
+        fresh = ~self.filled[rows, slots]
+        if not one_each:  # a stream's packets in one batch: only the first of a (row, slot) pair counts
+            first = np.unique(rows * RING_BLOCKS + slots, return_index=True)[1]
+            once = np.zeros(len(rows), dtype=bool)
+            once[first] = True
+            fresh &= once
         if not fresh.all():
             np.add.at(self.counters["duplicate"], rows[~fresh], 1)
             rows, blocks, slots, payloads = rows[fresh], blocks[fresh], slots[fresh], payloads[fresh]
         self.ring[rows, slots] = payloads
         self.filled[rows, slots] = True
-        np.add.at(self.counters["placed"], rows, 1)
-        np.maximum.at(self.newest, rows, blocks + 1)
+        if one_each:  # no row twice: plain fancy indexing does what the .at forms do
+            self.counters["placed"][rows] += 1
+            self.newest[rows] = np.maximum(self.newest[rows], blocks + 1)
+        else:
+            np.add.at(self.counters["placed"], rows, 1)
+            np.maximum.at(self.newest, rows, blocks + 1)
 
     def put_samples(self, row: int, timestamp: int, samples: np.ndarray) -> None:
         """Place a packet of any length (or off the frame grid) of stream ``row``, sample by sample."""
@@ -202,7 +207,7 @@ class JitterBank:
             self.concealing[miss] += 1
             self.counters["concealed"][miss[started[miss]]] += 1
         self.concealing[:n][have] = 0
-        self.last[:n][have] = out[:n][have]
+        np.copyto(self.last[:n], out[:n], where=have[:, None])
         advance = started & ~underrun
         self.filled[rows[advance], slots[advance]] = False
         stamps = np.where(advance, play * _F + self.offset[:n], -1)

@@ -73,6 +73,24 @@ def message_array(count: int, data: np.ndarray, names: np.ndarray) -> tuple[ctyp
     return iovs, msgs, lengths
 
 
+def send_batch(fd: int, msgs: ctypes.Array, start: int, count: int) -> tuple[int, int]:
+    """Send messages ``[start, start + count)`` of ``msgs`` on ``fd``, :data:`MAX_BATCH` per call: (sent, failed).
+
+    Non-blocking: when the socket buffer is full the rest of a batch is dropped and counted as failed.
+    """
+    sent = failed = 0
+    size = ctypes.sizeof(_Mmsghdr)
+    base = ctypes.addressof(msgs)
+    while sent + failed < count:
+        batch = min(count - sent - failed, MAX_BATCH)
+        n = LIBC.sendmmsg(fd, ctypes.c_void_p(base + (start + sent + failed) * size), batch, MSG_DONTWAIT)
+        if n <= 0:
+            return sent, count - sent
+        sent += n
+        failed += batch - n
+    return sent, failed
+
+
 class BatchSocket:
     """A non-blocking UDP socket with batch send and receive buffers of ``capacity`` rows each.
 
@@ -102,20 +120,8 @@ class BatchSocket:
 
     def send_rows(self, start: int, count: int) -> int:
         """Send rows ``[start, start + count)``; returns how many the kernel took (errors are counted)."""
-        sent = 0
-        msgs = self._send[1]
-        size = ctypes.sizeof(_Mmsghdr)
-        while sent < count:
-            batch = min(count - sent, MAX_BATCH)
-            pointer = ctypes.addressof(msgs) + (start + sent) * size
-            n = LIBC.sendmmsg(self.fd, ctypes.c_void_p(pointer), batch, MSG_DONTWAIT)
-            if n <= 0:
-                self.send_errors += count - sent
-                break
-            sent += n
-            if n < batch:  # the socket buffer is full: the rest of this batch is dropped, counted
-                self.send_errors += batch - n
-                sent += batch - n
+        sent, errors = send_batch(self.fd, self._send[1], start, count)
+        self.send_errors += errors
         return sent
 
     def receive(self) -> tuple[int, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Per-call RTP ports: a socket pair (RTP, RTCP) per call from a port range, drained through one epoll.
+"""RTP ports: the hub's shared socket pair (:func:`bind_pair`), or a socket pair per call drained through one epoll.
 
 The alternative to the hub's one shared socket, for peers that send every call's RTP from one address (sipp
 does) so that only the port they send *to* tells calls apart. :meth:`PortPool.drain` copies what is waiting on
@@ -8,6 +8,7 @@ flood at one call's port costs a bounded amount and delays no other call); sendi
 
 from __future__ import annotations
 
+import random
 import select
 import socket
 import threading
@@ -18,6 +19,33 @@ import numpy as np
 from engine.net.mmsg import sockaddr
 
 PER_SOCKET = 4
+SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32  # Linux; not exported by the socket module
+
+
+def set_buffers(sock: socket.socket, size: int) -> None:
+    """Receive and send buffers of ``size`` bytes: past the system's maximum when allowed (root), else capped."""
+    for forced, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, forced, size)
+        except OSError:  # not permitted: the kernel caps the size at net.core.rmem_max / wmem_max
+            sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """RTP on an even ``port`` (0: any) and RTCP on the next one."""
+    for _ in range(64):
+        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            rtp.bind((host, port or random.randrange(20000, 60000, 2)))
+            rtcp.bind((host, rtp.getsockname()[1] + 1))
+            return rtp, rtcp
+        except OSError:
+            rtp.close()
+            rtcp.close()
+            if port:
+                raise
+    raise OSError("no free RTP/RTCP port pair")
 
 
 class PortPool:

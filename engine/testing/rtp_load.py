@@ -25,6 +25,7 @@ from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 from engine.net import g711
 from engine.net.mmsg import LIBC, MAX_BATCH, MSG_DONTWAIT, message_array, sockaddr
 
+SO_RCVBUFFORCE = 33  # Linux; not exported by the socket module
 IP_HEADER = 20
 UDP_HEADER = 8
 RTP_BYTES = 12 + SAMPLES_PER_FRAME
@@ -41,7 +42,7 @@ class RawLoadPeer:
         self.send_sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         self.send_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 << 20)
         self.recv_sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
-        self.recv_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
+        self.recv_sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)  # root: past rmem_max
         self.recv_sock.setblocking(False)
         self._sinks = self._bind_sinks(streams, first_port)
         self.data = np.zeros((streams, PACKET), dtype=np.uint8)
@@ -124,7 +125,8 @@ class RawLoadPeer:
             total += n
             d = self.recv_data[:n]
             dst = (d[:, 22].astype(np.int64) << 8 | d[:, 23]) - self.first_port
-            mine = (d[:, 9] == 17) & (dst >= 0) & (dst < self.n) & (d[:, 28] == 0x80)
+            # RTP of payload type 0 (PCMU), marker or not; not the engine's RTCP (PT 200/201) sent to a port + 1
+            mine = (d[:, 9] == 17) & (dst >= 0) & (dst < self.n) & (d[:, 28] == 0x80) & (d[:, 29] & 0x7F == 0)
             idx = dst[mine]
             seq = d[mine, 30].astype(np.int64) << 8 | d[mine, 31]
             self._count(idx, seq)

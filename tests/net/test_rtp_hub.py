@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 
 import numpy as np
@@ -231,3 +233,13 @@ def test_several_packets_of_a_new_stream_in_one_drain_count_from_the_first(hub: 
         peer.send_audio(np.zeros(F, np.int16))
     _tick(hub, [session])
     assert session.stats()["received"] == 3 and session.stats()["lost"] == 0
+
+
+def test_the_shared_sockets_get_their_buffers_past_the_system_cap_when_allowed(hub: RtpHub) -> None:
+    from pathlib import Path
+
+    from engine.net.rtp_hub import RTP_BUFFER_BYTES
+
+    cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    got = hub.io.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # the kernel reports twice what was set
+    assert got >= 2 * (RTP_BUFFER_BYTES if os.geteuid() == 0 else min(cap, RTP_BUFFER_BYTES))
