@@ -115,6 +115,9 @@ class RtpSender:
         self.frames += 1
         if frame is None:
             return
+        if self._stop.is_set():  # stopped (the hub is closing): nothing is sent any more, the frame is free again
+            frame.free.set()
+            return
         assert self._origin is not None
         now = self.clock.now()
         if now - (self._origin + index * self.period_s) > self.max_behind_s:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, UnknownCallError
-from engine.net.phone import Line, PhoneService, with_rtp
+from engine.net.phone import Line, PhoneService
 from engine.net.rtp_hub import RtpHub
+from engine.net.rtp_sender import carry
 from engine.net.transport import SipTransport
 from engine.server.endpoints import Endpoint, register_endpoint
 from engine.server.sip_outbound import OutboundCalls
@@ -35,6 +36,8 @@ from engine.sip_config import Number, parse_listen
 from engine.wire.call_events import FAILED, NO_ANSWER, REASON_TIMEOUT, REJECTED, CallInfo, incoming_call_report
 
 log = logging.getLogger(__name__)
+#: The phases of the 20 ms period the calls' RTP packets are spread over (:class:`~engine.net.rtp_sender.RtpSender`).
+SEND_GROUPS = 4
 
 
 class SipGlue(OutboundCalls):
@@ -50,7 +53,7 @@ class SipGlue(OutboundCalls):
         self.default_app = next(iter(engine.config.applications))
         self.numbers: dict[str, Number] = {entry.number: entry for entry in engine.config.numbers}
         self.settings = sip
-        self.hub = RtpHub(host, sip.rtp_port, sip.max_calls, per_call_ports=sip.rtp_ports)
+        self.hub = RtpHub(host, sip.rtp_port, sip.max_calls, per_call_ports=sip.rtp_ports, send_groups=SEND_GROUPS)
         transport = SipTransport(host, port, tcp=sip.tcp, tcp_idle_s=sip.tcp_idle_s,
                                  tcp_max_connections=sip.tcp_max_connections)
         self.phone = PhoneService(host, port, self.hub, self, inactivity_ticks=int(sip.inactivity_s * 50),
@@ -60,7 +63,7 @@ class SipGlue(OutboundCalls):
         self.lines: list[Line] = []  # every incoming line seen (tests and status read it)
         self._by_call: dict[str, Line] = {}  # engine call id → its line, until the engine call ends
         board = engine.board
-        board.pacer.tick = with_rtp(self.hub, board.pacer.tick)
+        self.rtp_sender = carry(self.hub, board.pacer)  # each tick's packets sent one period on, in groups
         register_endpoint("sip", self._out_call)
         engine.call_api.referrer = self  # transfer: REFER instead of a new leg
 
@@ -79,8 +82,9 @@ class SipGlue(OutboundCalls):
         return self.welcomes.ready
 
     def close(self) -> None:
-        """Stop listening."""
+        """Stop listening and sending."""
         self.phone.close()
+        self.rtp_sender.stop()
 
     # -- lines ----------------------------------------------------------------------------------------------
 

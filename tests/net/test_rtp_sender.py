@@ -136,6 +136,21 @@ def test_a_pacer_carries_the_hub_through_the_sender_on_its_own_clock(hub: RtpHub
             peer.close()
 
 
+def test_after_stop_the_media_ticks_go_on_and_hand_over_nothing(hub: RtpHub) -> None:
+    sessions, peers = _calls(hub, 2)
+    pacer = Pacer(ManualClock(5.0), lambda: None)
+    sender = carry(hub, pacer)
+    try:
+        pacer.run(max_ticks=3)
+        wait_for(lambda: sender.sent_frames == 3, 10, "the frames before stop sent")
+        sender.stop()
+        pacer.run(max_ticks=20)  # more ticks than the ring has frames: none may wait for a sender that is gone
+        assert sender.frames == 23 and sender.sent_frames == 3 and hub.outbound.waits == 0
+    finally:
+        for peer in peers:
+            peer.close()
+
+
 def test_per_call_ports_are_sent_from_each_calls_own_socket_in_groups() -> None:
     hub = RtpHub(capacity=8, per_call_ports=(0, 0), send_groups=2)
     peers = [RtpPeer(("127.0.0.1", 0)) for _ in range(4)]
