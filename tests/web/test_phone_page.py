@@ -93,7 +93,7 @@ def test_several_pages_play_their_prompt_sample_for_sample_every_adjustment_acco
             # every sample the page played is the engine's, frame by frame, but where the page reports an adjustment
             playout = account(capture, frame_of)
             assert playout.first_seq < first and playout.last_seq >= first + length  # the whole request and around it
-            record_property(f"page {index}", playout)
+            record_property(f"page {index}", str(playout))  # a plain string: xdist sends it
             print(f"page {index}: {playout}")  # underflows and skips are the machine's load: reported, accounted
             assert capture["dropped"] == 0  # none lost on the server's side (a page more than 1 s behind)
             events = [m["event"]["event"] for m in page.evaluate("window.phone.events")]
