@@ -10,7 +10,6 @@ a timer, an endpoint poll or a request hook is logged and the thread carries on.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections import deque
@@ -25,6 +24,7 @@ from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
 from engine.server.call_registry import CallRegistry
 from engine.server.call_timeouts import IDLE, CallTimeouts
+from engine.server.realtime import RealTimeProcess
 from engine.wire.call_events import (
     ANSWERED,
     REASON_ERROR,
@@ -67,6 +67,7 @@ class MediaThread:
         self._hooks: dict[str, deque[RequestHook | None]] = {}  # per call, in request order
         self._timers: list[tuple[int, Callable[[], None]]] = []  # (tick, action)
         self._thread: threading.Thread | None = None
+        self.process = RealTimeProcess()  # the GIL switch interval and the collector's policy
 
     def post(self, kind: str, arg: Any) -> None:
         """Post a command for the next tick (any thread, the registry's lock held)."""
@@ -77,8 +78,8 @@ class MediaThread:
         return len(self._commands)
 
     def start(self) -> None:
-        """Start the media thread (after ``gc.freeze``: see :meth:`Switchboard.start`)."""
-        gc.freeze()
+        """Start the media thread (after :meth:`RealTimeProcess.start`: see :meth:`Switchboard.start`)."""
+        self.process.start()
         self._thread = threading.Thread(target=self._run, name="ipcc-media", daemon=True)
         self._thread.start()
 
@@ -112,6 +113,7 @@ class MediaThread:
             self._poll_ended()
         if self._timers and self._timers[0][0] <= self.media.ticks:
             self._fire_timers()
+        self.process.on_tick(self.media.ticks, len(self._calls))
 
     def _fire_timers(self) -> None:
         due = [action for tick, action in self._timers if tick <= self.media.ticks]

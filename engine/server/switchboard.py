@@ -181,9 +181,9 @@ class Switchboard:
     def start(self) -> None:
         """Start the media thread.
 
-        The objects alive now (modules, the web framework's) are moved out of the garbage collector's
-        reach (``gc.freeze``): a full collection over them would hold the GIL for tens of milliseconds and
-        make frames late.
+        The process is set for real time first (:class:`~engine.server.realtime.RealTimeProcess`: a short
+        GIL switch interval; the objects alive now, and from then on the survivors of young collections, out
+        of the garbage collector's reach while calls are live).
         """
         self.thread.start()
 
