@@ -5,7 +5,7 @@ work (a refusal is the answer to send), :meth:`Guard.admit_query` for ``GET /ipc
 with every answer (refusals are counted by code), :meth:`Guard.prepared` to run a request's preparation on the
 pool (speech, files: bounded per application, waiting on the event loop: :mod:`engine.server.slots`) and
 :meth:`Guard.status` for ``/ipcc/status`` and ``/metrics``. The watchdog's verdict is the switchboard's admission
-rule for new calls.
+rule for new calls, and for requests that would start an idle call playing.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class Guard:
         self.auth = Authenticator(auth, wall)
         self.watchdog = Watchdog(board.media, board.pacer, settings, monotonic)
         board.headroom = self.refusal_reason
+        board.play_room = self.play_refusal
         self._lock = threading.Lock()
         self.answers: Counter[str] = Counter()
 
@@ -63,6 +64,11 @@ class Guard:
         """Why a new call, making ``calls`` live calls, is refused now ("" when it is not)."""
         health = self.watchdog.health()
         return self.watchdog.projected_refusal(calls) if health.headroom else "; ".join(health.why())
+
+    def play_refusal(self) -> str:
+        """Why an idle call may not start playing now ("" when it may): the loop has no headroom."""
+        health = self.watchdog.health()
+        return "" if health.headroom else "; ".join(health.why())
 
     def admit_post(self, client_ip: str | None, headers: Mapping[str, str],
                    body: bytes) -> tuple[dict[str, Any] | None, dict[str, str]]:
@@ -121,6 +127,7 @@ class Guard:
                 "cpu_share": round(health.cpu_share, 4), "real_time": round(health.real_time, 4),
                 "recent_p90_lateness_s": health.p90_lateness_s, "recent_p99_lateness_s": health.p99_lateness_s,
                 "recent_missed": health.missed_in_window, "cpu_share_per_call": health.cpu_per_call,
+                **{f"gc_{name}": value for name, value in vars(self.board.thread.process.stats()).items()},
                 "answers": answers,
                 "refusals": {code: n for code, n in answers.items() if code != OK},
                 "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(),

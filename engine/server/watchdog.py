@@ -183,10 +183,11 @@ class Watchdog:
     def projected_refusal(self, calls: int) -> str:
         """Why ``calls`` live calls would be too many for the media thread ("" when they are not).
 
-        The CPU share one call costs (measured) times ``calls``, against ``max_cpu_share``: a burst of set-ups is
-        refused at the projected limit, not two seconds after the loop fell behind.
+        The CPU share one call costs (measured, and at least ``call_cpu_share``: what a call costs once it plays)
+        times ``calls``, against ``max_cpu_share``: a burst of set-ups is refused at the projected limit, not two
+        seconds after the calls it let in started playing and the loop fell behind.
         """
-        projected = self._health.cpu_per_call * calls
+        projected = max(self._health.cpu_per_call, self.settings.call_cpu_share) * calls
         if not self.judges_headroom or projected <= self.settings.max_cpu_share:
             return ""
         return (f"{calls} calls would take {projected:.0%} of the media thread's core "

@@ -7,6 +7,7 @@ of the media thread's CPU per frame, a ``block:NAME`` call really stops it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -143,3 +144,56 @@ def test_a_burst_of_calls_is_refused_at_the_projected_cpu_before_the_loop_falls_
             assert _out_call(client, "null")["code"] == "108102"  # the average call's cost is what counts
     finally:
         live.close()
+
+
+def test_a_burst_far_past_the_projected_capacity_gets_108102_for_the_excess_and_the_accepted_all_play(
+        tmp_path: Path, repo_root: Path) -> None:
+    # issue 10: "10,000 outCalls at 1,000/s -> 0 refused": idle calls cost nothing until they all play; each live
+    # call is projected at a playing call's cost (here 1 % of a core), so the 51st of a burst is refused at once
+    guard = GuardSettings(sample_s=0.05, call_cpu_share=0.01, max_cpu_share=0.5, min_real_time=0.01,
+                          max_lateness_s=60)  # only the projection here: a loaded machine makes frames late
+    settings = ServerSettings(voices=repo_root / "voices", recordings=tmp_path / "rec", state_dir=tmp_path / "state",
+                              guard=guard)
+    live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
+    try:
+        with httpx.Client(base_url=live.url, timeout=30) as client:
+            with ThreadPoolExecutor(8) as pool:  # a burst: eight clients at once, 3x the capacity in all
+                answers = list(pool.map(lambda _: _out_call(client, "null"), range(150)))
+            accepted = [a["callId"] for a in answers if a["code"] == "000000"]
+            refused = [a for a in answers if a["code"] != "000000"]
+            assert len(accepted) == 50, [a["msg"] for a in refused[:3]]
+            assert {a["code"] for a in refused} == {"108102"}
+            assert all("would take" in a["msg"] and "> 50%" in a["msg"] for a in refused), refused[0]
+            assert _guard(client)["refusals"]["108102"] == 100
+            for call_id in accepted:  # nothing accepted starves: every accepted call plays its request to the end
+                answer = client.post("/ipcc/call/multOrders", json={
+                    "appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "tone:0.2"}]})
+                assert answer.json()["code"] == "000000", answer.json()
+            for call_id in accepted:
+                assert [e["result"] for e in wait_events(client, call_id, 1, 60)] == ["complete"]
+    finally:
+        live.close()
+
+
+def test_a_request_that_would_start_a_call_playing_while_the_loop_has_no_headroom_gets_108102(
+        client: httpx.Client) -> None:
+    # issue 10: refusals, not lateness: a loop that fell behind lets no idle call start playing; calls already
+    # playing go on
+    wait_for(lambda: _guard(client)["headroom"], 30, "headroom at rest")
+    idle = _out_call(client, "null")
+    playing = _out_call(client, "null")
+    assert idle["code"] == playing["code"] == "000000"
+    long_order = {"appId": DEMO_APP_ID, "orders": [{"playFlag": 0, "voiceStr": "tone:60"}]}
+    assert client.post("/ipcc/call/multOrders", json={**long_order, "callId": playing["callId"]}).json()["code"] \
+        == "000000"
+    burner = wait_for(lambda: (answer := _out_call(client, "burn:30"))["code"] == "000000" and answer, 30,
+                      "the burning call let in")
+    try:
+        wait_for(lambda: _refusing(client), 10, "headroom gone")
+        start = client.post("/ipcc/call/multOrders", json={**long_order, "callId": idle["callId"]}).json()
+        assert start["code"] == "108102" and "no room to start playing" in start["msg"], start
+        queued = client.post("/ipcc/call/multOrders", json={**long_order, "callId": playing["callId"]}).json()
+        assert queued["code"] == "000000", queued  # queued behind the request playing: no new load now
+    finally:
+        for call in (burner, idle, playing):
+            client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call["callId"]})
