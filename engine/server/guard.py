@@ -46,7 +46,7 @@ class Guard:
         self.gate = AppGate(settings, monotonic)
         self.slots = PreparationSlots(settings)
         self.auth = Authenticator(auth, wall)
-        self.watchdog = Watchdog(board.media, board.pacer, settings, monotonic)
+        self.watchdog = Watchdog(board.media, board.pacer, settings, monotonic, busy_s=lambda: board.thread.busy_s)
         board.headroom = self.refusal_reason
         board.play_room = self.play_refusal
         self._lock = threading.Lock()
@@ -127,6 +127,7 @@ class Guard:
                 "cpu_share": round(health.cpu_share, 4), "real_time": round(health.real_time, 4),
                 "recent_p90_lateness_s": health.p90_lateness_s, "recent_p99_lateness_s": health.p99_lateness_s,
                 "recent_missed": health.missed_in_window, "cpu_share_per_call": health.cpu_per_call,
+                "duty": round(health.duty, 4), "contention": round(health.contention, 3),
                 **{f"gc_{name}": value for name, value in vars(self.board.thread.process.stats()).items()},
                 "answers": answers,
                 "refusals": {code: n for code, n in answers.items() if code != OK},

@@ -68,6 +68,8 @@ class MediaThread:
         self._timers: list[tuple[int, Callable[[], None]]] = []  # (tick, action)
         self._thread: threading.Thread | None = None
         self.process = RealTimeProcess()  # the GIL switch interval and the collector's policy
+        #: Seconds of the pacer's clock spent in ticks (CPU, and waits for the GIL or a core: the loop's duty).
+        self.busy_s = 0.0
 
     def post(self, kind: str, arg: Any) -> None:
         """Post a command for the next tick (any thread, the registry's lock held)."""
@@ -100,6 +102,12 @@ class MediaThread:
             raise
 
     def _tick(self) -> None:
+        clock = self.pacer.clock
+        started_s = clock.now()
+        self._tick_once()
+        self.busy_s += clock.now() - started_s
+
+    def _tick_once(self) -> None:
         if self._commands:
             self._apply_commands()
         if self.timeouts.due(self.media.ticks):

@@ -15,8 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.config import DEMO_APP_ID
+from engine.media.loop import MediaLoop
+from engine.media.pacer import MonotonicClock, Pacer
 from engine.server.app import ServerSettings, create_app
 from engine.server.limits import GuardSettings
+from engine.server.watchdog import Watchdog
 from engine.testing.guard import register_test_endpoints, release
 from engine.testing.server import FakeSpeaker, LiveServer, wait_events, wait_for
 
@@ -161,10 +164,10 @@ def test_a_burst_far_past_the_projected_capacity_gets_108102_for_the_excess_and_
                 answers = list(pool.map(lambda _: _out_call(client, "null"), range(150)))
             accepted = [a["callId"] for a in answers if a["code"] == "000000"]
             refused = [a for a in answers if a["code"] != "000000"]
-            assert len(accepted) == 50, [a["msg"] for a in refused[:3]]
+            assert 1 <= len(accepted) <= 50, [a["msg"] for a in refused[:3]]  # 50 unless the machine is busy
             assert {a["code"] for a in refused} == {"108102"}
             assert all("would take" in a["msg"] and "> 50%" in a["msg"] for a in refused), refused[0]
-            assert _guard(client)["refusals"]["108102"] == 100
+            assert _guard(client)["refusals"]["108102"] == len(refused) >= 100
             for call_id in accepted:  # nothing accepted starves: every accepted call plays its request to the end
                 answer = client.post("/ipcc/call/multOrders", json={
                     "appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "tone:0.2"}]})
@@ -197,3 +200,32 @@ def test_a_request_that_would_start_a_call_playing_while_the_loop_has_no_headroo
     finally:
         for call in (burner, idle, playing):
             client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call["callId"]})
+
+
+def test_the_projection_is_scaled_by_the_contention_a_busy_machine_puts_on_the_loop() -> None:
+    # issue 10: past capacity, refusals rather than lateness, also when other work takes the machine's cores
+    clock = {"now_s": 100.0, "busy_s": 0.0}
+    media = MediaLoop()
+    pacer = Pacer(MonotonicClock(), media.tick)
+    guard = GuardSettings(call_cpu_share=0.001, max_cpu_share=0.6)
+    watchdog = Watchdog(media, pacer, guard, monotonic=lambda: clock["now_s"], busy_s=lambda: clock["busy_s"])
+
+    def second(cpu_s: float, busy_s: float) -> None:  # one second of the loop: its CPU time and its time in ticks
+        clock["now_s"] += 1.0
+        clock["busy_s"] += busy_s
+        media.cpu_ns["play"] += int(cpu_s * 1e9)
+        watchdog.step()
+
+    second(0.1, 0.1)  # the thread ran whenever it wanted: a call costs its CPU floor
+    assert watchdog.health().contention == pytest.approx(1.0)
+    assert watchdog.projected_refusal(600) == "" and watchdog.projected_refusal(601) != ""
+    for _ in range(3):
+        second(0.1, 0.3)  # each tick took three times its CPU time (GIL, other processes)
+    assert watchdog.health().contention == pytest.approx(3.0)
+    assert watchdog.health().duty == pytest.approx(0.3)
+    assert watchdog.projected_refusal(200) == ""
+    refusal = watchdog.projected_refusal(201)
+    assert "201 calls would take 60%" in refusal and "3.0 contention" in refusal, refusal
+    for _ in range(3):
+        second(0.001, 0.05)  # too little CPU for the ratio to mean anything: no contention taken
+    assert watchdog.health().contention == pytest.approx(1.0)
