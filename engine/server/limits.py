@@ -76,7 +76,8 @@ class GuardSettings:
     (0.8) of real time, p90 lateness of the last 5 s at most ``max_lateness_s`` (0.2 s); and projected for one
     more call, every live call costing at least ``call_cpu_share`` of a core (default 1e-4: 2 µs of the media
     thread per 20 ms frame, what a playing call with speech and key detection costs; an idle call costs far
-    less, but may start playing at any moment), the CPU share within ``max_cpu_share``. Watchdog: the loop is
+    less, but may start playing at any moment), the CPU share plus the share of time the loop waits inside its ticks
+    within ``max_cpu_share``. Watchdog: the loop is
     *stalled* when no tick ran for ``stall_s`` (2 s); sampled every ``sample_s`` (0.25 s). HTTP: headers must
     arrive within ``header_timeout_s`` (5 s) and a body within ``body_timeout_s`` (10 s) of its headers; at
     most ``max_connections`` (1000) open connections. Signatures: timestamps at most ``max_skew_s`` (300 s)

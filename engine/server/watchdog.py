@@ -10,7 +10,8 @@ last ``judge_window_s`` (default 2 s: one late tick does not close the door) it 
 * ``missed``: frames that started more than a frame late;
 * ``duty``: the share of real time the loop spent in ticks (the media thread's ``busy_s``, on the pacer's clock),
   and ``contention``: that time over the ticks' CPU time (1: the thread ran whenever it wanted; more: it waited
-  for the GIL or, on a busy machine, for a core), which scales the projection of :meth:`Watchdog.projected_refusal`.
+  for the GIL or, on a busy machine, for a core); the time waited is part of the projection of
+  :meth:`Watchdog.projected_refusal`.
 
 Headroom is gone when ``cpu_share`` exceeds ``max_cpu_share``, ``real_time`` is below ``min_real_time`` or the
 p90 lateness of the last 250 ticks (5 s) exceeds ``max_lateness_s`` (a stall of the machine of well under a
@@ -197,17 +198,18 @@ class Watchdog:
         """Why ``calls`` live calls would be too many for the media thread ("" when they are not).
 
         The CPU share one call costs (measured, and at least ``call_cpu_share``: what a call costs once it plays)
-        times the contention (a tick's time over its CPU time: waits for the GIL, or for a core of a busy
-        machine) times ``calls``: the share of each frame the loop would be busy, against ``max_cpu_share``. A
-        burst of set-ups is refused at the projected limit, not two seconds after the calls it let in started
-        playing and the loop fell behind.
+        times ``calls``, plus the share of real time the loop now spends waiting inside its ticks (``duty`` minus
+        ``cpu_share``: for the GIL, or for a core of a busy machine), against ``max_cpu_share``. A burst of
+        set-ups is refused at the projected limit, not two seconds after the calls it let in started playing and
+        the loop fell behind.
         """
         health = self._health
-        projected = max(health.cpu_per_call, self.settings.call_cpu_share) * health.contention * calls
+        waiting = max(health.duty - health.cpu_share, 0.0)
+        projected = max(health.cpu_per_call, self.settings.call_cpu_share) * calls + waiting
         if not self.judges_headroom or projected <= self.settings.max_cpu_share:
             return ""
         return (f"{calls} calls would take {projected:.0%} of the media thread's time "
-                f"> {self.settings.max_cpu_share:.0%} (CPU x {health.contention:.1f} contention)")
+                f"> {self.settings.max_cpu_share:.0%} (of which {waiting:.0%} waiting for the GIL or a core)")
 
     def health(self) -> Health:
         """The verdict of the last sample, with the stall re-checked now (a dead watchdog thread shows as a stall)."""

@@ -202,7 +202,7 @@ def test_a_request_that_would_start_a_call_playing_while_the_loop_has_no_headroo
             client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call["callId"]})
 
 
-def test_the_projection_is_scaled_by_the_contention_a_busy_machine_puts_on_the_loop() -> None:
+def test_the_projection_counts_the_time_a_busy_machine_makes_the_loop_wait() -> None:
     # issue 10: past capacity, refusals rather than lateness, also when other work takes the machine's cores
     clock = {"now_s": 100.0, "busy_s": 0.0}
     media = MediaLoop()
@@ -218,14 +218,15 @@ def test_the_projection_is_scaled_by_the_contention_a_busy_machine_puts_on_the_l
 
     second(0.1, 0.1)  # the thread ran whenever it wanted: a call costs its CPU floor
     assert watchdog.health().contention == pytest.approx(1.0)
-    assert watchdog.projected_refusal(600) == "" and watchdog.projected_refusal(601) != ""
+    assert watchdog.projected_refusal(599) == "" and watchdog.projected_refusal(601) != ""
     for _ in range(3):
-        second(0.1, 0.3)  # each tick took three times its CPU time (GIL, other processes)
+        second(0.1, 0.3)  # each tick took three times its CPU time (GIL, other processes): 20 % of real time waited
     assert watchdog.health().contention == pytest.approx(3.0)
     assert watchdog.health().duty == pytest.approx(0.3)
-    assert watchdog.projected_refusal(200) == ""
-    refusal = watchdog.projected_refusal(201)
-    assert "201 calls would take 60%" in refusal and "3.0 contention" in refusal, refusal
+    assert watchdog.projected_refusal(399) == ""
+    refusal = watchdog.projected_refusal(401)
+    assert "401 calls would take 60%" in refusal and "20% waiting" in refusal, refusal
     for _ in range(3):
-        second(0.001, 0.05)  # too little CPU for the ratio to mean anything: no contention taken
+        second(0.001, 0.05)  # too little CPU for the ratio to mean anything; the 4.9 % waited still counts
     assert watchdog.health().contention == pytest.approx(1.0)
+    assert watchdog.projected_refusal(550) == "" and watchdog.projected_refusal(552) != ""
