@@ -92,6 +92,9 @@ def test_stalled_media_loop_makes_status_and_metrics_503(client: httpx.Client) -
         assert metrics.status_code == 503 and metrics.json()["code"] == "108104"
         refused = _out_call(client, "null")  # no new call on a stalled loop
         assert refused["code"] == "108102" and "stalled" in refused["msg"]
+        yields = body["guard"]["yields_to_media"]
+        _out_call(client, "null")  # a POST while the loop is behind gives the GIL up to it first
+        assert client.get("/ipcc/status").json()["guard"]["yields_to_media"] >= yields + 1
     finally:
         release("stall")
     wait_for(lambda: client.get("/ipcc/status").status_code == 200, 10, "healthy again")
