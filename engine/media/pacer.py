@@ -87,6 +87,8 @@ class Pacer:
         self.missed = 0
         self.resyncs = 0
         self.max_lateness_s = 0.0
+        #: The deadline of the tick running or waited for (the clock's seconds; inf before the first).
+        self.deadline_s = math.inf
         self._lateness = np.zeros(window, dtype=np.float64)
         self._stop = threading.Event()
 
@@ -105,7 +107,7 @@ class Pacer:
         origin = clock.now()
         k = done = 0
         while not self._stop.is_set() and (max_ticks is None or done < max_ticks):
-            deadline = origin + k * period
+            deadline = self.deadline_s = origin + k * period
             clock.sleep_until(deadline)
             lateness = clock.now() - deadline
             if lateness > self.max_behind_s:

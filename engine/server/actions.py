@@ -131,7 +131,7 @@ class Engine:
         request, application = check_request(self.decode(body), self.config, self.library, owned(parse),
                                              self.board.check_call)
         program = prepare(request, self.library, self.speaker, application.voice)  # in a slot of the app: http.py
-        self.board.submit(request.app_id, request.call_id, program, hook(request) if hook else None)
+        self.board.submit(request.app_id, request.call_id, program, hook(request) if hook else None, guarded=True)
         return response(OK, "ok", request.app_id, request.call_id)
 
     def _cached_orders(self, body: str, parse: Callable[[Mapping[str, Any]], MultOrders],
@@ -163,7 +163,7 @@ class Engine:
                 return None
             prompts.append(samples)
         self.board.submit(request.app_id, request.call_id, Program(request, tuple(prompts)),
-                          hook(request) if hook else None)
+                          hook(request) if hook else None, guarded=True)
         return response(OK, "ok", request.app_id, request.call_id)
 
     def mult_orders(self, body: str) -> dict[str, Any]:

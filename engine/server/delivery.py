@@ -112,7 +112,7 @@ class Delivery:
             self._seq += 1
             record = {"seq": self._seq, "appId": app_id, "callId": call_id, "event": body}
             self._remember(call_id, body)
-        self._post(record)
+            self._post(record)  # under the lock: the log gets the events in ``seq`` order, whatever the threads
         return record["seq"]
 
     def call_started(self, app_id: str, call_id: str) -> None:

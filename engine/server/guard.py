@@ -5,7 +5,7 @@ work (a refusal is the answer to send), :meth:`Guard.admit_query` for ``GET /ipc
 with every answer (refusals are counted by code), :meth:`Guard.prepared` to run a request's preparation on the
 pool (speech, files: bounded per application, waiting on the event loop: :mod:`engine.server.slots`) and
 :meth:`Guard.status` for ``/ipcc/status`` and ``/metrics``. The watchdog's verdict is the switchboard's admission
-rule for new calls.
+rule for new calls, and for requests that would start an idle call playing.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from engine.wire.request import error_response, ids_of
 
 #: The engine's long-lived threads, by name: ``/ipcc/status`` says whether each runs (``guard.threads``).
 ENGINE_THREADS = ("ipcc-media", "ipcc-delivery", "ipcc-watchdog")
+#: How long a POST gives the GIL up (s) when the media loop is more than a frame behind its deadlines.
+YIELD_S = 0.002
 T = TypeVar("T")
 
 
@@ -46,10 +48,12 @@ class Guard:
         self.gate = AppGate(settings, monotonic)
         self.slots = PreparationSlots(settings)
         self.auth = Authenticator(auth, wall)
-        self.watchdog = Watchdog(board.media, board.pacer, settings, monotonic)
+        self.watchdog = Watchdog(board.media, board.pacer, settings, monotonic, busy_s=lambda: board.thread.busy_s)
         board.headroom = self.refusal_reason
+        board.play_room = self.play_refusal
         self._lock = threading.Lock()
         self.answers: Counter[str] = Counter()
+        self.yields = 0  # POSTs that gave the GIL up to a late media loop
 
     def start(self) -> None:
         """Start the watchdog."""
@@ -64,12 +68,18 @@ class Guard:
         health = self.watchdog.health()
         return self.watchdog.projected_refusal(calls) if health.headroom else "; ".join(health.why())
 
+    def play_refusal(self) -> str:
+        """Why an idle call may not start playing now ("" when it may): the loop has no headroom."""
+        health = self.watchdog.health()
+        return "" if health.headroom else "; ".join(health.why())
+
     def admit_post(self, client_ip: str | None, headers: Mapping[str, str],
                    body: bytes) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The refusal to answer a POST with (authentication, then rate) or None to go on, and the body's ids.
 
         The ids: ``appId`` / ``callId``, read once ("" where absent or not text).
         """
+        self.yield_to_media()
         try:
             ids = ids_of(body)
         except Exception:  # e.g. RecursionError on absurd nesting: the body's checks will answer it
@@ -81,6 +91,18 @@ class Guard:
         except EngineError as exc:
             return error_response(exc, ids), ids
         return None, ids
+
+    def yield_to_media(self) -> None:
+        """Give the GIL up for :data:`YIELD_S` when the media loop is more than a frame behind (real time only).
+
+        The GIL is shared fairly; a burst of requests would take half of it from a loop that is catching up.
+        Sleeping here (on the event loop) lets the media thread run its late ticks back to back: the requests of
+        the burst wait a little, the calls do not.
+        """
+        pacer = self.board.pacer
+        if self.watchdog.judges_headroom and pacer.clock.now() - pacer.deadline_s > pacer.period_s:
+            self.yields += 1
+            time.sleep(YIELD_S)
 
     def admit_query(self, app_id: str, client_ip: str | None, headers: Mapping[str, str],
                     query: bytes) -> dict[str, Any] | None:
@@ -121,7 +143,9 @@ class Guard:
                 "cpu_share": round(health.cpu_share, 4), "real_time": round(health.real_time, 4),
                 "recent_p90_lateness_s": health.p90_lateness_s, "recent_p99_lateness_s": health.p99_lateness_s,
                 "recent_missed": health.missed_in_window, "cpu_share_per_call": health.cpu_per_call,
-                "answers": answers,
+                "duty": round(health.duty, 4), "contention": round(health.contention, 3),
+                **{f"gc_{name}": value for name, value in vars(self.board.thread.process.stats()).items()},
+                "yields_to_media": self.yields, "answers": answers,
                 "refusals": {code: n for code, n in answers.items() if code != OK},
                 "calls_ended": dict(self.board.ended), "calls_by_app": self.board.calls_by_app(),
                 "preparing_by_app": self.slots.in_preparation(), "waiting_by_app": self.slots.waiting(),

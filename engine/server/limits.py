@@ -27,6 +27,7 @@ DEFAULT_PREPARING_WAIT_S = 10.0
 DEFAULT_CALL_LIFETIME_S = 4 * 3600.0
 DEFAULT_CALL_IDLE_S = 3600.0
 DEFAULT_MAX_CPU_SHARE = 0.6  # of the one core the GIL gives the process: the rest is for HTTP and speech
+DEFAULT_CALL_CPU_SHARE = 1e-4  # a playing call's floor: 2 µs of the media thread per 20 ms frame
 DEFAULT_MIN_REAL_TIME = 0.8
 DEFAULT_MAX_LATENESS_S = 0.2
 DEFAULT_STALL_S = 2.0
@@ -72,7 +73,11 @@ class GuardSettings:
     Calls: ``call_lifetime_s`` (default 4 h) and ``call_idle_s`` (default 1 h: no request playing or waiting).
     Admission (new calls get ``108102`` while any is broken), judged over the last ``judge_window_s`` (2 s): the
     media thread's CPU share of one core at most ``max_cpu_share`` (0.6), ticks at least ``min_real_time``
-    (0.8) of real time, p90 lateness of the last 5 s at most ``max_lateness_s`` (0.2 s). Watchdog: the loop is
+    (0.8) of real time, p90 lateness of the last 5 s at most ``max_lateness_s`` (0.2 s); and projected for one
+    more call, every live call costing at least ``call_cpu_share`` of a core (default 1e-4: 2 µs of the media
+    thread per 20 ms frame, what a playing call with speech and key detection costs; an idle call costs far
+    less, but may start playing at any moment), the CPU share plus the share of time the loop waits inside its ticks
+    within ``max_cpu_share``. Watchdog: the loop is
     *stalled* when no tick ran for ``stall_s`` (2 s); sampled every ``sample_s`` (0.25 s). HTTP: headers must
     arrive within ``header_timeout_s`` (5 s) and a body within ``body_timeout_s`` (10 s) of its headers; at
     most ``max_connections`` (1000) open connections. Signatures: timestamps at most ``max_skew_s`` (300 s)
@@ -85,6 +90,7 @@ class GuardSettings:
     call_lifetime_s: float = DEFAULT_CALL_LIFETIME_S
     call_idle_s: float = DEFAULT_CALL_IDLE_S
     max_cpu_share: float = DEFAULT_MAX_CPU_SHARE
+    call_cpu_share: float = DEFAULT_CALL_CPU_SHARE
     min_real_time: float = DEFAULT_MIN_REAL_TIME
     max_lateness_s: float = DEFAULT_MAX_LATENESS_S
     stall_s: float = DEFAULT_STALL_S
@@ -96,9 +102,9 @@ class GuardSettings:
     max_skew_s: float = DEFAULT_MAX_SKEW_S
 
     def __post_init__(self) -> None:
-        for name in ("preparing_wait_s", "call_lifetime_s", "call_idle_s", "max_cpu_share", "min_real_time",
-                     "max_lateness_s", "stall_s", "sample_s", "judge_window_s", "header_timeout_s", "body_timeout_s",
-                     "max_connections", "max_skew_s"):
+        for name in ("preparing_wait_s", "call_lifetime_s", "call_idle_s", "max_cpu_share", "call_cpu_share",
+                     "min_real_time", "max_lateness_s", "stall_s", "sample_s", "judge_window_s", "header_timeout_s",
+                     "body_timeout_s", "max_connections", "max_skew_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name}: must be a number > 0, got {value!r}")

@@ -10,7 +10,6 @@ a timer, an endpoint poll or a request hook is logged and the thread carries on.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections import deque
@@ -25,6 +24,7 @@ from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
 from engine.server.call_registry import CallRegistry
 from engine.server.call_timeouts import IDLE, CallTimeouts
+from engine.server.realtime import RealTimeProcess
 from engine.wire.call_events import (
     ANSWERED,
     REASON_ERROR,
@@ -81,6 +81,9 @@ class MediaThread:
         self._timers: list[tuple[int, Callable[[], None]]] = []  # (tick, action)
         self.watchers: list[CallWatcher] = []  # added before the thread starts
         self._thread: threading.Thread | None = None
+        self.process = RealTimeProcess()  # the GIL switch interval and the collector's policy
+        #: Seconds of the pacer's clock spent in ticks (CPU, and waits for the GIL or a core: the loop's duty).
+        self.busy_s = 0.0
 
     def post(self, kind: str, arg: Any) -> None:
         """Post a command for the next tick (any thread, the registry's lock held)."""
@@ -91,8 +94,8 @@ class MediaThread:
         return len(self._commands)
 
     def start(self) -> None:
-        """Start the media thread (after ``gc.freeze``: see :meth:`Switchboard.start`)."""
-        gc.freeze()
+        """Start the media thread (after :meth:`RealTimeProcess.start`: see :meth:`Switchboard.start`)."""
+        self.process.start()
         self._thread = threading.Thread(target=self._run, name="ipcc-media", daemon=True)
         self._thread.start()
 
@@ -113,6 +116,12 @@ class MediaThread:
             raise
 
     def _tick(self) -> None:
+        clock = self.pacer.clock
+        started_s = clock.now()
+        self._tick_once()
+        self.busy_s += clock.now() - started_s
+
+    def _tick_once(self) -> None:
         if self._commands:
             self._apply_commands()
         if self.timeouts.due(self.media.ticks):
@@ -126,6 +135,7 @@ class MediaThread:
             self._poll_ended()
         if self._timers and self._timers[0][0] <= self.media.ticks:
             self._fire_timers()
+        self.process.on_tick(self.media.ticks, len(self._calls))
 
     def _fire_timers(self) -> None:
         due = [action for tick, action in self._timers if tick <= self.media.ticks]

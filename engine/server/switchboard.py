@@ -23,7 +23,9 @@ a transfer's next step); a hook must only publish or post commands, never touch 
 
 Guard (:class:`~engine.server.limits.GuardSettings`). ``outCall`` is refused (``108102``) beyond ``max_calls``,
 beyond the application's ``calls`` limit, and while :attr:`Switchboard.headroom` names a reason (the watchdog's
-verdict). A call ends by itself (its requests with ``hangup``) after ``call_lifetime_s`` from its start, or
+verdict, projected for one more call at a playing call's cost); a ``multOrders`` or ``play`` that would start an
+idle call playing, while :attr:`Switchboard.play_room` names one (the loop has no headroom now). A call ends
+by itself (its requests with ``hangup``) after ``call_lifetime_s`` from its start, or
 after ``call_idle_s`` without any request held (from its start, or from its last ``multrpt``): both are counted
 in whole frames (:mod:`engine.server.call_timeouts`). The registry itself: :mod:`engine.server.call_registry`.
 """
@@ -75,6 +77,7 @@ class Switchboard:
         self.max_calls = max_calls
         self.guard = guard or GuardSettings()
         self.headroom: Callable[[int], str] = lambda _calls: ""
+        self.play_room: Callable[[], str] = lambda: ""
         self.lifetime_ticks = max(1, frames_for(seconds_to_samples(self.guard.call_lifetime_s)))
         self.idle_ticks = max(1, frames_for(seconds_to_samples(self.guard.call_idle_s)))
         self.registry = CallRegistry()
@@ -112,13 +115,18 @@ class Switchboard:
             self.thread.post("add", (call, endpoint))
         return call_id
 
-    def submit(self, app_id: str, call_id: str, program: Program, hook: RequestHook | None = None) -> None:
+    def submit(self, app_id: str, call_id: str, program: Program, hook: RequestHook | None = None,
+               guarded: bool = False) -> None:
         """Queue ``program`` on the call: ``108105`` if it is not live, ``108102`` if its queue is full.
 
-        ``hook`` is called after the request's ``multrpt`` (module docstring).
+        ``hook`` is called after the request's ``multrpt`` (module docstring). ``guarded`` (the application's
+        ``multOrders`` and ``play``): a request that would start an idle call playing is refused (``108102``)
+        while :attr:`play_room` names a reason (the loop has no headroom now), so the calls playing keep real time.
         """
         with self._lock:
             self.registry.hold(app_id, call_id)
+            if guarded and not self.registry.holds_requests(call_id) and (reason := self.play_room()):
+                raise BusyError(f"callId: no room to start playing now ({reason})")
             if self.ledger is not None:  # delivery hook: journaled before 000000 (108104 if it cannot be)
                 self.ledger.request_accepted(app_id, call_id)
             self.registry.take(call_id)
@@ -181,9 +189,9 @@ class Switchboard:
     def start(self) -> None:
         """Start the media thread.
 
-        The objects alive now (modules, the web framework's) are moved out of the garbage collector's
-        reach (``gc.freeze``): a full collection over them would hold the GIL for tens of milliseconds and
-        make frames late.
+        The process is set for real time first (:class:`~engine.server.realtime.RealTimeProcess`: a short
+        GIL switch interval; the objects alive now, and from then on the survivors of young collections, out
+        of the garbage collector's reach while calls are live).
         """
         self.thread.start()
 

@@ -7,7 +7,11 @@ last ``judge_window_s`` (default 2 s: one late tick does not close the door) it 
 * ``cpu_share``: the media thread's CPU time over the real time elapsed (1.0 is one core);
 * ``real_time``: ticks run over ticks due by the pacer's clock (1.0: the loop keeps up; the pacer's clock may be
   scaled in tests, so this ratio is measured on it);
-* ``missed``: frames that started more than a frame late.
+* ``missed``: frames that started more than a frame late;
+* ``duty``: the share of real time the loop spent in ticks (the media thread's ``busy_s``, on the pacer's clock),
+  and ``contention``: that time over the ticks' CPU time (1: the thread ran whenever it wanted; more: it waited
+  for the GIL or, on a busy machine, for a core); the time waited is part of the projection of
+  :meth:`Watchdog.projected_refusal`.
 
 Headroom is gone when ``cpu_share`` exceeds ``max_cpu_share``, ``real_time`` is below ``min_real_time`` or the
 p90 lateness of the last 250 ticks (5 s) exceeds ``max_lateness_s`` (a stall of the machine of well under a
@@ -36,6 +40,7 @@ from engine.server.limits import GuardSettings
 
 log = logging.getLogger(__name__)
 RECENT_TICKS = 250  # the window of the lateness percentile (5 s of frames)
+MAX_CONTENTION = 20.0  # a tick's time over its CPU time is taken at most this (a stopped process is a stall)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Sample:
     cpu_ns: int
     missed: int
     calls: int
+    busy_s: float = 0.0  # the loop's time in ticks, on the pacer's clock
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class Health:
     p99_lateness_s: float
     missed_in_window: int
     cpu_per_call: float = 0.0  # the CPU share one call costs (0 without calls)
+    duty: float = 0.0  # the share of real time the loop spent in ticks
+    contention: float = 1.0  # time in ticks over their CPU time (>= 1: waits for the GIL or for a core)
 
     @property
     def healthy(self) -> bool:
@@ -93,9 +101,10 @@ class Watchdog:
     """Watches ``media`` driven by ``pacer``; ``monotonic`` is real time (seconds, default ``time.monotonic``)."""
 
     def __init__(self, media: MediaLoop, pacer: Pacer, settings: GuardSettings,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, busy_s: Callable[[], float] | None = None) -> None:
         self.media = media
         self.pacer = pacer
+        self._busy_s = busy_s or (lambda: 0.0)
         self.settings = settings
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -112,7 +121,7 @@ class Watchdog:
     def _sample(self) -> Sample:
         cpu = sum(self.media.cpu_ns.values())
         return Sample(self._monotonic(), self.pacer.clock.now(), self.pacer.ticks, cpu, self.pacer.missed,
-                      len(self.media.calls))
+                      len(self.media), self._busy_s())
 
     def start(self) -> None:
         """Start sampling on a daemon thread."""
@@ -162,8 +171,13 @@ class Watchdog:
         reasons = self._reasons(cpu_share, real_time, p90) if self.judges_headroom else []
         mean_calls = (before.calls + now.calls) / 2
         per_call = cpu_share / mean_calls if mean_calls >= 1 else 0.0
+        busy_s = now.busy_s - before.busy_s
+        duty = busy_s / elapsed_s
+        cpu_s = (now.cpu_ns - before.cpu_ns) / 1e9
+        # measured only over enough CPU (1 % of the window) that the ratio means something
+        contention = min(max(busy_s / cpu_s, 1.0), MAX_CONTENTION) if cpu_s >= 0.01 * elapsed_s else 1.0
         return Health(self._stalled_s(now.at_s), tuple(reasons), cpu_share, real_time, p90, p99,
-                      now.missed - before.missed, per_call)
+                      now.missed - before.missed, per_call, duty, contention)
 
     def _reasons(self, cpu_share: float, real_time: float, p90_s: float) -> list[str]:
         s = self.settings
@@ -183,14 +197,19 @@ class Watchdog:
     def projected_refusal(self, calls: int) -> str:
         """Why ``calls`` live calls would be too many for the media thread ("" when they are not).
 
-        The CPU share one call costs (measured) times ``calls``, against ``max_cpu_share``: a burst of set-ups is
-        refused at the projected limit, not two seconds after the loop fell behind.
+        The CPU share one call costs (measured, and at least ``call_cpu_share``: what a call costs once it plays)
+        times ``calls``, plus the share of real time the loop now spends waiting inside its ticks (``duty`` minus
+        ``cpu_share``: for the GIL, or for a core of a busy machine), against ``max_cpu_share``. A burst of
+        set-ups is refused at the projected limit, not two seconds after the calls it let in started playing and
+        the loop fell behind.
         """
-        projected = self._health.cpu_per_call * calls
+        health = self._health
+        waiting = max(health.duty - health.cpu_share, 0.0)
+        projected = max(health.cpu_per_call, self.settings.call_cpu_share) * calls + waiting
         if not self.judges_headroom or projected <= self.settings.max_cpu_share:
             return ""
-        return (f"{calls} calls would take {projected:.0%} of the media thread's core "
-                f"> {self.settings.max_cpu_share:.0%}")
+        return (f"{calls} calls would take {projected:.0%} of the media thread's time "
+                f"> {self.settings.max_cpu_share:.0%} (of which {waiting:.0%} waiting for the GIL or a core)")
 
     def health(self) -> Health:
         """The verdict of the last sample, with the stall re-checked now (a dead watchdog thread shows as a stall)."""
