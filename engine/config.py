@@ -162,9 +162,10 @@ _TOP_KEYS = ("applications", "routes", "limits", "server", "numbers", "sip")  # 
 #: Per-application keys of the server's guard: the TOML key and the least value (``engine.server.limits``).
 GUARD_APP_KEYS = {"maxCalls": 1, "requestsPerSecond": 0.001, "requestBurst": 1, "maxPreparing": 1,
                   "preparingQueue": 0}
-#: ``[limits]`` keys of the server's guard: call timeouts and HTTP bounds, in seconds or a count.
+#: ``[limits]`` keys of the server's guard: call timeouts, HTTP bounds and admission, in seconds, a count or a share.
 GUARD_LIMIT_KEYS = {"callLifetimeS": 0.001, "callIdleS": 0.001, "preparingWaitS": 0.001, "headerTimeoutS": 0.001,
-                    "bodyTimeoutS": 0.001, "maxConnections": 1}
+                    "bodyTimeoutS": 0.001, "maxConnections": 1, "admitCpuShare": 0.001, "admitRealTime": 1e-6,
+                    "admitLatenessS": 0.001, "callCpuShare": 1e-9}
 _APP_KEYS = ("appId", "callbackUrl", "queueLimit", "voice", "rate", "volume", "deliveryConcurrency",
              "silenceSeconds", "silenceLevel", "secret", "allowIps", *GUARD_APP_KEYS)
 _ROUTE_KEYS = ("number", "endpoint", "keys", "callerWav", "outcome")

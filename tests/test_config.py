@@ -168,10 +168,13 @@ def test_numbers_default_to_the_first_application_answered_and_welcome_is_relati
 
 
 def test_the_guards_limits_come_from_the_configuration() -> None:
-    raw = _config(limits={"callIdleS": 90, "maxConnections": 50})
+    raw = _config(limits={"callIdleS": 90, "maxConnections": 50, "admitCpuShare": 0.9, "admitRealTime": 0.5,
+                          "admitLatenessS": 2, "callCpuShare": 0.001})
     raw["applications"] = [{"appId": "a", "maxCalls": 3, "requestsPerSecond": 0.5, "preparingQueue": 0}]
     guard = guard_settings(parse_config(raw, "x"))
     assert (guard.call_idle_s, guard.max_connections) == (90, 50)
+    assert (guard.max_cpu_share, guard.min_real_time, guard.max_lateness_s, guard.call_cpu_share) == \
+        (0.9, 0.5, 2, 0.001)
     assert guard.call_lifetime_s == GuardSettings().call_lifetime_s
     assert guard.limits("a") == AppLimits(calls=3, requests_per_s=0.5, preparing_queue=0)
     assert guard.limits("other") == AppLimits()

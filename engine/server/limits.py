@@ -164,7 +164,8 @@ _APP_FIELDS = {"maxCalls": "calls", "requestsPerSecond": "requests_per_s", "requ
                "maxPreparing": "preparing", "preparingQueue": "preparing_queue"}
 _LIMIT_FIELDS = {"callLifetimeS": "call_lifetime_s", "callIdleS": "call_idle_s", "preparingWaitS": "preparing_wait_s",
                  "headerTimeoutS": "header_timeout_s", "bodyTimeoutS": "body_timeout_s",
-                 "maxConnections": "max_connections"}
+                 "maxConnections": "max_connections", "admitCpuShare": "max_cpu_share",
+                 "admitRealTime": "min_real_time", "admitLatenessS": "max_lateness_s", "callCpuShare": "call_cpu_share"}
 
 
 def guard_settings(config: Config) -> GuardSettings:

@@ -9,7 +9,7 @@ from typing import Any
 from engine.config import DEMO_APP_ID, load_config
 from engine.server.app import ServerSettings, create_app
 from engine.server.sip_glue import SipGlue, attach_sip
-from engine.testing.server import LiveServer, Receiver, wait_for
+from engine.testing.server import CALM_GUARD, LiveServer, Receiver, wait_for
 
 WELCOME = {"appId": DEMO_APP_ID, "callId": "replaced", "orders": [
     {"playFlag": 0, "voiceStr": "Welcome to the engine. Please press two keys.", "getkey": 1, "maxRevCnt": 2,
@@ -18,6 +18,8 @@ WELCOME = {"appId": DEMO_APP_ID, "callId": "replaced", "orders": [
 
 class SipServer:
     """The HTTP server and its SIP glue; number ``10086`` answers and plays :data:`WELCOME`.
+
+    Its guard is :data:`~engine.testing.server.CALM_GUARD` (SIP is tested here, not admission).
 
     The demo application's events go to :attr:`receiver` (a callback receiver) as well as the event log.
     """
@@ -31,7 +33,7 @@ class SipServer:
                           f'[[numbers]]\nnumber = "10086"\nappId = "{DEMO_APP_ID}"\nautoAnswer = true\n'
                           f'welcome = "welcome.json"\n\n{extra_toml}')
         settings = ServerSettings(config=load_config(config), recordings=folder / "recordings",
-                                  state_dir=folder / "state", cache=folder / "cache")
+                                  state_dir=folder / "state", cache=folder / "cache", guard=CALM_GUARD)
         self.app = create_app(settings)
         self.engine = self.app.state.engine
         self.live = LiveServer(self.app)

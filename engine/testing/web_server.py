@@ -8,9 +8,8 @@ from pathlib import Path
 
 from engine.config import Application, Config
 from engine.server.app import ServerSettings, create_app
-from engine.server.limits import GuardSettings
 from engine.testing.alsa import APP, VOICES
-from engine.testing.server import FakeSpeaker, LiveServer
+from engine.testing.server import CALM_GUARD, FakeSpeaker, LiveServer
 
 #: The second application (its calls are none of :data:`engine.testing.alsa.APP`'s business).
 OTHER = "0" * 32
@@ -23,10 +22,8 @@ def two_app_server(folder: Path) -> Iterator[LiveServer]:
     Its guard admits calls whatever the machine's load (the pages' server side is tested, not admission).
     """
     config = Config({APP: Application(APP), OTHER: Application(OTHER)})
-    # admission is not what these tests are about: the machine's load never refuses a call here
-    calm = GuardSettings(max_cpu_share=100.0, min_real_time=1e-6, max_lateness_s=3600.0)
     settings = ServerSettings(config=config, voices=Path(VOICES), recordings=folder / "rec",
-                              state_dir=folder / "state", guard=calm)
+                              state_dir=folder / "state", guard=CALM_GUARD)
     live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
     try:
         yield live
