@@ -196,7 +196,7 @@ def _hub_ticks(hub: Any, loop: Any, groups: int, realtime: bool) -> tuple[Any, d
             carried()
             parts["receive"] += cpu_clock() - t0 - (parts["loop"] - loop_before)
     else:
-        def tick() -> None:  # with_rtp, with the CPU time of each part
+        def tick() -> None:  # receive, the media loop, send at the tick's end: with the CPU time of each part
             t0 = cpu_clock()
             hub.receive()
             t1 = cpu_clock()

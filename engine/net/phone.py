@@ -223,25 +223,3 @@ class PhoneService:
                 self.agent.refer(call, target, (lambda _status: self.agent.hang_up(call)) if hang_up else None)
 
         self.transport.call_soon(refer)
-
-
-def with_rtp(hub: RtpHub, tick: Callable[[], None]) -> Callable[[], None]:
-    """A media tick carrying ``hub``: drain and play out, then ``tick`` (the media loop), then send.
-
-    A failure of the hub is logged; the tick goes on.
-    """
-
-    def rtp_tick() -> None:
-        try:
-            hub.receive()
-        except Exception:  # no caller audio this tick rather than no media thread
-            log.exception("RTP receive failed")
-        try:
-            tick()
-        finally:
-            try:
-                hub.send()
-            except Exception:
-                log.exception("RTP send failed")
-
-    return rtp_tick

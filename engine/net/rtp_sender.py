@@ -191,8 +191,8 @@ class RtpSender:
 def carry(hub: RtpHub, pacer: Pacer) -> RtpSender:
     """Make ``pacer``'s tick carry ``hub`` through a sender on the pacer's clock; returns the sender.
 
-    The live server's wiring: ``sender = carry(hub, board.pacer)`` where it used to wrap the tick in
-    :func:`engine.net.phone.with_rtp`; ``sender.stop()`` when the hub closes.
+    The live server's wiring (``engine.server.sip_glue``): ``sender = carry(hub, board.pacer)``;
+    ``sender.stop()`` when the hub closes.
     """
     sender = RtpSender(hub, pacer.clock, pacer.period_s)
     pacer.tick = sender.driving(pacer.tick)
