@@ -11,6 +11,7 @@ rule for new calls, and for requests that would start an idle call playing.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections import Counter
@@ -54,6 +55,7 @@ class Guard:
         self._lock = threading.Lock()
         self.answers: Counter[str] = Counter()
         self.yields = 0  # POSTs that gave the GIL up to a late media loop
+        self._yielded_at_s = -math.inf  # on the pacer's clock: at most one yield per frame period
 
     def start(self) -> None:
         """Start the watchdog."""
@@ -97,10 +99,14 @@ class Guard:
 
         The GIL is shared fairly; a burst of requests would take half of it from a loop that is catching up.
         Sleeping here (on the event loop) lets the media thread run its late ticks back to back: the requests of
-        the burst wait a little, the calls do not.
+        the burst wait a little, the calls do not. At most once per frame period, so that HTTP keeps the rest
+        of the time (a loop that stays behind is admission's business, not a queue of sleeping requests).
         """
         pacer = self.board.pacer
-        if self.watchdog.judges_headroom and pacer.clock.now() - pacer.deadline_s > pacer.period_s:
+        now = pacer.clock.now()
+        if self.watchdog.judges_headroom and now - pacer.deadline_s > pacer.period_s \
+                and now - self._yielded_at_s >= pacer.period_s:
+            self._yielded_at_s = now
             self.yields += 1
             time.sleep(YIELD_S)
 

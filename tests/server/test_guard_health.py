@@ -82,8 +82,9 @@ def test_overloaded_loop_refuses_new_calls_with_108102_and_status_says_why(clien
 def test_stalled_media_loop_makes_status_and_metrics_503(client: httpx.Client) -> None:
     # issue 10: "the media thread stops ticking for good ... /ipcc/status still answers"
     assert client.get("/ipcc/status").status_code == 200
+    wait_for(lambda: _guard(client)["headroom"], 30, "headroom at rest")  # a server just started may lack it
     call = _out_call(client, "block:stall")
-    assert call["code"] == "000000"
+    assert call["code"] == "000000", call
     try:
         stalled = wait_for(lambda: (r := client.get("/ipcc/status")).status_code == 503 and r, 10, "a 503")
         body = stalled.json()
@@ -93,8 +94,12 @@ def test_stalled_media_loop_makes_status_and_metrics_503(client: httpx.Client) -
         refused = _out_call(client, "null")  # no new call on a stalled loop
         assert refused["code"] == "108102" and "stalled" in refused["msg"]
         yields = body["guard"]["yields_to_media"]
-        _out_call(client, "null")  # a POST while the loop is behind gives the GIL up to it first
-        assert client.get("/ipcc/status").json()["guard"]["yields_to_media"] >= yields + 1
+
+        def yielded() -> bool:  # a POST while the loop is behind gives the GIL up first (once per frame period)
+            _out_call(client, "null")
+            return client.get("/ipcc/status").json()["guard"]["yields_to_media"] >= yields + 1
+
+        wait_for(yielded, 10, "a POST yielding to the stalled loop")
     finally:
         release("stall")
     wait_for(lambda: client.get("/ipcc/status").status_code == 200, 10, "healthy again")
