@@ -158,10 +158,9 @@ def default_config() -> Config:
     return Config({DEMO_APP_ID: Application(DEMO_APP_ID)})
 
 
-_TOP_KEYS = ("applications", "routes", "limits", "server", "numbers", "sip")  # numbers, sip: read by server.sip_glue
+_TOP_KEYS = ("applications", "routes", "limits", "server", "numbers", "sip")  # numbers, sip: engine.sip_config
 #: Per-application keys of the server's guard: the TOML key and the least value (``engine.server.limits``).
-GUARD_APP_KEYS = {"maxCalls": 1, "requestsPerSecond": 0.001, "requestBurst": 1, "maxPreparing": 1,
-                  "preparingQueue": 0}
+GUARD_APP_KEYS = {"maxCalls": 1, "requestsPerSecond": 0.001, "requestBurst": 1, "maxPreparing": 1, "preparingQueue": 0}
 #: ``[limits]`` keys of the server's guard: call timeouts, HTTP bounds and admission, in seconds, a count or a share.
 GUARD_LIMIT_KEYS = {"callLifetimeS": 0.001, "callIdleS": 0.001, "preparingWaitS": 0.001, "headerTimeoutS": 0.001,
                     "bodyTimeoutS": 0.001, "maxConnections": 1, "admitCpuShare": 0.001, "admitRealTime": 1e-6,

@@ -27,6 +27,7 @@ import numpy as np
 
 from engine.format import FRAME_MS
 from engine.media.clock import Clock, ManualClock, MonotonicClock, ScaledClock
+from engine.media.lateness import LatenessWindow
 
 __all__ = ["FRAME_SECONDS", "Clock", "ManualClock", "MonotonicClock", "Pacer", "PacerStats", "ScaledClock"]
 
@@ -89,7 +90,7 @@ class Pacer:
         self.max_lateness_s = 0.0
         #: The deadline of the tick running or waited for (the clock's seconds; inf before the first).
         self.deadline_s = math.inf
-        self._lateness = np.zeros(window, dtype=np.float64)
+        self._lateness = LatenessWindow(window)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -122,17 +123,14 @@ class Pacer:
             done += 1
 
     def _record(self, lateness_s: float) -> None:
-        self._lateness[self.ticks % len(self._lateness)] = lateness_s
+        self._lateness.record(lateness_s)
         self.ticks += 1
         if lateness_s > self.max_lateness_s:
             self.max_lateness_s = lateness_s
 
     def lateness(self) -> np.ndarray:
         """The lateness of the recent ticks (s), oldest first: at most ``window`` of them."""
-        ticks, size = self.ticks, len(self._lateness)
-        if ticks <= size:
-            return self._lateness[:ticks].copy()
-        return np.roll(self._lateness, -(ticks % size))
+        return self._lateness.recent()
 
     def stats(self) -> PacerStats:
         """A snapshot of the measurements (safe to call from another thread while :meth:`run` ticks)."""

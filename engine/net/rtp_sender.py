@@ -36,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine.media.clock import Clock
+from engine.media.lateness import LatenessWindow
 from engine.media.pacer import Pacer
 from engine.net.rtp_hub import RtpHub
 from engine.net.rtp_outbound import FRAMES, PacketFrame
@@ -73,8 +74,7 @@ class RtpSender:
         self._ready = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lateness = np.zeros(window, dtype=np.float64)
-        self._recorded = 0
+        self._lateness = LatenessWindow(window)
 
     def driving(self, tick: Callable[[], None]) -> Callable[[], None]:
         """A media tick carrying the hub: receive, then ``tick`` (the media loop), then build and hand over.
@@ -169,23 +169,16 @@ class RtpSender:
             at = due + g * self.spacing_s
             clock.sleep_until(at)
             hub.send_group(frame, g)
-            self._record(clock.now() - at)
+            self._lateness.record(clock.now() - at)
         self.sent_frames += 1
-
-    def _record(self, lateness_s: float) -> None:
-        self._lateness[self._recorded % len(self._lateness)] = lateness_s
-        self._recorded += 1
 
     def lateness(self) -> np.ndarray:
         """Each recent group's send lateness (s), oldest first: at most ``window`` of them."""
-        count, size = self._recorded, len(self._lateness)
-        if count <= size:
-            return self._lateness[:count].copy()
-        return np.roll(self._lateness, -(count % size))
+        return self._lateness.recent()
 
     def clear_lateness(self) -> None:
         """Forget the lateness recorded so far (after a warm-up)."""
-        self._recorded = 0
+        self._lateness.clear()
 
 
 def carry(hub: RtpHub, pacer: Pacer) -> RtpSender:

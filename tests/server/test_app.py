@@ -46,12 +46,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterato
     live.close()
 
 
-@pytest.fixture()
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        yield http
-
-
 def _out_call(client: httpx.Client, called: str = "null", app: str = DEMO_APP_ID, **fields: object) -> str:
     answer = client.post("/ipcc/call/outCall", json={"appId": app, "called": called, **fields}).json()
     assert answer["code"] == "000000", answer

@@ -57,12 +57,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterato
     live.close()
 
 
-@pytest.fixture()
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        yield http
-
-
 def _post(client: httpx.Client, path: str, body: dict, headers: dict[str, str] | None = None) -> dict:
     raw = json.dumps(body).encode()
     return client.post(path, content=raw, headers=headers or {}).json()

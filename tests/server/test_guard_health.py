@@ -36,12 +36,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterato
     live.close()
 
 
-@pytest.fixture()
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        yield http
-
-
 def _out_call(client: httpx.Client, called: str) -> dict[str, str]:
     return client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": called}).json()
 
