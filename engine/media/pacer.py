@@ -84,9 +84,7 @@ class Pacer:
         self.tick = tick
         self.period_s = period_s
         self.max_behind_s = max_behind_s
-        self.ticks = 0
-        self.missed = 0
-        self.resyncs = 0
+        self.ticks = self.missed = self.resyncs = 0  # ticks run, frames missed, re-anchorings
         self.max_lateness_s = 0.0
         #: The deadline of the tick running or waited for (the clock's seconds; inf before the first).
         self.deadline_s = math.inf

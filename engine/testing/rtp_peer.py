@@ -42,8 +42,7 @@ class RtpPeer:
         self.ssrc = ssrc
         self.payload_type = payload_type
         self.event_payload_type = event_payload_type
-        self.sequence = 1000
-        self.timestamp = 160_000
+        self.sequence, self.timestamp = 1000, 160_000  # the next packet's
         self.received = Received()
 
     def send_audio(self, samples: np.ndarray, sequence: int | None = None, timestamp: int | None = None,
