@@ -50,7 +50,7 @@ def _per_call_trial(calls: int, ticks: int) -> dict[str, float]:
     """
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
-    from engine.dtmf.detector import DtmfDetector
+    from engine.dtmf.channel import DtmfDetector
     from engine.format import SAMPLES_PER_FRAME
 
     loop, counters = _setup(calls)

@@ -156,7 +156,7 @@ def _in_process(files: list[Path], repeats: int) -> tuple[float, float]:
     """× real time on one core inside one process: ``detect``'s own path, and each file read then ``detect_keys``."""
     from engine.audio.decode import load_audio
     from engine.cli.detect import FILES_PER_TASK, decode_task
-    from engine.dtmf.detector import detect_keys
+    from engine.dtmf.channel import detect_keys
 
     paths = [str(p) for p in files]
     audio = _audio_seconds(files)

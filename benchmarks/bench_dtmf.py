@@ -24,7 +24,8 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import Row, median_cpu_seconds  # noqa: E402
-from engine.dtmf.detector import BatchDtmfDetector, DtmfDetector, detect_keys
+from engine.dtmf.channel import DtmfDetector, detect_keys
+from engine.dtmf.detector import BatchDtmfDetector
 from engine.dtmf.tones import KEYS, dtmf_sequence, dtmf_tone
 from engine.format import FRAME_MS, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, to_int16
 

@@ -73,7 +73,7 @@ def decode_task(paths: list[str], channel: int) -> list[FileKeys]:
 
 
 def _detect_alone(samples: np.ndarray) -> list[KeyEvent] | FileKeys:
-    from engine.dtmf.detector import detect_keys
+    from engine.dtmf.channel import detect_keys
 
     try:
         return detect_keys(samples)
@@ -132,7 +132,7 @@ def _stream_keys(path: str, channel: int) -> list[KeyEvent]:
     import soxr
 
     from engine.dtmf.batch import FLUSH_SAMPLES
-    from engine.dtmf.detector import DtmfDetector
+    from engine.dtmf.channel import DtmfDetector
     from engine.dtmf.event import clamped
     from engine.format import SAMPLE_RATE_HZ, to_int16
 

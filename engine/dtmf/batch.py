@@ -15,7 +15,7 @@ from engine.dtmf.analysis import SUB_SAMPLES, WINDOW_SAMPLES
 from engine.dtmf.detector import BatchDtmfDetector
 from engine.dtmf.event import KeyEvent, clamped
 
-#: Silence after each buffer, as :func:`~engine.dtmf.detector.detect_keys` flushes it.
+#: Silence after each buffer, as :func:`~engine.dtmf.channel.detect_keys` flushes it.
 FLUSH_SAMPLES = WINDOW_SAMPLES + SUB_SAMPLES
 #: Samples (rows × padded length) of one batch: bounds its memory (about 16 bytes per sample while analysed).
 MAX_BATCH_SAMPLES = 1 << 20
@@ -24,7 +24,7 @@ MAX_LENGTH_RATIO = 1.25
 
 
 def detect_keys_many(buffers: Sequence[np.ndarray]) -> list[list[KeyEvent]]:
-    """:func:`~engine.dtmf.detector.detect_keys` of each 1-D int16 buffer, equal to it, computed in batches.
+    """:func:`~engine.dtmf.channel.detect_keys` of each 1-D int16 buffer, equal to it, computed in batches.
 
     Buffers are grouped by length (see :data:`MAX_BATCH_SAMPLES`, :data:`MAX_LENGTH_RATIO`); a buffer longer than
     one batch is decoded alone, as a batch of one.

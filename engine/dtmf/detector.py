@@ -29,9 +29,9 @@ einsum over every 5 ms sub-block otherwise). A channel whose windows all stay un
 if it has no run or held key in progress either, it costs nothing more. The channels above the gate are
 analysed from their new samples and the two sub-blocks before them (kept raw per channel), so a window's
 features depend on the audio alone, never on how it was split into calls or batched with other channels.
-One channel fed whole sub-blocks (a :class:`DtmfDetector` fed 20 ms frames) takes a shorter path to the same
-results (:meth:`BatchDtmfDetector.process_one`, :func:`~engine.dtmf.floats.features_row`). The figures are in
-``benchmarks/bench_dtmf.py``.
+One channel fed whole sub-blocks (a :class:`~engine.dtmf.channel.DtmfDetector` fed 20 ms frames) takes a shorter
+path to the same results (:meth:`BatchDtmfDetector.process_one`, :func:`~engine.dtmf.floats.features_row`). The
+figures are in ``benchmarks/bench_dtmf.py``.
 
 Sample positions are counted per channel from the channel's start (creation, :meth:`add_channel` or
 :meth:`reset_channel`).
@@ -45,14 +45,13 @@ from engine.dtmf.analysis import (
     GATE_ENERGY,
     STRICT,
     SUB_SAMPLES,
-    WINDOW_SAMPLES,
     Features,
     block_energy,
     features,
     gate,
 )
 from engine.dtmf.decision import Field, RowAccepted, new_state, step_scalar, step_vector
-from engine.dtmf.event import KeyEvent, clamped
+from engine.dtmf.event import KeyEvent
 from engine.dtmf.floats import Lists, features_lists, features_row
 from engine.dtmf.tones import KEYS
 
@@ -126,8 +125,26 @@ class BatchDtmfDetector:
         if not 0 <= index < self.channels:
             raise IndexError(f"no channel {index} (the detector has {self.channels})")
 
-    def process(self, frames: np.ndarray) -> list[tuple[int, KeyEvent]]:
-        """Feed ``frames`` (channels, n) int16, any n ≥ 0; return (channel, event) for keys accepted now."""
+    def process(self, frames: np.ndarray, hold: np.ndarray | None = None) -> list[tuple[int, KeyEvent]]:
+        """Feed ``frames`` (channels, n) int16, any n ≥ 0; return (channel, event) for keys accepted now.
+
+        ``hold``: channels whose row is no audio this time (their jitter buffer ran dry, its playout waits):
+        left as they were and reporting nothing, so a wait inside a tone does not cut it in two (positions
+        advance for all: the tone measures longer by the wait). Needs whole sub-blocks, as 20 ms frames are.
+        """
+        if hold is None or not len(hold):
+            return self._process(frames)
+        if frames.shape[1] % SUB_SAMPLES or self._rest.shape[1]:
+            raise ValueError(f"hold needs whole sub-blocks of {SUB_SAMPLES} samples, got {frames.shape[1]}")
+        held = hold.tolist()
+        saved = self._hist[held].copy(), self._tail[held].copy(), self._state[:, held].copy()
+        active = self._active.intersection(held)
+        events = self._process(frames)
+        self._hist[held], self._tail[held], self._state[:, held] = saved
+        self._active = self._active.difference(held) | active
+        return [(c, event) for c, event in events if c not in saved_set] if (saved_set := set(held)) else events
+
+    def _process(self, frames: np.ndarray) -> list[tuple[int, KeyEvent]]:
         channels = self._state.shape[1]
         if frames.ndim != 2 or frames.shape[0] != channels:
             raise ValueError(f"frames must have shape ({channels}, n), got {frames.shape}")
@@ -263,35 +280,3 @@ class BatchDtmfDetector:
 
 _ROW0 = np.zeros(1, dtype=np.intp)
 _NO_ROWS = np.zeros(0, dtype=np.intp)
-
-
-class DtmfDetector:
-    """One channel; a thin wrapper over ``BatchDtmfDetector(1)``: single and batched results are identical."""
-
-    def __init__(self) -> None:
-        self._batch = BatchDtmfDetector(1)
-
-    def process(self, samples: np.ndarray) -> list[KeyEvent]:
-        """Feed int16 ``samples`` (any length); return the keys accepted within them."""
-        samples = np.asarray(samples)
-        if samples.ndim == 1:
-            found = self._batch.process_one(samples)
-            if found is not None:
-                return found
-        return [ev for _, ev in self._batch.process(samples.reshape(1, -1))]
-
-    def reset(self) -> None:
-        """Forget all audio; positions count from now."""
-        self._batch.reset_channel(0)
-
-
-def detect_keys(samples: np.ndarray) -> list[KeyEvent]:
-    """All keys in a whole int16 buffer.
-
-    The buffer is flushed with silence so a tone ending it is still reported if long enough (``detected_sample`` is then
-    clamped to the buffer's length).
-    """
-    det = DtmfDetector()
-    events = det.process(samples)
-    events += det.process(np.zeros(WINDOW_SAMPLES + SUB_SAMPLES, dtype=np.int16))
-    return clamped(events, len(samples))

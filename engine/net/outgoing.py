@@ -30,9 +30,13 @@ class OutgoingCalls(AgentParts):
     """The UAC side of calls (a part of the user agent)."""
 
     def invite(self, target: str, caller: str, sdp: bytes, headers: list[tuple[str, str]] | None = None) -> SipCall:
-        """Call ``target`` (a SIP URI) as ``caller`` (a user part) with our offer ``sdp``."""
+        """Call ``target`` (a SIP URI) as ``caller`` (a user part) with our offer ``sdp``.
+
+        A target registered here over a TCP connection that is still open is called over that connection.
+        """
         uri = str(parse_uri(target))
-        peer = address_of(uri)
+        flow = self.registrar.flow(target, self.timers.now)
+        peer = flow if flow is not None and self.connected(flow) else address_of(uri)
         local_uri = f"sip:{caller or 'ipcc'}@{self.sent_by}"
         dialog = Dialog(new_tag() + new_tag(), new_tag(), "", local_uri, uri, uri, self.sent_by,
                         local_seq=0, contact=self.contact(caller or "ipcc", peer), transport=peer.via_token)

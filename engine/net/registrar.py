@@ -1,6 +1,9 @@
 """A registrar for local softphones (RFC 3261 §10): address-of-record → contact bindings with expiry.
 
-Times are seconds of an injected clock (the ``now`` given to each call).
+Times are seconds of an injected clock (the ``now`` given to each call). A binding remembers where its
+REGISTER came from: over TCP that is the phone's connection, which requests to the phone reuse while it is
+open (connection reuse as in RFC 5626 §5.3 and RFC 5923: a softphone behind NAT or a firewall cannot be
+reached by a new connection to its Contact).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.net.sip_message import SipMessage
+from engine.net.sip_peer import Peer
 from engine.net.sip_uri import SipError, parse_name_addr, parse_uri, split_commas
 
 DEFAULT_EXPIRES_S = 3600
@@ -26,11 +30,15 @@ class RegistrationError(SipError):
 
 @dataclass(frozen=True)
 class Binding:
-    """A registered contact: where the user part ``user`` can be reached, until ``expires_at``."""
+    """A registered contact: where the user part ``user`` can be reached, until ``expires_at``.
+
+    ``source``: where the REGISTER came from (None: not known).
+    """
 
     user: str
     contact: str
     expires_at: float
+    source: Peer | None = None
 
 
 class Registrar:
@@ -39,8 +47,8 @@ class Registrar:
     def __init__(self) -> None:
         self._bindings: dict[str, dict[str, Binding]] = {}
 
-    def register(self, request: SipMessage, now: float) -> list[Binding]:
-        """Apply a REGISTER; returns the user's bindings after it (:class:`RegistrationError` to refuse)."""
+    def register(self, request: SipMessage, now: float, source: Peer | None = None) -> list[Binding]:
+        """Apply a REGISTER from ``source``; the user's bindings after it (:class:`RegistrationError` to refuse)."""
         user = parse_uri(parse_name_addr(request.get("to")).uri).user
         if not user:
             raise RegistrationError(400, "To has no user part")
@@ -66,7 +74,7 @@ class Registrar:
                 raise RegistrationError(423, f"Interval Too Brief (at least {MIN_EXPIRES_S} s)")
             if sum(len(b) for b in self._bindings.values()) >= MAX_BINDINGS and address.uri not in bindings:
                 raise RegistrationError(503, "registrar full")
-            bindings[address.uri] = Binding(user, address.uri, now + min(expires, MAX_EXPIRES_S))
+            bindings[address.uri] = Binding(user, address.uri, now + min(expires, MAX_EXPIRES_S), source)
         return self.lookup(user, now)
 
     def lookup(self, user: str, now: float) -> list[Binding]:
@@ -75,6 +83,21 @@ class Registrar:
         for uri in [uri for uri, b in bindings.items() if b.expires_at <= now]:
             del bindings[uri]
         return list(bindings.values())
+
+
+    def flow(self, contact: str, now: float) -> Peer | None:
+        """The connection a live binding of ``contact`` was registered over (None: none, or not over TCP)."""
+        for bindings in self._bindings.values():
+            binding = bindings.get(contact)
+            if binding is not None and binding.expires_at > now and binding.source is not None:
+                return binding.source if binding.source.reliable else None
+        return None
+
+
+    def flows(self, now: float) -> set[Peer]:
+        """The connections of every live binding registered over TCP."""
+        return {b.source for bindings in self._bindings.values() for b in bindings.values()
+                if b.expires_at > now and b.source is not None and b.source.reliable}
 
 
 def contact_params(binding: Binding, now: float) -> str:

@@ -71,7 +71,7 @@ class DialogRequests(AgentParts):
 
     def _register(self, tx: Transaction, request: SipMessage, source: Peer) -> None:
         try:
-            bindings = self.registrar.register(request, self.timers.now)
+            bindings = self.registrar.register(request, self.timers.now, source)
         except RegistrationError as exc:
             headers = [("min-expires", "60")] if exc.status == 423 else []
             self._respond(tx, request, source, exc.status, new_tag(), headers)

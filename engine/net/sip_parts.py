@@ -31,6 +31,7 @@ class AgentParts:
     timers: Timers
     sent_by: str
     send: Callable[[bytes, Peer], None]
+    connected: Callable[[Peer], bool]
     contact: Callable[..., str]
     hang_up: Callable[..., Any]
     _respond: Callable[..., SipMessage]

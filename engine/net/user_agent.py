@@ -77,8 +77,8 @@ class UserAgent(IncomingCalls, DialogRequests, OutgoingCalls):
             log.warning("SIP send to %s failed: %s", address, exc)
 
     def peers_in_use(self) -> set[Peer]:
-        """The peers of the calls not over (their TCP connections must stay open)."""
-        return {call.remote for call in self.calls.values() if not call.ended}
+        """The peers of the calls not over and the phones' registered connections (they must stay open)."""
+        return {call.remote for call in self.calls.values() if not call.ended} | self.registrar.flows(self.timers.now)
 
     def unreachable(self, peer: Peer) -> None:
         """No connection to ``peer`` could be opened: our calls still dialling it fail ``503`` (RFC 3261 §8.1.3.1)."""

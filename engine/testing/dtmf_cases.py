@@ -14,7 +14,8 @@ import numpy as np
 import soundfile as sf
 
 from engine.dtmf.analysis import SUB_SAMPLES, WINDOW_SAMPLES
-from engine.dtmf.detector import BatchDtmfDetector, detect_keys
+from engine.dtmf.channel import detect_keys
+from engine.dtmf.detector import BatchDtmfDetector
 from engine.dtmf.tones import KEYS, dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, to_int16
 

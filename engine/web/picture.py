@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from engine.core.timeline import Program, next_segment, order_samples_without_keys
-from engine.dtmf.detector import KeyEvent, detect_keys
+from engine.dtmf.channel import detect_keys
+from engine.dtmf.detector import KeyEvent
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 
 #: A waveform is drawn as at most 2 × 3000 points (its envelope beyond 12,000 samples: 1.5 s).

@@ -18,7 +18,7 @@ from engine.audio.caller import (
     parse_key_script,
 )
 from engine.audio.library import VoiceLibrary
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.dtmf.tones import place_tones
 from engine.errors import EndpointError, RequestError
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples

@@ -27,7 +27,7 @@ import engine.cli.detect as detect_cli
 import engine.cli.recordings as recordings
 from engine.audio.decode import load_audio
 from engine.cli.main import main
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.format import SAMPLE_RATE_HZ, samples_to_seconds
 from engine.testing.dtmf_cases import recording, write_recordings
 

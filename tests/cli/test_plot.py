@@ -15,7 +15,7 @@ from engine.audio.library import VoiceLibrary
 from engine.cli.main import main
 from engine.config import default_config
 from engine.core.timeline import order_start_without_keys
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.media.render import render
 from engine.testing.alsa import APP, ORDERS, VOICES
 from engine.testing.server import FakeSpeaker

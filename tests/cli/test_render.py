@@ -17,7 +17,7 @@ import soundfile as sf
 
 from engine.audio.library import VoiceLibrary
 from engine.cli.main import main
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.dtmf.tones import dtmf_sequence
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, seconds_to_samples, to_int16
 from engine.tts.synthesizer import VoiceSettings, synthesizer

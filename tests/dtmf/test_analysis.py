@@ -7,7 +7,8 @@ import pytest
 
 from engine.dtmf import analysis as dtmf_analysis
 from engine.dtmf import floats as dtmf_floats
-from engine.dtmf.detector import BatchDtmfDetector, DtmfDetector, KeyEvent
+from engine.dtmf.channel import DtmfDetector
+from engine.dtmf.detector import BatchDtmfDetector, KeyEvent
 from engine.dtmf.tones import KEYS, dtmf_sequence, dtmf_tone
 from engine.format import dbm0_to_peak, to_int16
 from engine.testing.dtmf_cases import random_tone

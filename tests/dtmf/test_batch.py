@@ -7,7 +7,7 @@ import pytest
 
 import engine.dtmf.batch
 from engine.dtmf.batch import detect_keys_many
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.testing.dtmf_cases import recording
 
 

@@ -8,7 +8,8 @@ import pytest
 import engine.dtmf.detector
 from engine.dtmf import analysis as dtmf_analysis
 from engine.dtmf import floats as dtmf_floats
-from engine.dtmf.detector import BatchDtmfDetector, DtmfDetector, KeyEvent, detect_keys
+from engine.dtmf.channel import DtmfDetector, detect_keys
+from engine.dtmf.detector import BatchDtmfDetector, KeyEvent
 from engine.dtmf.tones import KEYS, dtmf_sequence, dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, dbm0_to_peak, to_int16
 from engine.testing.dtmf_cases import BEYOND, VOICES, make_case, note, random_tone
@@ -241,3 +242,29 @@ def test_talk_off_music() -> None:
     music = np.concatenate([p / np.max(np.abs(p)) for p in parts]) * dbm0_to_peak(-6)
     assert len(music) / SAMPLE_RATE_HZ > 180
     assert detect_keys(to_int16(music)) == []
+
+
+def test_a_held_wait_inside_a_tone_keeps_it_one_key_where_feeding_silence_cuts_it() -> None:
+    """A jitter buffer that runs dry waits: its silent frames are held, so the key's 5 frames stay one tone."""
+    tone = to_int16(dtmf_tone("4", 100, -8.0))  # 5 frames of 20 ms
+    frames = [tone[i:i + 160] for i in range(0, 800, 160)]
+    silence = np.zeros(160, dtype=np.int16)
+    # the caller's frames as a starved playout delivers them: a wait after every frame of the tone
+    played = [silence] * 3 + [f for frame in frames for f in (frame, silence, silence)] + [silence] * 6
+    waits = {3 + 3 * i + j for i in range(5) for j in (1, 2)}
+    held, cut = BatchDtmfDetector(2), []
+    keys = []
+    for tick, frame in enumerate(played):
+        both = np.stack([frame, frame])
+        hold = np.array([0]) if tick in waits else np.zeros(0, dtype=np.int64)
+        for channel, event in held.process(both, hold):
+            (keys if channel == 0 else cut).append(event)
+    assert [e.key for e in keys] == ["4"]  # channel 0 heard the tone whole
+    assert [e.key for e in cut] == []  # channel 1 was fed the waits' silence: 20 ms pieces, no key
+    assert 3 * 160 <= keys[0].start_sample < keys[0].detected_sample <= len(played) * 160  # in the playout's time
+
+
+def test_hold_needs_whole_sub_blocks() -> None:
+    detector = BatchDtmfDetector(1)
+    with pytest.raises(ValueError, match="whole sub-blocks"):
+        detector.process(np.zeros((1, 100), dtype=np.int16), np.array([0]))

@@ -17,7 +17,7 @@ import pytest
 from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
 from engine.core.reports import KeysReport
 from engine.core.timeline import Program
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 from engine.local.keypad import GAP_MS, TONE_MS, Keypad, key_of
 from engine.media.call import Call

@@ -15,7 +15,7 @@ from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 MIC_SCRIPT = """
 import time, numpy as np
 from engine.local.mic import MicCaller
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 mic = MicCaller().start()
 print("listening", flush=True)
 frames, start, keys = [], time.monotonic(), ""

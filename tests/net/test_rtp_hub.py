@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from engine.dtmf.detector import DtmfDetector
+from engine.dtmf.channel import DtmfDetector
 from engine.dtmf.tones import dtmf_tone
 from engine.format import SAMPLES_PER_FRAME, to_int16
 from engine.net import g711

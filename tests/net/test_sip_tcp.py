@@ -19,7 +19,7 @@ from engine.config import DEMO_APP_ID
 from engine.net.dialog import new_branch
 from engine.net.phone import Line, PhoneService
 from engine.net.rtp_hub import RtpHub
-from engine.net.sip_message import SipMessage, parse_message
+from engine.net.sip_message import SipMessage, parse_message, response_to
 from engine.net.sip_stream import MAX_STREAM_BYTES, StreamFramer
 from engine.net.transport import SipTransport
 from engine.testing.baresip import free_port
@@ -214,3 +214,36 @@ def test_with_tcp_off_an_out_call_over_tcp_is_refused_naming_called(tmp_path: Pa
         assert answer["code"] == "108100" and answer["msg"].startswith("called") and "TCP" in answer["msg"]
     finally:
         server.close()
+
+
+def _register(user: str, contact: str) -> bytes:
+    return (f"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5062;branch={new_branch()}\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=r1\r\nTo: <sip:{user}@127.0.0.1>\r\n"
+            f"Call-ID: {new_branch()}\r\nCSeq: 1 REGISTER\r\nContact: <{contact}>\r\nExpires: 600\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
+
+
+def test_a_phone_registered_over_tcp_is_called_over_its_own_connection_while_it_is_open(
+        phone: PhoneService, connect: Any) -> None:
+    """Its Contact's port takes no connection (a phone behind NAT): the INVITE comes on the REGISTER's connection."""
+    contact = f"sip:carol@127.0.0.1:{free_port(socket.SOCK_STREAM)};transport=tcp"
+    registered = connect()
+    registered.sock.sendall(_register("carol", contact))
+    assert registered.next().status == 200
+    tcp = phone.transport.tcp
+    assert tcp is not None
+    phone.dial(contact, "ipcc")
+    invite = registered.next()
+    assert invite.method == "INVITE" and invite.uri == contact and "SIP/2.0/TCP" in invite.get("via")
+    assert tcp.counters["tcp_dialled"] == 0 and len(tcp) == 1
+    busy = response_to(invite, 486, "Busy Here", to_tag="c1")
+    registered.sock.sendall(busy.to_bytes())
+    handler = phone.handler
+    assert isinstance(handler, _Refuser)
+    wait_for(lambda: handler.statuses or None, 30, "the call's status")
+    assert handler.statuses == [486]
+    registered.close()  # gone: the next call tries the Contact itself (nobody there: 503 at once)
+    wait_for(lambda: len(tcp) == 0 or None, 30, "the engine to see the connection closed")
+    phone.dial(contact, "ipcc")
+    wait_for(lambda: len(handler.statuses) == 2 or None, 30, "the second call's status")
+    assert handler.statuses == [486, 503] and tcp.counters["tcp_dialled"] == 1

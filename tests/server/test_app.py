@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from engine.config import DEMO_APP_ID, Application, Config
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.format import SAMPLE_RATE_HZ
 from engine.media.pacer import ScaledClock
 from engine.server.app import ServerSettings, create_app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.dtmf.tones import dtmf_tone
 from engine.format import SAMPLES_PER_FRAME, to_int16
 from engine.web.caller import MIC_PREFILL_SAMPLES, BrowserCaller, MicBuffer

@@ -21,7 +21,7 @@ from engine.admission import check_request, prepare
 from engine.audio.library import VoiceLibrary
 from engine.config import DEMO_APP_ID, default_config
 from engine.core.timeline import Program
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.dtmf.tones import dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, ms_to_samples
 from engine.media.render import render

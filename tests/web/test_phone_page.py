@@ -21,7 +21,7 @@ import soundfile as sf
 from engine.admission import check_request, prepare
 from engine.audio.library import VoiceLibrary
 from engine.config import default_config
-from engine.dtmf.detector import detect_keys
+from engine.dtmf.channel import detect_keys
 from engine.dtmf.tones import dtmf_tone
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, SILENT_FRAME, ms_to_samples, to_int16
 from engine.media.render import render
