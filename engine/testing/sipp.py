@@ -132,7 +132,7 @@ class Sipp:
         command = [SIPP, *args, "-nostdin", "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
                    "-trace_err", "-error_file", str(workdir / "sipp-errors.log")]
         self.process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True)
+                                        text=True, errors="replace")  # its screen may carry a stray byte
 
     def listening(self, tcp: bool) -> bool:
         """True once sipp's SIP socket is bound (``/proc/net/tcp`` listening, or ``/proc/net/udp``)."""
@@ -153,7 +153,7 @@ class Sipp:
         except subprocess.TimeoutExpired:
             self.process.kill()
             output, _ = self.process.communicate()
-        rows = (list(csv.DictReader(self.stat_file.read_text().splitlines(), delimiter=";"))
+        rows = (list(csv.DictReader(self.stat_file.read_text(errors="replace").splitlines(), delimiter=";"))
                 if self.stat_file.exists() else [])
         last = rows[-1] if rows else {}
         return SippResult(self.process.returncode, int(last.get("SuccessfulCall(C)", 0) or 0),
