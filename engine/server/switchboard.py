@@ -87,6 +87,8 @@ class Switchboard:
         self.media = self.thread.media
         self.pacer = self.thread.pacer
         self._lock = self.registry.lock
+        #: The media worker processes (``[sip] mediaProcesses``, set by the SIP glue; None: none).
+        self.workers: Any = None
 
     # -- HTTP side (any thread) -------------------------------------------------------------------------------
 
@@ -160,7 +162,8 @@ class Switchboard:
         """Registry and media-thread sizes (for status and tests)."""
         with self._lock:
             return {"live_calls": self.registry.count(), "held_requests": self.registry.held_total(),
-                    "commands": self.thread.pending(), "media_calls": len(self.media.calls)}
+                    "commands": self.thread.pending(), "media_calls": len(self.media.calls),
+                    "worker_calls": len(self.thread.remote), "worker_calls_lost": self.thread.remote.lost}
 
     def info(self, call_id: str) -> Any:
         """The live call's :class:`~engine.wire.call_events.CallInfo` (None: not live, or none)."""

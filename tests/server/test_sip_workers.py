@@ -1,0 +1,199 @@
+"""``[sip] mediaProcesses = 2``: SIP calls' media in two worker processes behind one SIP address.
+
+Real peers: sipp (in-band keys, RFC 2833 keys, a load of calls spread over both workers, a worker SIGKILLed
+under its calls) and baresip (the welcome heard, RFC 4733 keys, multOrders from the application, hang-up both
+ways). No sleeps: every wait is on an event, a line of the phone, or a counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.config import DEMO_APP_ID
+from engine.dtmf.tones import place_tones
+from engine.format import seconds_to_samples
+from engine.net import g711
+from engine.testing.baresip import BARESIP, Baresip, free_port
+from engine.testing.server import wait_for
+from engine.testing.sip_server import WELCOME, SipServer
+from engine.testing.sipp import PCAP_DIR, SIPP, Sipp, run_sipp, uac_scenario, write_ulaw
+
+pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (apt sip-tester) is not installed")
+WORKERS_TOML = "[sip]\nmediaProcesses = 2\nrecord = true\n"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[SipServer]:
+    server = SipServer(tmp_path / "server", extra_toml=WORKERS_TOML)
+    yield server
+    server.close()
+
+
+def _media_port() -> str:
+    return str(2 * (free_port() // 2))
+
+
+def _events(server: SipServer, line_index: int, kind: str) -> list[dict[str, Any]]:
+    call_id = server.glue.lines[line_index].data["call_id"]
+    return [e for e in server.events(call_id) if e["event"] == kind]
+
+
+def _sipp_keys(server: SipServer, tmp_path: Path, calls: int = 1, pause_ms: int = 4500) -> Sipp:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    audio = place_tones(seconds_to_samples(4.0), [("4", seconds_to_samples(1.5)), ("2", seconds_to_samples(2.5))],
+                        tone_ms=100, level_dbm0=-8)
+    stream = write_ulaw(tmp_path / "caller.ulaw", audio)
+    scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=pause_ms, stream=stream)
+    return Sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
+                 "-m", str(calls), "-l", str(calls), "-r", "20", "-mp", _media_port(), "-timeout", "60"], tmp_path)
+
+
+def test_two_workers_start_with_their_own_rtp_ports_and_the_status_shows_them(server: SipServer) -> None:
+    workers = server.glue.workers
+    assert workers is not None and len(workers.workers) == 2
+    ports = {w.port for w in workers.workers}
+    pids = {w.pid for w in workers.workers}
+    assert len(ports) == 2 and len(pids) == 2 and server.glue.phone.address[1] not in ports
+    status = httpx.get(f"{server.live.url}/ipcc/status", timeout=10).json()
+    assert [w["port"] for w in status["workers"]] == [w.port for w in workers.workers]
+    wait_for(lambda: all(w.stats.get("ticks", 0) > 0 for w in workers.workers) or None, 10, "the workers' stats")
+
+
+def test_a_sipp_caller_on_a_worker_hears_the_welcome_and_its_in_band_keys_reach_the_application(
+        server: SipServer, tmp_path: Path) -> None:
+    result = _sipp_keys(server, tmp_path).finish(60)
+    assert result.successful == 1 and result.failed == 0, result.output[-2000:]
+    keys = wait_for(lambda: _events(server, 0, "ivrreportdtmf") or None, 10, "ivrreportdtmf")
+    assert [(k["dtmfCode"], k["endReason"]) for k in keys] == [("42", "maxRevCnt")]
+    line = server.glue.lines[0]
+    assert line.call.end_reason == "bye"
+    call_id = line.data["call_id"]
+    events = server.wait_received(call_id, "callbillrpt")
+    kinds = [(e["event"], e.get("result"), e.get("reason")) for e in events]
+    assert kinds == [("incomingcall", None, None), ("callstatrpt", None, None), ("ivrreportdtmf", None, None), ("multrpt", "complete", None),
+                     ("calldisconnectrpt", None, "remote"), ("callbillrpt", None, None)]
+    stats = wait_for(lambda: line.session.final_stats or None, 10, "the worker's session stats")
+    assert stats["received"] == 200 and stats["lost"] == 0 and int(stats["sent"]) >= 200
+    recording, rate = sf.read(str(_recording(server, call_id)), dtype="int16")
+    assert rate == 8000 and recording.shape[1] == 2
+    prompt = server.engine.speaker.synthesize(WELCOME["orders"][0]["voiceStr"])[: seconds_to_samples(1.0)]
+    assert np.array_equal(recording[: len(prompt), 0], prompt)  # the worker played the speech, sample for sample
+    assert np.abs(recording[:, 1]).max() > 1000  # and recorded the caller's keys
+
+
+def _recording(server: SipServer, call_id: str) -> Path:
+    found = list(Path(server.engine.settings.recordings).rglob(f"sip-{call_id}.wav"))
+    assert len(found) == 1
+    return found[0]
+
+
+def test_rfc2833_keys_reach_a_call_on_a_worker(server: SipServer, tmp_path: Path) -> None:
+    scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=3000, pcap=PCAP_DIR / "dtmf_2833_7.pcap",
+                            pcap_after_ms=500)
+    result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
+                       "-m", "1", "-l", "1", "-mp", _media_port(), "-timeout", "30"], tmp_path)
+    assert result.successful == 1, result.output[-2000:]
+    session = server.glue.lines[0].session
+    stats = wait_for(lambda: session.final_stats or None, 10, "the call to end on its worker")
+    assert stats["events"] == 1  # one RFC 2833 key, however many packets carried it
+
+
+def test_calls_spread_over_both_workers_and_every_call_gets_its_keys(server: SipServer, tmp_path: Path) -> None:
+    calls = 20
+    result = _sipp_keys(server, tmp_path, calls).finish(120)
+    assert result.successful == calls and result.failed == 0, result.output[-2000:]
+    assert len(server.glue.lines) == calls
+    wait_for(lambda: not server.engine.board.live_calls() or None, 20, "every call to end")
+    placed = [line.session.placed_on for line in server.glue.lines]
+    assert abs(placed.count(0) - placed.count(1)) <= calls // 2 and set(placed) == {0, 1}  # both carried calls
+    assert all(w.stats["rtp_wrong_ssrc"] == 0 for w in server.glue.workers.workers)
+    for i in range(calls):
+        keys = _events(server, i, "ivrreportdtmf")
+        assert [k["dtmfCode"] for k in keys] == ["42"], i
+
+
+def test_a_worker_killed_under_its_calls_ends_them_with_error_and_a_new_call_after_it_works(
+        server: SipServer, tmp_path: Path) -> None:
+    workers = server.glue.workers
+    long_call = _sipp_keys(server, tmp_path / "long", calls=2, pause_ms=60_000)  # two calls: one on each worker
+    try:
+        wait_for(lambda: len(server.engine.board.live_calls()) == 2 or None, 20, "two live calls")
+        victim = workers.workers[0]
+        old_pid = victim.pid
+        on_victim = [line for line in server.glue.lines if line.session.placed_on == 0]
+        assert len(on_victim) == 1
+        call_id = on_victim[0].data["call_id"]
+        wait_for(lambda: any(e["event"] == "callstatrpt" for e in server.received(call_id)) or None, 10, "answered")
+        victim.kill()
+        events = server.wait_received(call_id, "callbillrpt")
+        kinds = [(e["event"], e.get("result"), e.get("reason")) for e in events if e["event"] != "incomingcall"]
+        assert kinds[-3:] == [("multrpt", "error", None), ("calldisconnectrpt", None, "error"),
+                              ("callbillrpt", None, None)], kinds
+        wait_for(lambda: victim.pid != old_pid and victim.port or None, 60, "the worker restarted")
+        assert victim.restarts == 1 and server.engine.board.sizes()["worker_calls_lost"] == 1
+        wait_for(lambda: on_victim[0].call.end_reason or None, 10, "the BYE to the killed worker's caller")
+        assert len(server.engine.board.live_calls()) == 1  # the other worker's call carries on
+    finally:
+        long_call.kill()
+    result = _sipp_keys(server, tmp_path / "after", calls=2).finish(60)  # the least loaded: the new worker
+    assert result.successful == 2 and result.failed == 0, result.output[-2000:]
+    for i in (2, 3):
+        keys = wait_for(lambda i=i: _events(server, i, "ivrreportdtmf") or None, 10, "ivrreportdtmf")
+        assert [k["dtmfCode"] for k in keys] == ["42"]
+    assert server.glue.lines[2].session.placed_on == 0
+
+
+@pytest.mark.skipif(BARESIP is None, reason="baresip (apt baresip-core) is not installed")
+def test_baresip_on_a_worker_hears_the_welcome_sends_rfc4733_keys_and_gets_multorders(
+        server: SipServer, tmp_path: Path) -> None:
+    mic = tmp_path / "mic.wav"
+    sf.write(str(mic), np.zeros(seconds_to_samples(30.0), dtype=np.int16), 8000, subtype="PCM_16")
+    phone = Baresip(tmp_path / "phone", mic)
+    try:
+        phone.command("dial", f"sip:10086@127.0.0.1:{server.sip_port}")
+        phone.wait_event("CALL_ESTABLISHED")
+        line = wait_for(lambda: server.glue.lines[0] if server.glue.lines else None, 10, "the line")
+        call_id = line.data["call_id"]
+        wait_for(lambda: any(e["event"] == "callstatrpt" for e in server.received(call_id)) or None, 10, "answered")
+        phone.command("sndcode", "6")  # RFC 4733, twice: the welcome collects two keys
+        wait_for(lambda: (server.glue.workers.workers[line.session.placed_on].stats.get("rtp_received", 0) > 0)
+                 or None, 10, "the phone's packets on the worker")
+        phone.command("sndcode", "8")
+        keys = wait_for(lambda: _events(server, 0, "ivrreportdtmf") or None, 20, "ivrreportdtmf")
+        assert [(k["dtmfCode"], k["endReason"]) for k in keys] == [("68", "maxRevCnt")]
+        with httpx.Client(base_url=server.live.url, timeout=10) as client:
+            body = {"appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "Hello Bob."}]}
+            assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
+            wait_for(lambda: len(_events(server, 0, "multrpt")) == 2 or None, 20, "the second multrpt")
+            assert client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id}
+                               ).json()["code"] == "000000"
+        phone.wait_event("CALL_CLOSED")
+        assert wait_for(lambda: line.call.end_reason or None, 10, "the BYE sent") == "local"
+    finally:
+        phone.close()
+    events = server.wait_received(call_id, "callbillrpt")
+    kinds = [(e["event"], e.get("result"), e.get("reason")) for e in events]
+    assert kinds == [("incomingcall", None, None), ("callstatrpt", None, None), ("ivrreportdtmf", None, None),
+                     ("multrpt", "complete", None), ("multrpt", "complete", None),
+                     ("calldisconnectrpt", None, "disconnect"), ("callbillrpt", None, None)]
+    heard, _ = sf.read(str(phone.recording("dec")), dtype="int16")
+    for text in (WELCOME["orders"][0]["voiceStr"], "Hello Bob."):
+        speech = server.engine.speaker.synthesize(text)
+        reference = g711.decode(g711.encode(speech, g711.PCMU), g711.PCMU)[:4000]
+        assert _best_correlation(heard, reference) > 0.9, text  # heard sample for sample, through the worker
+
+
+def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:
+    """The largest normalised cross-correlation of ``reference`` against any stretch of ``recording``."""
+    rec, ref = recording.astype(np.float64), reference.astype(np.float64)
+    n = 1 << int(np.ceil(np.log2(len(rec) + len(ref))))
+    corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)[: len(rec) - len(ref) + 1]
+    energy = np.convolve(rec**2, np.ones(len(ref)), "valid")
+    return float(np.max(corr / np.sqrt(energy * np.sum(ref**2) + 1e-9)))
