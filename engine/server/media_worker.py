@@ -11,10 +11,11 @@ Commands (applied at the start of the next tick, in arrival order): ``open`` (a 
 state from SDP, its inactivity ticks: the hub carries it from the INVITE on, as the server's own hub would),
 ``retarget`` (new SDP state), ``key`` (a SIP INFO key), ``close`` (the session ends), ``add`` (call id, app id,
 queue limit, session id, a recording path or ""), ``submit`` (call id, request, prompt tokens:
-:mod:`engine.server.media_prompts`), ``prompt``/``forget``, ``stop``, ``hangup``, ``exit``. Reports, sent after each tick by a writer thread, so the media
-thread never waits on the pipe: ``event`` (call id, player event, at sample, call position), ``ended`` (call
-id, position, RTP stats: after ``hangup``), ``failed`` (the loop failed on the call), ``quiet`` (no RTP for
-the inactivity time), ``stats`` (every :data:`STATS_TICKS`). The worker exits when the server's end closes.
+:mod:`engine.server.media_prompts`), ``prompt``/``forget``, ``stop``, ``hangup``, ``exit``. Reports, sent
+after each tick by a writer thread, so the media thread never waits on the pipe: ``event`` (call id, player
+event, at sample, call position), ``ended`` (call id, position, RTP stats: after ``hangup``), ``failed``
+(the loop failed on the call), ``quiet`` (no RTP for the inactivity time), ``stats`` (every
+:data:`STATS_TICKS`). The worker exits when the server's end closes.
 Speech is never synthesised here: programs arrive with their audio.
 """
 

@@ -65,7 +65,8 @@ class MediaWorker:
         ours, theirs = socket.socketpair()
         fds_ours, fds_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         command = [sys.executable, "-m", "engine.server.media_worker", str(theirs.fileno()),
-                   str(fds_theirs.fileno()), self.host, str(self._want_port), str(self.capacity), "1" if self.per_call else "0"]
+                   str(fds_theirs.fileno()), self.host, str(self._want_port), str(self.capacity),
+                   "1" if self.per_call else "0"]
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
         self._process = subprocess.Popen(command, pass_fds=[theirs.fileno(), fds_theirs.fileno()], env=env,
                                          close_fds=True)
