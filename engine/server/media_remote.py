@@ -78,7 +78,7 @@ class WorkerHub:
             sock.close()  # the worker has its own copies
 
     def _tell(self, session: Any, *message: Any) -> None:
-        worker = session.__dict__.get("worker")
+        worker = getattr(session, "worker", None)
         if worker is not None:
             with worker.lock:
                 if worker.generation == session.generation:
@@ -119,7 +119,7 @@ class RemoteCalls:
     def add(self, call: Call, endpoint: Any) -> bool:
         """Put ``call`` on its session's worker; False when its endpoint is local (the loop plays it)."""
         session = endpoint.caller
-        worker: MediaWorker | None = session.__dict__.get("worker")
+        worker: MediaWorker | None = getattr(session, "worker", None)
         if worker is None:
             return False
         self._workers[call.call_id] = worker

@@ -125,6 +125,7 @@ class Worker:
         self.sessions: dict[int, RtpSession] = {}  # by the server's session id, from open to close
         self._quiet: set[str] = set()
         self._commands: deque[tuple[Any, ...]] = deque()
+        self._marks = {"missed": 0, "cpu_s": 0.0}  # at the last clear()
 
     def post(self, command: tuple[Any, ...]) -> None:
         """A command from the server (reader thread)."""
@@ -216,6 +217,12 @@ class Worker:
                 self._quiet.add(call_id)
                 self.outbox.add(("quiet", call_id))
 
+    def clear(self) -> None:
+        """Count lateness, missed frames and CPU from now on (any thread: a benchmark's warm-up is over)."""
+        self.sender.clear_lateness()
+        times = os.times()
+        self._marks = {"missed": self.pacer.missed, "cpu_s": times.user + times.system}
+
     def stats(self) -> dict[str, Any]:
         """The pacer's and the sender's timing, the hub's counters, this process's CPU seconds."""
         pacer = self.pacer.stats()
@@ -229,7 +236,9 @@ class Worker:
                 "send_max_s": float(lateness.max()) if len(lateness) else 0.0, "send_samples": len(lateness),
                 "rtp_lost": self.hub.stats.lost(n), "rtp_late": int(bank["late"][:n].sum()),
                 **{f"rtp_{name}": value for name, value in self.hub.counters.items()},
-                "cpu_user_s": times.user, "cpu_system_s": times.system, "prompts": len(self.prompts)}
+                "cpu_user_s": times.user, "cpu_system_s": times.system, "prompts": len(self.prompts),
+                "missed_since_clear": pacer.missed - self._marks["missed"],
+                "cpu_since_clear_s": times.user + times.system - self._marks["cpu_s"]}
 
 
 def _sockets(fds: socket.socket, sid: int) -> tuple[socket.socket, socket.socket]:
@@ -247,8 +256,8 @@ def _read(conn: Connection, fds: socket.socket, worker: Worker) -> None:
     try:
         while True:
             message = conn.recv()
-            if message[0] == "clear":  # the bench's warm-up is over: lateness from now on
-                worker.sender.clear_lateness()
+            if message[0] == "clear":  # a benchmark's warm-up is over: lateness, misses and CPU from now on
+                worker.clear()
                 continue
             if message[0] == "open" and message[4]:
                 message = (*message[:4], _sockets(fds, message[1]))

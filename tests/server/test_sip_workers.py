@@ -7,6 +7,8 @@ ways). No sleeps: every wait is on an event, a line of the phone, or a counter.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,13 @@ import soundfile as sf
 
 from engine.config import DEMO_APP_ID
 from engine.dtmf.tones import place_tones
-from engine.format import seconds_to_samples
+from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 from engine.net import g711
+from engine.net.sdp import build_sdp, negotiate, parse_sdp
 from engine.testing.baresip import BARESIP, Baresip, free_port
+from engine.testing.rtp_peer import RtpPeer
 from engine.testing.server import wait_for
+from engine.testing.sip_client import SipClient
 from engine.testing.sip_server import WELCOME, SipServer
 from engine.testing.sipp import PCAP_DIR, SIPP, Sipp, run_sipp, uac_scenario, write_ulaw
 
@@ -197,3 +202,52 @@ def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:
     corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)[: len(rec) - len(ref) + 1]
     energy = np.convolve(rec**2, np.ones(len(ref)), "valid")
     return float(np.max(corr / np.sqrt(energy * np.sum(ref**2) + 1e-9)))
+
+
+def test_a_reinvite_moves_a_workers_stream_and_sip_info_keys_reach_the_application(server: SipServer) -> None:
+    client = SipClient(("127.0.0.1", server.sip_port))
+    first, second = RtpPeer(("127.0.0.1", 0)), RtpPeer(("127.0.0.1", 0))
+    try:
+        client.request("INVITE", "c-move", 1, build_sdp("127.0.0.1", first.address[1], 1, 1, [0], 101))
+        ok = client.wait(200, "INVITE")
+        tag = client.to_tag(ok)
+        client.request("ACK", "c-move", 1, to_tag=tag)
+        remote = negotiate(parse_sdp(ok.body))
+        assert remote.remote_port != server.sip_port
+        wait_for(lambda: len(first.collect().headers) >= 5 or None, 10, "the worker's RTP at the first address")
+        client.request("INVITE", "c-move", 2, build_sdp("127.0.0.1", second.address[1], 1, 2, [0], 101), to_tag=tag)
+        moved = client.wait(200, "INVITE")
+        assert negotiate(parse_sdp(moved.body)).remote_port == remote.remote_port  # our address is kept
+        client.request("ACK", "c-move", 2, to_tag=tag)
+        wait_for(lambda: len(second.collect().headers) >= 5 or None, 10, "the worker's RTP at the new address")
+        second.target = (remote.remote_address, remote.remote_port)
+
+        def talk(packets: int) -> None:  # the caller's audio, one packet per packet heard, as a phone paces it
+            for _ in range(packets):
+                heard = len(second.received.headers)
+                wait_for(lambda h=heard: len(second.collect().headers) > h or None, 10, "a packet")
+                second.send_audio(np.zeros(SAMPLES_PER_FRAME, np.int16))
+
+        line = server.glue.lines[0]
+        for k, key in enumerate("47"):
+            talk(15)
+            client.request("INFO", "c-move", 3 + k, f"Signal={key}\r\nDuration=160\r\n".encode(), to_tag=tag,
+                           content_type="application/dtmf-relay")
+            assert client.wait(200, "INFO")
+        talk(50)
+        keys = wait_for(lambda: _events(server, 0, "ivrreportdtmf") or None, 15, "ivrreportdtmf")
+        assert keys[0]["dtmfCode"] == "47"
+        client.request("BYE", "c-move", 5, to_tag=tag)
+        assert client.wait(200, "BYE")
+        events = server.wait_received(line.data["call_id"], "callbillrpt")
+        assert [e.get("reason") for e in events if e["event"] == "calldisconnectrpt"] == ["remote"]
+    finally:
+        first.close()
+        second.close()
+        client.close()
+
+
+def test_serve_refuses_a_bad_media_processes_option() -> None:
+    bad = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--media-processes", "65"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode != 0 and "--media-processes: must be 0-64, got '65'" in bad.stderr

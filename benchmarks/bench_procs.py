@@ -1,0 +1,232 @@
+"""Two-way RTP calls held behind one SIP address with 1 and with 2 media worker processes (``[sip] mediaProcesses``).
+
+Each trial runs the real server in a child process (:class:`~engine.testing.sip_server.SipServer`: HTTP, SIP,
+delivery to a callback receiver, ``mediaProcesses = P``, one shared RTP port per worker) and a peer in another:
+it sets N calls up through the server's one SIP address (INVITE with its stream's port in the SDP, 200 OK,
+ACK: a minimal client on one UDP socket), then streams them from the raw load peer
+(:mod:`engine.testing.rtp_load`: N streams, each pressing 5 in-band every 2 s) to the RTP port each call's
+answer named. Every call plays speech and collects one key; the application (here a request hook in the
+server, as a callback's ``multOrders`` would) queues the same menu again after each ``multrpt``. Measured
+after a warm-up, over the same window in every process: each worker's send lateness (p99/max), its missed
+frames, packets the peer never got or got out of order, packets the workers got late or lost, keys (every
+call must collect one), and the CPU of the server's main process, each worker and the peer. N holds by
+:mod:`benchmarks.bench_rtp`'s rule (p99 < 5 ms, 0 missed, lost or late) and a key on every call.
+
+Nothing is pinned: on this 2-core machine the peer, the main process and the workers share both cores, and
+the rows say how the CPU was split. Needs root (raw sockets) and 2 cores.
+``python -m benchmarks.bench_procs engine P`` and ``peer N SIP_PORT SECONDS FIRST_PORT`` are the children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_rtp import HOLD_P99_S, _free_range
+from benchmarks.common import Row
+
+BENCH = "procs"
+WARM_S = 2.0
+MENU = "Please press five."
+
+
+def _engine_child(processes: int) -> None:
+    """(Child.) The server with ``processes`` media workers; ``clear``, ``report``, ``quit`` on stdin."""
+    from engine.config import DEMO_APP_ID
+    from engine.errors import EngineError
+    from engine.testing.sip_server import SipServer
+
+    folder = Path(tempfile.mkdtemp(prefix="ipcc-bench-procs-"))
+    welcome = {"appId": DEMO_APP_ID, "callId": "x", "orders": [
+        {"playFlag": 0, "voiceStr": MENU, "getkey": 1, "maxRevCnt": 1, "playTime": 3, "spaceTime": 1}]}
+    server = SipServer(folder, welcome, extra_toml=f'[sip]\nmediaProcesses = {processes}\nrtpPorts = "shared"\n'
+                                                   'maxCalls = 8192\n[limits]\ncalls = 10000\n')
+    glue, board = server.glue, server.engine.board
+    program = glue.welcomes.program(folder / "welcome.json", DEMO_APP_ID)
+    keys: dict[str, int] = {}
+
+    def again(call: Any, report: Any) -> None:  # the application: the menu once more after each multrpt
+        if report.digits == "5":
+            keys[call.call_id] = keys.get(call.call_id, 0) + 1
+        if not call.hung_up:
+            with contextlib.suppress(EngineError):  # the call ended meanwhile
+                board.submit(DEMO_APP_ID, call.call_id, program, again)
+
+    glue.welcomes.play = lambda _path, app_id, call_id: board.submit(app_id, call_id, program, again)
+    print(json.dumps({"sip_port": server.sip_port}), flush=True)
+    marks: dict[str, Any] = {}
+    for line in sys.stdin:
+        if line.strip() == "clear":
+            for worker in glue.workers.workers:
+                worker.send("clear")
+            keys.clear()
+            times = os.times()
+            marks = {"cpu_s": times.user + times.system, "at": time.monotonic(),
+                     "ticks": [w.stats.get("ticks", 0) for w in glue.workers.workers]}
+        elif line.strip() == "report":
+            seen = [w.stats.get("ticks", 0) for w in glue.workers.workers]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(
+                    w.stats.get("ticks", 0) <= t for w, t in zip(glue.workers.workers, seen, strict=True)):
+                time.sleep(0.05)  # a fresh stats report from every worker (one a second)
+            times = os.times()
+            span = time.monotonic() - marks["at"]
+            print(json.dumps({"workers": glue.workers.stats(), "span_s": span,
+                              "main_cpu_s": times.user + times.system - marks["cpu_s"],
+                              "keyed_calls": len(keys), "keys": sum(keys.values()),
+                              "live": len(board.live_calls()), "main_missed": board.pacer.missed}), flush=True)
+        elif line.strip() == "quit":
+            break
+    server.close()
+
+
+def _offer(port: int) -> bytes:
+    return (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101"
+            "\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n").encode()
+
+
+def _set_up(count: int, sip_port: int, first_port: int, batch: int = 50) -> list[tuple[str, int]]:
+    """INVITE ``count`` calls (``batch`` at a time), ACK each 200; the RTP address each answer names."""
+    from engine.net.sip_message import parse_message
+    from engine.testing.sip_client import SipClient
+
+    client = SipClient(("127.0.0.1", sip_port))
+    targets: list[tuple[str, int] | None] = [None] * count
+    try:
+        for start in range(0, count, batch):
+            waiting = set(range(start, min(count, start + batch)))
+            for i in waiting:
+                client.request("INVITE", f"bench-{i}", 1, _offer(first_port + i))
+            client.sock.settimeout(30)
+            while waiting:
+                message = parse_message(client.sock.recv(65536))
+                i = int(message.get("call-id").removeprefix("bench-"))
+                if message.status != 200 or i not in waiting:
+                    continue
+                body = message.body.decode()
+                host = body.split("c=IN IP4 ")[1].split()[0]
+                targets[i] = (host, int(body.split("m=audio ")[1].split()[0]))
+                client.request("ACK", f"bench-{i}", 1, to_tag=client.to_tag(message))
+                waiting.discard(i)
+    finally:
+        client.close()
+    return [t for t in targets if t is not None]
+
+
+def _peer_child(count: int, sip_port: int, seconds: float, first_port: int) -> None:
+    """(Child.) Set the calls up, say so, stream ``seconds``; print the counts and this process's CPU."""
+    from engine.testing.rtp_load import run_peer
+
+    started = time.monotonic()
+    targets = _set_up(count, sip_port, first_port)
+    print(json.dumps({"set_up": len(targets), "set_up_s": time.monotonic() - started}), flush=True)
+    before = os.times()
+    result = run_peer(count, first_port, targets, seconds)
+    after = os.times()
+    print(json.dumps({**result, "cpu_s": after.user + after.system - before.user - before.system}), flush=True)
+
+
+def _trial(count: int, processes: int, seconds: float) -> dict[str, Any]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    log = tempfile.TemporaryFile()
+    engine = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_procs", "engine", str(processes)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    try:
+        assert engine.stdin is not None and engine.stdout is not None
+        first = engine.stdout.readline()
+        if not first:
+            log.seek(0)
+            raise RuntimeError(f"the server did not start: {log.read()[-800:]!r}")
+        sip_port = json.loads(first)["sip_port"]
+        first_port = _free_range(count)
+        peer = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_procs", "peer", str(count), str(sip_port),
+                                 str(seconds + WARM_S + 0.5), str(first_port)], stdout=subprocess.PIPE, text=True,
+                                env=env)
+        assert peer.stdout is not None
+        set_up = json.loads(peer.stdout.readline())
+        time.sleep(WARM_S)  # the streams run: the warm-up, then the measured window
+        engine.stdin.write("clear\n")
+        engine.stdin.flush()
+        peer_out, _ = peer.communicate(timeout=seconds * 4 + 120)
+        engine.stdin.write("report\n")
+        engine.stdin.flush()
+        report = json.loads(engine.stdout.readline())
+        engine.stdin.write("quit\n")
+        engine.stdin.flush()
+        engine.wait(60)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    return {**report, **set_up, "peer": json.loads(peer_out.strip().splitlines()[-1]), "calls": count,
+            "processes": processes}
+
+
+def _figures(r: dict[str, Any]) -> dict[str, Any]:
+    workers, peer, span = r["workers"], r["peer"], r["span_s"]
+    return {"p99_ms": max(w["send_p99_s"] for w in workers) * 1000, "max_ms": max(w["send_max_s"] for w in workers)
+            * 1000, "missed": sum(w["missed_since_clear"] for w in workers), "lost": sum(w["rtp_lost"] for w in workers),
+            "late": sum(w["rtp_late"] for w in workers), "peer_lost": peer["lost"],
+            "peer_ooo": peer["out_of_order"], "keyed": r["keyed_calls"], "main_cpu": r["main_cpu_s"] / span,
+            "worker_cpu": [w["cpu_since_clear_s"] / span for w in workers], "peer_cpu": peer["cpu_s"] / span,
+            "placed": [w["calls"] for w in workers]}
+
+
+def _holds(f: dict[str, Any], count: int) -> bool:
+    return (f["p99_ms"] < HOLD_P99_S * 1000 and f["missed"] == 0 and f["lost"] == 0 and f["late"] == 0
+            and f["peer_lost"] == 0 and f["peer_ooo"] == 0 and f["keyed"] == count)
+
+
+def _note(f: dict[str, Any], r: dict[str, Any]) -> str:
+    cpu = " + ".join(f"{c:.0%}" for c in f["worker_cpu"])
+    return (f"max {f['max_ms']:.1f} ms, missed {f['missed']}, lost {f['lost']}, late {f['late']}; peer lost "
+            f"{f['peer_lost']}, out of order {f['peer_ooo']}; {f['keyed']}/{r['calls']} calls keyed "
+            f"({r['keys']} keys); calls per worker {f['placed']}; CPU of a core: workers {cpu}, main process "
+            f"{f['main_cpu']:.0%}, peer {f['peer_cpu']:.0%}; set-up {r['set_up_s']:.1f} s")
+
+
+def _grow(processes: int, sizes: list[int], seconds: float, rows: list[Row]) -> int:
+    held = 0
+    for count in sizes:
+        try:
+            r = _trial(count, processes, seconds)
+        except Exception as exc:  # noqa: BLE001 - a failed trial is a row, the others still run
+            rows.append(Row(BENCH, f"{processes} media process(es), {count} calls", None, "ms", note=str(exc)[:300]))
+            break
+        f = _figures(r)
+        ok = _holds(f, count)
+        rows.append(Row(BENCH, f"{processes} media process(es), {count} calls: p99 send lateness", f["p99_ms"], "ms",
+                        target="< 5 ms, 0 missed/lost/late, a key on every call", met=ok, note=_note(f, r)))
+        if not ok:
+            break
+        held = count
+    return held
+
+
+def run(quick: bool) -> list[Row]:
+    """Grow N with 1 media process, then with 2, until a trial does not hold; the largest N held of each."""
+    if os.geteuid() != 0 or (hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2):
+        return [Row(BENCH, "calls held by media processes", None, "calls", note="needs root and 2 cores")]
+    seconds = 3.0 if quick else 10.0
+    sizes = [200] if quick else [500, 1000, 1500, 2000, 2500, 3000]
+    rows: list[Row] = []
+    one = _grow(1, sizes, seconds, rows)
+    two = _grow(2, sizes, seconds, rows)
+    note = f"{seconds:g} s per trial; calls set up through one SIP address; nothing pinned (the peer shares the cores)"
+    rows.append(Row(BENCH, "largest N of two-way RTP calls held, 2 media processes", two, "calls",
+                    baseline="1 media process", baseline_value=one, note=note))
+    return rows
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if sys.argv[1] == "engine":
+        _engine_child(int(sys.argv[2]))
+    else:
+        _peer_child(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
