@@ -251,3 +251,33 @@ def test_serve_refuses_a_bad_media_processes_option() -> None:
     bad = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--media-processes", "65"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode != 0 and "--media-processes: must be 0-64, got '65'" in bad.stderr
+
+
+@pytest.mark.skipif(BARESIP is None, reason="baresip (apt baresip-core) is not installed")
+def test_out_call_to_baresip_plays_on_a_worker_and_disconnect_hangs_it_up(server: SipServer, tmp_path: Path) -> None:
+    mic = tmp_path / "mic.wav"
+    sf.write(str(mic), np.zeros(seconds_to_samples(30.0), dtype=np.int16), 8000, subtype="PCM_16")
+    phone = Baresip(tmp_path / "phone", mic)
+    try:
+        with httpx.Client(base_url=server.live.url, timeout=10) as client:
+            answer = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": phone.uri}).json()
+            assert answer["code"] == "000000", answer
+            call_id = answer["callId"]
+            phone.wait_event("CALL_ESTABLISHED")
+            line = next(iter(server.glue.phone.lines.values()))
+            wait_for(lambda: line.data.get("status") == 200 or None, 10, "the 200 OK")
+            assert line.session.placed_on in (0, 1)
+            body = {"appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "Hello Bob."}]}
+            assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
+            wait_for(lambda: any(e["event"] == "multrpt" for e in server.events(call_id)) or None, 15, "multrpt")
+            assert client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id}
+                               ).json()["code"] == "000000"
+            phone.wait_event("CALL_CLOSED")
+    finally:
+        phone.close()
+    events = server.wait_received(call_id, "callbillrpt")
+    calls = [(e["event"], e.get("ansCode"), e.get("reason")) for e in events if e["event"] != "multrpt"]
+    assert calls == [("callstatrpt", 0, None), ("calldisconnectrpt", None, "disconnect"), ("callbillrpt", None, None)]
+    heard, _ = sf.read(str(phone.recording("dec")), dtype="int16")
+    hello = server.engine.speaker.synthesize("Hello Bob.")
+    assert _best_correlation(heard, g711.decode(g711.encode(hello, g711.PCMU), g711.PCMU)[:4000]) > 0.9
