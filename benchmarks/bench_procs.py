@@ -1,7 +1,7 @@
 """Two-way RTP calls held behind one SIP address with 1 and with 2 media worker processes (``[sip] mediaProcesses``).
 
-Each trial runs the real server in a child process (:class:`~engine.testing.sip_server.SipServer`: HTTP, SIP,
-delivery to a callback receiver, ``mediaProcesses = P``, one shared RTP port per worker) and a peer in another:
+Each trial runs the real server in a child process (HTTP, SIP, the event log; no callback URL, so that no
+receiver shares the server's process; ``mediaProcesses = P``, one shared RTP port per worker) and a peer in another:
 it sets N calls up through the server's one SIP address (INVITE with its stream's port in the SDP, 200 OK,
 ACK: a minimal client on one UDP socket), then streams them from the raw load peer
 (:mod:`engine.testing.rtp_load`: N streams, each pressing 5 in-band every 2 s) to the RTP port each call's
@@ -37,19 +37,37 @@ WARM_S = 2.0
 MENU = "Please press five."
 
 
-def _engine_child(processes: int) -> None:
-    """(Child.) The server with ``processes`` media workers; ``clear``, ``report``, ``quit`` on stdin."""
-    from engine.config import DEMO_APP_ID
-    from engine.errors import EngineError
-    from engine.testing.sip_server import SipServer
+def _server(processes: int) -> tuple[Any, Any, Any]:
+    """The live server (HTTP, SIP, ``processes`` media workers) without a callback URL: the events go to its log."""
+    from engine.config import DEMO_APP_ID, load_config
+    from engine.server.app import ServerSettings, create_app
+    from engine.server.sip_glue import attach_sip
+    from engine.testing.server import CALM_GUARD, LiveServer, wait_for
 
     folder = Path(tempfile.mkdtemp(prefix="ipcc-bench-procs-"))
     welcome = {"appId": DEMO_APP_ID, "callId": "x", "orders": [
         {"playFlag": 0, "voiceStr": MENU, "getkey": 1, "maxRevCnt": 1, "playTime": 3, "spaceTime": 1}]}
-    server = SipServer(folder, welcome, extra_toml=f'[sip]\nmediaProcesses = {processes}\nrtpPorts = "shared"\n'
-                                                   'maxCalls = 8192\n[limits]\ncalls = 10000\n')
-    glue, board = server.glue, server.engine.board
-    program = glue.welcomes.program(folder / "welcome.json", DEMO_APP_ID)
+    (folder / "welcome.json").write_text(json.dumps(welcome))
+    (folder / "engine.toml").write_text(
+        f'[[applications]]\nappId = "{DEMO_APP_ID}"\n\n[[numbers]]\nnumber = "10086"\nappId = "{DEMO_APP_ID}"\n'
+        f'welcome = "welcome.json"\n\n[sip]\nmediaProcesses = {processes}\nrtpPorts = "shared"\nmaxCalls = 8192\n'
+        '\n[limits]\ncalls = 10000\n')
+    settings = ServerSettings(config=load_config(folder / "engine.toml"), recordings=folder / "recordings",
+                              state_dir=folder / "state", cache=folder / "cache", guard=CALM_GUARD)
+    app = create_app(settings)
+    live = LiveServer(app)
+    glue = attach_sip(app.state.engine, "127.0.0.1:0")
+    wait_for(lambda: glue.welcomes_ready or None, 60, "the menu to be synthesised")
+    return live, glue, glue.welcomes.program(folder / "welcome.json", DEMO_APP_ID)
+
+
+def _engine_child(processes: int) -> None:
+    """(Child.) The server with ``processes`` media workers; ``clear``, ``report``, ``quit`` on stdin."""
+    from engine.config import DEMO_APP_ID
+    from engine.errors import EngineError
+
+    live, glue, program = _server(processes)
+    board = glue.engine.board
     keys: dict[str, int] = {}
 
     def again(call: Any, report: Any) -> None:  # the application: the menu once more after each multrpt
@@ -60,7 +78,7 @@ def _engine_child(processes: int) -> None:
                 board.submit(DEMO_APP_ID, call.call_id, program, again)
 
     glue.welcomes.play = lambda _path, app_id, call_id: board.submit(app_id, call_id, program, again)
-    print(json.dumps({"sip_port": server.sip_port}), flush=True)
+    print(json.dumps({"sip_port": glue.phone.address[1]}), flush=True)
     marks: dict[str, Any] = {}
     for line in sys.stdin:
         if line.strip() == "clear":
@@ -84,7 +102,8 @@ def _engine_child(processes: int) -> None:
                               "live": len(board.live_calls()), "main_missed": board.pacer.missed}), flush=True)
         elif line.strip() == "quit":
             break
-    server.close()
+    glue.close()
+    live.close()
 
 
 def _offer(port: int) -> bytes:
@@ -170,8 +189,9 @@ def _trial(count: int, processes: int, seconds: float) -> dict[str, Any]:
 
 def _figures(r: dict[str, Any]) -> dict[str, Any]:
     workers, peer, span = r["workers"], r["peer"], r["span_s"]
-    return {"p99_ms": max(w["send_p99_s"] for w in workers) * 1000, "max_ms": max(w["send_max_s"] for w in workers)
-            * 1000, "missed": sum(w["missed_since_clear"] for w in workers), "lost": sum(w["rtp_lost"] for w in workers),
+    return {"p99_ms": max(w["send_p99_s"] for w in workers) * 1000,
+            "max_ms": max(w["send_max_s"] for w in workers) * 1000,
+            "missed": sum(w["missed_since_clear"] for w in workers), "lost": sum(w["rtp_lost"] for w in workers),
             "late": sum(w["rtp_late"] for w in workers), "peer_lost": peer["lost"],
             "peer_ooo": peer["out_of_order"], "keyed": r["keyed_calls"], "main_cpu": r["main_cpu_s"] / span,
             "worker_cpu": [w["cpu_since_clear_s"] / span for w in workers], "peer_cpu": peer["cpu_s"] / span,
@@ -214,7 +234,7 @@ def run(quick: bool) -> list[Row]:
     if os.geteuid() != 0 or (hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2):
         return [Row(BENCH, "calls held by media processes", None, "calls", note="needs root and 2 cores")]
     seconds = 3.0 if quick else 10.0
-    sizes = [200] if quick else [500, 1000, 1500, 2000, 2500, 3000]
+    sizes = [200] if quick else [500, 750, 1000, 1250, 1500, 2000, 2500, 3000]
     rows: list[Row] = []
     one = _grow(1, sizes, seconds, rows)
     two = _grow(2, sizes, seconds, rows)
