@@ -13,7 +13,8 @@ call must collect one), and the CPU of the server's main process, each worker an
 :mod:`benchmarks.bench_rtp`'s rule (p99 < 5 ms, 0 missed, lost or late) and a key on every call.
 
 Nothing is pinned: on this 2-core machine the peer, the main process and the workers share both cores, and
-the rows say how the CPU was split. Needs root (raw sockets) and 2 cores.
+the rows say how the CPU was split. ``IPCC_BENCH_REALTIME=1`` (as :mod:`benchmarks.bench_rtp`) sets ``[sip]
+mediaPriority``: the workers' RTP sender threads ``SCHED_FIFO``. Needs root (raw sockets) and 2 cores.
 ``python -m benchmarks.bench_procs engine P`` and ``peer N SIP_PORT SECONDS FIRST_PORT`` are the children.
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 
 from benchmarks.bench_rtp import HOLD_P99_S, _free_range
 from benchmarks.common import Row
+from benchmarks.rtp_trials import REALTIME_PRIORITY, realtime_requested
 
 BENCH = "procs"
 WARM_S = 2.0
@@ -51,6 +53,7 @@ def _server(processes: int) -> tuple[Any, Any, Any]:
     (folder / "engine.toml").write_text(
         f'[[applications]]\nappId = "{DEMO_APP_ID}"\n\n[[numbers]]\nnumber = "10086"\nappId = "{DEMO_APP_ID}"\n'
         f'welcome = "welcome.json"\n\n[sip]\nmediaProcesses = {processes}\nrtpPorts = "shared"\nmaxCalls = 8192\n'
+        f'mediaPriority = {REALTIME_PRIORITY if realtime_requested() else 0}\n'
         '\n[limits]\ncalls = 10000\n')
     settings = ServerSettings(config=load_config(folder / "engine.toml"), recordings=folder / "recordings",
                               state_dir=folder / "state", cache=folder / "cache", guard=CALM_GUARD)
@@ -238,7 +241,8 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
     one = _grow(1, sizes, seconds, rows)
     two = _grow(2, sizes, seconds, rows)
-    note = f"{seconds:g} s per trial; calls set up through one SIP address; nothing pinned (the peer shares the cores)"
+    note = (f"{seconds:g} s per trial; calls set up through one SIP address; nothing pinned (the peer shares the "
+            f"cores); {'workers sender threads SCHED_FIFO' if realtime_requested() else 'ordinary scheduling'}")
     rows.append(Row(BENCH, "largest N of two-way RTP calls held, 2 media processes", two, "calls",
                     baseline="1 media process", baseline_value=one, note=note))
     return rows

@@ -152,6 +152,7 @@ def test_every_limit_reaches_the_part_it_bounds(tmp_path: Path, repo_root: Path)
     (_config(sip={"mediaProcesses": -1}), "sip.mediaProcesses: must be an integer >= 0"),
     (_config(sip={"mediaProcesses": 65}), "sip.mediaProcesses: must be 0-64"),
     (_config(sip={"mediaprocesses": 2}), "did you mean 'mediaProcesses'"),
+    (_config(sip={"mediaPriority": 100}), "sip.mediaPriority: must be 0 (none) or 1-99"),
 ])
 def test_a_bad_numbers_or_sip_table_is_refused_naming_the_key(raw: dict[str, object], words: str,
                                                               tmp_path: Path) -> None:
@@ -169,6 +170,7 @@ def test_numbers_default_to_the_first_application_answered_and_welcome_is_relati
     assert config.sip.rtp_ports is None and config.sip.inactivity_s == 30.0
     assert config.sip.media_processes == 0
     assert parse_config(_config(sip={"mediaProcesses": 2}), "x").sip.media_processes == 2
+    assert parse_config(_config(sip={"mediaPriority": 10}), "x").sip.media_priority == 10
     assert parse_config(_config(), "x").numbers == ()
 
 

@@ -1,11 +1,12 @@
 """A media worker process: its own media loop, RTP hub and sender, paced by its own pacer (``[sip] mediaProcesses``).
 
 Started by :class:`~engine.server.media_workers.MediaWorkers` as ``python -m engine.server.media_worker FD FDS
-HOST PORT CAPACITY PER_CALL`` (a new interpreter: never a fork of the server, whose speech engine must not cross a
-fork); ``FD`` is its end of a socket pair carrying pickled tuples (:class:`multiprocessing.connection.Connection`
-framing), ``FDS`` of one carrying the calls' own RTP sockets (``[sip] rtpPorts``; the server binds them). It
-binds its shared RTP socket on ``HOST:PORT`` (0: any; ``PER_CALL`` 1: the calls have their own sockets
-instead), answers ``("ready", port, pid)``, then runs.
+HOST PORT CAPACITY PER_CALL PRIORITY`` (a new interpreter: never a fork of the server, whose speech engine must
+not cross a fork); ``FD`` is its end of a socket pair carrying pickled tuples
+(:class:`multiprocessing.connection.Connection` framing), ``FDS`` of one carrying the calls' own RTP sockets
+(``[sip] rtpPorts``; the server binds them). It binds its shared RTP socket on ``HOST:PORT`` (0: any;
+``PER_CALL`` 1: the calls have their own sockets instead; ``PRIORITY`` > 0: its RTP sender thread
+``SCHED_FIFO``), answers ``("ready", port, pid)``, then runs.
 
 Commands (applied at the start of the next tick, in arrival order): ``open`` (a session id, the RTP session's
 state from SDP, its inactivity ticks: the hub carries it from the INVITE on, as the server's own hub would),
@@ -39,7 +40,7 @@ from engine.media.loop import MediaLoop
 from engine.media.pacer import MonotonicClock, Pacer
 from engine.media.sinks import WavSink
 from engine.net.rtp_hub import RtpHub
-from engine.net.rtp_sender import carry
+from engine.net.rtp_sender import RtpSender
 from engine.net.rtp_session import RtpSession
 from engine.server.media_prompts import PromptStore
 from engine.server.realtime import RealTimeProcess
@@ -105,12 +106,14 @@ class WorkerHub(RtpHub):
 class Worker:
     """The worker's media: calls by id on one loop and hub (the media thread only, but for :meth:`post`)."""
 
-    def __init__(self, conn: Connection, host: str, port: int, capacity: int, per_call: bool) -> None:
+    def __init__(self, conn: Connection, host: str, port: int, capacity: int, per_call: bool,
+                 priority: int = 0) -> None:
         self.hub = WorkerHub(host, port, capacity, per_call_ports=(0, 0) if per_call else None,
                              send_groups=SEND_GROUPS)
         self.media = MediaLoop()
         self.pacer = Pacer(MonotonicClock(), self._tick)
-        self.sender = carry(self.hub, self.pacer)  # the pacer's tick: hub receive, _tick, hub send
+        self.sender = RtpSender(self.hub, self.pacer.clock, self.pacer.period_s, realtime_priority=priority)
+        self.pacer.tick = self.sender.driving(self.pacer.tick)  # hub receive, _tick, hub send
         carried = self.pacer.tick
 
         def tick() -> None:  # commands first: a session opened now is carried from this tick's receive
@@ -230,7 +233,7 @@ class Worker:
         n = len(self.hub.sessions)
         times = os.times()
         bank = self.hub.bank.counters
-        return {"calls": len(self.calls), "ticks": pacer.ticks, "missed": pacer.missed,
+        return {"calls": len(self.calls), "ticks": pacer.ticks, "missed": pacer.missed, "fifo": self.sender.realtime,
                 "p99_lateness_s": pacer.p99_lateness_s, "max_lateness_s": pacer.max_lateness_s,
                 "send_p99_s": float(np.percentile(lateness, 99)) if len(lateness) else 0.0,
                 "send_max_s": float(lateness.max()) if len(lateness) else 0.0, "send_samples": len(lateness),
@@ -267,11 +270,11 @@ def _read(conn: Connection, fds: socket.socket, worker: Worker) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``FD FDS HOST PORT CAPACITY PER_CALL``: serve the server at the other end of ``FD``."""
+    """``FD FDS HOST PORT CAPACITY PER_CALL PRIORITY``: serve the server at the other end of ``FD``."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s media-worker: %(message)s")
     fd, fds, host, port, capacity = int(argv[0]), int(argv[1]), argv[2], int(argv[3]), int(argv[4])
     conn = Connection(fd)
-    worker = Worker(conn, host, port, capacity, argv[5] == "1")
+    worker = Worker(conn, host, port, capacity, argv[5] == "1", int(argv[6]))
     conn.send(("ready", worker.hub.port, os.getpid()))
     fd_socket = socket.socket(fileno=fds)
     threading.Thread(target=_read, args=(conn, fd_socket, worker), name="worker-reader", daemon=True).start()

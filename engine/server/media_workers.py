@@ -39,11 +39,13 @@ class MediaWorker:
     """Worker ``index`` of the pool: RTP on ``host`` (``port`` 0: any free port), ``capacity`` calls.
 
     ``per_call``: each call brings its own sockets (``[sip] rtpPorts``) instead of the worker's shared port.
+    ``priority``: its RTP sender thread's ``SCHED_FIFO`` priority (``[sip] mediaPriority``; 0: none).
     """
 
     def __init__(self, index: int, host: str, port: int, capacity: int, per_call: bool, on_report: OnReport,
-                 on_death: OnDeath) -> None:
+                 on_death: OnDeath, priority: int = 0) -> None:
         self.index, self.host, self.capacity, self.per_call = index, host, capacity, per_call
+        self.priority = priority
         self._want_port = port
         self.on_report, self.on_death = on_report, on_death
         self.lock = threading.Lock()
@@ -66,7 +68,7 @@ class MediaWorker:
         fds_ours, fds_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         command = [sys.executable, "-m", "engine.server.media_worker", str(theirs.fileno()),
                    str(fds_theirs.fileno()), self.host, str(self._want_port), str(self.capacity),
-                   "1" if self.per_call else "0"]
+                   "1" if self.per_call else "0", str(self.priority)]
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
         self._process = subprocess.Popen(command, pass_fds=[theirs.fileno(), fds_theirs.fileno()], env=env,
                                          close_fds=True)
@@ -169,9 +171,9 @@ class MediaWorkers:
     """``count`` media workers on ``host``; ``port`` (0: any) gives worker i the port ``port + 2·i``."""
 
     def __init__(self, count: int, host: str, port: int, capacity: int, per_call: bool, on_report: OnReport,
-                 on_death: OnDeath) -> None:
-        self.workers = [MediaWorker(i, host, port + 2 * i if port else 0, capacity, per_call, on_report, on_death)
-                        for i in range(count)]
+                 on_death: OnDeath, priority: int = 0) -> None:
+        self.workers = [MediaWorker(i, host, port + 2 * i if port else 0, capacity, per_call, on_report, on_death,
+                                    priority) for i in range(count)]
         self._lock = threading.Lock()
 
     def start(self) -> None:

@@ -65,7 +65,7 @@ class SipGlue(OutboundCalls):
         self.hub: Any
         if count:
             self.workers = MediaWorkers(count, host, sip.rtp_port, sip.max_calls, sip.rtp_ports is not None,
-                                        self._worker_report, self._worker_died)
+                                        self._worker_report, self._worker_died, sip.media_priority)
             self.workers.start()
             self.hub = WorkerHub(self.workers, host, sip.rtp_ports)
             engine.board.workers = self.workers
