@@ -214,37 +214,52 @@ def _note(f: dict[str, Any], r: dict[str, Any]) -> str:
             f"{f['main_cpu']:.0%}, peer {f['peer_cpu']:.0%}; set-up {r['set_up_s']:.1f} s")
 
 
-def _grow(processes: int, sizes: list[int], seconds: float, rows: list[Row]) -> int:
-    held = 0
+def _attempt(processes: int, count: int, seconds: float, rows: list[Row], attempt: int) -> bool:
+    """One trial as a row; True when it holds."""
+    case = f"{processes} media process(es), {count} calls" + (" (second trial)" if attempt else "")
+    try:
+        r = _trial(count, processes, seconds)
+    except Exception as exc:  # noqa: BLE001 - a failed trial is a row, the others still run
+        rows.append(Row(BENCH, case, None, "ms", note=str(exc)[:300]))
+        return False
+    f = _figures(r)
+    ok = _holds(f, count)
+    rows.append(Row(BENCH, f"{case}: p99 send lateness", f["p99_ms"], "ms",
+                    target="< 5 ms, 0 missed/lost/late, a key on every call", met=ok, note=_note(f, r)))
+    return ok
+
+
+def _grow(sizes: list[int], seconds: float, rows: list[Row]) -> dict[int, int]:
+    """Each size with 1 and with 2 processes in turn (the same moment of a shared machine), until each fails.
+
+    A size that does not hold gets a second trial (another process's burst is not the design's limit); both
+    are rows. Returns the largest N held per number of processes.
+    """
+    held = {1: 0, 2: 0}
+    growing = [1, 2]
     for count in sizes:
-        try:
-            r = _trial(count, processes, seconds)
-        except Exception as exc:  # noqa: BLE001 - a failed trial is a row, the others still run
-            rows.append(Row(BENCH, f"{processes} media process(es), {count} calls", None, "ms", note=str(exc)[:300]))
+        for processes in list(growing):
+            if _attempt(processes, count, seconds, rows, 0) or _attempt(processes, count, seconds, rows, 1):
+                held[processes] = count
+            else:
+                growing.remove(processes)
+        if not growing:
             break
-        f = _figures(r)
-        ok = _holds(f, count)
-        rows.append(Row(BENCH, f"{processes} media process(es), {count} calls: p99 send lateness", f["p99_ms"], "ms",
-                        target="< 5 ms, 0 missed/lost/late, a key on every call", met=ok, note=_note(f, r)))
-        if not ok:
-            break
-        held = count
     return held
 
 
 def run(quick: bool) -> list[Row]:
-    """Grow N with 1 media process, then with 2, until a trial does not hold; the largest N held of each."""
+    """Grow N with 1 and with 2 media processes until neither holds; the largest N held of each."""
     if os.geteuid() != 0 or (hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2):
         return [Row(BENCH, "calls held by media processes", None, "calls", note="needs root and 2 cores")]
     seconds = 3.0 if quick else 10.0
     sizes = [200] if quick else [500, 750, 1000, 1250, 1500, 2000, 2500, 3000]
     rows: list[Row] = []
-    one = _grow(1, sizes, seconds, rows)
-    two = _grow(2, sizes, seconds, rows)
+    held = _grow(sizes, seconds, rows)
     note = (f"{seconds:g} s per trial; calls set up through one SIP address; nothing pinned (the peer shares the "
             f"cores); {'workers sender threads SCHED_FIFO' if realtime_requested() else 'ordinary scheduling'}")
-    rows.append(Row(BENCH, "largest N of two-way RTP calls held, 2 media processes", two, "calls",
-                    baseline="1 media process", baseline_value=one, note=note))
+    rows.append(Row(BENCH, "largest N of two-way RTP calls held, 2 media processes", held[2], "calls",
+                    baseline="1 media process", baseline_value=held[1], note=note))
     return rows
 
 
