@@ -37,6 +37,7 @@ from benchmarks.rtp_trials import REALTIME_PRIORITY, realtime_requested
 BENCH = "procs"
 WARM_S = 2.0
 MENU = "Please press five."
+ENGINE_COMMAND = [sys.executable, "-m", "benchmarks.bench_procs", "engine"]  # the server's child process
 
 
 def _server(processes: int) -> tuple[Any, Any, Any]:
@@ -158,7 +159,7 @@ def _peer_child(count: int, sip_port: int, seconds: float, first_port: int) -> N
 def _trial(count: int, processes: int, seconds: float) -> dict[str, Any]:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     log = tempfile.TemporaryFile()
-    engine = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_procs", "engine", str(processes)],
+    engine = subprocess.Popen([*ENGINE_COMMAND, str(processes)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     try:
         assert engine.stdin is not None and engine.stdout is not None
@@ -214,38 +215,56 @@ def _note(f: dict[str, Any], r: dict[str, Any]) -> str:
             f"{f['main_cpu']:.0%}, peer {f['peer_cpu']:.0%}; set-up {r['set_up_s']:.1f} s")
 
 
-def _attempt(processes: int, count: int, seconds: float, rows: list[Row], attempt: int) -> bool:
-    """One trial as a row; True when it holds."""
+def _attempt(processes: int, count: int, seconds: float, rows: list[Row], attempt: int,
+             measured: dict[int, dict[str, Any]]) -> bool:
+    """One trial as a row (its figures in ``measured[processes]``); True when it holds."""
     case = f"{processes} media process(es), {count} calls" + (" (second trial)" if attempt else "")
     try:
         r = _trial(count, processes, seconds)
     except Exception as exc:  # noqa: BLE001 - a failed trial is a row, the others still run
         rows.append(Row(BENCH, case, None, "ms", note=str(exc)[:300]))
         return False
-    f = _figures(r)
+    f = measured[processes] = _figures(r)
+    f["calls"] = count
     ok = _holds(f, count)
     rows.append(Row(BENCH, f"{case}: p99 send lateness", f["p99_ms"], "ms",
                     target="< 5 ms, 0 missed/lost/late, a key on every call", met=ok, note=_note(f, r)))
     return ok
 
 
-def _grow(sizes: list[int], seconds: float, rows: list[Row]) -> dict[int, int]:
+def _grow(sizes: list[int], seconds: float, rows: list[Row], measured: dict[int, dict[str, Any]]) -> dict[int, int]:
     """Each size with 1 and with 2 processes in turn (the same moment of a shared machine), until each fails.
 
     A size that does not hold gets a second trial (another process's burst is not the design's limit); both
-    are rows. Returns the largest N held per number of processes.
+    are rows. Returns the largest N held per number of processes (``measured``: each one's last trial).
     """
     held = {1: 0, 2: 0}
     growing = [1, 2]
     for count in sizes:
         for processes in list(growing):
-            if _attempt(processes, count, seconds, rows, 0) or _attempt(processes, count, seconds, rows, 1):
+            if any(_attempt(processes, count, seconds, rows, attempt, measured) for attempt in (0, 1)):
                 held[processes] = count
             else:
                 growing.remove(processes)
         if not growing:
             break
     return held
+
+
+def _cpu_rows(measured: dict[int, dict[str, Any]]) -> list[Row]:
+    """The workers' CPU per call per tick in each configuration's last trial, and what two cores would carry."""
+    if 1 not in measured or 2 not in measured:
+        return []
+    per_call = {p: sum(f["worker_cpu"]) * 20_000 / f["calls"] for p, f in measured.items()}  # µs per call per tick
+    two = measured[2]
+    return [Row(BENCH, f"media workers' CPU per call per tick at {two['calls']} calls, 2 processes", per_call[2],
+                "µs", baseline=f"1 process at {measured[1]['calls']} calls", baseline_value=per_call[1],
+                note=f"main process {two['main_cpu'] * 20_000 / two['calls']:.2f} µs per call per tick (SIP, "
+                     "events, the menu's requests); the peer's CPU not counted"),
+            Row(BENCH, "calls two cores of media workers carry at that CPU cost (extrapolated, not held)",
+                round(2 * 20_000 / per_call[2]), "calls", baseline="one core, 1 process",
+                baseline_value=round(20_000 / per_call[1]),
+                note="20 ms / CPU per call per tick: cores free of the peer and other load")]
 
 
 def run(quick: bool) -> list[Row]:
@@ -255,7 +274,9 @@ def run(quick: bool) -> list[Row]:
     seconds = 3.0 if quick else 10.0
     sizes = [200] if quick else [500, 750, 1000, 1250, 1500, 2000, 2500, 3000]
     rows: list[Row] = []
-    held = _grow(sizes, seconds, rows)
+    measured: dict[int, dict[str, Any]] = {}
+    held = _grow(sizes, seconds, rows, measured)
+    rows.extend(_cpu_rows(measured))
     note = (f"{seconds:g} s per trial; calls set up through one SIP address; nothing pinned (the peer shares the "
             f"cores); {'workers sender threads SCHED_FIFO' if realtime_requested() else 'ordinary scheduling'}")
     rows.append(Row(BENCH, "largest N of two-way RTP calls held, 2 media processes", held[2], "calls",
