@@ -24,6 +24,7 @@ from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 from engine.net import g711
 from engine.net.sdp import build_sdp, negotiate, parse_sdp
 from engine.testing.baresip import BARESIP, Baresip, free_port
+from engine.testing.correlation import best_correlation
 from engine.testing.rtp_peer import RtpPeer
 from engine.testing.server import wait_for
 from engine.testing.sip_client import SipClient
@@ -192,16 +193,9 @@ def test_baresip_on_a_worker_hears_the_welcome_sends_rfc4733_keys_and_gets_multo
     for text in (WELCOME["orders"][0]["voiceStr"], "Hello Bob."):
         speech = server.engine.speaker.synthesize(text)
         reference = g711.decode(g711.encode(speech, g711.PCMU), g711.PCMU)[:4000]
-        assert _best_correlation(heard, reference) > 0.9, text  # heard sample for sample, through the worker
+        assert best_correlation(heard, reference) > 0.9, text  # heard sample for sample, through the worker
 
 
-def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:
-    """The largest normalised cross-correlation of ``reference`` against any stretch of ``recording``."""
-    rec, ref = recording.astype(np.float64), reference.astype(np.float64)
-    n = 1 << int(np.ceil(np.log2(len(rec) + len(ref))))
-    corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)[: len(rec) - len(ref) + 1]
-    energy = np.convolve(rec**2, np.ones(len(ref)), "valid")
-    return float(np.max(corr / np.sqrt(energy * np.sum(ref**2) + 1e-9)))
 
 
 def test_a_reinvite_moves_a_workers_stream_and_sip_info_keys_reach_the_application(server: SipServer) -> None:
@@ -280,4 +274,4 @@ def test_out_call_to_baresip_plays_on_a_worker_and_disconnect_hangs_it_up(server
     assert calls == [("callstatrpt", 0, None), ("calldisconnectrpt", None, "disconnect"), ("callbillrpt", None, None)]
     heard, _ = sf.read(str(phone.recording("dec")), dtype="int16")
     hello = server.engine.speaker.synthesize("Hello Bob.")
-    assert _best_correlation(heard, g711.decode(g711.encode(hello, g711.PCMU), g711.PCMU)[:4000]) > 0.9
+    assert best_correlation(heard, g711.decode(g711.encode(hello, g711.PCMU), g711.PCMU)[:4000]) > 0.9
