@@ -85,6 +85,11 @@ class MediaWorker:
         threading.Thread(target=self._read, args=(conn,), name=f"media-worker-{self.index}", daemon=True).start()
         log.info("media worker %d: pid %d, RTP on %s:%d", self.index, self.pid, self.host, self.port)
 
+    @property
+    def alive(self) -> bool:
+        """True while its process answers (between its ``ready`` and the pipe breaking)."""
+        return self._conn is not None
+
     def send(self, *message: Any) -> bool:
         """Send one command (any thread); False when the worker is gone (its death is being handled)."""
         with self.lock:
@@ -182,9 +187,9 @@ class MediaWorkers:
             worker.start()
 
     def place(self) -> MediaWorker:
-        """The least loaded worker, its load counted one more (any thread)."""
+        """The least loaded live worker (any, when none is), its load counted one more (any thread)."""
         with self._lock:
-            worker = min(self.workers, key=lambda w: (w.placed, w.index))
+            worker = min(self.workers, key=lambda w: (not w.alive, w.placed, w.index))
             worker.placed += 1
             return worker
 
