@@ -90,7 +90,9 @@ def test_a_sipp_caller_on_a_worker_hears_the_welcome_and_its_in_band_keys_reach_
     recording, rate = sf.read(str(_recording(server, call_id)), dtype="int16")
     assert rate == 8000 and recording.shape[1] == 2
     prompt = server.engine.speaker.synthesize(WELCOME["orders"][0]["voiceStr"])[: seconds_to_samples(1.0)]
-    assert np.array_equal(recording[: len(prompt), 0], prompt)  # the worker played the speech, sample for sample
+    start = int(np.flatnonzero(recording[:, 0])[0])  # the welcome starts on a frame once the ACK came
+    assert start % SAMPLES_PER_FRAME == 0 and prompt[0] != 0
+    assert np.array_equal(recording[start:start + len(prompt), 0], prompt)  # the worker played it, sample for sample
     assert np.abs(recording[:, 1]).max() > 1000  # and recorded the caller's keys
 
 
