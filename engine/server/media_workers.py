@@ -203,6 +203,19 @@ class MediaWorkers:
         return [{"index": w.index, "pid": w.pid, "port": w.port, "placed": w.placed, "restarts": w.restarts,
                  **w.stats} for w in self.workers]
 
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """``/metrics``: each figure by worker index (the last stats report of each; restarts and load here)."""
+        names = ("calls", "missed", "p99_lateness_s", "send_p99_s", "send_max_s", "rtp_lost", "rtp_late",
+                 "rtp_received", "rtp_sent", "rtp_send_errors")
+        figures: dict[str, dict[str, float]] = {name: {} for name in (*names, "placed", "restarts", "alive")}
+        for w in self.workers:
+            key = str(w.index)
+            for name in names:
+                if isinstance(w.stats.get(name), int | float):
+                    figures[name][key] = float(w.stats[name])
+            figures["placed"][key], figures["restarts"][key], figures["alive"][key] = w.placed, w.restarts, w.alive
+        return figures
+
     def close(self) -> None:
         """Stop every worker."""
         for worker in self.workers:

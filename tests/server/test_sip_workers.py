@@ -70,6 +70,10 @@ def test_two_workers_start_with_their_own_rtp_ports_and_the_status_shows_them(se
     status = httpx.get(f"{server.live.url}/ipcc/status", timeout=10).json()
     assert [w["port"] for w in status["workers"]] == [w.port for w in workers.workers]
     wait_for(lambda: all(w.stats.get("ticks", 0) > 0 for w in workers.workers) or None, 10, "the workers' stats")
+    metrics = httpx.get(f"{server.live.url}/metrics", timeout=10).text
+    for worker in workers.workers:
+        assert f'ipcc_workers_send_p99_s{{worker="{worker.index}"}} ' in metrics
+        assert f'ipcc_workers_alive{{worker="{worker.index}"}} 1.0' in metrics
 
 
 def test_a_sipp_caller_on_a_worker_hears_the_welcome_and_its_in_band_keys_reach_the_application(
