@@ -15,6 +15,7 @@ from engine.format import seconds_to_samples
 from engine.net import g711
 from engine.testing.baresip import BARESIP, Baresip
 from engine.testing.correlation import best_correlation
+from engine.testing.phone_calls import check_hello_heard, say_hello_and_disconnect
 from engine.testing.server import wait_for
 from engine.testing.sip_server import WELCOME, SipServer
 
@@ -84,19 +85,9 @@ def test_out_call_rings_an_auto_answering_baresip_and_disconnect_hangs_it_up(ser
             assert line.call.remote.transport == ("tcp" if transport else "udp")
             wait_for(lambda: line.session.slot >= 0 and server.glue.hub.received[line.session.slot] >= 25 or None,
                      10, "the phone's audio")
-            body = {"appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "Hello Bob."}]}
-            assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
-            wait_for(lambda: any(e["event"] == "multrpt" for e in server.events(call_id)) or None, 15, "multrpt")
-            assert client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id}
-                               ).json()["code"] == "000000"
-            closed = phone.wait_event("CALL_CLOSED")
+            closed = say_hello_and_disconnect(server, client, phone, call_id)
             assert closed["direction"] == "incoming"
             assert line.call.end_reason == "local"
     finally:
         phone.close()
-    events = server.wait_received(call_id, "callbillrpt")
-    calls = [(e["event"], e.get("ansCode"), e.get("reason")) for e in events if e["event"] != "multrpt"]
-    assert calls == [("callstatrpt", 0, None), ("calldisconnectrpt", None, "disconnect"), ("callbillrpt", None, None)]
-    heard, _ = sf.read(str(phone.recording("dec")), dtype="int16")
-    hello = server.engine.speaker.synthesize("Hello Bob.")
-    assert best_correlation(heard, g711.decode(g711.encode(hello, g711.PCMU), g711.PCMU)[:4000]) > 0.9
+    check_hello_heard(server, phone, call_id)

@@ -23,13 +23,14 @@ from engine.dtmf.tones import place_tones
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 from engine.net import g711
 from engine.net.sdp import build_sdp, negotiate, parse_sdp
-from engine.testing.baresip import BARESIP, Baresip, free_port
+from engine.testing.baresip import BARESIP, Baresip
 from engine.testing.correlation import best_correlation
+from engine.testing.phone_calls import HELLO, check_hello_heard, say_hello_and_disconnect
 from engine.testing.rtp_peer import RtpPeer
 from engine.testing.server import wait_for
 from engine.testing.sip_client import SipClient
 from engine.testing.sip_server import WELCOME, SipServer
-from engine.testing.sipp import PCAP_DIR, SIPP, Sipp, run_sipp, uac_scenario, write_ulaw
+from engine.testing.sipp import SIPP, Sipp, media_port, rfc2833_call, uac_scenario, write_ulaw
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (apt sip-tester) is not installed")
 WORKERS_TOML = "[sip]\nmediaProcesses = 2\nrecord = true\n"
@@ -41,9 +42,6 @@ def server(tmp_path: Path) -> Iterator[SipServer]:
     yield server
     server.close()
 
-
-def _media_port() -> str:
-    return str(2 * (free_port() // 2))
 
 
 def _events(server: SipServer, line_index: int, kind: str) -> list[dict[str, Any]]:
@@ -58,7 +56,7 @@ def _sipp_keys(server: SipServer, tmp_path: Path, calls: int = 1, pause_ms: int 
     stream = write_ulaw(tmp_path / "caller.ulaw", audio)
     scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=pause_ms, stream=stream)
     return Sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
-                 "-m", str(calls), "-l", str(calls), "-r", "20", "-mp", _media_port(), "-timeout", "60"], tmp_path)
+                 "-m", str(calls), "-l", str(calls), "-r", "20", "-mp", media_port(), "-timeout", "60"], tmp_path)
 
 
 def test_two_workers_start_with_their_own_rtp_ports_and_the_status_shows_them(server: SipServer) -> None:
@@ -107,10 +105,7 @@ def _recording(server: SipServer, call_id: str) -> Path:
 
 
 def test_rfc2833_keys_reach_a_call_on_a_worker(server: SipServer, tmp_path: Path) -> None:
-    scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=3000, pcap=PCAP_DIR / "dtmf_2833_7.pcap",
-                            pcap_after_ms=500)
-    result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
-                       "-m", "1", "-l", "1", "-mp", _media_port(), "-timeout", "30"], tmp_path)
+    result = rfc2833_call(server.sip_port, tmp_path)
     assert result.successful == 1, result.output[-2000:]
     session = server.glue.lines[0].session
     stats = wait_for(lambda: session.final_stats or None, 10, "the call to end on its worker")
@@ -181,12 +176,7 @@ def test_baresip_on_a_worker_hears_the_welcome_sends_rfc4733_keys_and_gets_multo
         keys = wait_for(lambda: _events(server, 0, "ivrreportdtmf") or None, 20, "ivrreportdtmf")
         assert [(k["dtmfCode"], k["endReason"]) for k in keys] == [("68", "maxRevCnt")]
         with httpx.Client(base_url=server.live.url, timeout=10) as client:
-            body = {"appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "Hello Bob."}]}
-            assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
-            wait_for(lambda: len(_events(server, 0, "multrpt")) == 2 or None, 20, "the second multrpt")
-            assert client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id}
-                               ).json()["code"] == "000000"
-        phone.wait_event("CALL_CLOSED")
+            say_hello_and_disconnect(server, client, phone, call_id)
         assert wait_for(lambda: line.call.end_reason or None, 10, "the BYE sent") == "local"
     finally:
         phone.close()
@@ -196,7 +186,7 @@ def test_baresip_on_a_worker_hears_the_welcome_sends_rfc4733_keys_and_gets_multo
                      ("multrpt", "complete", None), ("multrpt", "complete", None),
                      ("calldisconnectrpt", None, "disconnect"), ("callbillrpt", None, None)]
     heard, _ = sf.read(str(phone.recording("dec")), dtype="int16")
-    for text in (WELCOME["orders"][0]["voiceStr"], "Hello Bob."):
+    for text in (WELCOME["orders"][0]["voiceStr"], HELLO):
         speech = server.engine.speaker.synthesize(text)
         reference = g711.decode(g711.encode(speech, g711.PCMU), g711.PCMU)[:4000]
         assert best_correlation(heard, reference) > 0.9, text  # heard sample for sample, through the worker
@@ -229,11 +219,7 @@ def test_a_reinvite_moves_a_workers_stream_and_sip_info_keys_reach_the_applicati
                 second.send_audio(np.zeros(SAMPLES_PER_FRAME, np.int16))
 
         line = server.glue.lines[0]
-        for k, key in enumerate("47"):
-            talk(15)
-            client.request("INFO", "c-move", 3 + k, f"Signal={key}\r\nDuration=160\r\n".encode(), to_tag=tag,
-                           content_type="application/dtmf-relay")
-            assert client.wait(200, "INFO")
+        client.send_info_keys("c-move", 3, "47", tag, lambda: talk(15))
         talk(50)
         keys = wait_for(lambda: _events(server, 0, "ivrreportdtmf") or None, 15, "ivrreportdtmf")
         assert keys[0]["dtmfCode"] == "47"
@@ -267,17 +253,7 @@ def test_out_call_to_baresip_plays_on_a_worker_and_disconnect_hangs_it_up(server
             line = next(iter(server.glue.phone.lines.values()))
             wait_for(lambda: line.data.get("status") == 200 or None, 10, "the 200 OK")
             assert line.session.placed_on in (0, 1)
-            body = {"appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "Hello Bob."}]}
-            assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
-            wait_for(lambda: any(e["event"] == "multrpt" for e in server.events(call_id)) or None, 15, "multrpt")
-            assert client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id}
-                               ).json()["code"] == "000000"
-            phone.wait_event("CALL_CLOSED")
+            say_hello_and_disconnect(server, client, phone, call_id)
     finally:
         phone.close()
-    events = server.wait_received(call_id, "callbillrpt")
-    calls = [(e["event"], e.get("ansCode"), e.get("reason")) for e in events if e["event"] != "multrpt"]
-    assert calls == [("callstatrpt", 0, None), ("calldisconnectrpt", None, "disconnect"), ("callbillrpt", None, None)]
-    heard, _ = sf.read(str(phone.recording("dec")), dtype="int16")
-    hello = server.engine.speaker.synthesize("Hello Bob.")
-    assert best_correlation(heard, g711.decode(g711.encode(hello, g711.PCMU), g711.PCMU)[:4000]) > 0.9
+    check_hello_heard(server, phone, call_id)
