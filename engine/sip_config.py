@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 _NUMBER_KEYS = ("number", "appId", "autoAnswer", "welcome")
 _SIP_KEYS = ("listen", "rtpPorts", "rtpPort", "maxCalls", "record", "inactivityS", "ringTimeoutS", "allow", "users",
-             "realm", "auth", "tcp", "tcpIdleS", "tcpMaxConnections")
+             "realm", "auth", "tcp", "tcpIdleS", "tcpMaxConnections", "mediaProcesses",
+             "mediaPriority")
 #: A dialled user part: digits and the few characters numbers and SIP user names use.
 _DIALLED = re.compile(r"[A-Za-z0-9+*#._-]{1,64}")
 
@@ -45,7 +46,12 @@ class SipSettings:
     networks that may send SIP (empty: any). ``users``: name → password for digest authentication, required
     when ``auth`` or when SIP listens off loopback. ``tcp``: a TCP listener on ``listen`` too (default on);
     ``tcp_idle_s``: seconds a connection no call needs may stay silent (default 300); ``tcp_max_connections``:
-    connections at most (default 1024).
+    connections at most (default 1024). ``media_processes``: media worker processes (default 0: the calls' media
+    in the server's own media thread); N > 0: N processes, each its own media loop and one shared RTP port
+    (``rtp_port`` + 2·i when ``rtp_port`` is set, else any free one; ``rtp_ports`` is not used then), every SIP
+    call placed on the least loaded one (:mod:`engine.server.media_workers`). ``media_priority``: 0 (default:
+    ordinary scheduling) or 1-99, the workers' RTP sender threads ``SCHED_FIFO`` at that priority (needs
+    CAP_SYS_NICE, else logged and ignored; their work is bounded: one ``sendmmsg`` per group per tick).
     """
 
     listen: str = ""
@@ -62,6 +68,8 @@ class SipSettings:
     tcp: bool = True
     tcp_idle_s: float = 300.0
     tcp_max_connections: int = 1024
+    media_processes: int = 0
+    media_priority: int = 0
 
 
 def parse_listen(text: str, where: str = "--sip") -> tuple[str, int]:
@@ -144,4 +152,23 @@ def parse_sip(raw: Any, where: str) -> SipSettings:
                        seconds(raw, "inactivityS", 30.0, where), seconds(raw, "ringTimeoutS", 30.0, where),
                        _allow(raw, where), dict(users), string(raw, "realm", where) or "ipcc-engine",
                        flag(raw, "auth", False, where), flag(raw, "tcp", True, where),
-                       seconds(raw, "tcpIdleS", 300.0, where), integer(raw, "tcpMaxConnections", 1024, 1, where))
+                       seconds(raw, "tcpIdleS", 300.0, where), integer(raw, "tcpMaxConnections", 1024, 1, where),
+                       _media_processes(raw, where), _media_priority(raw, where))
+
+
+#: ``[sip] mediaProcesses`` at most.
+MAX_MEDIA_PROCESSES = 64
+
+
+def _media_processes(raw: dict[str, Any], where: str) -> int:
+    count = integer(raw, "mediaProcesses", 0, 0, where)
+    if count > MAX_MEDIA_PROCESSES:
+        raise ConfigError(f"{where}.mediaProcesses: must be 0-{MAX_MEDIA_PROCESSES} (got {count})")
+    return count
+
+
+def _media_priority(raw: dict[str, Any], where: str) -> int:
+    priority = integer(raw, "mediaPriority", 0, 0, where)
+    if priority > 99:
+        raise ConfigError(f"{where}.mediaPriority: must be 0 (none) or 1-99 (got {priority})")
+    return priority

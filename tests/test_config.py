@@ -149,6 +149,10 @@ def test_every_limit_reaches_the_part_it_bounds(tmp_path: Path, repo_root: Path)
     (_config(sip={"inactivityS": 0}), "sip.inactivityS: must be seconds"),
     (_config(sip={"allow": ["10.0.0.0/33"]}), "sip.allow"),
     (_config(sip={"users": {"alice": 1}}), "sip.users"),
+    (_config(sip={"mediaProcesses": -1}), "sip.mediaProcesses: must be an integer >= 0"),
+    (_config(sip={"mediaProcesses": 65}), "sip.mediaProcesses: must be 0-64"),
+    (_config(sip={"mediaprocesses": 2}), "did you mean 'mediaProcesses'"),
+    (_config(sip={"mediaPriority": 100}), "sip.mediaPriority: must be 0 (none) or 1-99"),
 ])
 def test_a_bad_numbers_or_sip_table_is_refused_naming_the_key(raw: dict[str, object], words: str,
                                                               tmp_path: Path) -> None:
@@ -164,6 +168,9 @@ def test_numbers_default_to_the_first_application_answered_and_welcome_is_relati
     assert config.numbers[0].app_id == "a" and config.numbers[0].auto_answer
     assert config.numbers[0].welcome == tmp_path / "hello.json"
     assert config.sip.rtp_ports is None and config.sip.inactivity_s == 30.0
+    assert config.sip.media_processes == 0
+    assert parse_config(_config(sip={"mediaProcesses": 2}), "x").sip.media_processes == 2
+    assert parse_config(_config(sip={"mediaPriority": 10}), "x").sip.media_priority == 10
     assert parse_config(_config(), "x").numbers == ()
 
 

@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from engine.server.sip_glue import attach_sip
 
         try:
-            attach_sip(app.state.engine, args.sip)
+            attach_sip(app.state.engine, args.sip, args.media_processes)
         except (OSError, ValueError) as exc:
             return fail(str(exc))
     try:  # guard: beyond loopback, every application must have a secret or an IP allow-list
@@ -73,6 +73,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _media_processes(text: str) -> int:
+    """``--media-processes N``: 0-64 worker processes."""
+    from engine.sip_config import MAX_MEDIA_PROCESSES
+
+    if not text.isdigit() or int(text) > MAX_MEDIA_PROCESSES:
+        raise argparse.ArgumentTypeError(f"must be 0-{MAX_MEDIA_PROCESSES}, got {text!r}")
+    return int(text)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``serve`` and ``check-config`` sub-commands."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -96,6 +105,8 @@ def register(subparsers: Any) -> None:
                        help="fsync the event log, journal and acknowledgements after every batch (survives a "
                             "power cut; default: written to the kernel at once, survives kill -9)")
     serve.add_argument("--sip", metavar="HOST:PORT", help="also answer SIP calls here (UDP), e.g. 127.0.0.1:5080")
+    serve.add_argument("--media-processes", type=_media_processes, default=None, metavar="N",
+                       help="SIP calls' media in N worker processes (default: [sip] mediaProcesses, 0: in-process)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=cmd_serve)

@@ -97,6 +97,8 @@ def register(app: FastAPI, engine: Engine) -> None:
         pacer = engine.board.pacer.stats()
         body = {"calls": engine.board.sizes(), "pacer": vars(pacer), "delivery": engine.delivery.stats(),
                 "guard": guard.status()}
+        if engine.board.workers is not None:  # [sip] mediaProcesses: each worker's timing and RTP counters
+            body["workers"] = engine.board.workers.stats()
         if not body["guard"]["healthy"]:  # guard: the watchdog says the media loop stalled
             return JSONResponse({"code": INTERNAL, "msg": "; ".join(body["guard"]["reasons"]), **body}, 503)
         return JSONResponse(body)

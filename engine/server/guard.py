@@ -163,3 +163,5 @@ class Guard:
         yield "pacer", vars(self.board.pacer.stats())
         yield "delivery", self.delivery.stats()
         yield "guard", self.status()
+        if self.board.workers is not None:  # [sip] mediaProcesses: each worker's figures, labelled by worker
+            yield "workers", self.board.workers.metrics()

@@ -24,6 +24,7 @@ from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
 from engine.server.call_registry import CallRegistry
 from engine.server.call_timeouts import IDLE, CallTimeouts
+from engine.server.media_remote import RemoteCalls
 from engine.server.realtime import RealTimeProcess
 from engine.wire.call_events import (
     ANSWERED,
@@ -38,6 +39,7 @@ from engine.wire.events import event_body
 
 log = logging.getLogger("engine.server.switchboard")  # the switchboard's log, as before the split
 ENDED_POLL_TICKS = 25
+EXIT_WAIT_TICKS = 250  # on exit, how long the calls on media workers may take to end (5 s)
 #: ``publish(app_id, call_id, body)``: where event bodies go (the delivery worker).
 Publisher = Callable[[str, str, dict[str, Any]], Any]
 #: ``hook(call, report)``: called on the media thread after a request's ``multrpt``.
@@ -84,10 +86,18 @@ class MediaThread:
         self.process = RealTimeProcess()  # the GIL switch interval and the collector's policy
         #: Seconds of the pacer's clock spent in ticks (CPU, and waits for the GIL or a core: the loop's duty).
         self.busy_s = 0.0
+        #: The calls playing in media worker processes (``[sip] mediaProcesses``): :mod:`engine.server.media_remote`.
+        self.remote = RemoteCalls(self)
+        self._exit_at: int | None = None  # the tick the thread stops at, after "exit"
 
     def post(self, kind: str, arg: Any) -> None:
         """Post a command for the next tick (any thread, the registry's lock held)."""
         self._commands.append((kind, arg))
+
+    def post_locked(self, kind: str, arg: Any) -> None:
+        """:meth:`post` with the registry's lock taken here (a worker's reader thread)."""
+        with self._lock:
+            self._commands.append((kind, arg))
 
     def pending(self) -> int:
         """Commands posted and not applied yet."""
@@ -136,6 +146,8 @@ class MediaThread:
         if self._timers and self._timers[0][0] <= self.media.ticks:
             self._fire_timers()
         self.process.on_tick(self.media.ticks, len(self._calls))
+        if self._exit_at is not None and (not len(self.remote) or self.media.ticks >= self._exit_at):
+            self.pacer.stop()
 
     def _fire_timers(self) -> None:
         due = [action for tick, action in self._timers if tick <= self.media.ticks]
@@ -165,23 +177,28 @@ class MediaThread:
             if call.hung_up:  # cannot happen: hang-up is posted after, and removes the call
                 self.on_event(call, RequestReport(Result.HANGUP, None, 0), call.position_samples)
             else:
-                call.pending.append(program)  # the registry already checked the limit
+                if not self.remote.submit(call_id, program):
+                    call.pending.append(program)  # the registry already checked the limit
                 self.timeouts.busy(call_id)  # no longer idle: its idle deadline is void
         elif kind == "stop":
-            self._calls[arg][0].stop()
+            if not self.remote.stop(arg):
+                self._calls[arg][0].stop()
+        elif kind.startswith("worker"):  # a media worker's report, or its death (engine.server.media_remote)
+            self.remote.apply(kind, *arg)
         elif kind == "hangup":
             self._end(*arg)
         elif kind == "after":
             samples, action = arg
             self._timers.append((self.media.ticks + -(-samples // SAMPLES_PER_FRAME), action))
             self._timers.sort(key=lambda timer: timer[0])
-        elif kind == "exit":
-            self.pacer.stop()
+        elif kind == "exit":  # the calls on workers end first (their events), for at most EXIT_WAIT_TICKS
+            self._exit_at = self.media.ticks + (EXIT_WAIT_TICKS if len(self.remote) else 0)
 
     def _add(self, call: Call, endpoint: Any) -> None:
         self._calls[call.call_id] = (call, endpoint)
         self._hooks[call.call_id] = deque()
-        self.media.add(call)
+        if not self.remote.add(call, endpoint):
+            self.media.add(call)
         info = getattr(endpoint, "info", None)
         if info is not None:
             info.answered = info.answered or self.wall_clock()
@@ -199,10 +216,29 @@ class MediaThread:
             return
         call, endpoint = entry
         self.timeouts.forget(call_id)
+        if self.remote.hang_up(call, reason):
+            return  # its worker hangs it up, then reports: finish() follows
         call.hang_up()
-        del self._calls[call_id]
-        self._hooks.pop(call_id, None)
         self.media.remove(call)  # closes the sink
+        self.finish(call_id, reason)
+
+    def entry(self, call_id: str) -> tuple[Call, Any] | None:
+        """The live call ``call_id`` and its endpoint (None: not here)."""
+        return self._calls.get(call_id)
+
+    def held(self, call_id: str) -> int:
+        """How many of the call's requests have no ``multrpt`` yet."""
+        return len(self._hooks.get(call_id, ()))
+
+    def forget(self, call_id: str) -> None:
+        """The call leaves the registry (later requests answer ``108105``)."""
+        with self._lock:
+            self.registry.forget(call_id)
+
+    def finish(self, call_id: str, reason: str) -> None:
+        """The call is over (its sink closed): the endpoint told, its events published, the ledger told."""
+        call, endpoint = self._calls.pop(call_id)
+        self._hooks.pop(call_id, None)
         self._ending = [(c, ended) for c, ended in self._ending if c is not call]
         if endpoint.on_close is not None:
             endpoint.on_close()

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LABELS = {"answers": "code", "refusals": "code", "calls_ended": "reason"}  # the others: per application
+_PART_LABELS = {"workers": "worker"}  # every figure of these parts is per media worker
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
 #: ``snapshot()``: (part, {figure: number | bool | {key: number} | other}) pairs; other values are skipped.
@@ -38,7 +39,7 @@ class EngineCollector(Collector):
                 if isinstance(value, bool | int | float):
                     yield GaugeMetricFamily(name, f"{part}: {figure}", value=float(value))
                 elif isinstance(value, dict):
-                    label = _LABELS.get(figure, "app")
+                    label = _PART_LABELS.get(part) or _LABELS.get(figure, "app")
                     family = GaugeMetricFamily(name, f"{part}: {figure} by {label}", labels=[label])
                     for key, number in value.items():
                         if isinstance(number, int | float):

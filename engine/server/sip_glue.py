@@ -13,6 +13,10 @@ answered as above; reject: ``603`` and the not-connected events; the caller hang
 ``timeout``; the engine's hang-up sends BYE. Outgoing calls and transfer: :mod:`engine.server.sip_outbound`.
 With ``[sip] record`` a call is recorded to ``<recordings>/<app>/sip-<id>.wav`` (an incoming call's id is its
 ``callId``; played audio on channel 1, the caller on channel 2).
+
+With ``[sip] mediaProcesses = N`` (or ``media_processes``) the calls' media plays in N worker processes
+(:mod:`engine.server.media_workers`): each SIP call's session is placed on the least loaded worker and its SDP
+carries that worker's RTP port; signalling, events, hooks and timers stay here (:mod:`engine.server.media_remote`).
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from engine.net.rtp_hub import RtpHub
 from engine.net.rtp_sender import carry
 from engine.net.transport import SipTransport
 from engine.server.endpoints import Endpoint, register_endpoint
+from engine.server.media_remote import WorkerHub
+from engine.server.media_workers import MediaWorker, MediaWorkers
 from engine.server.sip_outbound import OutboundCalls
 from engine.server.sip_policy import allow_list, require_auth
-from engine.server.sip_recording import recorded
+from engine.server.sip_recording import recorded, recording_path
 from engine.server.sip_welcome import Welcomes
 from engine.sip_config import Number, parse_listen
 from engine.wire.call_events import FAILED, NO_ANSWER, REASON_TIMEOUT, REJECTED, CallInfo, incoming_call_report
@@ -43,17 +49,29 @@ SEND_GROUPS = 4
 class SipGlue(OutboundCalls):
     """The phone service wired to ``engine`` (an :class:`~engine.server.app.Engine`), on ``listen`` (HOST:PORT).
 
-    ``listen`` defaults to the configuration's ``[sip] listen``.
+    ``listen`` defaults to the configuration's ``[sip] listen``; ``media_processes`` to its ``[sip]
+    mediaProcesses`` (0: the media plays in the server's media thread).
     """
 
-    def __init__(self, engine: Any, listen: str | None = None) -> None:
+    def __init__(self, engine: Any, listen: str | None = None, media_processes: int | None = None) -> None:
         self.engine = engine
         sip = engine.config.sip
         host, port = parse_listen(listen or sip.listen)
         self.default_app = next(iter(engine.config.applications))
         self.numbers: dict[str, Number] = {entry.number: entry for entry in engine.config.numbers}
         self.settings = sip
-        self.hub = RtpHub(host, sip.rtp_port, sip.max_calls, per_call_ports=sip.rtp_ports, send_groups=SEND_GROUPS)
+        count = sip.media_processes if media_processes is None else media_processes
+        self.workers: MediaWorkers | None = None
+        self.hub: Any
+        if count:
+            self.workers = MediaWorkers(count, host, sip.rtp_port, sip.max_calls, sip.rtp_ports is not None,
+                                        self._worker_report, self._worker_died, sip.media_priority)
+            self.workers.start()
+            self.hub = WorkerHub(self.workers, host, sip.rtp_ports)
+            engine.board.workers = self.workers
+        else:
+            self.hub = RtpHub(host, sip.rtp_port, sip.max_calls, per_call_ports=sip.rtp_ports,
+                              send_groups=SEND_GROUPS)
         transport = SipTransport(host, port, tcp=sip.tcp, tcp_idle_s=sip.tcp_idle_s,
                                  tcp_max_connections=sip.tcp_max_connections)
         self.phone = PhoneService(host, port, self.hub, self, inactivity_ticks=int(sip.inactivity_s * 50),
@@ -63,7 +81,8 @@ class SipGlue(OutboundCalls):
         self.lines: list[Line] = []  # every incoming line seen (tests and status read it)
         self._by_call: dict[str, Line] = {}  # engine call id → its line, until the engine call ends
         board = engine.board
-        self.rtp_sender = carry(self.hub, board.pacer)  # each tick's packets sent one period on, in groups
+        # each tick's packets sent one period on, in groups (by each worker's own sender with workers)
+        self.rtp_sender = carry(self.hub, board.pacer) if self.workers is None else None
         register_endpoint("sip", self._out_call)
         engine.call_api.referrer = self  # transfer: REFER instead of a new leg
 
@@ -73,8 +92,10 @@ class SipGlue(OutboundCalls):
             if entry.welcome is not None:
                 self.engine.pool.submit(self.welcomes.program, entry.welcome, entry.app_id)
         self.phone.start()
-        log.info("SIP on %s:%d (%s), RTP on %s:%d", *self.phone.address,
-                 "UDP" if self.phone.transport.tcp is None else "UDP and TCP", self.hub.host, self.hub.port)
+        ports = [w.port for w in self.workers.workers] if self.workers is not None else [self.hub.port]
+        log.info("SIP on %s:%d (%s), RTP on %s port %s", *self.phone.address,
+                 "UDP" if self.phone.transport.tcp is None else "UDP and TCP", self.hub.host,
+                 ", ".join(map(str, ports)))
 
     @property
     def welcomes_ready(self) -> int:
@@ -84,14 +105,30 @@ class SipGlue(OutboundCalls):
     def close(self) -> None:
         """Stop listening and sending."""
         self.phone.close()
-        self.rtp_sender.stop()
+        if self.rtp_sender is not None:
+            self.rtp_sender.stop()
+        if self.workers is not None:
+            self.workers.close()
+
+    def _worker_report(self, worker: MediaWorker, report: tuple[Any, ...]) -> None:
+        """A media worker's report (its reader thread): stats kept, the rest to the media thread."""
+        if report[0] == "stats":
+            worker.stats = report[1]
+        else:
+            self.engine.board.thread.post_locked("worker", (worker, report))
+
+    def _worker_died(self, worker: MediaWorker, call_ids: list[str]) -> None:
+        self.engine.board.thread.post_locked("worker_died", (worker, call_ids))
 
     # -- lines ----------------------------------------------------------------------------------------------
 
     def _endpoint(self, line: Line, app_id: str, call_id: str, kind: type[Endpoint] = Endpoint) -> Endpoint:
         sink: Any = line.session
         recording = ""
-        if self.settings.record:
+        if self.settings.record and self.workers is not None:  # recorded by the call's worker
+            path, recording = recording_path(Path(self.engine.settings.recordings), app_id, call_id)
+            line.session.recording = str(path.resolve())
+        elif self.settings.record:
             sink, recording = recorded(line.session, Path(self.engine.settings.recordings), app_id, call_id)
         line.data.update(app_id=app_id, call_id=call_id)
         self._by_call[call_id] = line
@@ -102,7 +139,8 @@ class SipGlue(OutboundCalls):
         """Polled by the media thread: the far end hung up (True), or RTP went quiet (hung up, reason timeout)."""
         if line.data.get("gone"):
             return True
-        if line.session.ended() and not line.data.get("inactive"):
+        quiet = line.session.ended() or getattr(line.session, "quiet", False)  # a worker's session: it says so
+        if quiet and not line.data.get("inactive"):
             line.data["inactive"] = True
             try:
                 self.engine.board.hang_up(line.data["app_id"], line.data["call_id"], REASON_TIMEOUT)
@@ -194,8 +232,11 @@ class SipGlue(OutboundCalls):
             self.phone.hang_up(line)
 
 
-def attach_sip(engine: Any, listen: str | None = None) -> SipGlue:
-    """Start SIP for ``engine`` on ``listen`` (``HOST:PORT``; default the configuration's ``[sip] listen``)."""
-    glue = SipGlue(engine, listen)
+def attach_sip(engine: Any, listen: str | None = None, media_processes: int | None = None) -> SipGlue:
+    """Start SIP for ``engine`` on ``listen`` (``HOST:PORT``; default the configuration's ``[sip] listen``).
+
+    ``media_processes``: media worker processes (default the configuration's ``[sip] mediaProcesses``).
+    """
+    glue = SipGlue(engine, listen, media_processes)
     glue.start()
     return glue

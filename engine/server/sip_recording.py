@@ -28,9 +28,15 @@ class Tee:
         self.second.close()
 
 
-def recorded(session: Any, recordings: Path, app_id: str, call_id: str) -> tuple[Any, str]:
-    """``session`` teed into ``<recordings>/<app>/sip-<call_id>.wav``; returns the sink and that relative path."""
+def recording_path(recordings: Path, app_id: str, call_id: str) -> tuple[Path, str]:
+    """Where a SIP call's recording goes (its folder made): the path and the one relative to ``recordings``."""
     recording = f"{app_folder(app_id)}/sip-{call_id}.wav"
     path = recordings / recording
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path, recording
+
+
+def recorded(session: Any, recordings: Path, app_id: str, call_id: str) -> tuple[Any, str]:
+    """``session`` teed into ``<recordings>/<app>/sip-<call_id>.wav``; returns the sink and that relative path."""
+    path, recording = recording_path(recordings, app_id, call_id)
     return Tee(session, WavSink(path)), recording

@@ -87,6 +87,8 @@ class Switchboard:
         self.media = self.thread.media
         self.pacer = self.thread.pacer
         self._lock = self.registry.lock
+        #: The media worker processes (``[sip] mediaProcesses``, set by the SIP glue; None: none).
+        self.workers: Any = None
 
     # -- HTTP side (any thread) -------------------------------------------------------------------------------
 
@@ -157,10 +159,13 @@ class Switchboard:
             self.thread.post("after", (samples, action))
 
     def sizes(self) -> dict[str, int]:
-        """Registry and media-thread sizes (for status and tests)."""
+        """Registry and media-thread sizes (for status and tests); with media workers, their calls too."""
         with self._lock:
-            return {"live_calls": self.registry.count(), "held_requests": self.registry.held_total(),
-                    "commands": self.thread.pending(), "media_calls": len(self.media.calls)}
+            sizes = {"live_calls": self.registry.count(), "held_requests": self.registry.held_total(),
+                     "commands": self.thread.pending(), "media_calls": len(self.media.calls)}
+        if self.workers is not None:  # [sip] mediaProcesses: the calls on workers, those lost with a worker
+            sizes.update(worker_calls=len(self.thread.remote), worker_calls_lost=self.thread.remote.lost)
+        return sizes
 
     def info(self, call_id: str) -> Any:
         """The live call's :class:`~engine.wire.call_events.CallInfo` (None: not live, or none)."""

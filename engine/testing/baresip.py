@@ -50,14 +50,16 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 
 def free_sip_port() -> int:
-    """A port free on 127.0.0.1 for both UDP and TCP right now (SIP listens on both)."""
+    """A port P free on 127.0.0.1 for UDP and TCP right now, and P + 1 for TCP (baresip's SIP/TLS listens there)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tls:
             udp.bind(("127.0.0.1", 0))
             port = udp.getsockname()[1]
             try:
                 tcp.bind(("127.0.0.1", port))
+                tls.bind(("127.0.0.1", port + 1))
             except OSError:
                 continue
             return port

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 from engine.net.dialog import new_branch, new_tag
 from engine.net.sip_message import SipMessage, parse_message, parse_name_addr
@@ -35,6 +36,15 @@ class SipClient:
         message = SipMessage(method=method, uri=f"sip:{user}@{host}:{port}", headers=headers, body=body)
         self.sock.sendto(message.to_bytes(), self.server)
         return branch
+
+    def send_info_keys(self, call_id: str, first_cseq: int, keys: str, to_tag: str,
+                       before_each: Callable[[], None]) -> None:
+        """Each of ``keys`` by SIP INFO (``application/dtmf-relay``, 160 ms) after ``before_each()``, answered 200."""
+        for k, key in enumerate(keys):
+            before_each()
+            self.request("INFO", call_id, first_cseq + k, f"Signal={key}\r\nDuration=160\r\n".encode(), to_tag=to_tag,
+                         content_type="application/dtmf-relay")
+            assert self.wait(200, "INFO")
 
     def wait(self, status: int, method: str = "", timeout_s: float = 10.0) -> SipMessage:
         """The first response with ``status`` (to ``method`` when given), reading what arrives meanwhile."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.net import g711
-from engine.testing.baresip import free_sip_port
+from engine.testing.baresip import free_port, free_sip_port
 
 SIPP = shutil.which("sipp")
 PCAP_DIR = Path("/usr/share/sip-tester")
@@ -163,3 +163,15 @@ class Sipp:
 def run_sipp(args: list[str], workdir: Path, timeout_s: float = 120.0) -> SippResult:
     """Run ``sipp ARGS`` in ``workdir`` until it ends; its statistics."""
     return Sipp(args, workdir).finish(timeout_s)
+
+
+def media_port() -> str:
+    """A free even port for sipp's media (it counts up from there, a pair per call)."""
+    return str(2 * (free_port() // 2))
+
+
+def rfc2833_call(sip_port: int, workdir: Path) -> SippResult:
+    """One sipp call to ``10086`` that replays sipp's RFC 2833 key ``7`` (its shipped pcap) after 500 ms."""
+    scenario = uac_scenario(workdir / "uac.xml", pause_ms=3000, pcap=PCAP_DIR / "dtmf_2833_7.pcap", pcap_after_ms=500)
+    return run_sipp(["-sf", str(scenario), f"127.0.0.1:{sip_port}", "-s", "10086", "-i", "127.0.0.1", "-m", "1",
+                     "-l", "1", "-mp", media_port(), "-timeout", "30"], workdir)

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import soundfile as sf
 
@@ -15,6 +14,8 @@ from engine.dtmf.tones import place_tones
 from engine.format import seconds_to_samples
 from engine.net import g711
 from engine.testing.baresip import BARESIP, Baresip
+from engine.testing.correlation import best_correlation
+from engine.testing.phone_calls import check_hello_heard, say_hello_and_disconnect
 from engine.testing.server import wait_for
 from engine.testing.sip_server import WELCOME, SipServer
 
@@ -33,15 +34,6 @@ def _mic(path: Path, seconds: float, keys: list[tuple[str, float]]) -> Path:
                         level_dbm0=-8)
     sf.write(str(path), audio, 8000, subtype="PCM_16")
     return path
-
-
-def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:
-    """The largest normalised cross-correlation of ``reference`` against any stretch of ``recording``."""
-    rec, ref = recording.astype(np.float64), reference.astype(np.float64)
-    n = 1 << int(np.ceil(np.log2(len(rec) + len(ref))))
-    corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)[: len(rec) - len(ref) + 1]
-    energy = np.convolve(rec**2, np.ones(len(ref)), "valid")
-    return float(np.max(corr / np.sqrt(energy * np.sum(ref**2) + 1e-9)))
 
 
 @pytest.mark.parametrize("transport", ["", ";transport=tcp"], ids=["udp", "tcp"])
@@ -74,7 +66,7 @@ def test_baresip_calls_hears_the_welcome_and_its_two_keys_reach_the_application(
     prompt = server.engine.speaker.synthesize(WELCOME["orders"][0]["voiceStr"])
     prompt = g711.decode(g711.encode(prompt, g711.PCMU), g711.PCMU)
     first_second = prompt[: seconds_to_samples(1.0)]
-    assert _best_correlation(heard, first_second) > 0.9  # the phone heard the engine's speech, sample for sample
+    assert best_correlation(heard, first_second) > 0.9  # the phone heard the engine's speech, sample for sample
 
 
 @pytest.mark.parametrize("transport", ["", ";transport=tcp"], ids=["udp", "tcp"])
@@ -93,19 +85,9 @@ def test_out_call_rings_an_auto_answering_baresip_and_disconnect_hangs_it_up(ser
             assert line.call.remote.transport == ("tcp" if transport else "udp")
             wait_for(lambda: line.session.slot >= 0 and server.glue.hub.received[line.session.slot] >= 25 or None,
                      10, "the phone's audio")
-            body = {"appId": DEMO_APP_ID, "callId": call_id, "orders": [{"playFlag": 0, "voiceStr": "Hello Bob."}]}
-            assert client.post("/ipcc/call/multOrders", json=body).json()["code"] == "000000"
-            wait_for(lambda: any(e["event"] == "multrpt" for e in server.events(call_id)) or None, 15, "multrpt")
-            assert client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id}
-                               ).json()["code"] == "000000"
-            closed = phone.wait_event("CALL_CLOSED")
+            closed = say_hello_and_disconnect(server, client, phone, call_id)
             assert closed["direction"] == "incoming"
             assert line.call.end_reason == "local"
     finally:
         phone.close()
-    events = server.wait_received(call_id, "callbillrpt")
-    calls = [(e["event"], e.get("ansCode"), e.get("reason")) for e in events if e["event"] != "multrpt"]
-    assert calls == [("callstatrpt", 0, None), ("calldisconnectrpt", None, "disconnect"), ("callbillrpt", None, None)]
-    heard, _ = sf.read(str(phone.recording("dec")), dtype="int16")
-    hello = server.engine.speaker.synthesize("Hello Bob.")
-    assert _best_correlation(heard, g711.decode(g711.encode(hello, g711.PCMU), g711.PCMU)[:4000]) > 0.9
+    check_hello_heard(server, phone, call_id)

@@ -118,11 +118,7 @@ def test_keys_by_sip_info_reach_the_application(server: SipServer, client: SipCl
                 wait_for(lambda t=tick: hub.ticks > t or None, 10, "a tick")
 
         wait_for(lambda: server.engine.board.sizes()["held_requests"] or None, 20, "the welcome to be queued")
-        for k, key in enumerate("47"):
-            talk(15)
-            client.request("INFO", "c-info", 2 + k, f"Signal={key}\r\nDuration=160\r\n".encode(), to_tag=tag,
-                           content_type="application/dtmf-relay")
-            assert client.wait(200, "INFO")
+        client.send_info_keys("c-info", 2, "47", tag, lambda: talk(15))
         talk(50)
         keys = wait_for(lambda: [e for e in server.events(line.data["call_id"]) if e["event"] == "ivrreportdtmf"]
                         or None, 15, "ivrreportdtmf")

@@ -18,11 +18,19 @@ import pytest
 from engine.config import DEMO_APP_ID
 from engine.dtmf.tones import place_tones
 from engine.format import seconds_to_samples
-from engine.testing.baresip import free_port
 from engine.testing.platform import check_against_table, markdown_tables
 from engine.testing.server import wait_for
 from engine.testing.sip_server import SipServer
-from engine.testing.sipp import PCAP_DIR, SIPP, Sipp, ringing_uas_scenario, run_sipp, uac_scenario, write_ulaw
+from engine.testing.sipp import (
+    SIPP,
+    Sipp,
+    media_port,
+    rfc2833_call,
+    ringing_uas_scenario,
+    run_sipp,
+    uac_scenario,
+    write_ulaw,
+)
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (apt sip-tester) is not installed")
 
@@ -34,9 +42,6 @@ def server(tmp_path: Path) -> Iterator[SipServer]:
     server.close()
 
 
-def _media_port() -> str:
-    """A free even port for sipp's media (it counts up from there, a pair per call)."""
-    return str(2 * (free_port() // 2))
 
 
 def _keys_of(server: SipServer, line_index: int = 0) -> list[dict]:
@@ -52,7 +57,7 @@ def test_a_sipp_caller_hears_the_welcome_and_its_in_band_keys_reach_the_applicat
     stream = write_ulaw(tmp_path / "caller.ulaw", audio)
     scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=4500, stream=stream)
     result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
-                       "-m", "1", "-l", "1", "-mp", _media_port(), "-timeout", "30", "-t", transport], tmp_path)
+                       "-m", "1", "-l", "1", "-mp", media_port(), "-timeout", "30", "-t", transport], tmp_path)
     assert result.successful == 1 and result.failed == 0, result.output[-2000:]
     tcp = server.glue.phone.transport.tcp
     assert tcp is not None
@@ -70,10 +75,7 @@ def test_a_sipp_caller_hears_the_welcome_and_its_in_band_keys_reach_the_applicat
 
 
 def test_rfc2833_keys_replayed_from_sipps_pcap_from_port_0(server: SipServer, tmp_path: Path) -> None:
-    scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=3000, pcap=PCAP_DIR / "dtmf_2833_7.pcap",
-                            pcap_after_ms=500)
-    result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
-                       "-m", "1", "-l", "1", "-mp", _media_port(), "-timeout", "30"], tmp_path)
+    result = rfc2833_call(server.sip_port, tmp_path)
     assert result.successful == 1, result.output[-2000:]
     line = server.glue.lines[0]
     assert line.session.events.count == 1
@@ -101,7 +103,7 @@ def test_load_200_concurrent_calls_with_media_and_keys(server: SipServer, tmp_pa
     stream = write_ulaw(tmp_path / "caller.ulaw", audio)
     scenario = uac_scenario(tmp_path / "uac.xml", pause_ms=3500, stream=stream)
     result = run_sipp(["-sf", str(scenario), f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1",
-                       "-m", "200", "-l", "200", "-r", "200", "-mp", _media_port(), "-timeout", "60"], tmp_path, 90)
+                       "-m", "200", "-l", "200", "-r", "200", "-mp", media_port(), "-timeout", "60"], tmp_path, 90)
     assert result.successful == 200 and result.failed == 0, result.output[-2000:]
     wait_for(lambda: len(server.glue.lines) == 200 and all(_keys_of(server, i) for i in range(200)) or None, 20,
              "every call's keys")
