@@ -25,6 +25,7 @@ from engine.server.limits import AppGate, GuardSettings
 from engine.server.slots import PreparationSlots
 from engine.server.switchboard import Switchboard
 from engine.server.watchdog import Health, Watchdog
+from engine.wire.parsed import ParsedText
 from engine.wire.request import error_response, ids_of
 
 #: The engine's long-lived threads, by name: ``/ipcc/status`` says whether each runs (``guard.threads``).
@@ -75,15 +76,16 @@ class Guard:
         health = self.watchdog.health()
         return "" if health.headroom else "; ".join(health.why())
 
-    def admit_post(self, client_ip: str | None, headers: Mapping[str, str],
-                   body: bytes) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    def admit_post(self, client_ip: str | None, headers: Mapping[str, str], body: bytes,
+                   text: ParsedText | None = None) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The refusal to answer a POST with (authentication, then rate) or None to go on, and the body's ids.
 
-        The ids: ``appId`` / ``callId``, read once ("" where absent or not text).
+        The ids: ``appId`` / ``callId``, read once ("" where absent or not text), from ``text`` when it is given
+        (``body`` parsed already: :func:`~engine.wire.parsed.parse_once`).
         """
         self.yield_to_media()
         try:
-            ids = ids_of(body)
+            ids = ids_of(body if text is None else text)
         except Exception:  # e.g. RecursionError on absurd nesting: the body's checks will answer it
             ids = {"appId": "", "callId": ""}
         try:

@@ -21,8 +21,9 @@ from typing import Any
 from engine.core.orders import DTMF_KEYS, KeyCollection, MultOrders, Order, PlayKind
 from engine.errors import EngineError, RequestError
 from engine.format import seconds_to_samples
-from engine.wire.body import MAX_DIGITS, Fields, JsonLimits, fields_of, is_text, parse_json
+from engine.wire.body import MAX_DIGITS, Fields, JsonLimits, fields_of, is_text
 from engine.wire.messages import without_paths
+from engine.wire.parsed import DEFAULT_LIMITS, ParsedText, parse_fields
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ ORDER_FIELDS = ("playFlag", "voiceStr", "playTime", "spaceTime", "getkey", "maxR
 MULT_ORDERS_FIELDS = ("appId", "callId", "playtime", "orders")
 PLAY_FIELDS = ("appId", "callId", "flag", *ORDER_FIELDS)
 MAX_NOTED_FIELDS = 10_000
-DEFAULT_LIMITS = JsonLimits()
 _SHOWN_CHARS = 40
 
 
@@ -58,19 +58,21 @@ def decode_body(body: bytes | str | Mapping[str, Any], limits: JsonLimits = DEFA
     """Parse a request body (bytes are UTF-8) into :class:`Fields` within ``limits``.
 
     Raises ``RequestError`` when the body is not JSON, not an object, over the limits, or has a key twice after
-    trimming and case folding. A mapping is taken as already decoded.
+    trimming and case folding. A mapping is taken as already decoded, a :class:`ParsedText` of the same limits
+    as already parsed.
     """
     if isinstance(body, Mapping):
         return fields_of(body)
+    if isinstance(body, ParsedText) and body.limits == limits:
+        if body.error is not None:
+            raise body.error
+        return body.fields  # type: ignore[return-value]  # set whenever error is None
     if isinstance(body, bytes):
         try:
             body = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RequestError("body", f"not valid JSON (not UTF-8 at byte {exc.start})") from None
-    value = parse_json(body, limits)
-    if not isinstance(value, Fields):
-        raise RequestError("body", f"must be a JSON object, got {type(value).__name__}")
-    return value
+    return parse_fields(body, limits)
 
 
 class UnknownFields:
