@@ -97,17 +97,24 @@ class Guard:
         return None, ids
 
     def yield_to_media(self) -> None:
-        """Give the GIL up for :data:`YIELD_S` when the media loop is more than a frame behind (real time only).
+        """Let the media thread's tick run alone (real time only).
 
-        The GIL is shared fairly; a burst of requests would take half of it from a loop that is catching up.
-        Sleeping here (on the event loop) lets the media thread run its late ticks back to back: the requests of
-        the burst wait a little, the calls do not. At most once per frame period, so that HTTP keeps the rest
-        of the time (a loop that stays behind is admission's business, not a queue of sleeping requests).
+        A request that arrives during a tick on time waits for it to end, at most a frame period
+        (:meth:`~engine.server.realtime.RealTimeProcess.wait_for_tick`: no GIL convoy; HTTP runs between ticks).
+        When the loop is more than a frame behind, the GIL is given up for :data:`YIELD_S`: the GIL is shared
+        fairly, and a burst of requests would take half of it from a loop that is catching up; sleeping here (on
+        the event loop) lets the media thread run its late ticks back to back. At most once per frame period, so
+        that HTTP keeps the rest of the time (a loop that stays behind is admission's business, not a queue of
+        sleeping requests).
         """
+        if not self.watchdog.judges_headroom:
+            return
         pacer = self.board.pacer
         now = pacer.clock.now()
-        if self.watchdog.judges_headroom and now - pacer.deadline_s > pacer.period_s \
-                and now - self._yielded_at_s >= pacer.period_s:
+        if now - pacer.deadline_s <= pacer.period_s:
+            self.board.thread.process.wait_for_tick(lambda: 0 <= pacer.clock.now() - pacer.deadline_s <= pacer.period_s,
+                                                    pacer.period_s)
+        elif now - self._yielded_at_s >= pacer.period_s:
             self._yielded_at_s = now
             self.yields += 1
             time.sleep(YIELD_S)
