@@ -32,6 +32,8 @@ from engine.wire.request import error_response, ids_of
 ENGINE_THREADS = ("ipcc-media", "ipcc-delivery", "ipcc-watchdog")
 #: How long a POST gives the GIL up (s) when the media loop is more than a frame behind its deadlines.
 YIELD_S = 0.002
+#: How long the POSTs arriving during one media tick wait for it to end, at most (s; half a frame period).
+TICK_WAIT_S = 0.010
 T = TypeVar("T")
 
 
@@ -99,7 +101,7 @@ class Guard:
     def yield_to_media(self) -> None:
         """Let the media thread's tick run alone (real time only).
 
-        A request that arrives during a tick on time waits for it to end, at most a frame period
+        A request that arrives during a tick on time waits for it to end, at most :data:`TICK_WAIT_S` per tick
         (:meth:`~engine.server.realtime.RealTimeProcess.wait_for_tick`: no GIL convoy; HTTP runs between ticks).
         When the loop is more than a frame behind, the GIL is given up for :data:`YIELD_S`: the GIL is shared
         fairly, and a burst of requests would take half of it from a loop that is catching up; sleeping here (on
@@ -113,7 +115,7 @@ class Guard:
         now = pacer.clock.now()
         if now - pacer.deadline_s <= pacer.period_s:
             self.board.thread.process.wait_for_tick(lambda: 0 <= pacer.clock.now() - pacer.deadline_s <= pacer.period_s,
-                                                    pacer.period_s)
+                                                    TICK_WAIT_S)
         elif now - self._yielded_at_s >= pacer.period_s:
             self._yielded_at_s = now
             self.yields += 1

@@ -23,7 +23,8 @@ A third thing is the HTTP side's to do: **not to contend with a tick.** Every la
 releases the GIL and must take it back; while the event loop is busy that takes up to a switch interval each
 time, a convoy that stretches the tick and costs both threads forced switches. :meth:`RealTimeProcess.on_tick`
 counts the ticks that ended, and :meth:`RealTimeProcess.wait_for_tick` lets a request that arrives during a
-tick wait (the GIL released) until the tick ends, at most ``bound_s``: HTTP work then runs between ticks.
+tick wait (the GIL released) until the tick ends, at most ``bound_s`` per tick: HTTP work then runs between
+ticks.
 
 :meth:`RealTimeProcess.stats` counts the freezes, the full collections and what they found (``/ipcc/status``).
 """
@@ -78,6 +79,7 @@ class RealTimeProcess:
         self._stats = CollectorStats()
         self._ticked = threading.Condition()
         self.ticks_ended = 0
+        self._outlasted = -1  # the count of ticks ended when a wait last ran out (that tick is not waited for again)
 
     def start(self) -> None:
         """Set the switch interval and freeze what start-up made (modules, the web framework's objects)."""
@@ -110,13 +112,20 @@ class RealTimeProcess:
         stats.freezes += 1
 
     def wait_for_tick(self, ticking: Callable[[], bool], bound_s: float) -> None:
-        """While a tick runs (``ticking()``, read off the pacer), wait for it to end, at most ``bound_s``."""
+        """While a tick runs (``ticking()``, read off the pacer), wait for it to end, at most ``bound_s``.
+
+        The bound is per tick, not per request: once a wait for a tick ran out, the requests after it do not wait
+        for that tick again (a long tick delays the event loop by ``bound_s`` once, not once per queued request).
+        """
         with self._ticked:
             if not ticking():  # asked with the lock held: a tick that ends now is counted after this
                 return
             ended = self.ticks_ended
+            if ended == self._outlasted:  # this tick outlasted a wait already: the next requests go on
+                return
             self._stats.waits_for_tick += 1
-            self._ticked.wait_for(lambda: self.ticks_ended != ended, bound_s)
+            if not self._ticked.wait_for(lambda: self.ticks_ended != ended, bound_s):
+                self._outlasted = ended
 
     def stats(self) -> CollectorStats:
         """A copy of the counters, with the objects frozen now."""

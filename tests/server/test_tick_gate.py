@@ -38,3 +38,18 @@ def test_the_wait_is_bounded_and_only_during_a_tick() -> None:
     stuck = _waiter(process, True, 0.01)  # a tick that does not end: the bound
     stuck.join(LONG_S / 2)
     assert not stuck.is_alive() and process.stats().waits_for_tick == 1 and process.ticks_ended == 0
+
+
+def test_a_tick_that_outlasts_one_wait_is_not_waited_for_again() -> None:
+    process = RealTimeProcess()
+    first = _waiter(process, True, 0.01)  # the tick does not end within the bound
+    first.join(LONG_S / 2)
+    second = _waiter(process, True, LONG_S)  # the same tick still runs: the next request goes on at once
+    second.join(LONG_S / 2)
+    assert not second.is_alive() and process.stats().waits_for_tick == 1
+    process.on_tick(1, 10)  # the next tick: waited for again
+    third = _waiter(process, True, LONG_S)
+    wait_for(lambda: process.stats().waits_for_tick == 2, what="the request waiting for the next tick")
+    process.on_tick(2, 10)
+    third.join(LONG_S / 2)
+    assert not third.is_alive()
