@@ -67,6 +67,7 @@ class Engine:
         limits = self.config.limits
         self.max_body_bytes = settings.max_body_bytes or limits.body_bytes
         self.max_upload_bytes = settings.max_upload_bytes or limits.upload_bytes
+        self.json_limits = self.config.json_limits
         self.wall_clock = wall_clock
         self.library = VoiceLibrary(settings.voices, max_file_seconds=limits.file_seconds,
                                     max_file_bytes=limits.file_bytes, cache_bytes=limits.library_cache_bytes)
@@ -111,7 +112,7 @@ class Engine:
 
     def decode(self, body: str) -> Fields:
         """A body's fields, within the configuration's JSON limits."""
-        return decode_body(body, self.config.json_limits)
+        return decode_body(body, self.json_limits)
 
     # -- actions: the body's text in, the answer out (run on the pool) -------------------------------------
 

@@ -29,7 +29,7 @@ from engine.errors import INTERNAL, OK, UNKNOWN_CALL
 from engine.media.pacer import Clock
 from engine.server import call_api, docs, upload
 from engine.server.actions import Engine, HookFactory
-from engine.server.http import add_post, install_error_answers
+from engine.server.http import IpccApp, add_post, install_error_answers
 from engine.server.metrics import CONTENT_TYPE, exposition, registry_for
 from engine.server.settings import ServerSettings, delivery_concurrency
 from engine.tts.synthesizer import SpeechSource
@@ -56,7 +56,7 @@ def create_app(settings: ServerSettings | None = None, *, speaker: SpeechSource 
         finally:
             await asyncio.get_running_loop().run_in_executor(None, engine.close)
 
-    app = FastAPI(title="ipcc-engine", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = IpccApp(title="ipcc-engine", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="The IPCC cloud call-centre API (multOrders and its sibling endpoints).")
     app.state.engine = engine
     install_error_answers(app)

@@ -25,12 +25,15 @@ from engine.server.limits import AppGate, GuardSettings
 from engine.server.slots import PreparationSlots
 from engine.server.switchboard import Switchboard
 from engine.server.watchdog import Health, Watchdog
+from engine.wire.parsed import ParsedText
 from engine.wire.request import error_response, ids_of
 
 #: The engine's long-lived threads, by name: ``/ipcc/status`` says whether each runs (``guard.threads``).
 ENGINE_THREADS = ("ipcc-media", "ipcc-delivery", "ipcc-watchdog")
 #: How long a POST gives the GIL up (s) when the media loop is more than a frame behind its deadlines.
 YIELD_S = 0.002
+#: How long the POSTs arriving during one media tick wait for it to end, at most (s; half a frame period).
+TICK_WAIT_S = 0.010
 T = TypeVar("T")
 
 
@@ -75,15 +78,16 @@ class Guard:
         health = self.watchdog.health()
         return "" if health.headroom else "; ".join(health.why())
 
-    def admit_post(self, client_ip: str | None, headers: Mapping[str, str],
-                   body: bytes) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    def admit_post(self, client_ip: str | None, headers: Mapping[str, str], body: bytes,
+                   text: ParsedText | None = None) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The refusal to answer a POST with (authentication, then rate) or None to go on, and the body's ids.
 
-        The ids: ``appId`` / ``callId``, read once ("" where absent or not text).
+        The ids: ``appId`` / ``callId``, read once ("" where absent or not text), from ``text`` when it is given
+        (``body`` parsed already: :func:`~engine.wire.parsed.parse_once`).
         """
         self.yield_to_media()
         try:
-            ids = ids_of(body)
+            ids = ids_of(body if text is None else text)
         except Exception:  # e.g. RecursionError on absurd nesting: the body's checks will answer it
             ids = {"appId": "", "callId": ""}
         try:
@@ -95,17 +99,24 @@ class Guard:
         return None, ids
 
     def yield_to_media(self) -> None:
-        """Give the GIL up for :data:`YIELD_S` when the media loop is more than a frame behind (real time only).
+        """Let the media thread's tick run alone (real time only).
 
-        The GIL is shared fairly; a burst of requests would take half of it from a loop that is catching up.
-        Sleeping here (on the event loop) lets the media thread run its late ticks back to back: the requests of
-        the burst wait a little, the calls do not. At most once per frame period, so that HTTP keeps the rest
-        of the time (a loop that stays behind is admission's business, not a queue of sleeping requests).
+        A request that arrives during a tick on time waits for it to end, at most :data:`TICK_WAIT_S` per tick
+        (:meth:`~engine.server.realtime.RealTimeProcess.wait_for_tick`: no GIL convoy; HTTP runs between ticks).
+        When the loop is more than a frame behind, the GIL is given up for :data:`YIELD_S`: the GIL is shared
+        fairly, and a burst of requests would take half of it from a loop that is catching up; sleeping here (on
+        the event loop) lets the media thread run its late ticks back to back. At most once per frame period, so
+        that HTTP keeps the rest of the time (a loop that stays behind is admission's business, not a queue of
+        sleeping requests).
         """
+        if not self.watchdog.judges_headroom:
+            return
         pacer = self.board.pacer
         now = pacer.clock.now()
-        if self.watchdog.judges_headroom and now - pacer.deadline_s > pacer.period_s \
-                and now - self._yielded_at_s >= pacer.period_s:
+        if now - pacer.deadline_s <= pacer.period_s:
+            self.board.thread.process.wait_for_tick(lambda: 0 <= pacer.clock.now() - pacer.deadline_s <= pacer.period_s,
+                                                    TICK_WAIT_S)
+        elif now - self._yielded_at_s >= pacer.period_s:
             self._yielded_at_s = now
             self.yields += 1
             time.sleep(YIELD_S)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -22,27 +22,62 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from engine.errors import BAD_REQUEST, INTERNAL, BusyError, RequestError
-from engine.wire.body import decode_text
+from engine.wire.body import JsonLimits, decode_text
 from engine.wire.openapi import IpccResponse, request_body
+from engine.wire.parsed import ParsedText, parse_once
 from engine.wire.request import error_response, response
 
 log = logging.getLogger(__name__)
 #: An action: the body's text in, the answer out (None: "not on this path", the fast path's way).
 Action = Callable[[str], dict[str, Any] | None]
+#: A POST route's endpoint: the request in, the response out.
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class IpccApp(FastAPI):
+    """FastAPI that serves the routes of :func:`add_post` directly: no router, no middleware stack per request.
+
+    FastAPI's stack (error, telemetry and body-limit middlewares, routing, dependency solving) cost the contract's
+    POSTs more CPU than their own work, all of it under the GIL the media thread needs. Those routes answer every
+    outcome themselves (the contract's JSON; an unexpected exception ``108104``, logged, as
+    :func:`install_error_answers` does), so nothing of the stack applies to them. Every other request, and these
+    paths under a ``root_path``, go through FastAPI as usual; the routes stay registered with it (OpenAPI).
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.direct_posts: dict[str, Endpoint] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a POST of a direct route at once, anything else through FastAPI."""
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path") \
+                and not self.root_path and (endpoint := self.direct_posts.get(scope["path"])) is not None:
+            scope["app"] = self
+            request = Request(scope, receive)
+            try:
+                answer = await endpoint(request)
+            except Exception as exc:
+                answer = internal_failure(request, exc)
+            await answer(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class Answering(Protocol):
     """What :func:`add_post` needs of the engine: a body limit, a pool, a guard, and a safe way to run an action.
 
-    ``guard`` (:class:`~engine.server.guard.Guard`): ``admit_post(host, headers, raw_body)`` answers a refusal (who
-    may post, how often) or None, and the body's ids; ``prepared(app_id, start)`` runs pool work in one of the
-    application's preparation slots; ``count(answer)`` counts answers by code.
+    ``guard`` (:class:`~engine.server.guard.Guard`): ``admit_post(host, headers, raw_body, text)`` answers a
+    refusal (who may post, how often) or None, and the body's ids (read from ``text`` when it is parsed already);
+    ``prepared(app_id, start)`` runs pool work in one of the application's preparation slots; ``count(answer)``
+    counts answers by code. ``json_limits``: the bodies' JSON limits.
     """
 
     pool: Any
     guard: Any
+    json_limits: JsonLimits
 
     @property
     def max_body_bytes(self) -> int:
@@ -86,10 +121,13 @@ def add_post(app: FastAPI, engine: Answering, path: str, model: type, action: Ac
             return JSONResponse(error_response(exc), headers={"Connection": "close"})
         except ClientDisconnect:
             return Response(status_code=400)
-        answer, ids = engine.guard.admit_post(request.client.host if request.client else None, request.headers, raw)
+        content_type = request.headers.get("content-type")
+        text = parse_once(raw, content_type, engine.json_limits)  # the ids and the action's fields: one decoding
+        answer, ids = engine.guard.admit_post(request.client.host if request.client else None, request.headers, raw,
+                                              text)
         if answer is None:
             try:
-                answer = await _answer(engine, raw, request.headers.get("content-type"), action, inline, fast,
+                answer = await _answer(engine, text or raw, content_type, action, inline, fast,
                                        ids["appId"] if prepares else None)
             except BusyError as exc:  # no preparation slot
                 answer = response(exc.code, str(exc), ids["appId"], ids["callId"])
@@ -97,20 +135,25 @@ def add_post(app: FastAPI, engine: Answering, path: str, model: type, action: Ac
         return JSONResponse(answer)
 
     endpoint.__name__ = path.rsplit("/", 1)[-1]
+    if isinstance(app, IpccApp):
+        app.direct_posts[path] = endpoint
     app.add_api_route(path, endpoint, methods=["POST"], response_model=IpccResponse, summary=summary,
                       openapi_extra=request_body(model))
 
 
-async def _answer(engine: Answering, raw: bytes, content_type: str | None, action: Action, inline: bool,
-                  fast: Action | None, slot_of: str | None) -> dict[str, Any] | None:
-    """The answer to an admitted body: decoded by its charset, then ``fast``, inline or on the pool.
+async def _answer(engine: Answering, raw: bytes | ParsedText, content_type: str | None, action: Action,
+                  inline: bool, fast: Action | None, slot_of: str | None) -> dict[str, Any] | None:
+    """The answer to an admitted body: decoded by its charset (unless parsed already), then ``fast``, inline or pool.
 
     On the pool, in a preparation slot of the application ``slot_of`` (None: no slot).
     """
-    try:
-        body = decode_text(raw, content_type)
-    except RequestError as exc:
-        return error_response(exc)
+    if isinstance(raw, ParsedText):
+        body: str = raw
+    else:
+        try:
+            body = decode_text(raw, content_type)
+        except RequestError as exc:
+            return error_response(exc)
     if inline:
         return engine.answer(action, body)
     if fast is not None and (answer := engine.answer(fast, body)) is not None:
@@ -124,6 +167,12 @@ async def _answer(engine: Answering, raw: bytes, content_type: str | None, actio
 def contract_error(code: str, msg: str) -> JSONResponse:
     """An HTTP 200 answer with the contract's fields."""
     return JSONResponse(response(code, msg))
+
+
+def internal_failure(request: Request, exc: Exception) -> Response:
+    """The answer to an unexpected exception: ``108104`` naming its type, logged with its traceback."""
+    log.error("internal failure on %s %s", request.method, request.url.path[:100], exc_info=exc)
+    return contract_error(INTERNAL, f"internal failure: {type(exc).__name__}")
 
 
 def install_error_answers(app: FastAPI) -> None:
@@ -145,8 +194,7 @@ def install_error_answers(app: FastAPI) -> None:
         return contract_error(BAD_REQUEST, f"{field}: {first.get('msg', 'is not valid')}")
 
     async def internal_error(request: Request, exc: Exception) -> Response:
-        log.error("internal failure on %s %s", request.method, request.url.path[:100], exc_info=exc)
-        return contract_error(INTERNAL, f"internal failure: {type(exc).__name__}")
+        return internal_failure(request, exc)
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

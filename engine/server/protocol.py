@@ -37,7 +37,10 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Accept the connection (or close it over the cap) and start the header deadline."""
-        self._read_deadline: asyncio.TimerHandle | None = None
+        self._deadline_s: float | None = None  # on the loop's clock; None: no deadline now
+        self._deadline_what = ""
+        self._timer: asyncio.TimerHandle | None = None  # fires at ``_timer_at_s``, no later than the deadline
+        self._timer_at_s = 0.0
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             type(self).refused += 1
@@ -48,25 +51,41 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm(self.header_timeout_s, "headers")
 
     def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._read_deadline = self.loop.call_later(seconds, self._expire, what)
+        """Set the deadline; a timer is made only when none fires by then (not two per request)."""
+        deadline_s = self.loop.time() + seconds
+        self._deadline_s, self._deadline_what = deadline_s, what
+        if self._timer is None or self._timer_at_s > deadline_s:
+            self._schedule(deadline_s)
+
+    def _schedule(self, at_s: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at_s = at_s
+        self._timer = self.loop.call_at(at_s, self._check)
 
     def _disarm(self) -> None:
-        if self._read_deadline is not None:
-            self._read_deadline.cancel()
-            self._read_deadline = None
+        self._deadline_s = None  # the pending timer finds no deadline and lapses
 
-    def _expire(self, what: str) -> None:
-        self._read_deadline = None
+    def _check(self) -> None:
+        """The timer: close the connection if its deadline passed, else wait for the deadline it has now."""
+        self._timer = None
+        deadline_s = self._deadline_s
+        if deadline_s is None:
+            return
+        if deadline_s > self.loop.time():
+            self._schedule(deadline_s)
+            return
+        self._deadline_s = None
         if not self.transport.is_closing():
             type(self).closed_slow += 1
-            log.info("connection from %s closed: %s not received in time", self.client and self.client[0], what)
+            log.info("connection from %s closed: %s not received in time", self.client and self.client[0],
+                     self._deadline_what)
             self.transport.close()
 
     def on_message_begin(self) -> None:
         """A request starts: its headers must come within the header deadline."""
         super().on_message_begin()
-        if self._read_deadline is None:
+        if self._deadline_s is None:
             self._arm(self.header_timeout_s, "headers")
 
     def on_headers_complete(self) -> None:
@@ -80,8 +99,11 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the deadline with the connection."""
-        self._disarm()
+        """Forget the deadline and its timer with the connection."""
+        self._deadline_s = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
 

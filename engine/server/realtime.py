@@ -19,6 +19,13 @@ make its frames late when the server is under HTTP load; :class:`RealTimeProcess
   unfrozen, collected in full and frozen again. The policy is the process's (the collector is): several
   servers in one process (tests) each apply it.
 
+A third thing is the HTTP side's to do: **not to contend with a tick.** Every large NumPy operation of a tick
+releases the GIL and must take it back; while the event loop is busy that takes up to a switch interval each
+time, a convoy that stretches the tick and costs both threads forced switches. :meth:`RealTimeProcess.on_tick`
+counts the ticks that ended, and :meth:`RealTimeProcess.wait_for_tick` lets a request that arrives during a
+tick wait (the GIL released) until the tick ends, at most ``bound_s`` per tick: HTTP work then runs between
+ticks.
+
 :meth:`RealTimeProcess.stats` counts the freezes, the full collections and what they found (``/ipcc/status``).
 """
 
@@ -26,6 +33,8 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: The GIL switch interval of a real-time process (s): CPython's default is 5 ms.
@@ -50,6 +59,7 @@ class CollectorStats:
     full_collections: int = 0
     last_found: int = 0
     frozen: int = 0
+    waits_for_tick: int = 0  # requests that waited for a tick to end
 
 
 class RealTimeProcess:
@@ -67,6 +77,9 @@ class RealTimeProcess:
         self._full_at_tick = 0
         self._frozen_after_full = 0
         self._stats = CollectorStats()
+        self._ticked = threading.Condition()
+        self.ticks_ended = 0
+        self._outlasted = -1  # the count of ticks ended when a wait last ran out (that tick is not waited for again)
 
     def start(self) -> None:
         """Set the switch interval and freeze what start-up made (modules, the web framework's objects)."""
@@ -75,7 +88,13 @@ class RealTimeProcess:
         self._frozen_after_full = gc.get_freeze_count()
 
     def on_tick(self, ticks: int, live_calls: int) -> None:
-        """After tick number ``ticks`` with ``live_calls`` calls: freeze, or collect in full while no call is live."""
+        """After tick number ``ticks`` with ``live_calls`` calls: freeze, or collect in full while no call is live.
+
+        Wakes the requests waiting for the tick to end first (:meth:`wait_for_tick`).
+        """
+        with self._ticked:
+            self.ticks_ended += 1
+            self._ticked.notify_all()
         if ticks % self.freeze_ticks:
             return
         stats = self._stats
@@ -92,7 +111,23 @@ class RealTimeProcess:
             gc.freeze()
         stats.freezes += 1
 
+    def wait_for_tick(self, ticking: Callable[[], bool], bound_s: float) -> None:
+        """While a tick runs (``ticking()``, read off the pacer), wait for it to end, at most ``bound_s``.
+
+        The bound is per tick, not per request: once a wait for a tick ran out, the requests after it do not wait
+        for that tick again (a long tick delays the event loop by ``bound_s`` once, not once per queued request).
+        """
+        with self._ticked:
+            if not ticking():  # asked with the lock held: a tick that ends now is counted after this
+                return
+            ended = self.ticks_ended
+            if ended == self._outlasted:  # this tick outlasted a wait already: the next requests go on
+                return
+            self._stats.waits_for_tick += 1
+            if not self._ticked.wait_for(lambda: self.ticks_ended != ended, bound_s):
+                self._outlasted = ended
+
     def stats(self) -> CollectorStats:
         """A copy of the counters, with the objects frozen now."""
-        return CollectorStats(self._stats.freezes, self._stats.full_collections, self._stats.last_found,
-                              gc.get_freeze_count())
+        s = self._stats
+        return CollectorStats(s.freezes, s.full_collections, s.last_found, gc.get_freeze_count(), s.waits_for_tick)

@@ -21,8 +21,9 @@ from typing import Any
 from engine.core.orders import DTMF_KEYS, KeyCollection, MultOrders, Order, PlayKind
 from engine.errors import EngineError, RequestError
 from engine.format import seconds_to_samples
-from engine.wire.body import MAX_DIGITS, Fields, JsonLimits, fields_of, is_text, parse_json
+from engine.wire.body import MAX_DIGITS, Fields, JsonLimits, fields_of, fold, is_text
 from engine.wire.messages import without_paths
+from engine.wire.parsed import DEFAULT_LIMITS, ParsedText, parse_fields
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ ORDER_FIELDS = ("playFlag", "voiceStr", "playTime", "spaceTime", "getkey", "maxR
 MULT_ORDERS_FIELDS = ("appId", "callId", "playtime", "orders")
 PLAY_FIELDS = ("appId", "callId", "flag", *ORDER_FIELDS)
 MAX_NOTED_FIELDS = 10_000
-DEFAULT_LIMITS = JsonLimits()
 _SHOWN_CHARS = 40
 
 
@@ -58,19 +58,34 @@ def decode_body(body: bytes | str | Mapping[str, Any], limits: JsonLimits = DEFA
     """Parse a request body (bytes are UTF-8) into :class:`Fields` within ``limits``.
 
     Raises ``RequestError`` when the body is not JSON, not an object, over the limits, or has a key twice after
-    trimming and case folding. A mapping is taken as already decoded.
+    trimming and case folding. A mapping is taken as already decoded, a :class:`ParsedText` of the same limits
+    as already parsed.
     """
     if isinstance(body, Mapping):
         return fields_of(body)
+    if isinstance(body, ParsedText) and body.limits == limits:
+        if body.error is not None:
+            raise body.error
+        return body.fields  # type: ignore[return-value]  # set whenever error is None
     if isinstance(body, bytes):
         try:
             body = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RequestError("body", f"not valid JSON (not UTF-8 at byte {exc.start})") from None
-    value = parse_json(body, limits)
-    if not isinstance(value, Fields):
-        raise RequestError("body", f"must be a JSON object, got {type(value).__name__}")
-    return value
+    return parse_fields(body, limits)
+
+
+_FOLDED: dict[str, str] = {}  # the field names the readers below are given (code's constants), folded once
+
+
+def _value(obj: Mapping[str, Any], name: str) -> Any:
+    """``obj.get(name)``; for :class:`Fields` (keys stored folded) without folding ``name`` again."""
+    if type(obj) is Fields:
+        key = _FOLDED.get(name)
+        if key is None:
+            key = _FOLDED[name] = fold(name)
+        return dict.get(obj, key)
+    return obj.get(name)
 
 
 class UnknownFields:
@@ -80,9 +95,16 @@ class UnknownFields:
         self._seen: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
         self._max = max_noted
+        self._known: dict[tuple[str, ...], frozenset[str]] = {}  # each list of known names (code's), folded
 
     def note(self, app_id: str, body: str, fields: Fields, known: Iterable[str]) -> list[str]:
         """Log the unknown fields of ``fields`` not logged before for ``app_id``; returns all unknown ones."""
+        if isinstance(known, tuple):
+            names = self._known.get(known)
+            if names is None:
+                names = self._known[known] = frozenset(fold(name) for name in known)
+            if fields.keys() <= names:  # the keys of Fields are folded: all known
+                return []
         unknown = fields.unknown(known)
         for name in unknown:
             key = (app_id[:64], body, name[:64])
@@ -99,12 +121,14 @@ UNKNOWN_FIELDS = UnknownFields()
 
 def _integer(obj: Mapping[str, Any], name: str, where: str, default: int | None, minimum: int) -> int:
     """Read an int field (JSON number or decimal string) that must be ``>= minimum``."""
-    field = f"{where}{name}"
-    value = obj.get(name)
+    value = _value(obj, name)
     if value is None:
         if default is None:
-            raise RequestError(field, "is required")
+            raise RequestError(f"{where}{name}", "is required")
         return default
+    if type(value) is int and minimum <= value <= MAX_INT:  # the common case, before the checks of every other
+        return value
+    field = f"{where}{name}"
     if isinstance(value, bool):
         raise RequestError(field, f"must be an integer, got {_show(value)}")
     if isinstance(value, str) and len(value) > MAX_DIGITS and value.lstrip("-").isdigit():
@@ -137,12 +161,14 @@ def text_field(obj: Mapping[str, Any], name: str, limit: int | None = None, requ
 
     Refused with ``error`` (a :class:`RequestError`, ``108100``) naming the field as ``where + name``.
     """
-    field = f"{where}{name}"
-    value = obj.get(name)
+    value = _value(obj, name)
     if value is None:
         if required:
-            raise error(field, "is required")
+            raise error(f"{where}{name}", "is required")
         return ""
+    if type(value) is str and (limit is None or len(value) <= limit) and (not required or value.strip()):
+        return value
+    field = f"{where}{name}"
     if not isinstance(value, str):
         raise error(field, f"must be a string, got {_show(value)}")
     if required and not value.strip():
@@ -154,7 +180,7 @@ def text_field(obj: Mapping[str, Any], name: str, limit: int | None = None, requ
 
 def app_id_of(body: Mapping[str, Any]) -> str:
     """``appId`` of a decoded body: a required non-empty string, or a JSON integer read as its decimal string."""
-    value = body.get("appId")
+    value = _value(body, "appId")
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
     return text_field(body, "appId", 200, required=True)
@@ -199,7 +225,7 @@ def parse_mult_orders(body: Mapping[str, Any]) -> MultOrders:
     """A decoded ``multOrders`` body → :class:`MultOrders`; raises ``RequestError`` naming the broken rule."""
     app_id, call_id = read_ids(body)
     loops = _integer(body, "playtime", "", 1, 1)
-    raw_orders = body.get("orders")
+    raw_orders = _value(body, "orders")
     if raw_orders is None:
         raise RequestError("orders", "is required")
     if not isinstance(raw_orders, list):
