@@ -31,6 +31,7 @@ from engine.net.rtcp import ReportBlock, build_report
 from engine.net.rtp_inbound import Inbound
 from engine.net.rtp_outbound import PACKET_BYTES, Outbound, PacketFrame
 from engine.net.rtp_ports import PortPool, bind_pair, set_buffers
+from engine.net.rtp_rows import HubRows
 from engine.net.rtp_stats import StreamStats
 
 if TYPE_CHECKING:
@@ -82,8 +83,10 @@ class RtpHub:
         self.stats = StreamStats(capacity)
         self.received, self.last_rx_tick = self.stats.received, self.stats.last_rx_tick
         self.octets, self.packets_sent = z(capacity, np.int64), z(capacity, np.int64)
-        self._columns = [self.seq, self.ts, self.ssrc, self.pt_out, self.marker, self.sending, self.group,
-                         self.pt_in, self.event_pt, self.remote_key, self.remote_ssrc, self.remote_name,
+        #: The media loop's row port: the loop rows that hear and play each slot (engine.media.rows).
+        self.rows = HubRows(self, capacity)
+        self._columns = [*self.rows.columns, self.seq, self.ts, self.ssrc, self.pt_out, self.marker, self.sending,
+                         self.group, self.pt_in, self.event_pt, self.remote_key, self.remote_ssrc, self.remote_name,
                          *self.stats.columns, self.octets, self.packets_sent, self.played, self.heard]
         self._posted: deque[tuple[str, RtpSession]] = deque()
         self._keys_posted: deque[tuple[RtpSession, str, int]] = deque()
@@ -163,6 +166,7 @@ class RtpHub:
         self.last_rx_tick[slot] = self.ticks
         session.slot = slot
         self.sessions.append(session)
+        self.rows.attached(slot, session)
         self.configure(slot, session)
         if self.pool is not None and session.sockets is not None:
             self.pool.register(session)
@@ -184,6 +188,7 @@ class RtpHub:
         if self.pool is not None and session.sockets is not None:
             self.pool.unregister(session)
         slot = session.slot
+        self.rows.detached(slot)
         self.outbound.release(int(self.group[slot]))
         last = self.bank.remove(slot)
         if slot != last:
