@@ -2,7 +2,8 @@
 
 One system call moves up to :data:`MAX_BATCH` datagrams. Buffers are fixed at construction: ``send_data``
 (rows of packets, each with its IPv4 ``sockaddr_in`` in ``send_names``) and ``recv_data`` (rows of received
-datagrams, the sender's address in ``recv_names``). Linux only; :func:`available` says whether the calls exist.
+datagrams, the sender's address in ``recv_names``; several ``recvmmsg`` calls fill it in one drain, so that
+what a tick received is worked on as one batch). Linux only; :func:`available` says whether the calls exist.
 """
 
 from __future__ import annotations
@@ -95,20 +96,22 @@ class BatchSocket:
     """A non-blocking UDP socket with batch send and receive buffers of ``capacity`` rows each.
 
     ``send_stride``: bytes per outgoing packet row; ``recv_stride``: the largest datagram kept whole (longer
-    ones are truncated, and their length says so).
+    ones are truncated, and their length says so); ``recv_rows``: datagrams one :meth:`receive` reads at most
+    (default :data:`MAX_BATCH`).
     """
 
-    def __init__(self, sock: socket.socket, capacity: int, send_stride: int, recv_stride: int = 2048) -> None:
+    def __init__(self, sock: socket.socket, capacity: int, send_stride: int, recv_stride: int = 2048,
+                 recv_rows: int = MAX_BATCH) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         sock.setblocking(False)
         self.capacity = capacity
         self.send_data = np.zeros((capacity, send_stride), dtype=np.uint8)
         self.send_names = np.zeros((capacity, _SOCKADDR_BYTES), dtype=np.uint8)
-        self.recv_data = np.zeros((MAX_BATCH, recv_stride), dtype=np.uint8)
-        self.recv_names = np.zeros((MAX_BATCH, _SOCKADDR_BYTES), dtype=np.uint8)
+        self.recv_data = np.zeros((recv_rows, recv_stride), dtype=np.uint8)
+        self.recv_names = np.zeros((recv_rows, _SOCKADDR_BYTES), dtype=np.uint8)
         self._send = message_array(capacity, self.send_data, self.send_names)
-        self._recv = message_array(MAX_BATCH, self.recv_data, self.recv_names)
+        self._recv = message_array(recv_rows, self.recv_data, self.recv_names)
         self._send_lengths = np.ndarray((capacity,), dtype=np.uint64, buffer=self._send[0],
                                         offset=_Iovec.len.offset, strides=(ctypes.sizeof(_Iovec),))
         self._recv_meta = self._recv[2]
@@ -124,10 +127,22 @@ class BatchSocket:
         self.send_errors += errors
         return sent
 
-    def receive(self) -> tuple[int, np.ndarray]:
-        """Drain up to :data:`MAX_BATCH` datagrams without blocking: (count, their lengths)."""
-        n = LIBC.recvmmsg(self.fd, self._recv[1], MAX_BATCH, MSG_DONTWAIT, None)
-        if n <= 0:
+    def receive(self, limit: int = 0) -> tuple[int, np.ndarray]:
+        """Drain up to ``limit`` datagrams (0: a buffer full) without blocking: (count, their lengths)."""
+        rows = len(self.recv_data)
+        limit = min(limit or rows, rows)
+        size = ctypes.sizeof(_Mmsghdr)
+        base = ctypes.addressof(self._recv[1])
+        n = 0
+        while n < limit:
+            want = min(MAX_BATCH, limit - n)
+            got = LIBC.recvmmsg(self.fd, ctypes.c_void_p(base + n * size), want, MSG_DONTWAIT, None)
+            if got <= 0:
+                break
+            n += got
+            if got < want:  # the socket is empty
+                break
+        if not n:
             return 0, np.zeros(0, dtype=np.int64)
         meta = self._recv_meta[:n, _Mmsghdr.len.offset : _Mmsghdr.len.offset + 4]
         return n, meta.copy().view(np.uint32)[:, 0].astype(np.int64)

@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
 from engine.net.jitter import JitterBank
-from engine.net.mmsg import BatchSocket, key_of, sockaddr
+from engine.net.mmsg import MAX_BATCH, BatchSocket, key_of, sockaddr
 from engine.net.rtcp import ReportBlock, build_report
 from engine.net.rtp_inbound import Inbound
 from engine.net.rtp_outbound import PACKET_BYTES, Outbound, PacketFrame
@@ -66,7 +66,8 @@ class RtpHub:
         self.port = rtp.getsockname()[1]
         self.capacity = capacity
         self.drain_budget = drain_budget or 4 * capacity + 1024
-        self.io = BatchSocket(rtp, 1, PACKET_BYTES)  # receives; the packets sent live in self.outbound's frames
+        # receives (a packet per call and a batch more at once); the packets sent live in self.outbound's frames
+        self.io = BatchSocket(rtp, 1, PACKET_BYTES, recv_rows=capacity + MAX_BATCH)
         self.bank = JitterBank(capacity)
         self.sessions: list[RtpSession] = []
         self.heard = np.zeros((capacity, _F), dtype=SAMPLE_DTYPE)
