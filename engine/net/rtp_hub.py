@@ -175,6 +175,7 @@ class RtpHub:
     def configure(self, slot: int, session: RtpSession) -> None:
         """Take ``session``'s remote address, payload types and direction into its slot's columns."""
         remote = session.remote
+        self.outbound.reorder()
         self.pt_out[slot] = self.pt_in[slot] = session.payload_type
         self.event_pt[slot] = -1 if session.event_payload_type is None else session.event_payload_type
         if remote is None:
@@ -191,6 +192,7 @@ class RtpHub:
         slot = session.slot
         self.rows.detached(slot)
         self.outbound.release(int(self.group[slot]))
+        self.outbound.reorder()
         last = self.bank.remove(slot)
         if slot != last:
             for column in self._columns:

@@ -129,8 +129,8 @@ class Inbound:
                 if of_law.any():
                     chosen = rows[of_law]
                     every = len(chosen) == count  # the usual: the whole batch (no copy of its rows first)
-                    samples = g711.decode(data[:, HEADER_BYTES:PACKET_BYTES] if every else
-                                          data[chosen, HEADER_BYTES:PACKET_BYTES], law)
+                    samples = g711.decode_pairs(data[:, HEADER_BYTES:PACKET_BYTES] if every else
+                                                data[chosen, HEADER_BYTES:PACKET_BYTES], law)
                     hub.bank.put(slots[chosen], ext[quick][of_law], samples, distinct)
         for j in np.flatnonzero(~quick):
             i = int(good_rows[j])
