@@ -41,35 +41,32 @@ from benchmarks.rtp_trials import LEAD_PERIODS, realtime_requested
 BENCH = "rtp"
 HOLD_P99_S = 0.005
 SEND_GROUPS = 4  # the sender's groups: a call's packets go out at one of 4 phases of the 20 ms period
-PEER_PORTS = (10000, 20000)  # the peer's streams: below the hub's ports and the kernel's ephemeral range
+PEER_PORTS = (10000, 20000)  # the peer's port: below the kernel's ephemeral range (the hub's)
 
 
-def _free_range(count: int) -> int:
-    """A first port such that ``count`` consecutive UDP ports from it are free on 127.0.0.1 now."""
+def _free_port() -> int:
+    """A UDP port free on every loopback address now: where the load peer's streams send from."""
     import random
     import socket
 
+    from engine.testing.rtp_load import SO_BINDTODEVICE
+
     for _ in range(50):
-        base = random.randrange(PEER_PORTS[0], PEER_PORTS[1] - count)
-        taken = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                taken.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in taken:
-                sock.close()
-    raise OSError(f"no {count} consecutive free ports in {PEER_PORTS}")
+        port = random.randrange(*PEER_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, b"lo")
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free UDP port in {PEER_PORTS}")
 
 
 def _spawn(kind: str, count: int, seconds: float) -> dict[str, Any]:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    first_port = str(_free_range(count))
-    command = [sys.executable, "-m", "benchmarks.rtp_trials", kind, str(count), str(seconds), first_port]
+    peer_port = str(_free_port())
+    command = [sys.executable, "-m", "benchmarks.rtp_trials", kind, str(count), str(seconds), peer_port]
     engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert engine.stdout is not None
@@ -78,7 +75,7 @@ def _spawn(kind: str, count: int, seconds: float) -> dict[str, Any]:
             raise RuntimeError(f"{kind} trial with {count} calls failed: {engine.stderr.read()[-800:]}")
         targets = json.loads(first)["targets"]
         peer = subprocess.run([sys.executable, "-m", "benchmarks.rtp_trials", "peer", json.dumps(targets),
-                               str(seconds + 2.5), first_port], capture_output=True, text=True, env=env,
+                               str(seconds + 2.5), peer_port], capture_output=True, text=True, env=env,
                               timeout=seconds * 4 + 60)
         out, err = engine.communicate(timeout=seconds * 4 + 60)
     finally:

@@ -1,7 +1,7 @@
 """The child processes of :mod:`benchmarks.bench_rtp`: the hub trial, the baseline trial, the load peer, sipp.
 
-``python -m benchmarks.rtp_trials engine|baseline COUNT SECONDS FIRST_PORT`` prints the targets (one JSON
-line), runs, then prints its figures (one JSON line); ``peer TARGETS SECONDS FIRST_PORT`` and
+``python -m benchmarks.rtp_trials engine|baseline COUNT SECONDS PEER_PORT`` prints the targets (one JSON
+line), runs, then prints its figures (one JSON line); ``peer TARGETS SECONDS PEER_PORT`` and
 ``setup CALLS RATE`` print their figures. Each trial pins itself to one core (the engine side to the second,
 the peer to the first).
 """
@@ -97,7 +97,7 @@ def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
     return _summary(lateness, {k: after[k] - before[k] for k in after}, ticks)
 
 
-def _engine_trial(count: int, seconds: float, first_port: int, groups: int, realtime: bool) -> dict[str, float]:
+def _engine_trial(count: int, seconds: float, peer_port: int, groups: int, realtime: bool) -> dict[str, float]:
     """(Child.) The RTP hub carrying ``count`` calls; prints its port, then runs.
 
     ``groups`` 0: one thread, packets sent at the end of each tick (lateness: the tick's deadline to the return
@@ -114,8 +114,10 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int, real
 
     hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024, send_groups=max(groups, 1))
 
+    from engine.testing.rtp_load import stream_address
+
     def endpoint(i: int) -> tuple[Any, Any]:
-        session = RtpSession(hub, Negotiated("127.0.0.1", first_port + i, PCMU, None))
+        session = RtpSession(hub, Negotiated(*stream_address(i, peer_port), PCMU, None))
         return session, session
 
     loop, counters = _calls(count, endpoint)
@@ -262,14 +264,16 @@ class _Endpoint(asyncio.DatagramProtocol):
         pass
 
 
-def _baseline_trial(count: int, seconds: float, first_port: int) -> dict[str, float]:
+def _baseline_trial(count: int, seconds: float, peer_port: int) -> dict[str, float]:
     """(Child.) One asyncio datagram endpoint per call, ticked by ``call_at``."""
     _pin(1)
+    from engine.testing.rtp_load import stream_address
+
     aio = asyncio.new_event_loop()
     endpoints: list[_Endpoint] = []
     for i in range(count):
         _, protocol = aio.run_until_complete(aio.create_datagram_endpoint(
-            lambda i=i: _Endpoint(("127.0.0.1", first_port + i)), local_addr=("127.0.0.1", 0)))
+            lambda i=i: _Endpoint(stream_address(i, peer_port)), local_addr=("127.0.0.1", 0)))
         endpoints.append(protocol)
     loop, counters = _calls(count, lambda i: (endpoints[i], endpoints[i]))
     ports = [e.transport.get_extra_info("sockname")[1] for e in endpoints]
@@ -300,12 +304,12 @@ def _baseline_trial(count: int, seconds: float, first_port: int) -> dict[str, fl
     return result
 
 
-def _peer(targets: list[list[Any]], seconds: float, first_port: int) -> dict[str, float]:
+def _peer(targets: list[list[Any]], seconds: float, peer_port: int) -> dict[str, float]:
     _pin(0)
     from engine.testing.rtp_load import run_peer
 
     _realtime()
-    return run_peer(len(targets), first_port, [(h, p) for h, p in targets], seconds)
+    return run_peer(len(targets), peer_port, [(h, p) for h, p in targets], seconds)
 
 
 def _setup_rate(calls: int, rate: int) -> dict[str, Any]:

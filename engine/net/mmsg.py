@@ -57,8 +57,13 @@ def key_of(host: str, port: int) -> int:
     return int.from_bytes(socket.inet_aton(host), "big") << 16 | port
 
 
-def message_array(count: int, data: np.ndarray, names: np.ndarray) -> tuple[ctypes.Array, ctypes.Array, np.ndarray]:
-    """``count`` mmsghdr messages over rows of ``data`` (one iovec each) and ``names``: (iovecs, messages, raw)."""
+def message_array(count: int, data: np.ndarray, names: np.ndarray,
+                  control: np.ndarray | None = None) -> tuple[ctypes.Array, ctypes.Array, np.ndarray]:
+    """``count`` mmsghdr messages over rows of ``data`` (one iovec each) and ``names``: (iovecs, messages, raw).
+
+    ``control``: rows of ancillary data buffers, one per message (received control messages land there; the
+    kernel shortens each message's control length to what it wrote: :func:`reset_control` before the next call).
+    """
     iovs = (_Iovec * count)()
     msgs = (_Mmsghdr * count)()
     stride = data.shape[1]
@@ -70,8 +75,23 @@ def message_array(count: int, data: np.ndarray, names: np.ndarray) -> tuple[ctyp
         msgs[i].hdr.namelen = _SOCKADDR_BYTES
         msgs[i].hdr.iov = ctypes.addressof(iovs[i])
         msgs[i].hdr.iovlen = 1
+        if control is not None:
+            msgs[i].hdr.control = control.ctypes.data + i * control.shape[1]
+            msgs[i].hdr.controllen = control.shape[1]
     lengths = np.frombuffer(msgs, dtype=np.uint8).reshape(count, ctypes.sizeof(_Mmsghdr))
     return iovs, msgs, lengths
+
+
+def reset_control(raw: np.ndarray, size: int) -> None:
+    """Give every message of ``raw`` (from :func:`message_array`) its whole control buffer of ``size`` bytes again."""
+    offset = _Mmsghdr.hdr.offset + _Msghdr.controllen.offset
+    raw[:, offset : offset + 8] = np.frombuffer(size.to_bytes(8, "little"), dtype=np.uint8)
+
+
+def received_lengths(raw: np.ndarray, count: int) -> np.ndarray:
+    """The lengths of the first ``count`` datagrams a ``recvmmsg`` over ``raw`` received (int64)."""
+    meta = raw[:count, _Mmsghdr.len.offset : _Mmsghdr.len.offset + 4]
+    return meta.copy().view(np.uint32)[:, 0].astype(np.int64)
 
 
 def send_batch(fd: int, msgs: ctypes.Array, start: int, count: int) -> tuple[int, int]:
@@ -144,5 +164,4 @@ class BatchSocket:
                 break
         if not n:
             return 0, np.zeros(0, dtype=np.int64)
-        meta = self._recv_meta[:n, _Mmsghdr.len.offset : _Mmsghdr.len.offset + 4]
-        return n, meta.copy().view(np.uint32)[:, 0].astype(np.int64)
+        return n, received_lengths(self._recv_meta, n)
