@@ -33,6 +33,10 @@ class _Mmsghdr(ctypes.Structure):
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
+#: ``sendmmsg`` called without releasing the interpreter lock (never blocks: ``MSG_DONTWAIT``). The RTP sender
+#: thread shares its core with the media thread: a released lock lets the media thread run Python in the middle
+#: of a group's send (the kernel then switches between the two), which only delays the send's completion.
+_SENDMMSG_HOLDING_GIL = ctypes.PyDLL(None).sendmmsg
 
 
 def available() -> bool:
@@ -97,14 +101,15 @@ def received_lengths(raw: np.ndarray, count: int) -> np.ndarray:
 def send_batch(fd: int, msgs: ctypes.Array, start: int, count: int) -> tuple[int, int]:
     """Send messages ``[start, start + count)`` of ``msgs`` on ``fd``, :data:`MAX_BATCH` per call: (sent, failed).
 
-    Non-blocking: when the socket buffer is full the rest of a batch is dropped and counted as failed.
+    Non-blocking: when the socket buffer is full the rest of a batch is dropped and counted as failed. The
+    interpreter lock is held throughout (no other Python thread runs during the calls).
     """
     sent = failed = 0
     size = ctypes.sizeof(_Mmsghdr)
     base = ctypes.addressof(msgs)
     while sent + failed < count:
         batch = min(count - sent - failed, MAX_BATCH)
-        n = LIBC.sendmmsg(fd, ctypes.c_void_p(base + (start + sent + failed) * size), batch, MSG_DONTWAIT)
+        n = _SENDMMSG_HOLDING_GIL(fd, ctypes.c_void_p(base + (start + sent + failed) * size), batch, MSG_DONTWAIT)
         if n <= 0:
             return sent, count - sent
         sent += n
