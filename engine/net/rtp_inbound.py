@@ -116,12 +116,13 @@ class Inbound:
         if not good.any():
             return
         good_rows = np.flatnonzero(good)
-        seq = data[good, 2].astype(np.int64) << 8 | data[good, 3]
-        raw_ts = data[good, 4:8].copy().view(">u4")[:, 0].astype(np.int64)
-        good_slots = slots[good]
+        pick = slice(None) if len(good_rows) == count else good  # the usual: every packet (views, no copies)
+        seq = data[pick, 2].astype(np.int64) << 8 | data[pick, 3]
+        raw_ts = data[pick, 4:8].copy().view(">u4")[:, 0].astype(np.int64)
+        good_slots = slots[pick]
         distinct = len(good_slots) < 2 or int(np.bincount(good_slots).max()) == 1  # the usual: a packet per call
         ext = hub.stats.update(good_slots, seq, raw_ts, hub.ticks, distinct)
-        quick = (audio & (data[:, 0] == 0x80) & (lengths == PACKET_BYTES))[good]
+        quick = (audio & (data[:, 0] == 0x80) & (lengths == PACKET_BYTES))[pick]
         if quick.any():
             rows = good_rows[quick]
             for law in (g711.PCMU, g711.PCMA):

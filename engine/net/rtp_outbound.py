@@ -126,11 +126,12 @@ class Outbound:
 
     @staticmethod
     def _encode(hub: RtpHub, order: np.ndarray, out: np.ndarray) -> None:
-        played = hub.played[order]
         pt = hub.pt_out[order]
-        if (pt == g711.PCMU).all():
-            out[:, HEADER_BYTES:] = np.take(g711.ULAW_ENCODE, played.view(np.uint16))
+        if (pt == g711.PCMU).all():  # the usual: every call's frame encoded in slot order, the codes then put in order
+            n = len(hub.sessions)
+            out[:, HEADER_BYTES:] = np.take(g711.ULAW_ENCODE, hub.played[:n].view(np.uint16)).take(order, axis=0)
         else:
+            played = hub.played[order]
             for law in (g711.PCMU, g711.PCMA):
                 rows = np.flatnonzero(pt == law)
                 out[rows, HEADER_BYTES:] = g711.encode(played[rows], law)
