@@ -5,10 +5,19 @@ Each trial runs two processes: the engine side pinned to one core — N calls on
 :class:`~engine.net.rtp_session.RtpSession` of one :class:`~engine.net.rtp_hub.RtpHub` (one shared socket,
 ``recvmmsg``/``sendmmsg``, work per tick), every call playing speech (a TTS prompt, then a getkey order) and
 detecting keys in-band — and a load peer on the other core (:mod:`engine.testing.rtp_load`: N streams from N
-source ports, each pressing 5 in-band every 2 s, through one raw socket). Measured after a warm-up: the
-*send lateness* (p50/p99/max), packets the peer never got or got out of order, packets the engine got late or
-lost, keys detected, the process's CPU (user and system). N holds when p99 send lateness < 5 ms and no packet
-was lost or late.
+loopback addresses, each pressing 5 in-band every 2 s, sent through one raw socket). Measured after a warm-up:
+the *send lateness* (p50/p99/max), packets the peer never got or got out of order, packets the engine got late
+or lost, keys detected, the process's CPU (user and system). N holds when p99 send lateness < 5 ms and no
+packet was lost or late.
+
+The peer's tap is charged to the engine: on loopback the kernel delivers a packet inside the sender's system
+call, so the peer's receiving side runs on the engine's core. The peer therefore receives on one UDP socket
+(every stream's address on the loopback device, ``IP_PKTINFO`` naming the stream each packet was sent to): a
+look-up and an enqueue per packet, as a real far end's socket costs. It still counts every packet the engine
+sends, per stream by sequence number (lost, out of order, duplicates), and only the engine's (its source port,
+RTP of the call's payload type, a whole 20 ms packet). An earlier tap (a raw socket cloning every UDP datagram
+beside a never-read socket per stream that dropped it) cost the engine's core a clone and a drop more per
+packet.
 
 Three designs, in the same run, with the same peer and media loop:
 

@@ -157,6 +157,11 @@ class RawLoadPeer:
         self.last_seq[idx[last]] = seq[last]
         np.add.at(self.received, idx[~duplicate], 1)
 
+    def close(self) -> None:
+        """Close the sockets."""
+        self.send_sock.close()
+        self.recv_sock.close()
+
     def lost(self) -> int:
         """Packets the engine sent (by sequence number span) that never arrived."""
         started = self.first_seq >= 0
@@ -181,6 +186,7 @@ def run_peer(streams: int, port: int, targets: list[tuple[str, int]], seconds: f
     while time.monotonic() < deadline:
         peer.drain()
         time.sleep(0.02)
+    peer.close()
     return {"sent": peer.sent, "received": int(peer.received.sum()), "lost": peer.lost(),
             "out_of_order": peer.out_of_order, "duplicates": peer.duplicates, "peer_late_ticks": late,
             "silent_streams": int((peer.received == 0).sum())}
