@@ -49,7 +49,7 @@ from benchmarks.rtp_trials import LEAD_PERIODS, realtime_requested
 
 BENCH = "rtp"
 HOLD_P99_S = 0.005
-SEND_GROUPS = 8  # the sender's groups: a call's packets go out at one of 8 phases of the 20 ms period (250 a group at 2,000)
+SEND_GROUPS = 8  # the sender's groups: a call's packets go out at one of 8 phases of the 20 ms period
 PEER_PORTS = (10000, 20000)  # the peer's port: below the kernel's ephemeral range (the hub's)
 
 

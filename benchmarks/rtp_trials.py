@@ -1,6 +1,7 @@
 """The child processes of :mod:`benchmarks.bench_rtp`: the hub trial, the baseline trial, the load peer, sipp.
 
-``python -m benchmarks.rtp_trials engine|baseline COUNT SECONDS PEER_PORT`` prints the targets (one JSON
+``python -m benchmarks.rtp_trials engine|baseline COUNT SECONDS PEER_PORT`` (the baseline:
+:mod:`benchmarks.rtp_baseline`) prints the targets (one JSON
 line), runs, then prints its figures (one JSON line); ``peer TARGETS SECONDS PEER_PORT`` and
 ``setup CALLS RATE`` print their figures. Each trial pins itself to one core (the engine side to the second,
 the peer to the first).
@@ -8,14 +9,11 @@ the peer to the first).
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import os
-import struct
 import sys
 import time
-from collections import deque
 from typing import Any
 
 WARM_TICKS = 75
@@ -226,84 +224,6 @@ def _hub_ticks(hub: Any, loop: Any, groups: int, realtime: bool) -> tuple[Any, d
     return run_ticks, parts, sender
 
 
-class _Endpoint(asyncio.DatagramProtocol):
-    """(Baseline.) One call's socket: packets in (per ``datagram_received``), one out per tick (``sendto``)."""
-
-    def __init__(self, remote: tuple[str, int]) -> None:
-        import numpy as np
-
-        from engine.net.g711 import ULAW_DECODE, ULAW_ENCODE
-
-        self.remote = remote
-        self.np, self.decode_table, self.encode_table = np, ULAW_DECODE, ULAW_ENCODE
-        self.queue: deque[Any] = deque(maxlen=10)
-        self.transport: Any = None
-        self.seq = self.ts = 0
-        self.silence = np.zeros(160, dtype=np.int16)
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if len(data) >= 12 and data[0] >> 6 == 2:
-            self.queue.append(self.decode_table[self.np.frombuffer(data, self.np.uint8, offset=12)])
-
-    def read(self, count: int) -> Any:
-        return self.queue.popleft() if self.queue else self.silence
-
-    def request_started(self) -> None:
-        pass
-
-    def write(self, played: Any, heard: Any) -> None:
-        header = struct.pack("!BBHII", 0x80, 0, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF, 0x1234)
-        self.transport.sendto(header + self.encode_table[played.view(self.np.uint16)].tobytes(), self.remote)
-        self.seq += 1
-        self.ts += 160
-
-    def close(self) -> None:
-        pass
-
-
-def _baseline_trial(count: int, seconds: float, peer_port: int) -> dict[str, float]:
-    """(Child.) One asyncio datagram endpoint per call, ticked by ``call_at``."""
-    _pin(1)
-    from engine.testing.rtp_load import stream_address
-
-    aio = asyncio.new_event_loop()
-    endpoints: list[_Endpoint] = []
-    for i in range(count):
-        _, protocol = aio.run_until_complete(aio.create_datagram_endpoint(
-            lambda i=i: _Endpoint(stream_address(i, peer_port)), local_addr=("127.0.0.1", 0)))
-        endpoints.append(protocol)
-    loop, counters = _calls(count, lambda i: (endpoints[i], endpoints[i]))
-    ports = [e.transport.get_extra_info("sockname")[1] for e in endpoints]
-    print(json.dumps({"targets": [["127.0.0.1", p] for p in ports]}), flush=True)
-    gc.freeze()
-
-    def run_ticks(n: int, record: Any) -> None:
-        done = aio.create_future()
-        origin = aio.time()
-
-        def tick(k: int) -> None:
-            loop.tick()
-            record(aio.time() - (origin + k * 0.02))
-            if k + 1 == n:
-                done.set_result(None)
-            else:
-                aio.call_at(origin + (k + 1) * 0.02, tick, k + 1)
-
-        aio.call_at(origin, tick, 0)
-        aio.run_until_complete(done)
-
-    before = counters["keys"]
-    fifo = _realtime()
-    result = _measure(run_ticks, WARM_TICKS, int(seconds * 50))
-    result["fifo"] = fifo
-    result.update(calls=count, keys=counters["keys"] - before, engine_lost=0, engine_late=0, wrong=0,
-                  send_errors=0)
-    return result
-
-
 def _peer(targets: list[list[Any]], seconds: float, peer_port: int) -> dict[str, float]:
     _pin(0)
     from engine.testing.rtp_load import run_peer
@@ -355,5 +275,7 @@ if __name__ == "__main__":
         print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), groups,
                                        what.endswith("rt"))))
     else:
-        print(json.dumps(_baseline_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
+        from benchmarks.rtp_baseline import baseline_trial
+
+        print(json.dumps(baseline_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     sys.stdout.flush()
