@@ -57,7 +57,8 @@ class PortRows:
         self._of_call: dict[object, RowPort] = {}
         self._hearing: dict[RowPort, int] = {}  # calls heard through each port
         self._playing: dict[RowPort, dict[int, None]] = {}  # rows whose played frames each port takes
-        self._plan: list[tuple[RowPort, list[int], np.ndarray]] | None = None
+        # per port: its rows in order (a slice when they are consecutive: the usual) and as an index array
+        self._plan: list[tuple[RowPort, list[int] | slice, np.ndarray]] | None = None
 
     def bind(self, call: object, caller: object, sink: object, row: int) -> tuple[bool, bool]:
         """Serve ``call`` (in ``row``) through its caller's port if it has one: (heard by it, played to it)."""
@@ -101,11 +102,15 @@ class PortRows:
     def write(self, frames: list[np.ndarray | None]) -> None:
         """Hand each port the frames played on its rows (``frames[row]``, one per row of the loop)."""
         if self._plan is None:
-            self._plan = [(port, rows, np.array(rows, dtype=np.int64))
-                          for port, rows in ((p, sorted(r)) for p, r in self._playing.items())]
+            self._plan = [self._planned(port, sorted(rows)) for port, rows in self._playing.items()]
         for port, rows, index in self._plan:
             try:
-                played = np.concatenate([frames[row] for row in rows]).reshape(-1, _FRAME)  # type: ignore[misc]
-                port.write_rows(index, played)
+                chosen = frames[rows] if isinstance(rows, slice) else [frames[row] for row in rows]
+                port.write_rows(index, np.concatenate(chosen).reshape(-1, _FRAME))  # type: ignore[arg-type]
             except Exception:
-                log.exception("a row port failed to take %d played frames", len(rows))
+                log.exception("a row port failed to take %d played frames", len(index))
+
+    @staticmethod
+    def _planned(port: RowPort, rows: list[int]) -> tuple[RowPort, list[int] | slice, np.ndarray]:
+        consecutive = rows[-1] - rows[0] + 1 == len(rows)
+        return port, slice(rows[0], rows[-1] + 1) if consecutive else rows, np.array(rows, dtype=np.int64)

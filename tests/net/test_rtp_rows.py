@@ -174,22 +174,25 @@ def test_a_reused_row_hears_only_its_new_caller_and_a_session_the_hub_dropped_is
 
 
 def test_a_second_loop_on_the_hub_and_a_recording_sink_take_the_per_call_path(lines: list[_Line]) -> None:
-    line = _Line(1, "tee")
+    line = _Line(1, "port")  # rows: c0 through the port, then a recorded call, then c2 through the port
     lines.append(line)
+    line.add("tee", 1, "tee")
+    line.add("c2", 2, "port")
     other = MediaLoop()
-    line.add("other", 1, "port", loop=other)
-    audio = {0: _tone(900), 1: _tone(1300)}
+    line.add("other", 3, "port", loop=other)
+    audio = {i: _tone(700 + 300 * i) for i in range(4)}
     for k in range(TICKS):
         line.tick(audio, k, (other,))
-    assert line.sessions[0].loop_rows == (0, -1)  # heard through the port, played through the sink
-    assert line.sessions[1].loop_rows == (-1, -1)  # the port serves the first loop only
+    assert [s.loop_rows for s in line.sessions] == [(0, 0), (1, -1), (2, 2), (-1, -1)]  # the port: one loop only
     recorded = line.sinks[0].played()
-    sent = line.peers[0].collect().samples()
-    assert len(sent) == len(recorded) == TICKS * F
-    assert np.array_equal(sent, g711.decode(g711.encode(recorded, g711.PCMU), g711.PCMU))
-    for call_id, i in (("c0", 0), ("other", 1)):
+    assert len(recorded) == TICKS * F
+    for i in range(3):  # what each call played reached its peer, the recorded call's through its sink
+        sent = line.peers[i].collect().samples()
+        played = recorded if i == 1 else _program(i).prompts[0][: TICKS * F]
+        assert np.array_equal(sent, g711.decode(g711.encode(played, g711.PCMU), g711.PCMU))
+    for i, call_id in enumerate(("c0", "tee", "c2", "other")):
         got = np.concatenate(line.heard[call_id])
         start = _first_sound(got)
         expected = g711.decode(g711.encode(audio[i], g711.PCMU), g711.PCMU)
-        assert np.array_equal(got[start:], expected[: len(got) - start])
-    assert np.array_equal(line.sinks[0].heard(), np.concatenate(line.heard["c0"]))  # the sink hears what was heard
+        assert start > 0 and np.array_equal(got[start:], expected[: len(got) - start])
+    assert np.array_equal(line.sinks[0].heard(), np.concatenate(line.heard["tee"]))  # the sink hears what was heard
