@@ -5,10 +5,19 @@ Each trial runs two processes: the engine side pinned to one core — N calls on
 :class:`~engine.net.rtp_session.RtpSession` of one :class:`~engine.net.rtp_hub.RtpHub` (one shared socket,
 ``recvmmsg``/``sendmmsg``, work per tick), every call playing speech (a TTS prompt, then a getkey order) and
 detecting keys in-band — and a load peer on the other core (:mod:`engine.testing.rtp_load`: N streams from N
-source ports, each pressing 5 in-band every 2 s, through one raw socket). Measured after a warm-up: the
-*send lateness* (p50/p99/max), packets the peer never got or got out of order, packets the engine got late or
-lost, keys detected, the process's CPU (user and system). N holds when p99 send lateness < 5 ms and no packet
-was lost or late.
+loopback addresses, each pressing 5 in-band every 2 s, sent through one raw socket). Measured after a warm-up:
+the *send lateness* (p50/p99/max), packets the peer never got or got out of order, packets the engine got late
+or lost, keys detected, the process's CPU (user and system). N holds when p99 send lateness < 5 ms and no
+packet was lost or late.
+
+The peer's tap is charged to the engine: on loopback the kernel delivers a packet inside the sender's system
+call, so the peer's receiving side runs on the engine's core. The peer therefore receives on one UDP socket
+(every stream's address on the loopback device, ``IP_PKTINFO`` naming the stream each packet was sent to): a
+look-up and an enqueue per packet, as a real far end's socket costs. It still counts every packet the engine
+sends, per stream by sequence number (lost, out of order, duplicates), and only the engine's (its source port,
+RTP of the call's payload type, a whole 20 ms packet). An earlier tap (a raw socket cloning every UDP datagram
+beside a never-read socket per stream that dropped it) cost the engine's core a clone and a drop more per
+packet.
 
 Three designs, in the same run, with the same peer and media loop:
 
@@ -40,36 +49,33 @@ from benchmarks.rtp_trials import LEAD_PERIODS, realtime_requested
 
 BENCH = "rtp"
 HOLD_P99_S = 0.005
-SEND_GROUPS = 4  # the sender's groups: a call's packets go out at one of 4 phases of the 20 ms period
-PEER_PORTS = (10000, 20000)  # the peer's streams: below the hub's ports and the kernel's ephemeral range
+SEND_GROUPS = 8  # the sender's groups: a call's packets go out at one of 8 phases of the 20 ms period
+PEER_PORTS = (10000, 20000)  # the peer's port: below the kernel's ephemeral range (the hub's)
 
 
-def _free_range(count: int) -> int:
-    """A first port such that ``count`` consecutive UDP ports from it are free on 127.0.0.1 now."""
+def _free_port() -> int:
+    """A UDP port free on every loopback address now: where the load peer's streams send from."""
     import random
     import socket
 
+    from engine.testing.rtp_load import SO_BINDTODEVICE
+
     for _ in range(50):
-        base = random.randrange(PEER_PORTS[0], PEER_PORTS[1] - count)
-        taken = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                taken.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in taken:
-                sock.close()
-    raise OSError(f"no {count} consecutive free ports in {PEER_PORTS}")
+        port = random.randrange(*PEER_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, b"lo")
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free UDP port in {PEER_PORTS}")
 
 
 def _spawn(kind: str, count: int, seconds: float) -> dict[str, Any]:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    first_port = str(_free_range(count))
-    command = [sys.executable, "-m", "benchmarks.rtp_trials", kind, str(count), str(seconds), first_port]
+    peer_port = str(_free_port())
+    command = [sys.executable, "-m", "benchmarks.rtp_trials", kind, str(count), str(seconds), peer_port]
     engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert engine.stdout is not None
@@ -78,7 +84,7 @@ def _spawn(kind: str, count: int, seconds: float) -> dict[str, Any]:
             raise RuntimeError(f"{kind} trial with {count} calls failed: {engine.stderr.read()[-800:]}")
         targets = json.loads(first)["targets"]
         peer = subprocess.run([sys.executable, "-m", "benchmarks.rtp_trials", "peer", json.dumps(targets),
-                               str(seconds + 2.5), first_port], capture_output=True, text=True, env=env,
+                               str(seconds + 2.5), peer_port], capture_output=True, text=True, env=env,
                               timeout=seconds * 4 + 60)
         out, err = engine.communicate(timeout=seconds * 4 + 60)
     finally:

@@ -1,21 +1,19 @@
 """The child processes of :mod:`benchmarks.bench_rtp`: the hub trial, the baseline trial, the load peer, sipp.
 
-``python -m benchmarks.rtp_trials engine|baseline COUNT SECONDS FIRST_PORT`` prints the targets (one JSON
-line), runs, then prints its figures (one JSON line); ``peer TARGETS SECONDS FIRST_PORT`` and
+``python -m benchmarks.rtp_trials engine|baseline COUNT SECONDS PEER_PORT`` (the baseline:
+:mod:`benchmarks.rtp_baseline`) prints the targets (one JSON
+line), runs, then prints its figures (one JSON line); ``peer TARGETS SECONDS PEER_PORT`` and
 ``setup CALLS RATE`` print their figures. Each trial pins itself to one core (the engine side to the second,
 the peer to the first).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import os
-import struct
 import sys
 import time
-from collections import deque
 from typing import Any
 
 WARM_TICKS = 75
@@ -97,7 +95,7 @@ def _measure(run_ticks: Any, warm_ticks: int, ticks: int) -> dict[str, float]:
     return _summary(lateness, {k: after[k] - before[k] for k in after}, ticks)
 
 
-def _engine_trial(count: int, seconds: float, first_port: int, groups: int, realtime: bool) -> dict[str, float]:
+def _engine_trial(count: int, seconds: float, peer_port: int, groups: int, realtime: bool) -> dict[str, float]:
     """(Child.) The RTP hub carrying ``count`` calls; prints its port, then runs.
 
     ``groups`` 0: one thread, packets sent at the end of each tick (lateness: the tick's deadline to the return
@@ -114,8 +112,10 @@ def _engine_trial(count: int, seconds: float, first_port: int, groups: int, real
 
     hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024, send_groups=max(groups, 1))
 
+    from engine.testing.rtp_load import stream_address
+
     def endpoint(i: int) -> tuple[Any, Any]:
-        session = RtpSession(hub, Negotiated("127.0.0.1", first_port + i, PCMU, None))
+        session = RtpSession(hub, Negotiated(*stream_address(i, peer_port), PCMU, None))
         return session, session
 
     loop, counters = _calls(count, endpoint)
@@ -224,88 +224,12 @@ def _hub_ticks(hub: Any, loop: Any, groups: int, realtime: bool) -> tuple[Any, d
     return run_ticks, parts, sender
 
 
-class _Endpoint(asyncio.DatagramProtocol):
-    """(Baseline.) One call's socket: packets in (per ``datagram_received``), one out per tick (``sendto``)."""
-
-    def __init__(self, remote: tuple[str, int]) -> None:
-        import numpy as np
-
-        from engine.net.g711 import ULAW_DECODE, ULAW_ENCODE
-
-        self.remote = remote
-        self.np, self.decode_table, self.encode_table = np, ULAW_DECODE, ULAW_ENCODE
-        self.queue: deque[Any] = deque(maxlen=10)
-        self.transport: Any = None
-        self.seq = self.ts = 0
-        self.silence = np.zeros(160, dtype=np.int16)
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if len(data) >= 12 and data[0] >> 6 == 2:
-            self.queue.append(self.decode_table[self.np.frombuffer(data, self.np.uint8, offset=12)])
-
-    def read(self, count: int) -> Any:
-        return self.queue.popleft() if self.queue else self.silence
-
-    def request_started(self) -> None:
-        pass
-
-    def write(self, played: Any, heard: Any) -> None:
-        header = struct.pack("!BBHII", 0x80, 0, self.seq & 0xFFFF, self.ts & 0xFFFFFFFF, 0x1234)
-        self.transport.sendto(header + self.encode_table[played.view(self.np.uint16)].tobytes(), self.remote)
-        self.seq += 1
-        self.ts += 160
-
-    def close(self) -> None:
-        pass
-
-
-def _baseline_trial(count: int, seconds: float, first_port: int) -> dict[str, float]:
-    """(Child.) One asyncio datagram endpoint per call, ticked by ``call_at``."""
-    _pin(1)
-    aio = asyncio.new_event_loop()
-    endpoints: list[_Endpoint] = []
-    for i in range(count):
-        _, protocol = aio.run_until_complete(aio.create_datagram_endpoint(
-            lambda i=i: _Endpoint(("127.0.0.1", first_port + i)), local_addr=("127.0.0.1", 0)))
-        endpoints.append(protocol)
-    loop, counters = _calls(count, lambda i: (endpoints[i], endpoints[i]))
-    ports = [e.transport.get_extra_info("sockname")[1] for e in endpoints]
-    print(json.dumps({"targets": [["127.0.0.1", p] for p in ports]}), flush=True)
-    gc.freeze()
-
-    def run_ticks(n: int, record: Any) -> None:
-        done = aio.create_future()
-        origin = aio.time()
-
-        def tick(k: int) -> None:
-            loop.tick()
-            record(aio.time() - (origin + k * 0.02))
-            if k + 1 == n:
-                done.set_result(None)
-            else:
-                aio.call_at(origin + (k + 1) * 0.02, tick, k + 1)
-
-        aio.call_at(origin, tick, 0)
-        aio.run_until_complete(done)
-
-    before = counters["keys"]
-    fifo = _realtime()
-    result = _measure(run_ticks, WARM_TICKS, int(seconds * 50))
-    result["fifo"] = fifo
-    result.update(calls=count, keys=counters["keys"] - before, engine_lost=0, engine_late=0, wrong=0,
-                  send_errors=0)
-    return result
-
-
-def _peer(targets: list[list[Any]], seconds: float, first_port: int) -> dict[str, float]:
+def _peer(targets: list[list[Any]], seconds: float, peer_port: int) -> dict[str, float]:
     _pin(0)
     from engine.testing.rtp_load import run_peer
 
     _realtime()
-    return run_peer(len(targets), first_port, [(h, p) for h, p in targets], seconds)
+    return run_peer(len(targets), peer_port, [(h, p) for h, p in targets], seconds)
 
 
 def _setup_rate(calls: int, rate: int) -> dict[str, Any]:
@@ -351,5 +275,7 @@ if __name__ == "__main__":
         print(json.dumps(_engine_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), groups,
                                        what.endswith("rt"))))
     else:
-        print(json.dumps(_baseline_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
+        from benchmarks.rtp_baseline import baseline_trial
+
+        print(json.dumps(baseline_trial(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
     sys.stdout.flush()

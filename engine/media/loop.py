@@ -7,8 +7,10 @@ Per tick the cost is two passes over the calls in Python plus one batched DTMF a
 (rows, 160) array. The play pass calls :meth:`Call.tick <engine.media.call.Call.tick>`, which asks for no
 samples when the call's sink discards them (a :class:`~engine.media.sinks.NullSink`). The hear pass reads
 callers with :meth:`~engine.audio.caller.CallerStream.read_into`, which does not allocate and leaves a silent
-caller's row alone once it holds silence. The media thread's CPU time per pass is kept in
-:attr:`MediaLoop.cpu_ns`.
+caller's row alone once it holds silence. Calls whose caller is a row of a shared object (an RTP session of
+the hub: :mod:`engine.media.rows`) take no per-call step there: the port copies all their caller frames into
+their rows at once, and takes all their played frames at once. The media thread's CPU time per pass is kept
+in :attr:`MediaLoop.cpu_ns`.
 
 Each call owns one row of that array and one channel of the detector. A call that leaves frees its row (the
 row is silenced and its detector channel reset); the next call to arrive takes a free row. Rows are added
@@ -28,8 +30,9 @@ import numpy as np
 
 from engine.audio.caller import frame_reader
 from engine.dtmf.detector import BatchDtmfDetector
-from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
+from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, SILENT_FRAME
 from engine.media.call import Call
+from engine.media.rows import PortRows
 from engine.media.sinks import NullSink, Sink
 
 log = logging.getLogger(__name__)
@@ -45,11 +48,7 @@ class _FreeRow:
     __slots__ = ()
 
     def tick(self, keep: bool) -> None:
-        """Nothing to play."""
-
-    def read_into(self, rows: np.ndarray, row: int) -> bool:
-        """Nothing to hear (the row was silenced when it was freed)."""
-        return False
+        """Nothing to play (nothing is heard either: the row was silenced when it was freed)."""
 
 
 _FREE = _FreeRow()
@@ -88,12 +87,14 @@ class MediaLoop:
         self.failures = 0
         self.failed: list[Call] = []  # the calls that failed in the last tick
         # per row: the call (None: a free row), its Call.tick asking for the frame only when the sink records,
-        # its caller's reader, its sink unless it discards (None)
+        # the frame it played in this tick; by row, the callers read one by one and the sinks written one by one
         self._rows: list[Call | None] = []
         self._playing: list[Call | _FreeRow] = []  # what the play pass ticks (methods called on the objects)
         self._keep: list[bool] = []  # the call's sink records: its frames are wanted
-        self._hearing: list[Any] = []  # what the hear pass reads (objects with ``read_into``)
-        self._sinks: list[Sink | None] = []
+        self._frames: list[np.ndarray | None] = []
+        self._hearing: dict[int, Any] = {}  # what the hear pass reads (objects with ``read_into``)
+        self._sinks: dict[int, Sink] = {}
+        self._ports = PortRows()  # the calls served by row ports (no per-call read or write)
         self._row_of: dict[Call, int] = {}
         self._free: list[int] = []  # free rows, reused last freed first
         self._heard = np.zeros((0, _FRAME), dtype=SAMPLE_DTYPE)
@@ -132,20 +133,25 @@ class MediaLoop:
         else:
             row = len(self._rows)
             self._append_free_row()
-        sink = None if isinstance(call.sink, NullSink) else call.sink
+        heard_by_port, played_to_port = self._ports.bind(call, call.caller, call.sink, row)
         self._rows[row] = self._playing[row] = call
-        self._keep[row] = sink is not None
-        self._hearing[row] = _reader_of(call.caller)
-        self._sinks[row] = sink
+        self._keep[row] = played_to_port or not isinstance(call.sink, NullSink)
+        if not heard_by_port:
+            self._hearing[row] = _reader_of(call.caller)
+        if self._keep[row] and not played_to_port:
+            self._sinks[row] = call.sink
         self._row_of[call] = row
 
     def remove(self, call: Call) -> None:
         """Stop ticking ``call`` and close its sink; its row is silenced and freed."""
         row = self._row_of.pop(call)
+        self._ports.unbind(call, call.caller, row)
         self._rows[row] = None
-        self._playing[row] = self._hearing[row] = _FREE
+        self._playing[row] = _FREE
+        self._hearing.pop(row, None)
+        self._sinks.pop(row, None)
         self._keep[row] = False
-        self._sinks[row] = None
+        self._frames[row] = None
         self._free.append(row)
         if row < self.detector.channels:
             self.detector.reset_channel(row)
@@ -157,8 +163,7 @@ class MediaLoop:
         self._rows.append(None)
         self._playing.append(_FREE)
         self._keep.append(False)
-        self._hearing.append(_FREE)
-        self._sinks.append(None)
+        self._frames.append(None)
 
     def _grow(self) -> None:
         """Give every row its array row and detector channel: one step, at least :data:`GROWTH` more rows."""
@@ -184,18 +189,12 @@ class MediaLoop:
         failed_rows: set[int] = set()
         clock = time.thread_time_ns
         t0 = clock()
-        recorded = self._play(failed_rows)
+        self._play(failed_rows)
         t1 = clock()
         self._hear(heard, failed_rows)
         if self._listeners:
             self._tell_listeners(heard)
-        sinks = self._sinks
-        for row, frame in recorded:
-            if row not in failed_rows:
-                try:
-                    sinks[row].write(frame, heard[row])  # type: ignore[union-attr]
-                except Exception:
-                    self._failed_row(row, failed_rows)
+        self._record(heard, failed_rows)
         rows = self._rows
         # in row order, as one pass would find them
         failed = [call for row in sorted(failed_rows) if (call := rows[row]) is not None]
@@ -211,19 +210,26 @@ class MediaLoop:
         cpu["hear"] += t2 - t1
         cpu["detect"] += clock() - t2
 
-    def _play(self, failed_rows: set[int]) -> list[tuple[int, np.ndarray]]:
-        """Tick every call; returns (row, frame played) of the calls whose sink records."""
-        recorded: list[tuple[int, np.ndarray]] = []
-        keep = self._keep
+    def _play(self, failed_rows: set[int]) -> None:
+        """Tick every call: the frame each played (None: not wanted; silence when its tick failed) by row."""
+        keep, frames = self._keep, self._frames
         for row, call in enumerate(self._playing):
             try:
-                frame = call.tick(keep[row])
+                frames[row] = call.tick(keep[row])
             except Exception:
+                frames[row] = SILENT_FRAME
                 self._failed_row(row, failed_rows)
-                continue
-            if frame is not None:
-                recorded.append((row, frame))
-        return recorded
+
+    def _record(self, heard: np.ndarray, failed_rows: set[int]) -> None:
+        """Each frame played, with the caller's, to its call's sink (ports: all their rows at once)."""
+        frames = self._frames
+        for row, sink in self._sinks.items():
+            if row not in failed_rows:
+                try:
+                    sink.write(frames[row], heard[row])  # type: ignore[arg-type]
+                except Exception:
+                    self._failed_row(row, failed_rows)
+        self._ports.write(frames)
 
     def _tell_listeners(self, heard: np.ndarray) -> None:
         """Hand each listened-to call its caller's frame (rare: a voicemail's silence watch)."""
@@ -248,12 +254,13 @@ class MediaLoop:
         """
         hearing = self._hearing
         if failed_rows:  # rare: a copy in which the failed rows are not read
-            hearing = [_FREE if row in failed_rows else caller for row, caller in enumerate(hearing)]
-        for row, caller in enumerate(hearing):
+            hearing = {row: caller for row, caller in hearing.items() if row not in failed_rows}
+        for row, caller in hearing.items():
             try:
                 caller.read_into(heard, row)
             except Exception:
                 self._failed_row(row, failed_rows)
+        self._ports.read(heard)
 
     def _detect(self, heard: np.ndarray, failed: list[Call]) -> None:
         """Detect keys in every row at once and hand each to its call (a call that fails joins ``failed``)."""

@@ -41,6 +41,9 @@ class JitterBank:
         self.size = 0
         self.ring = np.zeros((capacity, RING_BLOCKS, _F), dtype=SAMPLE_DTYPE)
         self.filled = np.zeros((capacity, RING_BLOCKS), dtype=bool)
+        self._blocks = self.ring.reshape(-1, _F)  # the same memory: block ``row * RING_BLOCKS + slot``
+        self._filled = self.filled.reshape(-1)
+        self._row_base = np.arange(capacity, dtype=np.int64) * RING_BLOCKS
         self.last = np.zeros((capacity, _F), dtype=SAMPLE_DTYPE)
         self.offset = np.zeros(capacity, dtype=np.int64)
         self.play = np.zeros(capacity, dtype=np.int64)  # block of the next frame (once started)
@@ -93,8 +96,11 @@ class JitterBank:
         self.newest[rows] = blocks
         self.started[rows] = True
 
-    def put(self, rows: np.ndarray, timestamps: np.ndarray, payloads: np.ndarray) -> None:
-        """Place one 20 ms packet per entry: ``rows`` (int64), extended ``timestamps``, ``payloads`` (M, 160)."""
+    def put(self, rows: np.ndarray, timestamps: np.ndarray, payloads: np.ndarray, distinct: bool | None = None) -> None:
+        """Place one 20 ms packet per entry: ``rows`` (int64), extended ``timestamps``, ``payloads`` (M, 160).
+
+        ``distinct``: True when no row is in ``rows`` twice (None: found out here).
+        """
         if not len(rows):
             return
         new = ~self.started[rows]
@@ -128,8 +134,11 @@ class JitterBank:
             keep = ~late
             rows, blocks, payloads = rows[keep], blocks[keep], payloads[keep]
         slots = blocks % RING_BLOCKS
-        one_each = len(rows) < 2 or int(np.bincount(rows).max()) == 1  # the usual: one packet per stream
-        fresh = ~self.filled[rows, slots]
+        if distinct is None:
+            distinct = len(rows) < 2 or int(np.bincount(rows).max()) == 1  # the usual: one packet per stream
+        one_each = distinct
+        flat = rows * RING_BLOCKS + slots
+        fresh = ~self._filled[flat]
         if not one_each:  # a stream's packets in one batch: only the first of a (row, slot) pair counts
             first = np.unique(rows * RING_BLOCKS + slots, return_index=True)[1]
             once = np.zeros(len(rows), dtype=bool)
@@ -137,9 +146,9 @@ class JitterBank:
             fresh &= once
         if not fresh.all():
             np.add.at(self.counters["duplicate"], rows[~fresh], 1)
-            rows, blocks, slots, payloads = rows[fresh], blocks[fresh], slots[fresh], payloads[fresh]
-        self.ring[rows, slots] = payloads
-        self.filled[rows, slots] = True
+            rows, blocks, flat, payloads = rows[fresh], blocks[fresh], flat[fresh], payloads[fresh]
+        self._blocks[flat] = payloads
+        self._filled[flat] = True
         if one_each:  # no row twice: plain fancy indexing does what the .at forms do
             self.counters["placed"][rows] += 1
             self.newest[rows] = np.maximum(self.newest[rows], blocks + 1)
@@ -194,22 +203,24 @@ class JitterBank:
             shrink = drop_rows[self.depth[drop_rows] > self.min_depth]
             self.depth[shrink] -= 1
             self.counters["shrunk"][shrink] += 1
-        rows = np.arange(n)
-        slots = np.where(started, play, 0) % RING_BLOCKS
-        have = started & ~underrun & self.filled[rows, slots]
-        out[:n] = self.ring[rows, slots]
-        missing = ~have
-        if missing.any():
-            miss = np.flatnonzero(missing)
+        flat = self._row_base[:n] + np.where(started, play, 0) % RING_BLOCKS
+        have = started & ~underrun & self._filled[flat]
+        np.take(self._blocks, flat, axis=0, out=out[:n])
+        if have.all():  # the usual: every stream has its frame
+            self.concealing[:n] = 0
+            self.last[:n] = out[:n]
+        else:
+            miss = np.flatnonzero(~have)
             first_miss = miss[(self.concealing[miss] == 0) & started[miss]]
             out[miss] = 0
             out[first_miss] = self.last[first_miss] >> 1
             self.concealing[miss] += 1
             self.counters["concealed"][miss[started[miss]]] += 1
-        self.concealing[:n][have] = 0
-        np.copyto(self.last[:n], out[:n], where=have[:, None])
+            kept = np.flatnonzero(have)
+            self.concealing[kept] = 0
+            self.last[kept] = out[kept]
         advance = started & ~underrun
-        self.filled[rows[advance], slots[advance]] = False
+        self._filled[flat[advance]] = False
         stamps = np.where(advance, play * _F + self.offset[:n], -1)
         play[advance] += 1
         return stamps

@@ -26,11 +26,12 @@ import numpy as np
 
 from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
 from engine.net.jitter import JitterBank
-from engine.net.mmsg import BatchSocket, key_of, sockaddr
+from engine.net.mmsg import MAX_BATCH, BatchSocket, key_of, sockaddr
 from engine.net.rtcp import ReportBlock, build_report
 from engine.net.rtp_inbound import Inbound
 from engine.net.rtp_outbound import PACKET_BYTES, Outbound, PacketFrame
 from engine.net.rtp_ports import PortPool, bind_pair, set_buffers
+from engine.net.rtp_rows import HubRows
 from engine.net.rtp_stats import StreamStats
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ class RtpHub:
         self.port = rtp.getsockname()[1]
         self.capacity = capacity
         self.drain_budget = drain_budget or 4 * capacity + 1024
-        self.io = BatchSocket(rtp, 1, PACKET_BYTES)  # receives; the packets sent live in self.outbound's frames
+        # receives (a packet per call and a batch more at once); the packets sent live in self.outbound's frames
+        self.io = BatchSocket(rtp, 1, PACKET_BYTES, recv_rows=capacity + MAX_BATCH)
         self.bank = JitterBank(capacity)
         self.sessions: list[RtpSession] = []
         self.heard = np.zeros((capacity, _F), dtype=SAMPLE_DTYPE)
@@ -82,8 +84,10 @@ class RtpHub:
         self.stats = StreamStats(capacity)
         self.received, self.last_rx_tick = self.stats.received, self.stats.last_rx_tick
         self.octets, self.packets_sent = z(capacity, np.int64), z(capacity, np.int64)
-        self._columns = [self.seq, self.ts, self.ssrc, self.pt_out, self.marker, self.sending, self.group,
-                         self.pt_in, self.event_pt, self.remote_key, self.remote_ssrc, self.remote_name,
+        #: The media loop's row port: the loop rows that hear and play each slot (engine.media.rows).
+        self.rows = HubRows(self, capacity)
+        self._columns = [*self.rows.columns, self.seq, self.ts, self.ssrc, self.pt_out, self.marker, self.sending,
+                         self.group, self.pt_in, self.event_pt, self.remote_key, self.remote_ssrc, self.remote_name,
                          *self.stats.columns, self.octets, self.packets_sent, self.played, self.heard]
         self._posted: deque[tuple[str, RtpSession]] = deque()
         self._keys_posted: deque[tuple[RtpSession, str, int]] = deque()
@@ -163,6 +167,7 @@ class RtpHub:
         self.last_rx_tick[slot] = self.ticks
         session.slot = slot
         self.sessions.append(session)
+        self.rows.attached(slot, session)
         self.configure(slot, session)
         if self.pool is not None and session.sockets is not None:
             self.pool.register(session)
@@ -170,6 +175,7 @@ class RtpHub:
     def configure(self, slot: int, session: RtpSession) -> None:
         """Take ``session``'s remote address, payload types and direction into its slot's columns."""
         remote = session.remote
+        self.outbound.reorder()
         self.pt_out[slot] = self.pt_in[slot] = session.payload_type
         self.event_pt[slot] = -1 if session.event_payload_type is None else session.event_payload_type
         if remote is None:
@@ -184,7 +190,9 @@ class RtpHub:
         if self.pool is not None and session.sockets is not None:
             self.pool.unregister(session)
         slot = session.slot
+        self.rows.detached(slot)
         self.outbound.release(int(self.group[slot]))
+        self.outbound.reorder()
         last = self.bank.remove(slot)
         if slot != last:
             for column in self._columns:

@@ -68,6 +68,7 @@ class Outbound:
         self._next = 0
         self.load = np.zeros(groups, dtype=np.int64)  # calls in each group
         self.waits = 0  # builds that found their frame still being sent
+        self._order: tuple[np.ndarray, np.ndarray] | None = None  # the sending slots in send order, group bounds
 
     def assign(self) -> int:
         """A group for a new call: the least loaded one."""
@@ -79,6 +80,22 @@ class Outbound:
         """A call of ``group`` left."""
         self.load[group] -= 1
 
+    def reorder(self) -> None:
+        """A call came, left, or started or stopped sending: the send order is found again at the next build."""
+        self._order = None
+
+    def _send_order(self, hub: RtpHub, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The sending slots in send order (by group, then slot) and each group's first row (one more: the end)."""
+        if self._order is None:
+            rows = np.flatnonzero(hub.sending[:n])
+            if self.groups > 1:
+                order = rows[np.argsort(hub.group[rows], kind="stable")]
+                bounds = np.searchsorted(hub.group[order], np.arange(self.groups + 1))
+            else:
+                order, bounds = rows, np.array([0, len(rows)])
+            self._order = order, bounds
+        return self._order
+
     def build(self, hub: RtpHub) -> PacketFrame:
         """Every sending call's packet of this tick, from ``hub.played``; advances sequence and timestamp."""
         frame = self.frames[self._next]
@@ -89,11 +106,10 @@ class Outbound:
                 log.error("RTP: a frame was not sent in %g s; reused unsent", FREE_WAIT_S)
         n = len(hub.sessions)
         sending = hub.sending[:n]
-        rows = np.flatnonzero(sending)
-        order = rows[np.argsort(hub.group[rows], kind="stable")] if self.groups > 1 else rows
+        order, bounds = self._send_order(hub, n)
         m = len(order)
         frame.count = m
-        frame.bounds[:] = np.searchsorted(hub.group[order], np.arange(self.groups + 1)) if self.groups > 1 else [0, m]
+        frame.bounds[:] = bounds
         frame.targets = []
         if m:
             self._encode(hub, order, frame.data[:m])
@@ -110,11 +126,12 @@ class Outbound:
 
     @staticmethod
     def _encode(hub: RtpHub, order: np.ndarray, out: np.ndarray) -> None:
-        played = hub.played[order]
         pt = hub.pt_out[order]
-        if (pt == g711.PCMU).all():
-            out[:, HEADER_BYTES:] = np.take(g711.ULAW_ENCODE, played.view(np.uint16))
+        if (pt == g711.PCMU).all():  # the usual: every call's frame encoded in slot order, the codes then put in order
+            n = len(hub.sessions)
+            out[:, HEADER_BYTES:] = np.take(g711.ULAW_ENCODE, hub.played[:n].view(np.uint16)).take(order, axis=0)
         else:
+            played = hub.played[order]
             for law in (g711.PCMU, g711.PCMA):
                 rows = np.flatnonzero(pt == law)
                 out[rows, HEADER_BYTES:] = g711.encode(played[rows], law)

@@ -20,6 +20,7 @@ from engine.net.mmsg import sockaddr
 
 PER_SOCKET = 4
 SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32  # Linux; not exported by the socket module
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2  # Linux; neither exported by the socket module (Python 3.11)
 
 
 def set_buffers(sock: socket.socket, size: int) -> None:
@@ -31,11 +32,25 @@ def set_buffers(sock: socket.socket, size: int) -> None:
             sock.setsockopt(socket.SOL_SOCKET, plain, size)
 
 
+def dont_fragment(sock: socket.socket) -> None:
+    """Send with the IP header's don't-fragment bit (RTP packets are far below any MTU).
+
+    On an unconnected socket the kernel then leaves the IP identification 0 instead of drawing one from its
+    shared generator for every packet (``__ip_select_ident``: a hash and an atomic per datagram sent).
+    """
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+    except OSError:  # not Linux: the system's default
+        pass
+
+
 def bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """RTP on an even ``port`` (0: any) and RTCP on the next one."""
+    """RTP on an even ``port`` (0: any) and RTCP on the next one, both sending with don't-fragment."""
     for _ in range(64):
         rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for sock in (rtp, rtcp):
+            dont_fragment(sock)
         try:
             rtp.bind((host, port or random.randrange(20000, 60000, 2)))
             rtcp.bind((host, rtp.getsockname()[1] + 1))

@@ -21,6 +21,7 @@ from engine.net.telephone_event import ToneEvents
 
 if TYPE_CHECKING:
     from engine.net.rtp_hub import RtpHub
+    from engine.net.rtp_rows import HubRows
 
 DEFAULT_INACTIVITY_TICKS = 1500  # 30 s
 _SILENT = np.zeros(SAMPLES_PER_FRAME, dtype=SAMPLE_DTYPE)
@@ -49,6 +50,8 @@ class RtpSession:
         self.event_payload_type: int | None = None
         self.sends = True
         self.on_hold = False
+        #: The media loop's rows hearing and playing this session (-1: none), kept by the hub's row port.
+        self.loop_rows = (-1, -1)
         #: Its own (RTP, RTCP) sockets when the hub gives each call a port; None when calls share its socket.
         self.sockets = hub.open_ports()
         self.local_port = self.sockets[0].getsockname()[1] if self.sockets is not None else hub.port
@@ -79,6 +82,10 @@ class RtpSession:
         """The caller's next frame (silence before the session is carried)."""
         slot = self.slot
         return self.hub.heard[slot] if slot >= 0 else _SILENT
+
+    def row_port(self) -> HubRows:
+        """The hub's row port: the media loop hears and plays every session of the hub at once through it."""
+        return self.hub.rows
 
     def request_started(self) -> None:
         """The caller's audio runs on regardless of requests."""

@@ -35,10 +35,15 @@ class StreamStats:
         return [self.last_ts, self.last_ext, self.max_seq, self.max_ext, self.base_ext, self.received, self.transit,
                 self.jitter, self.last_rx_tick]
 
-    def update(self, slots: np.ndarray, seq: np.ndarray, raw_ts: np.ndarray, tick: int) -> np.ndarray:
-        """Take a batch (``slots``, sequence numbers, RTP timestamps) received at ``tick``; the extended timestamps."""
+    def update(self, slots: np.ndarray, seq: np.ndarray, raw_ts: np.ndarray, tick: int,
+               distinct: bool = False) -> np.ndarray:
+        """Take a batch (``slots``, sequence numbers, RTP timestamps) received at ``tick``; the extended timestamps.
+
+        ``distinct``: no slot is in the batch twice (the usual: one packet per stream per tick), so plain fancy
+        indexing does what the ``ufunc.at`` forms and the arrival ordering do.
+        """
         fresh = self.received[slots] == 0
-        ext = self._unwrap(slots, raw_ts, fresh)
+        ext = self._unwrap(slots, raw_ts, fresh, distinct)
         if fresh.any():  # a stream's first packet (the earliest of its batch) sets its base
             fresh_slots, fresh_seq = slots[fresh], seq[fresh]
             order = np.argsort(fresh_slots, kind="stable")
@@ -47,22 +52,30 @@ class StreamStats:
             self.max_seq[firsts] = self.max_ext[firsts] = self.base_ext[firsts] = first_seq
         delta = ((seq - self.max_seq[slots] + 32768) & 0xFFFF) - 32768
         ahead = delta > 0
-        np.maximum.at(self.max_ext, slots[ahead], (self.max_ext[slots] + delta)[ahead])
+        if distinct:
+            self.max_ext[slots] += np.where(ahead, delta, 0)
+            self.received[slots] += 1
+        else:
+            np.maximum.at(self.max_ext, slots[ahead], (self.max_ext[slots] + delta)[ahead])
+            np.add.at(self.received, slots, 1)
         self.max_seq[slots[ahead]] = seq[ahead]
-        np.add.at(self.received, slots, 1)
         transit = tick * SAMPLES_PER_FRAME - raw_ts
-        had = ~fresh
         d = np.abs(_wrap32(transit - self.transit[slots]))
-        self.jitter[slots[had]] += (d[had] - self.jitter[slots[had]]) / 16
+        jitter = self.jitter[slots]
+        self.jitter[slots] = np.where(fresh, jitter, jitter + (d - jitter) / 16)
         self.transit[slots] = transit
         self.last_rx_tick[slots] = tick
         return ext
 
-    def _unwrap(self, slots: np.ndarray, raw_ts: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    def _unwrap(self, slots: np.ndarray, raw_ts: np.ndarray, fresh: np.ndarray, distinct: bool) -> np.ndarray:
         base = np.where(fresh, raw_ts, self.last_ts[slots])
         base_ext = np.where(fresh, raw_ts, self.last_ext[slots])
         ext = base_ext + _wrap32(raw_ts - base)
-        order = np.argsort(ext, kind="stable")
+        if distinct:
+            self.last_ts[slots] = raw_ts
+            self.last_ext[slots] = ext
+            return ext
+        order = np.argsort(ext, kind="stable")  # a stream's packets: the latest timestamp is the last
         self.last_ts[slots[order]] = raw_ts[order]
         self.last_ext[slots[order]] = ext[order]
         return ext

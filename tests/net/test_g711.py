@@ -47,3 +47,15 @@ def test_encoding_a_batch_keeps_its_shape() -> None:
     frames = np.zeros((3, 160), dtype=np.int16)
     codes = g711.encode(frames, g711.PCMU)
     assert codes.shape == (3, 160) and np.all(codes == g711.SILENCE_CODE[g711.PCMU])
+
+
+@pytest.mark.parametrize("payload_type", [g711.PCMU, g711.PCMA])
+def test_decoding_rows_by_pairs_of_codes_gives_what_decoding_each_code_gives(payload_type: int) -> None:
+    every_pair = np.arange(65536, dtype="<u2").view(np.uint8).reshape(-1, 16)  # every two codes, both orders
+    np.testing.assert_array_equal(g711.decode_pairs(every_pair, payload_type), g711.decode(every_pair, payload_type))
+    packets = np.random.default_rng(7).integers(0, 256, (5, 200), dtype=np.uint8)[:, 12:172]  # strided rows
+    got = g711.decode_pairs(packets, payload_type)
+    assert got.shape == (5, 160) and got.dtype == np.int16
+    np.testing.assert_array_equal(got, g711.decode(packets, payload_type))
+    odd = packets[:, :159]
+    np.testing.assert_array_equal(g711.decode_pairs(odd, payload_type), g711.decode(odd, payload_type))

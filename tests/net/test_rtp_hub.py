@@ -243,3 +243,23 @@ def test_the_shared_sockets_get_their_buffers_past_the_system_cap_when_allowed(h
     cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
     got = hub.io.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # the kernel reports twice what was set
     assert got >= 2 * (RTP_BUFFER_BYTES if os.geteuid() == 0 else min(cap, RTP_BUFFER_BYTES))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a raw socket sees the IP headers (root)")
+def test_packets_leave_with_dont_fragment_and_no_ip_identification(hub: RtpHub) -> None:
+    import struct
+
+    session, peer = _call(hub)
+    tap = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    tap.settimeout(5)
+    try:
+        for _ in range(3):
+            _tick(hub, [session])
+        headers = []
+        while len(headers) < 3:  # the hub's packets to the peer, among whatever UDP the machine carries
+            packet = tap.recv(2048)
+            if packet[20:24] == struct.pack("!HH", hub.port, peer.address[1]):
+                headers.append(struct.unpack("!HH", packet[4:8]))  # identification, flags and fragment offset
+    finally:
+        tap.close()
+    assert headers == [(0, 0x4000)] * 3  # DF set, never a fragment, identification 0

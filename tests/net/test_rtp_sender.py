@@ -182,3 +182,38 @@ def test_per_call_ports_are_sent_from_each_calls_own_socket_in_groups() -> None:
         for peer in peers:
             peer.close()
         hub.close()
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    import os
+    import re
+
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return found is not None and (int(found[1]), int(found[2])) >= (major, minor)
+
+
+@pytest.mark.skipif(not _kernel_at_least(6, 12), reason="fair-scheduler slices of sched_setattr: Linux 6.12+")
+def test_the_sender_thread_asks_for_a_short_slice_and_keeps_its_policy_and_nice() -> None:
+    import ctypes
+    import os
+    import threading
+
+    from engine.net.rtp_sender import SLICE_S, _SchedAttr, short_slice
+
+    seen: dict[str, object] = {}
+
+    def thread() -> None:
+        seen["granted"] = short_slice(SLICE_S)
+        attr = _SchedAttr()
+        libc = ctypes.CDLL(None, use_errno=True)
+        seen["read"] = libc.syscall(315, 0, ctypes.byref(attr), ctypes.sizeof(_SchedAttr), 0)  # sched_getattr
+        seen["attr"] = (attr.policy, attr.nice, attr.runtime_ns)
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join(10)
+    assert seen["granted"] is True and seen["read"] == 0
+    assert seen["attr"] == (os.SCHED_OTHER, os.getpriority(os.PRIO_PROCESS, 0), int(SLICE_S * 1e9))
+    mine = _SchedAttr()
+    assert ctypes.CDLL(None).syscall(315, 0, ctypes.byref(mine), ctypes.sizeof(_SchedAttr), 0) == 0
+    assert mine.runtime_ns != int(SLICE_S * 1e9)  # only the thread that asked: this one keeps its slice
