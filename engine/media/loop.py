@@ -191,7 +191,7 @@ class MediaLoop:
         t0 = clock()
         self._play(failed_rows)
         t1 = clock()
-        self._hear(heard, failed_rows)
+        held = self._hear(heard, failed_rows)
         if self._listeners:
             self._tell_listeners(heard)
         self._record(heard, failed_rows)
@@ -199,7 +199,7 @@ class MediaLoop:
         # in row order, as one pass would find them
         failed = [call for row in sorted(failed_rows) if (call := rows[row]) is not None]
         t2 = clock()
-        self._detect(heard, failed)
+        self._detect(heard, held, failed)
         for call in failed:
             self.failures += 1
             call.fail()
@@ -247,8 +247,8 @@ class MediaLoop:
                 del listeners[call.call_id]
 
 
-    def _hear(self, heard: np.ndarray, failed_rows: set[int]) -> None:
-        """Read every caller's frame into its row of ``heard``.
+    def _hear(self, heard: np.ndarray, failed_rows: set[int]) -> np.ndarray | None:
+        """Read every caller's frame into its row of ``heard``; the rows holding no audio this tick (or None).
 
         Rows in ``failed_rows`` are skipped, and join it when their caller fails.
         """
@@ -260,12 +260,15 @@ class MediaLoop:
                 caller.read_into(heard, row)
             except Exception:
                 self._failed_row(row, failed_rows)
-        self._ports.read(heard)
+        return self._ports.read(heard)
 
-    def _detect(self, heard: np.ndarray, failed: list[Call]) -> None:
-        """Detect keys in every row at once and hand each to its call (a call that fails joins ``failed``)."""
+    def _detect(self, heard: np.ndarray, held: np.ndarray | None, failed: list[Call]) -> None:
+        """Detect keys in every row at once and hand each to its call (a call that fails joins ``failed``).
+
+        ``held``: rows whose frame is no audio this tick (a jitter buffer's wait): the detector holds them.
+        """
         try:
-            detected = self.detector.process(heard)
+            detected = self.detector.process(heard, held)
         except Exception:  # no keys this tick rather than no media thread
             log.exception("key detection failed for %d calls", len(self._row_of))
             return

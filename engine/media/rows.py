@@ -37,8 +37,12 @@ class RowPort(Protocol):
     def unbind(self, endpoint: object) -> None:
         """Stop serving ``endpoint``'s row."""
 
-    def read_rows(self, heard: np.ndarray) -> None:
-        """Write every bound caller's frame of this tick into its row of ``heard`` (rows, 160) int16."""
+    def read_rows(self, heard: np.ndarray) -> np.ndarray | None:
+        """Write every bound caller's frame of this tick into its row of ``heard`` (rows, 160) int16.
+
+        Returns the rows whose frame is no audio of the caller's this tick (nothing arrived in time: the
+        detector holds them), or None.
+        """
 
     def write_rows(self, rows: np.ndarray, frames: np.ndarray) -> None:
         """``frames[i]`` (int16, 160 samples) was played on the call of row ``rows[i]`` in this tick."""
@@ -91,13 +95,21 @@ class PortRows:
                 del self._playing[port]
             self._plan = None
 
-    def read(self, heard: np.ndarray) -> None:
-        """Every port writes its callers' frames into their rows of ``heard`` (a failing port is logged)."""
+    def read(self, heard: np.ndarray) -> np.ndarray | None:
+        """Every port writes its callers' frames into their rows of ``heard`` (a failing port is logged).
+
+        Returns the rows that hold no audio this tick (see :meth:`RowPort.read_rows`), or None.
+        """
+        held: np.ndarray | None = None
         for port in self._hearing:
             try:
-                port.read_rows(heard)
+                rows = port.read_rows(heard)
             except Exception:
                 log.exception("a row port failed to read %d callers", self._hearing[port])
+                continue
+            if rows is not None and len(rows):
+                held = rows if held is None else np.concatenate([held, rows])
+        return held
 
     def write(self, frames: list[np.ndarray | None]) -> None:
         """Hand each port the frames played on its rows (``frames[row]``, one per row of the loop)."""

@@ -71,6 +71,8 @@ class RtpHub:
         self.bank = JitterBank(capacity)
         self.sessions: list[RtpSession] = []
         self.heard = np.zeros((capacity, _F), dtype=SAMPLE_DTYPE)
+        #: Per slot, this tick: True when the jitter buffer gave no audio (it ran dry and its playout waits).
+        self.waiting = np.zeros(0, dtype=bool)
         self.played = np.zeros((capacity, _F), dtype=SAMPLE_DTYPE)
         self.ticks = 0
         self.counters = dict.fromkeys(HUB_COUNTERS, 0)
@@ -220,6 +222,7 @@ class RtpHub:
         self.inbound.receive_rtcp(self.rtcp_sock)
         if self.sessions:
             stamps = self.bank.read(self.heard)
+            self.waiting = stamps < 0
             for session in list(self._with_events):
                 slot = session.slot
                 if stamps[slot] >= 0 and not session.events.render(self.heard[slot], int(stamps[slot])):

@@ -67,15 +67,23 @@ class HubRows:
         if not self._bound:
             self._owner = None
 
-    def read_rows(self, heard: np.ndarray) -> None:
-        """Every bound caller's frame of this tick (from the hub's ``heard``) into its row of ``heard``."""
+    def read_rows(self, heard: np.ndarray) -> np.ndarray | None:
+        """Every bound caller's frame of this tick (from the hub's ``heard``) into its row of ``heard``.
+
+        Returns the loop rows whose jitter buffer gave no audio this tick (None: none).
+        """
         if self._dirty:
             self._index()
         if self._silence:
             heard[self._silence] = 0
             self._silence.clear()
-        if len(self._hear_slots):
-            heard[self._hear_rows] = self.hub.heard[self._hear_slots]
+        if not len(self._hear_slots):
+            return None
+        heard[self._hear_rows] = self.hub.heard[self._hear_slots]
+        waiting = self.hub.waiting
+        if not waiting.any() or len(waiting) <= int(self._hear_slots[-1]):  # (a slot attached since the read)
+            return None
+        return self._hear_rows[waiting[self._hear_slots]]
 
     def write_rows(self, rows: np.ndarray, frames: np.ndarray) -> None:
         """The frames played on loop ``rows`` into the hub's ``played`` of the slots bound to them."""

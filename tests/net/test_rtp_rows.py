@@ -14,6 +14,7 @@ import pytest
 
 from engine.core.orders import MultOrders, Order, PlayKind
 from engine.core.timeline import Program
+from engine.dtmf.tones import dtmf_tone
 from engine.format import SAMPLES_PER_FRAME, to_int16
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
@@ -196,3 +197,33 @@ def test_a_second_loop_on_the_hub_and_a_recording_sink_take_the_per_call_path(li
         expected = g711.decode(g711.encode(audio[i], g711.PCMU), g711.PCMU)
         assert start > 0 and np.array_equal(got[start:], expected[: len(got) - start])
     assert np.array_equal(line.sinks[0].heard(), np.concatenate(line.heard["tee"]))  # the sink hears what was heard
+
+
+def test_a_tone_whose_packets_come_late_is_one_key_the_waits_of_the_jitter_buffer_held(lines: list[_Line]) -> None:
+    """Caller 1's tone packets come 120 ms apart (its buffer runs dry after each): the detector holds the waits."""
+    line = _Line(2, "port")
+    lines.append(line)
+    found: list[tuple[int, str]] = []
+    process = line.loop.detector.process
+
+    def spy(frames: np.ndarray, hold: np.ndarray | None = None) -> list:
+        events = process(frames, hold)
+        found.extend((row, event.key) for row, event in events)
+        return events
+
+    line.loop.detector.process = spy  # type: ignore[method-assign]
+    audio = to_int16(np.concatenate([np.zeros(5 * F), dtmf_tone("4", 100, -8.0), np.zeros(40 * F)]))
+    frames = [audio[k * F : (k + 1) * F] for k in range(len(audio) // F)]
+    late = {5 + 6 * j: [5 + j] for j in range(5)}  # tick -> the frames caller 1 sends then: its tone, 120 ms apart
+    late.update({k: [k] for k in range(5)})
+    late.update({k: [k - 20] for k in range(30, 60)})
+    for k in range(60):
+        if k < len(frames):
+            line.peers[0].send_audio(frames[k])
+        for index in late.get(k, []):
+            line.peers[1].send_audio(frames[index])
+        line.hub.receive()
+        line.loop.tick()
+        line.hub.send()
+    assert line.sessions[1].stats()["buffer"]["underruns"] >= 16  # dry between every two tone frames
+    assert sorted(found) == [(0, "4"), (1, "4")]  # each caller's tone: one key
