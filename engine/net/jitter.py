@@ -10,22 +10,29 @@ behind the playout point *late*: both dropped and counted. A missing frame is co
 half level, then silence). When nothing is buffered (an *underrun*) the playout point waits. The depth (blocks
 between the newest packet and the playout point) starts at ``min_depth`` and adapts within
 ``[min_depth, max_depth]``: each late packet deepens it by a frame; a buffer kept deeper than needed for
-:data:`SHRINK_AFTER_FRAMES` frames gives a frame back. A new talkspurt after an underrun, or a jump beyond the
-ring, re-anchors the stream. Packets of other lengths (30 ms, or misaligned) go through
-:meth:`JitterBank.put_samples`, one at a time. Timestamps are extended (unwrapped) by the caller.
+:data:`SHRINK_AFTER_FRAMES` frames, or more than ``max_depth + 1`` frames deep, gives a frame back — one quiet
+enough that no key can be in it (every sample within :data:`QUIET_PEAK`; a key's frames are never skipped: a
+backlog left by a stall of the engine or of the sender keeps its keys, and shrinks at the next quiet frames).
+A new talkspurt after an underrun, or a jump beyond the ring, re-anchors the stream. Packets of other lengths
+(30 ms, or misaligned) go through :meth:`JitterBank.put_samples`, one at a time. Timestamps are extended
+(unwrapped) by the caller.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME
+from engine.dtmf.thresholds import GATE_LEVEL_DBM0
+from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, dbm0_to_peak
 
 RING_BLOCKS = 32  # 640 ms of audio per stream
 DEFAULT_MIN_DEPTH = 2  # frames
 DEFAULT_MAX_DEPTH = 10  # frames
 SHRINK_AFTER_FRAMES = 250
-COUNTERS = ("placed", "late", "duplicate", "concealed", "underruns", "resyncs", "grown", "shrunk")
+#: The largest |sample| (int16 units) of a frame that may be skipped to shrink a buffer: a sine's peak at the DTMF
+#: detector's gate (quieter frames hold no key).
+QUIET_PEAK = int(dbm0_to_peak(GATE_LEVEL_DBM0))
+COUNTERS = ("placed", "late", "duplicate", "concealed", "underruns", "resyncs", "grown", "shrunk", "skipped")
 _F = SAMPLES_PER_FRAME
 
 
@@ -184,6 +191,13 @@ class JitterBank:
 
     # -- playout ------------------------------------------------------------------------------------------
 
+    def _quiet(self, rows: np.ndarray, play: np.ndarray) -> np.ndarray:
+        """Those of ``rows`` whose frame at the playout point may be skipped: missing, or within :data:`QUIET_PEAK`."""
+        at = self._row_base[rows] + play[rows] % RING_BLOCKS
+        frames = self._blocks[at]
+        loud = self._filled[at] & ((frames.max(axis=1) > QUIET_PEAK) | (frames.min(axis=1) < -QUIET_PEAK))
+        return rows[~loud]
+
     def read(self, out: np.ndarray) -> np.ndarray:
         """Play one frame of every stream into ``out[:size]``; returns each frame's extended timestamp (-1: none)."""
         n = self.size
@@ -196,7 +210,8 @@ class JitterBank:
         self.deep[:n] = np.where(deep, self.deep[:n] + 1, 0)
         drop = started & ((self.deep[:n] >= SHRINK_AFTER_FRAMES) | (buffered > self.max_depth + 1))
         if drop.any():
-            drop_rows = np.flatnonzero(drop)
+            drop_rows = self._quiet(np.flatnonzero(drop), play)
+            self.counters["skipped"][drop_rows] += 1
             self.filled[drop_rows, play[drop_rows] % RING_BLOCKS] = False
             play[drop_rows] += 1
             self.deep[drop_rows] = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.format import SAMPLES_PER_FRAME
-from engine.net.jitter import SHRINK_AFTER_FRAMES, JitterBank
+from engine.net.jitter import QUIET_PEAK, SHRINK_AFTER_FRAMES, JitterBank
 from engine.net.rtcp import ReportBlock, build_report, parse_reports
 
 F = SAMPLES_PER_FRAME
@@ -86,3 +86,24 @@ def test_rtcp_reports_round_trip() -> None:
     assert sender == 7 and blocks == [ReportBlock(0xABCDEF01, 0.25, -3, 70000, 42)]
     sender, blocks = parse_reports(build_report(8, "me", None, None))
     assert sender == 8 and blocks == []
+
+
+def test_a_backlog_past_the_depth_keeps_every_loud_frame_and_skips_quiet_ones() -> None:
+    """A burst of 20 frames (a stall upstream): the tone in it plays whole; the silence after it is skipped."""
+    bank = JitterBank(2, min_depth=2, max_depth=4)
+    tone_row, quiet_row = bank.add(), bank.add()
+    out = np.zeros((2, F), dtype=np.int16)
+    loud = [_frame(QUIET_PEAK + 1)[0] * (1 if k % 2 else -1) for k in range(12)]  # a key's level, then quiet
+    frames = {tone_row: loud + [_frame(3)[0]] * 8, quiet_row: [_frame(QUIET_PEAK)[0]] * 20}
+    for k in range(20):  # the whole burst at once, for both streams
+        bank.put(np.array([tone_row, quiet_row]), np.array([k * F, k * F]), np.stack([frames[tone_row][k],
+                                                                                  frames[quiet_row][k]]))
+    played: dict[int, list[int]] = {tone_row: [], quiet_row: []}
+    for _ in range(20):
+        stamps = bank.read(out)
+        for row in (tone_row, quiet_row):
+            if stamps[row] >= 0:
+                played[row].append(int(stamps[row]) // F)
+    assert played[tone_row][:12] == list(range(12))  # every loud frame, none skipped: then the quiet ones are
+    assert bank.stats(tone_row)["skipped"] >= 2 and 12 < len(played[tone_row]) < 20
+    assert bank.stats(quiet_row)["skipped"] >= 6 and played[quiet_row][:3] == [1, 3, 5]  # every other one, at once
