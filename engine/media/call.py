@@ -47,8 +47,7 @@ class Call:
 
     def __init__(self, app_id: str, call_id: str, caller: CallerSource, sink: Sink, on_event: EventHandler,
                  queue_limit: int = 8) -> None:
-        self.app_id = app_id
-        self.call_id = call_id
+        self.app_id, self.call_id = app_id, call_id
         self.caller = caller
         self.sink = sink
         self.on_event = on_event

@@ -90,9 +90,7 @@ class RtpSender:
         self.realtime = False
         #: True once the thread got its short time slice (:func:`short_slice`).
         self.short_slice = False
-        self.hub = hub
-        self.clock = clock
-        self.period_s = period_s
+        self.hub, self.clock, self.period_s = hub, clock, period_s
         self.spacing_s = period_s / hub.outbound.groups
         self.max_behind_s = max_behind_s
         self.frames = 0  # frames submitted

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from engine.config import Config
 from engine.errors import BusyError
@@ -84,27 +84,31 @@ class GuardSettings:
     from now.
     """
 
-    defaults: AppLimits = field(default_factory=AppLimits)
-    apps: dict[str, AppLimits] = field(default_factory=dict)
+    # preparation and calls
     preparing_wait_s: float = DEFAULT_PREPARING_WAIT_S
     call_lifetime_s: float = DEFAULT_CALL_LIFETIME_S
     call_idle_s: float = DEFAULT_CALL_IDLE_S
+    # admission
     max_cpu_share: float = DEFAULT_MAX_CPU_SHARE
     call_cpu_share: float = DEFAULT_CALL_CPU_SHARE
     min_real_time: float = DEFAULT_MIN_REAL_TIME
     max_lateness_s: float = DEFAULT_MAX_LATENESS_S
+    # the watchdog, and the window admission judges over
     stall_s: float = DEFAULT_STALL_S
     sample_s: float = DEFAULT_SAMPLE_S
     judge_window_s: float = DEFAULT_JUDGE_WINDOW_S
+    # HTTP
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # signatures
     max_skew_s: float = DEFAULT_MAX_SKEW_S
+    # the applications' limits: each its own, else the defaults
+    defaults: AppLimits = field(default_factory=AppLimits)
+    apps: dict[str, AppLimits] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("preparing_wait_s", "call_lifetime_s", "call_idle_s", "max_cpu_share", "call_cpu_share",
-                     "min_real_time", "max_lateness_s", "stall_s", "sample_s", "judge_window_s", "header_timeout_s",
-                     "body_timeout_s", "max_connections", "max_skew_s"):
+        for name in (f.name for f in fields(self) if f.name not in ("defaults", "apps")):  # every figure
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name}: must be a number > 0, got {value!r}")

@@ -71,9 +71,7 @@ class RealTimeProcess:
             raise ValueError(f"switch_interval_s must be > 0, freeze_ticks and full_ticks >= 1, full_growth >= 0, "
                              f"got {switch_interval_s}, {freeze_ticks}, {full_ticks}, {full_growth}")
         self.switch_interval_s = switch_interval_s
-        self.freeze_ticks = freeze_ticks
-        self.full_ticks = full_ticks
-        self.full_growth = full_growth
+        self.freeze_ticks, self.full_ticks, self.full_growth = freeze_ticks, full_ticks, full_growth  # the GC's
         self._full_at_tick = 0
         self._frozen_after_full = 0
         self._stats = CollectorStats()
