@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_rtp import HOLD_P99_S, _free_range
+from benchmarks.bench_rtp import HOLD_P99_S, _free_port
 from benchmarks.common import Row
 from benchmarks.rtp_trials import REALTIME_PRIORITY, realtime_requested
 
@@ -110,14 +110,18 @@ def _engine_child(processes: int) -> None:
     live.close()
 
 
-def _offer(port: int) -> bytes:
-    return (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101"
+def _offer(host: str, port: int) -> bytes:
+    return (f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101"
             "\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n").encode()
 
 
-def _set_up(count: int, sip_port: int, first_port: int, batch: int = 50) -> list[tuple[str, int]]:
-    """INVITE ``count`` calls (``batch`` at a time), ACK each 200; the RTP address each answer names."""
+def _set_up(count: int, sip_port: int, peer_port: int, batch: int = 50) -> list[tuple[str, int]]:
+    """INVITE ``count`` calls (``batch`` at a time), ACK each 200; the RTP address each answer names.
+
+    Call ``i`` offers the address the load peer's stream ``i`` sends from (``127.1.x.y:peer_port``).
+    """
     from engine.net.sip_message import parse_message
+    from engine.testing.rtp_load import stream_address
     from engine.testing.sip_client import SipClient
 
     client = SipClient(("127.0.0.1", sip_port))
@@ -126,7 +130,7 @@ def _set_up(count: int, sip_port: int, first_port: int, batch: int = 50) -> list
         for start in range(0, count, batch):
             waiting = set(range(start, min(count, start + batch)))
             for i in waiting:
-                client.request("INVITE", f"bench-{i}", 1, _offer(first_port + i))
+                client.request("INVITE", f"bench-{i}", 1, _offer(*stream_address(i, peer_port)))
             client.sock.settimeout(30)
             while waiting:
                 message = parse_message(client.sock.recv(65536))
@@ -143,15 +147,15 @@ def _set_up(count: int, sip_port: int, first_port: int, batch: int = 50) -> list
     return [t for t in targets if t is not None]
 
 
-def _peer_child(count: int, sip_port: int, seconds: float, first_port: int) -> None:
+def _peer_child(count: int, sip_port: int, seconds: float, peer_port: int) -> None:
     """(Child.) Set the calls up, say so, stream ``seconds``; print the counts and this process's CPU."""
     from engine.testing.rtp_load import run_peer
 
     started = time.monotonic()
-    targets = _set_up(count, sip_port, first_port)
+    targets = _set_up(count, sip_port, peer_port)
     print(json.dumps({"set_up": len(targets), "set_up_s": time.monotonic() - started}), flush=True)
     before = os.times()
-    result = run_peer(count, first_port, targets, seconds)
+    result = run_peer(count, peer_port, targets, seconds)
     after = os.times()
     print(json.dumps({**result, "cpu_s": after.user + after.system - before.user - before.system}), flush=True)
 
@@ -168,9 +172,9 @@ def _trial(count: int, processes: int, seconds: float) -> dict[str, Any]:
             log.seek(0)
             raise RuntimeError(f"the server did not start: {log.read()[-800:]!r}")
         sip_port = json.loads(first)["sip_port"]
-        first_port = _free_range(count)
+        peer_port = _free_port()
         peer = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_procs", "peer", str(count), str(sip_port),
-                                 str(seconds + WARM_S + 0.5), str(first_port)], stdout=subprocess.PIPE, text=True,
+                                 str(seconds + WARM_S + 0.5), str(peer_port)], stdout=subprocess.PIPE, text=True,
                                 env=env)
         assert peer.stdout is not None
         set_up = json.loads(peer.stdout.readline())

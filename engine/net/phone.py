@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.errors import BusyError
 from engine.format import ms_to_samples
 from engine.media.pacer import Clock
 from engine.net.rtp_hub import RtpHub
@@ -105,7 +106,12 @@ class PhoneService:
             except SdpError:
                 self.agent.reject(call, 488)
                 return
-        session = RtpSession(self.hub, negotiated, self.inactivity_ticks)
+        try:
+            session = RtpSession(self.hub, negotiated, self.inactivity_ticks)
+        except BusyError as exc:  # no media process has room (``[sip] mediaProcesses``)
+            log.warning("incoming call refused: %s", exc)
+            self.agent.reject(call, 503)
+            return
         line = Line(call, session, call.number, call.caller, True)
         call.owner = line
         session_id = random.getrandbits(31)

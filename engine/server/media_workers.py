@@ -25,6 +25,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from engine.errors import BusyError
+from engine.media.pacer import FRAME_SECONDS
+from engine.server.limits import DEFAULT_CALL_CPU_SHARE, DEFAULT_MAX_CPU_SHARE
 from engine.server.media_prompts import PromptSender
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ class MediaWorker:
         self.placed = 0  # sessions placed here and not closed (its load)
         self.calls: set[str] = set()  # calls added and not ended
         self.stats: dict[str, Any] = {}
+        #: Its CPU share of one core between its last two stats reports (0 before the second).
+        self.cpu_share = 0.0
         self.restarts = 0
         self._closing = False
         self._conn: Connection | None = None
@@ -116,6 +121,14 @@ class MediaWorker:
         except OSError:
             return False
 
+    def take_stats(self, stats: dict[str, Any]) -> None:
+        """A stats report: kept, and the CPU share of one core since the previous one (over its ticks' time)."""
+        last, self.stats = self.stats, stats
+        ticks = stats.get("ticks", 0) - last.get("ticks", 0)
+        if last and ticks > 0:
+            cpu_s = stats["cpu_user_s"] + stats["cpu_system_s"] - last["cpu_user_s"] - last["cpu_system_s"]
+            self.cpu_share = max(0.0, cpu_s / (ticks * FRAME_SECONDS))
+
     def submit(self, call_id: str, program: Any) -> bool:
         """Send a program, its audio by reference (:mod:`engine.server.media_prompts`)."""
         with self.lock:
@@ -176,7 +189,9 @@ class MediaWorkers:
     """``count`` media workers on ``host``; ``port`` (0: any) gives worker i the port ``port + 2·i``."""
 
     def __init__(self, count: int, host: str, port: int, capacity: int, per_call: bool, on_report: OnReport,
-                 on_death: OnDeath, priority: int = 0) -> None:
+                 on_death: OnDeath, priority: int = 0, max_cpu_share: float = DEFAULT_MAX_CPU_SHARE,
+                 call_cpu_share: float = DEFAULT_CALL_CPU_SHARE) -> None:
+        self.max_cpu_share, self.call_cpu_share = max_cpu_share, call_cpu_share
         self.workers = [MediaWorker(i, host, port + 2 * i if port else 0, capacity, per_call, on_report, on_death,
                                     priority) for i in range(count)]
         self._lock = threading.Lock()
@@ -187,11 +202,26 @@ class MediaWorkers:
             worker.start()
 
     def place(self) -> MediaWorker:
-        """The least loaded live worker (any, when none is), its load counted one more (any thread)."""
+        """The least loaded live worker with headroom, its load counted one more (any thread).
+
+        A worker has headroom for one more call while its CPU share, every call placed on it costing at least
+        ``call_cpu_share``, plus one more call's, stays within ``max_cpu_share`` (``[limits] admitCpuShare`` and
+        ``callCpuShare``); none has: :class:`~engine.errors.BusyError` (an INVITE gets ``503``, ``outCall``
+        ``108102``). No live worker at all (all restarting): any, as the call's media starts with its worker.
+        """
         with self._lock:
-            worker = min(self.workers, key=lambda w: (not w.alive, w.placed, w.index))
+            live = [w for w in self.workers if w.alive] or self.workers
+            roomy = [w for w in live if self._projected(w) <= self.max_cpu_share]
+            if not roomy:
+                busiest = min(live, key=self._projected)
+                raise BusyError(f"called: no media worker has headroom (the least busy would be at "
+                                f"{self._projected(busiest):.0%} of a core > {self.max_cpu_share:.0%})")
+            worker = min(roomy, key=lambda w: (w.placed, w.index))
             worker.placed += 1
             return worker
+
+    def _projected(self, worker: MediaWorker) -> float:
+        return max(worker.cpu_share, worker.placed * self.call_cpu_share) + self.call_cpu_share
 
     def unplace(self, worker: MediaWorker) -> None:
         """A session placed on ``worker`` is closed."""

@@ -64,8 +64,10 @@ class SipGlue(OutboundCalls):
         self.workers: MediaWorkers | None = None
         self.hub: Any
         if count:
+            guard = engine.board.guard
             self.workers = MediaWorkers(count, host, sip.rtp_port, sip.max_calls, sip.rtp_ports is not None,
-                                        self._worker_report, self._worker_died, sip.media_priority)
+                                        self._worker_report, self._worker_died, sip.media_priority,
+                                        guard.max_cpu_share, guard.call_cpu_share)
             self.workers.start()
             self.hub = WorkerHub(self.workers, host, sip.rtp_ports)
             engine.board.workers = self.workers
@@ -113,7 +115,7 @@ class SipGlue(OutboundCalls):
     def _worker_report(self, worker: MediaWorker, report: tuple[Any, ...]) -> None:
         """A media worker's report (its reader thread): stats kept, the rest to the media thread."""
         if report[0] == "stats":
-            worker.stats = report[1]
+            worker.take_stats(report[1])
         else:
             self.engine.board.thread.post_locked("worker", (worker, report))
 

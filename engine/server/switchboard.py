@@ -108,7 +108,7 @@ class Switchboard:
         app_calls = self.guard.limits(app_id).calls
         with self._lock:
             self.registry.admit(app_id, self.max_calls, app_calls)
-            reason = self.headroom(self.registry.count() + 1)
+            reason = "" if self._on_worker(endpoint) else self.headroom(self._local_calls() + 1)
             if reason:
                 raise BusyError(f"called: no room for a new call now ({reason})")
             if self.ledger is not None:  # delivery hook: journaled before it is live (108104 if it cannot be)
@@ -116,6 +116,16 @@ class Switchboard:
             self.registry.add(app_id, call_id, application.queue_limit, getattr(endpoint, "info", None))
             self.thread.post("add", (call, endpoint))
         return call_id
+
+    @staticmethod
+    def _on_worker(endpoint: Any) -> bool:
+        """True when the call's media plays on a media worker (its worker admitted it when it was placed)."""
+        return getattr(getattr(endpoint, "caller", None), "placed_on", None) is not None
+
+    def _local_calls(self) -> int:
+        """The live calls whose media the server's own media thread carries (not those on media workers)."""
+        placed = sum(worker.placed for worker in self.workers.workers) if self.workers is not None else 0
+        return max(self.registry.count() - placed, 0)
 
     def submit(self, app_id: str, call_id: str, program: Program, hook: RequestHook | None = None,
                guarded: bool = False) -> None:

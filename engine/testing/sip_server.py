@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.config import DEMO_APP_ID, load_config
 from engine.server.app import ServerSettings, create_app
+from engine.server.limits import GuardSettings
 from engine.server.sip_glue import SipGlue, attach_sip
 from engine.testing.server import CALM_GUARD, LiveServer, Receiver, wait_for
 
@@ -19,12 +20,13 @@ WELCOME = {"appId": DEMO_APP_ID, "callId": "replaced", "orders": [
 class SipServer:
     """The HTTP server and its SIP glue; number ``10086`` answers and plays :data:`WELCOME`.
 
-    Its guard is :data:`~engine.testing.server.CALM_GUARD` (SIP is tested here, not admission).
+    Its guard is ``guard``, by default :data:`~engine.testing.server.CALM_GUARD` (SIP is tested here, not admission).
 
     The demo application's events go to :attr:`receiver` (a callback receiver) as well as the event log.
     """
 
-    def __init__(self, folder: Path, welcome: dict[str, Any] | None = None, extra_toml: str = "") -> None:
+    def __init__(self, folder: Path, welcome: dict[str, Any] | None = None, extra_toml: str = "",
+                 guard: GuardSettings = CALM_GUARD) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "welcome.json").write_text(json.dumps(welcome or WELCOME))
         config = folder / "engine.toml"
@@ -33,7 +35,7 @@ class SipServer:
                           f'[[numbers]]\nnumber = "10086"\nappId = "{DEMO_APP_ID}"\nautoAnswer = true\n'
                           f'welcome = "welcome.json"\n\n{extra_toml}')
         settings = ServerSettings(config=load_config(config), recordings=folder / "recordings",
-                                  state_dir=folder / "state", cache=folder / "cache", guard=CALM_GUARD)
+                                  state_dir=folder / "state", cache=folder / "cache", guard=guard)
         self.app = create_app(settings)
         self.engine = self.app.state.engine
         self.live = LiveServer(self.app)

@@ -23,6 +23,7 @@ from engine.dtmf.tones import place_tones
 from engine.format import SAMPLES_PER_FRAME, seconds_to_samples
 from engine.net import g711
 from engine.net.sdp import build_sdp, negotiate, parse_sdp
+from engine.server.limits import GuardSettings
 from engine.testing.baresip import BARESIP, Baresip
 from engine.testing.correlation import best_correlation
 from engine.testing.phone_calls import HELLO, check_hello_heard, say_hello_and_disconnect
@@ -30,7 +31,7 @@ from engine.testing.rtp_peer import RtpPeer
 from engine.testing.server import wait_for
 from engine.testing.sip_client import SipClient
 from engine.testing.sip_server import WELCOME, SipServer
-from engine.testing.sipp import SIPP, Sipp, media_port, rfc2833_call, uac_scenario, write_ulaw
+from engine.testing.sipp import SIPP, Sipp, media_port, rfc2833_call, run_sipp, uac_scenario, write_ulaw
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (apt sip-tester) is not installed")
 WORKERS_TOML = "[sip]\nmediaProcesses = 2\nrecord = true\n"
@@ -257,3 +258,29 @@ def test_out_call_to_baresip_plays_on_a_worker_and_disconnect_hangs_it_up(server
     finally:
         phone.close()
     check_hello_heard(server, phone, call_id)
+
+
+def test_a_call_past_every_workers_headroom_gets_503_and_an_out_call_108102(tmp_path: Path) -> None:
+    """Each call projected at 25 % of a core, 60 % at most: two calls a worker; then INVITE 503, outCall 108102."""
+    guard = GuardSettings(max_cpu_share=0.6, call_cpu_share=0.25, min_real_time=1e-6, max_lateness_s=3600.0)
+    server = SipServer(tmp_path / "server", extra_toml=WORKERS_TOML, guard=guard)
+    for name in ("held", "fifth"):
+        (tmp_path / name).mkdir()
+    held = Sipp(["-sn", "uac", f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1", "-m", "4",
+                 "-l", "4", "-r", "20", "-d", "8000", "-timeout", "60"], tmp_path / "held")
+    try:
+        wait_for(lambda: len(server.engine.board.live_calls()) == 4 or None, 30, "four calls up")
+        assert sorted(line.session.placed_on for line in server.glue.lines) == [0, 0, 1, 1]
+        refused = run_sipp(["-sn", "uac", f"127.0.0.1:{server.sip_port}", "-s", "10086", "-i", "127.0.0.1", "-m",
+                            "1", "-l", "1", "-timeout", "30"], tmp_path / "fifth")
+        assert (refused.successful, refused.failed) == (0, 1)
+        assert "503" in (tmp_path / "fifth" / "sipp-errors.log").read_text(errors="replace")
+        answer = httpx.post(f"{server.live.url}/ipcc/call/outCall", json={
+            "appId": DEMO_APP_ID, "called": "sip:bob@127.0.0.1:5999"}, timeout=10).json()
+        assert answer["code"] == "108102" and "no media worker has headroom" in answer["msg"], answer
+        assert len(server.glue.lines) == 4  # the refused INVITE made no line
+        result = held.finish()
+        assert (result.successful, result.failed) == (4, 0), result.output[-2000:]
+    finally:
+        held.kill()
+        server.close()
