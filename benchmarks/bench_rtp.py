@@ -46,10 +46,11 @@ from typing import Any
 
 from benchmarks.common import Row
 from benchmarks.rtp_trials import LEAD_PERIODS, realtime_requested
+from engine.net.rtp_sender import LIVE_SEND_GROUPS
 
 BENCH = "rtp"
 HOLD_P99_S = 0.005
-SEND_GROUPS = 8  # the sender's groups: a call's packets go out at one of 8 phases of the 20 ms period
+SEND_GROUPS = LIVE_SEND_GROUPS  # the live server's: a call's packets go out at one of 8 phases of the period
 PEER_PORTS = (10000, 20000)  # the peer's port: below the kernel's ephemeral range (the hub's)
 
 

@@ -16,8 +16,10 @@ import sys
 import time
 from typing import Any
 
+from engine.net.rtp_sender import LIVE_LEAD_PERIODS
+
 WARM_TICKS = 75
-LEAD_PERIODS = 2  # the sender's lead: packets built 2 ticks (40 ms) ahead of their deadlines
+LEAD_PERIODS = LIVE_LEAD_PERIODS  # the live server's lead: packets built 2 ticks (40 ms) ahead of their deadlines
 REALTIME_PRIORITY = 10  # SCHED_FIFO priority: the sender thread's (engine-Grt), every trial's when requested
 
 

@@ -51,6 +51,10 @@ PERIOD_S = 0.02
 SWITCH_INTERVAL_S = 0.0005  # the longest the media thread keeps the interpreter from a woken sender (s)
 DEFAULT_WINDOW = 12000
 MAX_LEAD_PERIODS = FRAMES - 2  # frames being built, sent and waiting must fit in the hub's ring
+#: The live design (the server's hub, each media worker's, and what ``benchmarks/bench_rtp.py`` measures): the
+#: calls' packets in 8 send groups over the period, built 2 periods (40 ms) ahead of their deadlines.
+LIVE_SEND_GROUPS = 8
+LIVE_LEAD_PERIODS = 2
 SLICE_S = 0.0001  # the sender thread's time slice asked of the fair scheduler (s): the shortest Linux grants
 _SYS_SCHED_SETATTR = 314  # x86_64
 
@@ -209,12 +213,14 @@ class RtpSender:
         self._lateness.clear()
 
 
-def carry(hub: RtpHub, pacer: Pacer) -> RtpSender:
+def carry(hub: RtpHub, pacer: Pacer, lead_periods: int = LIVE_LEAD_PERIODS) -> RtpSender:
     """Make ``pacer``'s tick carry ``hub`` through a sender on the pacer's clock; returns the sender.
+
+    ``lead_periods``: how far ahead of their deadlines the packets are built (default :data:`LIVE_LEAD_PERIODS`).
 
     The live server's wiring (``engine.server.sip_glue``): ``sender = carry(hub, board.pacer)``;
     ``sender.stop()`` when the hub closes.
     """
-    sender = RtpSender(hub, pacer.clock, pacer.period_s)
+    sender = RtpSender(hub, pacer.clock, pacer.period_s, lead_periods=lead_periods)
     pacer.tick = sender.driving(pacer.tick)
     return sender

@@ -40,7 +40,7 @@ from engine.media.loop import MediaLoop
 from engine.media.pacer import MonotonicClock, Pacer
 from engine.media.sinks import WavSink
 from engine.net.rtp_hub import RtpHub
-from engine.net.rtp_sender import RtpSender
+from engine.net.rtp_sender import LIVE_LEAD_PERIODS, LIVE_SEND_GROUPS, RtpSender
 from engine.net.rtp_session import RtpSession
 from engine.server.media_prompts import PromptStore
 from engine.server.realtime import RealTimeProcess
@@ -49,7 +49,6 @@ from engine.server.sip_recording import Tee
 log = logging.getLogger(__name__)
 STATS_TICKS = 50  # a stats report every second
 POLL_TICKS = 25  # the sessions' inactivity is checked twice a second
-SEND_GROUPS = 4  # as the server's own hub (engine.server.sip_glue)
 SESSION_FIELDS = ("remote", "payload_type", "event_payload_type", "sends", "on_hold")
 
 
@@ -109,10 +108,11 @@ class Worker:
     def __init__(self, conn: Connection, host: str, port: int, capacity: int, per_call: bool,
                  priority: int = 0) -> None:
         self.hub = WorkerHub(host, port, capacity, per_call_ports=(0, 0) if per_call else None,
-                             send_groups=SEND_GROUPS)
+                             send_groups=LIVE_SEND_GROUPS)
         self.media = MediaLoop()
         self.pacer = Pacer(MonotonicClock(), self._tick)
-        self.sender = RtpSender(self.hub, self.pacer.clock, self.pacer.period_s, realtime_priority=priority)
+        self.sender = RtpSender(self.hub, self.pacer.clock, self.pacer.period_s, realtime_priority=priority,
+                                lead_periods=LIVE_LEAD_PERIODS)
         self.pacer.tick = self.sender.driving(self.pacer.tick)  # hub receive, _tick, hub send
         carried = self.pacer.tick
 

@@ -29,7 +29,7 @@ from typing import Any
 from engine.errors import EngineError, UnknownCallError
 from engine.net.phone import Line, PhoneService
 from engine.net.rtp_hub import RtpHub
-from engine.net.rtp_sender import carry
+from engine.net.rtp_sender import LIVE_SEND_GROUPS, carry
 from engine.net.transport import SipTransport
 from engine.server.endpoints import Endpoint, register_endpoint
 from engine.server.media_remote import WorkerHub
@@ -42,8 +42,6 @@ from engine.sip_config import Number, parse_listen
 from engine.wire.call_events import FAILED, NO_ANSWER, REASON_TIMEOUT, REJECTED, CallInfo, incoming_call_report
 
 log = logging.getLogger(__name__)
-#: The phases of the 20 ms period the calls' RTP packets are spread over (:class:`~engine.net.rtp_sender.RtpSender`).
-SEND_GROUPS = 4
 
 
 class SipGlue(OutboundCalls):
@@ -73,7 +71,7 @@ class SipGlue(OutboundCalls):
             engine.board.workers = self.workers
         else:
             self.hub = RtpHub(host, sip.rtp_port, sip.max_calls, per_call_ports=sip.rtp_ports,
-                              send_groups=SEND_GROUPS)
+                              send_groups=LIVE_SEND_GROUPS)
         transport = SipTransport(host, port, tcp=sip.tcp, tcp_idle_s=sip.tcp_idle_s,
                                  tcp_max_connections=sip.tcp_max_connections)
         self.phone = PhoneService(host, port, self.hub, self, inactivity_ticks=int(sip.inactivity_s * 50),
