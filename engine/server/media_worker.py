@@ -149,7 +149,6 @@ class Worker:
                 log.exception("worker command %s failed", command[0])
 
     def _tick(self) -> None:
-        self._apply_commands()
         self.media.tick()
         for call in self.media.failed:
             self.outbox.add(("failed", call.call_id))

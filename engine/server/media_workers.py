@@ -223,6 +223,11 @@ class MediaWorkers:
     def _projected(self, worker: MediaWorker) -> float:
         return max(worker.cpu_share, worker.placed * self.call_cpu_share) + self.call_cpu_share
 
+    def placed(self) -> int:
+        """Sessions placed on every worker and not closed."""
+        with self._lock:
+            return sum(worker.placed for worker in self.workers)
+
     def unplace(self, worker: MediaWorker) -> None:
         """A session placed on ``worker`` is closed."""
         with self._lock:

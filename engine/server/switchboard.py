@@ -124,7 +124,7 @@ class Switchboard:
 
     def _local_calls(self) -> int:
         """The live calls whose media the server's own media thread carries (not those on media workers)."""
-        placed = sum(worker.placed for worker in self.workers.workers) if self.workers is not None else 0
+        placed = self.workers.placed() if self.workers is not None else 0
         return max(self.registry.count() - placed, 0)
 
     def submit(self, app_id: str, call_id: str, program: Program, hook: RequestHook | None = None,
