@@ -135,6 +135,12 @@ def synthesize_native(text: str, settings: VoiceSettings = VoiceSettings()) -> t
                                       settings.rate_wpm, settings.volume_percent))
 
 
+#: :meth:`Synthesizer.cache_key` remembers the keys of texts up to this many characters...
+KEY_MEMO_CHARS = 512
+#: ...and at most this many of them (the memo holds at most 2 MiB of text).
+KEY_MEMO_ENTRIES = 4096
+
+
 class SpeechSource(Protocol):
     """Anything that turns text into 8 kHz mono int16 speech (the engine's :class:`Synthesizer`)."""
 
@@ -162,6 +168,7 @@ class Synthesizer:
         self.espeak_version: str = espeak_library()[1]
         self.pyttsx3_version: str = pyttsx3_version()  # constant for the process: read once, not per key
         self._cache = PromptCache(self.cache_dir if disk_cache else None, memory_items, disk_bytes, memory_bytes)
+        self._keys: dict[tuple[str, VoiceSettings], str] = {}  # cache_key's answers (bounded: see cache_key)
 
     misses = property(lambda self: self._cache.misses, doc="Syntheses made by espeak for this front-end.")
     memory_hits = property(lambda self: self._cache.memory_hits, doc="Requests served from memory.")
@@ -171,14 +178,23 @@ class Synthesizer:
         """sha256 over everything that changes the audio.
 
         That is: text, resolved voice, rate, volume, espeak and pyttsx3 versions, output rate, trimming and the cache
-        format version.
+        format version. Every request's speech asks for its keys: the answers for texts of up to
+        :data:`KEY_MEMO_CHARS` characters are remembered (at most :data:`KEY_MEMO_ENTRIES`, then forgotten at once).
         """
-        return cache_key({
-            "format": CACHE_FORMAT_VERSION, "text": text, "voice": voice_for_text(text, settings),
-            "rate_wpm": settings.rate_wpm, "volume_percent": settings.volume_percent,
-            "espeak": self.espeak_version, "pyttsx3": self.pyttsx3_version, "output_rate_hz": SAMPLE_RATE_HZ,
-            "edge_margin_ms": EDGE_MARGIN_MS, "silence_threshold": SILENCE_THRESHOLD,
-        })
+        memo = self._keys
+        key = memo.get((text, settings))
+        if key is None:
+            key = cache_key({
+                "format": CACHE_FORMAT_VERSION, "text": text, "voice": voice_for_text(text, settings),
+                "rate_wpm": settings.rate_wpm, "volume_percent": settings.volume_percent,
+                "espeak": self.espeak_version, "pyttsx3": self.pyttsx3_version, "output_rate_hz": SAMPLE_RATE_HZ,
+                "edge_margin_ms": EDGE_MARGIN_MS, "silence_threshold": SILENCE_THRESHOLD,
+            })
+            if len(text) <= KEY_MEMO_CHARS:
+                if len(memo) >= KEY_MEMO_ENTRIES:
+                    memo.clear()
+                memo[(text, settings)] = key
+        return key
 
     def synthesize(self, text: str, settings: VoiceSettings = VoiceSettings()) -> np.ndarray:
         """``text`` spoken with ``settings``: 8 kHz mono int16, read-only, trimmed as the module says.

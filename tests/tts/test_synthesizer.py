@@ -114,6 +114,24 @@ def test_settings_change_the_key_and_the_audio(tmp_path: Path) -> None:
     assert synth.cache_key(HOLD) != synth.cache_key(HOLD + " ")
 
 
+def test_remembered_keys_are_the_keys_and_the_memo_is_bounded(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    synth = Synthesizer(tmp_path)
+    fresh = Synthesizer(tmp_path / "other")
+    monkeypatch.setattr(speech, "KEY_MEMO_ENTRIES", 3)
+    texts = [f"Press {n}." for n in range(7)] + ["x" * (speech.KEY_MEMO_CHARS + 1)]
+    for text in texts + texts:  # the second round answers from the memo (or after it was forgotten)
+        for settings in (VoiceSettings(), VoiceSettings(rate_wpm=300)):
+            assert synth.cache_key(text, settings) == speech.cache_key({
+                "format": speech.CACHE_FORMAT_VERSION, "text": text, "voice": speech.voice_for_text(text, settings),
+                "rate_wpm": settings.rate_wpm, "volume_percent": settings.volume_percent,
+                "espeak": fresh.espeak_version, "pyttsx3": fresh.pyttsx3_version,
+                "output_rate_hz": SAMPLE_RATE_HZ, "edge_margin_ms": speech.EDGE_MARGIN_MS,
+                "silence_threshold": speech.SILENCE_THRESHOLD})
+            assert len(synth._keys) <= 3
+    assert all(len(text) <= speech.KEY_MEMO_CHARS for text, _ in synth._keys)
+
+
 def test_eight_threads_get_their_own_audio(tmp_path: Path) -> None:
     texts = ["Press one for sales.", "Press two for support.", SMS, "Goodbye.",
              "Your balance is twelve dollars.", "请按1查询余额",
