@@ -83,6 +83,27 @@ class RequestPlayer:
         assert frame is not None
         return frame
 
+    def quiet_frames(self, least: int) -> np.ndarray | None:
+        """The coming frames in which only time moves (rows as :meth:`next_frame` gives them), or None if < ``least``.
+
+        (frames, 160) read-only; :meth:`pass_quiet` then moves time on by those played.
+        """
+        position = self.position_samples
+        if position > self.fast_last_sample:
+            return None
+        count, audio = (self.fast_last_sample - position) // SAMPLES_PER_FRAME + 1, self._fast_audio
+        if count < least or audio is None:
+            return None if count < least else np.broadcast_to(SILENT_FRAME, (count, SAMPLES_PER_FRAME))
+        start = position - self._segment_start_sample
+        frames = audio[start : start + count * SAMPLES_PER_FRAME].reshape(count, SAMPLES_PER_FRAME)
+        frames.flags.writeable = False
+        return frames
+
+    def pass_quiet(self, frames: int) -> None:
+        """``frames`` of the frames :meth:`quiet_frames` gave were played: time moves on by them."""
+        self.position_samples += frames * SAMPLES_PER_FRAME
+        assert frames == 0 or self.position_samples - SAMPLES_PER_FRAME <= self.fast_last_sample
+
     def skip_frame(self) -> None:
         """:meth:`next_frame` for a frame that goes nowhere: the same time and events, no samples."""
         position = self.position_samples

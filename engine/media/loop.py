@@ -3,14 +3,13 @@
 The loop itself keeps no time: a driver calls :meth:`MediaLoop.tick` — as fast as possible to render, or at
 the pace of an injected clock for live calls (:mod:`engine.media.pacer`).
 
-Per tick the cost is two passes over the calls in Python plus one batched DTMF analysis of a preallocated
-(rows, 160) array. The play pass calls :meth:`Call.tick <engine.media.call.Call.tick>`, which asks for no
-samples when the call's sink discards them (a :class:`~engine.media.sinks.NullSink`). The hear pass reads
-callers with :meth:`~engine.audio.caller.CallerStream.read_into`, which does not allocate and leaves a silent
-caller's row alone once it holds silence. Calls whose caller is a row of a shared object (an RTP session of
-the hub: :mod:`engine.media.rows`) take no per-call step there: the port copies all their caller frames into
-their rows at once, and takes all their played frames at once. The media thread's CPU time per pass is kept
-in :attr:`MediaLoop.cpu_ns`.
+Per tick: a play pass, a hear pass and one batched DTMF analysis of a preallocated (rows, 160) array. The
+play pass ticks (:meth:`Call.tick <engine.media.call.Call.tick>`, no samples asked when the sink discards them)
+only the calls not in a quiet run (:mod:`engine.media.runs`: frames that only move time on, one index each).
+The hear pass reads callers with :meth:`~engine.audio.caller.CallerStream.read_into` (no allocation; a silent
+caller's row is left alone once silent). Calls whose caller is a row of a shared object (an RTP session of the
+hub: :mod:`engine.media.rows`) take no per-call step there: the port moves all their caller frames and played
+frames at once. The media thread's CPU time per pass is kept in :attr:`MediaLoop.cpu_ns`.
 
 Each call owns one row of that array and one channel of the detector. A call that leaves frees its row (the
 row is silenced and its detector channel reset); the next call to arrive takes a free row. Rows are added
@@ -33,6 +32,7 @@ from engine.dtmf.detector import BatchDtmfDetector
 from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, SILENT_FRAME
 from engine.media.call import Call
 from engine.media.rows import PortRows
+from engine.media.runs import QuietRows
 from engine.media.sinks import NullSink, Sink
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class MediaLoop:
         self._hearing: dict[int, Any] = {}  # what the hear pass reads (objects with ``read_into``)
         self._sinks: dict[int, Sink] = {}
         self._ports = PortRows()  # the calls served by row ports (no per-call read or write)
+        self._runs = QuietRows()  # the rows playing quiet runs (no per-call tick)
         self._row_of: dict[Call, int] = {}
         self._free: list[int] = []  # free rows, reused last freed first
         self._heard = np.zeros((0, _FRAME), dtype=SAMPLE_DTYPE)
@@ -136,6 +137,7 @@ class MediaLoop:
         heard_by_port, played_to_port = self._ports.bind(call, call.caller, call.sink, row)
         self._rows[row] = self._playing[row] = call
         self._keep[row] = played_to_port or not isinstance(call.sink, NullSink)
+        self._runs.want(row, self._keep[row])
         if not heard_by_port:
             self._hearing[row] = _reader_of(call.caller)
         if self._keep[row] and not played_to_port:
@@ -145,6 +147,8 @@ class MediaLoop:
     def remove(self, call: Call) -> None:
         """Stop ticking ``call`` and close its sink; its row is silenced and freed."""
         row = self._row_of.pop(call)
+        call.end_run()
+        self._runs.want(row, False)
         self._ports.unbind(call, call.caller, row)
         self._rows[row] = None
         self._playing[row] = _FREE
@@ -211,11 +215,18 @@ class MediaLoop:
         cpu["detect"] += clock() - t2
 
     def _play(self, failed_rows: set[int]) -> None:
-        """Tick every call: the frame each played (None: not wanted; silence when its tick failed) by row."""
-        keep, frames = self._keep, self._frames
-        for row, call in enumerate(self._playing):
+        """Play every call (a row in a quiet run from it, the others ticked and offered a run): frames by row.
+
+        A frame is None when not wanted, silence when the call's tick failed.
+        """
+        keep, frames, playing, rows, runs = self._keep, self._frames, self._playing, self._rows, self._runs
+        listeners = self._listeners
+        for row in runs.play(len(playing), frames):
+            call = playing[row]
             try:
                 frames[row] = call.tick(keep[row])
+                if rows[row] is not None and not (listeners and call.call_id in listeners):  # type: ignore[union-attr]
+                    runs.offer(call, row)  # type: ignore[arg-type]
             except Exception:
                 frames[row] = SILENT_FRAME
                 self._failed_row(row, failed_rows)

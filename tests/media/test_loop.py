@@ -15,8 +15,9 @@ import pytest
 from engine.audio.caller import CallerAudio, ScriptedCaller, parse_key_script, script_span_samples
 from engine.core.orders import KeyCollection, MultOrders, Order, PlayKind
 from engine.core.player import RequestPlayer
+from engine.core.reports import PlayerEvent
 from engine.core.timeline import Program
-from engine.dtmf.detector import BatchDtmfDetector
+from engine.dtmf.detector import BatchDtmfDetector, KeyEvent
 from engine.dtmf.tones import place_tones
 from engine.format import SAMPLES_PER_FRAME
 from engine.media.call import Call
@@ -80,6 +81,47 @@ def test_fast_frames_and_skipped_frames_match_the_general_code(seed: int) -> Non
         if fast.done:
             break
     assert fast.done
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_quiet_runs_play_what_ticking_plays(seed: int) -> None:
+    """Calls in a loop (quiet runs: most frames without a tick) against the same calls ticked frame by frame."""
+    rng = random.Random(seed)
+    programs = [_program(rng) for _ in range(3)]
+    keys = [_keys(rng) for _ in range(3)]
+    stops = [rng.choice([-1, rng.randint(0, 80)]) for _ in range(3)]
+    hang_at = rng.choice([-1, rng.randint(0, 120)])
+    logs: dict[str, list[tuple[PlayerEvent, int]]] = {}
+
+    def call(name: str, program: Program) -> Call:
+        made = Call("a", name, CallerAudio(np.zeros(0, np.int16)), MemorySink(),
+                    lambda c, e, at: logs.setdefault(c.call_id, []).append((e, at)))
+        made.submit(program)
+        made.submit(program)
+        return made
+
+    looped = [call(f"loop{i}", p) for i, p in enumerate(programs)]
+    ticked = [call(f"tick{i}", p) for i, p in enumerate(programs)]
+    loop = MediaLoop()
+    for c in looped:
+        loop.add(c)
+    for tick in range(400):
+        loop.tick()
+        for c in ticked:
+            c.sink.write(c.next_frame(), np.zeros(FRAME, np.int16))
+        for i, (a, b) in enumerate(zip(looped, ticked, strict=True)):
+            for key, onset in keys[i].get(tick, []):
+                for c in (a, b):
+                    c.on_key(KeyEvent(key, onset, tick * FRAME))
+            if tick == stops[i]:
+                a.stop(), b.stop()
+            if tick == hang_at:
+                a.hang_up(), b.hang_up()
+            assert a.position_samples == b.position_samples
+    for a, b in zip(looped, ticked, strict=True):
+        assert np.array_equal(a.sink.played(), b.sink.played())
+        assert logs.get(a.call_id) == logs.get(b.call_id)
+        assert (a.player.status() if a.player else None) == (b.player.status() if b.player else None)
 
 
 def _mixed_reference(script: np.ndarray, starts: list[int], frames: int) -> np.ndarray:
