@@ -18,6 +18,7 @@ import pytest
 
 from engine.config import DEMO_APP_ID
 from engine.format import SAMPLES_PER_FRAME, samples_to_ms, seconds_to_samples, silence
+from engine.testing.browser import chromium, chromium_available, wait_page
 from engine.testing.server import wait_for
 from engine.testing.sip_server import SipServer
 from engine.testing.sipp import SIPP, Sipp, media_port, uac_scenario, write_ulaw
@@ -52,6 +53,16 @@ def _listing(url: str, app_id: str = DEMO_APP_ID) -> dict[str, Any]:
 def _live_rtp(url: str, call_id: str) -> dict[str, Any] | None:
     entry = next((c for c in _listing(url)["live"] if c["callId"] == call_id), None)
     return entry["rtp"] if entry is not None and entry["rtp"]["available"] else None
+
+
+def _page_line(url: str, call_id: str) -> str:
+    """The RTP line the calls page shows under the finished call ``call_id`` (Chromium)."""
+    with chromium() as context:
+        page = context.new_page()
+        page.goto(f"{url}/calls?appId={DEMO_APP_ID}")
+        selector = f'tr[data-call-id="{call_id}"] small.rtp'
+        wait_page(page, f"document.querySelector('{selector}')")
+        return page.inner_text(selector)
 
 
 def _caller(server: SipServer, tmp_path: Path) -> Sipp:
@@ -110,3 +121,7 @@ def test_a_sip_calls_rtp_is_live_then_final_and_only_its_application_sees_it(ser
         refused = httpx.get(f"{url}/web/calls/{call_id}/{path}", params={"appId": OTHER}, timeout=10)
         assert refused.status_code == 404
     assert httpx.get(f"{url}/web/calls", params={"appId": "nobody"}, timeout=10).status_code == 403
+    if server.glue.workers is None and chromium_available():  # the page's one line (once: the page is the same)
+        line = _page_line(url, call_id)
+        assert line.startswith(f"RTP PCMU: sent {rtp['packetsSent']}, received {rtp['packetsReceived']}, lost 0, "
+                               "jitter "), line
