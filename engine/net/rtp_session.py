@@ -113,7 +113,12 @@ class RtpSession:
         return self.hub.ticks - int(self.hub.last_rx_tick[slot]) > self.inactivity_ticks
 
     def stats(self) -> dict[str, object]:
-        """Packets sent and received, loss and jitter (both ways when the remote reports), jitter buffer."""
+        """Packets sent and received, loss and jitter (both ways when the remote reports), jitter buffer, codec.
+
+        ``jitter_samples``: RFC 3550 interarrival jitter in timestamp units (samples at 8 kHz); the ``remote_``
+        figures are None until the remote's RTCP reports; ``payload_type``: the codec's (0 PCMU, 8 PCMA).
+        Empty before the hub carries the session.
+        """
         slot = self.slot
         if slot < 0:
             return {}
@@ -123,4 +128,4 @@ class RtpSession:
                 "lost": block.cumulative_lost if block else 0, "jitter_samples": block.jitter if block else 0,
                 "remote_lost": self.remote_report.cumulative_lost if self.remote_report else None,
                 "remote_jitter_samples": self.remote_report.jitter if self.remote_report else None,
-                "events": self.events.count, "buffer": hub.bank.stats(slot)}
+                "events": self.events.count, "buffer": hub.bank.stats(slot), "payload_type": self.payload_type}

@@ -8,16 +8,16 @@ not cross a fork); ``FD`` is its end of a socket pair carrying pickled tuples
 ``PER_CALL`` 1: the calls have their own sockets instead; ``PRIORITY`` > 0: its RTP sender thread
 ``SCHED_FIFO``), answers ``("ready", port, pid)``, then runs.
 
-Commands (applied at the start of the next tick, in arrival order): ``open`` (a session id, the RTP session's
-state from SDP, its inactivity ticks: the hub carries it from the INVITE on, as the server's own hub would),
-``retarget`` (new SDP state), ``key`` (a SIP INFO key), ``close`` (the session ends), ``add`` (call id, app id,
-queue limit, session id, a recording path or ""), ``submit`` (call id, request, prompt tokens:
-:mod:`engine.server.media_prompts`), ``prompt``/``forget``, ``stop``, ``hangup``, ``exit``. Reports, sent
-after each tick by a writer thread, so the media thread never waits on the pipe: ``event`` (call id, player
-event, at sample, call position), ``ended`` (call id, position, RTP stats: after ``hangup``), ``failed``
-(the loop failed on the call), ``quiet`` (no RTP for the inactivity time), ``stats`` (every
-:data:`STATS_TICKS`). The worker exits when the server's end closes.
-Speech is never synthesised here: programs arrive with their audio.
+Commands (applied at the start of the next tick, in arrival order): ``open`` (a session id, the RTP session's state
+from SDP, its inactivity ticks: the hub carries it from the INVITE on, as the server's own hub would), ``retarget``
+(new SDP state), ``key`` (a SIP INFO key), ``close`` (the session ends), ``add`` (call id, app id, queue limit,
+session id, a recording path or ""), ``submit`` (call id, request, prompt tokens:
+:mod:`engine.server.media_prompts`), ``prompt``/``forget``, ``stop``, ``hangup``, ``rtpstats`` (a token, call ids:
+answered ``rtp``), ``exit``. Reports, sent after each tick by a writer thread, so the media thread never waits on
+the pipe: ``event`` (call id, player event, at sample, call position), ``ended`` (call id, position, RTP stats:
+after ``hangup``), ``failed`` (the loop failed on the call), ``quiet`` (no RTP for the inactivity time), ``stats``
+(every :data:`STATS_TICKS`), ``rtp`` (token, each asked call's RTP stats). The worker exits when the server's end
+closes. Speech is never synthesised here: programs arrive with their audio.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from engine.net.rtp_sender import LIVE_LEAD_PERIODS, LIVE_SEND_GROUPS, RtpSender
 from engine.net.rtp_session import RtpSession
 from engine.server.media_prompts import PromptStore
 from engine.server.realtime import RealTimeProcess
+from engine.server.rtp_queries import session_stats
 from engine.server.sip_recording import Tee
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,9 @@ class Worker:
             session = self.sessions.pop(args[0], None)
             if session is not None:
                 session.close()
+        elif kind == "rtpstats":  # (token, call ids): answered with this tick's reports
+            carried = {cid: self.calls[cid][1] for cid in args[1] if cid in self.calls}
+            self.outbox.add(("rtp", args[0], session_stats(carried, args[1])))
         elif kind == "exit":
             self.pacer.stop()
 

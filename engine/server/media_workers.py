@@ -14,6 +14,7 @@ the worker on a second socket pair (``SCM_RIGHTS``), just before the ``open`` co
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -29,6 +30,7 @@ from engine.errors import BusyError
 from engine.media.pacer import FRAME_SECONDS
 from engine.server.limits import DEFAULT_CALL_CPU_SHARE, DEFAULT_MAX_CPU_SHARE
 from engine.server.media_prompts import PromptSender
+from engine.server.rtp_queries import StatsQuery
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
@@ -66,6 +68,8 @@ class MediaWorker:
         self._fds: socket.socket | None = None  # the socket pair's end that carries sockets to the worker
         self._process: subprocess.Popen[bytes] | None = None
         self.prompts = PromptSender()
+        self._queries: dict[int, StatsQuery] = {}  # RTP stats asked and not answered, by token
+        self._tokens = itertools.count(1)
 
     def start(self) -> None:
         """Start the process and wait for its ``ready`` (its RTP port)."""
@@ -129,6 +133,22 @@ class MediaWorker:
             cpu_s = stats["cpu_user_s"] + stats["cpu_system_s"] - last["cpu_user_s"] - last["cpu_system_s"]
             self.cpu_share = max(0.0, cpu_s / (ticks * FRAME_SECONDS))
 
+    def ask_rtp(self, query: StatsQuery) -> bool:
+        """Ask the worker for the RTP stats of ``query``'s calls (answered after its next tick); False: it is gone."""
+        with self.lock:
+            token = next(self._tokens)
+            self._queries[token] = query
+            if self.send_locked(("rtpstats", token, query.call_ids)):
+                return True
+            del self._queries[token]
+            return False
+
+    def _answer(self, token: int, answer: dict[str, Any] | None) -> None:
+        with self.lock:
+            query = self._queries.pop(token, None)
+        if query is not None:
+            query.answered(answer or {})
+
     def submit(self, call_id: str, program: Any) -> bool:
         """Send a program, its audio by reference (:mod:`engine.server.media_prompts`)."""
         with self.lock:
@@ -141,7 +161,10 @@ class MediaWorker:
                 kind, batch = conn.recv()
                 for report in batch:
                     try:
-                        self.on_report(self, report)
+                        if report[0] == "rtp":  # the answer to ask_rtp: (token, stats by call id)
+                            self._answer(report[1], report[2])
+                        else:
+                            self.on_report(self, report)
                     except Exception:
                         log.exception("media worker %d: report %s failed", self.index, report[0])
         except (EOFError, OSError):
@@ -152,6 +175,8 @@ class MediaWorker:
                 self._fds.close()
                 self._fds = None
         conn.close()
+        for token in list(self._queries):
+            self._answer(token, None)  # a dead worker answers nothing: nobody waits for it
         if self._closing:
             return
         code = self._process.wait() if self._process is not None else None

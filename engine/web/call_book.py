@@ -4,7 +4,9 @@ A :class:`CallBook` watches the media thread (:class:`~engine.server.media_threa
 ticking it is entered with its endpoint's kind (``wav``, ``sip``, ``browser``, ``null``, ...); each event of its
 player is noted with its sample (from the call's start), and each request with the sample it started at, on its
 first event; when the call ends its length and its recording (the path inside the recordings folder the endpoint
-wrote, "" when none) are noted. Nothing is done per frame: a call's picture takes its audio from its recording.
+wrote, "" when none) are noted. A SIP call keeps its RTP session while live (its live figures are asked of the media
+that carries it: :mod:`engine.server.rtp_queries`) and its session's final stats once ended. Nothing is done per
+frame: a call's picture takes its audio from its recording.
 
 Requests are kept without their audio (:func:`light_program`: each prompt a zero-stride array of its length), at
 most :data:`MAX_REQUESTS` and :data:`MAX_EVENTS` per call; the last :data:`KEEP_FINISHED` finished calls of each
@@ -28,6 +30,7 @@ from engine.core.reports import PlayerEvent
 from engine.core.timeline import Program
 from engine.format import SAMPLE_DTYPE
 from engine.media.call import Call
+from engine.net.rtp_session import RtpSession
 from engine.server.media_thread import CallWatcher
 from engine.wire.events import event_body
 
@@ -60,7 +63,8 @@ class CallRecord:
     ``requests``: ``(start_sample, light program)``; ``events``: ``(at_sample, player event)`` (their bodies:
     :meth:`bodies`, made when asked for, never on the media thread); ``samples``: the call's
     length once ended; ``recording``: inside the recordings folder ("" none); ``cut``: requests and events not
-    kept; ``png``: the picture, once drawn.
+    kept; ``png``: the picture, once drawn; ``session``: a SIP call's RTP session while live (None: no RTP);
+    ``rtp``: its session's final stats once ended (None: no RTP; empty: the media gave none).
     """
 
     app_id: str
@@ -74,6 +78,8 @@ class CallRecord:
     ended: bool = False
     cut: int = 0
     png: bytes | None = None
+    session: RtpSession | None = None
+    rtp: dict[str, Any] | None = None
     _request_key: tuple[int, int] = (-1, 0)
 
     def note(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
@@ -109,6 +115,8 @@ class CallBook(CallWatcher):
         info = getattr(endpoint, "info", None)
         record = CallRecord(call.app_id, call.call_id, str(endpoint.description).partition(":")[0],
                             called=getattr(info, "called", "") or "")
+        caller = getattr(endpoint, "caller", None)
+        record.session = caller if isinstance(caller, RtpSession) else None
         forward = call.on_event
 
         def on_event(c: Call, event: PlayerEvent, at_sample: int) -> None:
@@ -128,6 +136,8 @@ class CallBook(CallWatcher):
             record.samples = call.position_samples
             record.recording = str(endpoint.recording or "")
             record.ended = True
+            if record.session is not None:  # closed by now (a worker's call: its worker's figures)
+                record.rtp, record.session = dict(record.session.final_stats), None
             kept = self.finished.setdefault(call.app_id, OrderedDict())
             kept[call.call_id] = record
             while len(kept) > self.keep_finished:
@@ -137,6 +147,12 @@ class CallBook(CallWatcher):
         """The endpoint kind of the live call ``call_id`` ("" when it is not in the book)."""
         record = self.live.get(call_id)
         return record.kind if record is not None else ""
+
+    def sessions(self, call_ids: list[str]) -> dict[str, RtpSession]:
+        """The RTP sessions of those of the live calls ``call_ids`` that have one (SIP calls)."""
+        with self.lock:
+            records = [self.live.get(call_id) for call_id in call_ids]
+        return {r.call_id: r.session for r in records if r is not None and r.session is not None}
 
     def finished_calls(self, app_id: str) -> list[CallRecord]:
         """The finished calls of ``app_id``, the newest first."""

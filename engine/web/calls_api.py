@@ -1,11 +1,12 @@
 """The calls page's API: an application's live calls, its finished calls with their recordings and pictures.
 
 * ``GET /web/calls?appId=&secret=``: ``live`` (the first :data:`LIVE_LISTED`: ``callId``, ``kind``, ``events``;
-  ``liveCount``: how many there are) and ``finished`` (the newest
-  first: ``callId``, ``kind``, ``called``, ``seconds``, ``events``, ``recordings``, ``picture``) of every server
-  call (:mod:`engine.web.call_book`): ``wav:`` calls (their WAV is the recording), SIP calls (recorded with
-  ``[sip] record``), ``browser`` calls, and each ``message`` of a call (``messagerpt``'s span of the caller's
-  channel) as a recording of its own.
+  ``liveCount``: how many there are) and ``finished`` (the newest first: ``callId``, ``kind``, ``called``,
+  ``seconds``, ``events``, ``recordings``, ``picture``) of every server call (:mod:`engine.web.call_book`):
+  ``wav:`` calls (their WAV is the recording), SIP calls (recorded with ``[sip] record``), ``browser`` calls, and
+  each ``message`` of a call (``messagerpt``'s span of the caller's channel) as a recording of its own. A SIP
+  call's entry, live or finished, has ``rtp`` too (:func:`rtp_body`): a live call's asked of the media that
+  carries it when the list is asked for (:mod:`engine.server.rtp_queries`), a finished call's its final figures.
 * ``GET /web/calls/{callId}/recording.wav``: the call's recording (stereo: played, caller);
   ``/web/calls/{callId}/message/{n}.wav``: message ``n`` (1, 2, ...; the caller's channel from ``startMs`` to
   ``endMs``, mono); ``/web/calls/{callId}/picture.png``: the call drawn as ``render --plot`` draws a request
@@ -31,7 +32,9 @@ import soundfile as sf
 from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, ms_to_samples, samples_to_seconds
+from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, ms_to_samples, samples_to_ms, samples_to_seconds
+from engine.net.g711 import PCMA, PCMU
+from engine.server.rtp_queries import live_rtp_stats
 from engine.web.call_book import CallBook, CallRecord
 
 if TYPE_CHECKING:
@@ -42,6 +45,28 @@ LIVE_LISTED = 100
 #: A picture draws at most the first 5 minutes of a call (2.4 M samples a direction).
 PICTURE_MAX_SAMPLES = 5 * 60 * SAMPLE_RATE_HZ
 _NOT_FOUND = "callId: no finished call of this application"
+_CODECS = {PCMU: "PCMU", PCMA: "PCMA"}
+
+
+def rtp_body(stats: dict[str, Any] | None) -> dict[str, Any]:
+    """A SIP call's ``rtp`` object (the page's camelCase) from its session's stats (snake_case, jitter in samples).
+
+    ``available`` false (and nothing else): the media gave no figures (not carried yet, or no answer in time).
+    ``packetsLost`` and ``jitterMs``: what this end received; ``remotePacketsLost`` and ``remoteJitterMs``: the
+    remote's view from its RTCP receiver reports (null until it reports); ``lateFrames``, ``duplicateFrames``,
+    ``concealedFrames``: the jitter buffer's; ``events``: RFC 4733 keys.
+    """
+    if not stats:
+        return {"available": False}
+    remote_jitter = stats["remote_jitter_samples"]
+    buffer = stats["buffer"]
+    payload_type = int(stats["payload_type"])
+    return {"available": True, "codec": _CODECS.get(payload_type, str(payload_type)),
+            "packetsSent": stats["sent"], "packetsReceived": stats["received"], "packetsLost": stats["lost"],
+            "jitterMs": samples_to_ms(stats["jitter_samples"]), "remotePacketsLost": stats["remote_lost"],
+            "remoteJitterMs": samples_to_ms(remote_jitter) if remote_jitter is not None else None,
+            "lateFrames": buffer["late"], "duplicateFrames": buffer["duplicate"],
+            "concealedFrames": buffer["concealed"], "events": stats["events"]}
 
 
 def recording_path(root: Path, relative: str) -> Path | None:
@@ -94,7 +119,7 @@ def finished_entry(record: CallRecord, events: list[dict[str, Any]], root: Path)
                                "seconds": samples_to_seconds(end - start)})
     return {"callId": record.call_id, "kind": record.kind, "called": record.called,
             "seconds": samples_to_seconds(record.samples), "events": events, "recordings": recordings,
-            "picture": f"{base}/picture.png"}
+            "picture": f"{base}/picture.png", **({"rtp": rtp_body(record.rtp)} if record.rtp is not None else {})}
 
 
 def draw_record(record: CallRecord, root: Path, delivered: list[dict[str, Any]] | None = None) -> bytes:
@@ -134,7 +159,11 @@ def mount_calls(app: FastAPI, engine: Engine, book: CallBook, allowed: Callable[
         if not allowed(appId, secret):
             return JSONResponse({"error": "appId: unknown application or wrong secret"}, status_code=403)
         live_ids = engine.board.live_calls(appId)
-        live = [{"callId": cid, "kind": book.kind_of(cid), "events": events_of(cid)} for cid in live_ids[:LIVE_LISTED]]
+        listed = live_ids[:LIVE_LISTED]
+        sessions = book.sessions(listed)
+        figures = await asyncio.to_thread(live_rtp_stats, engine.board, sessions) if sessions else {}
+        live = [{"callId": cid, "kind": book.kind_of(cid), "events": events_of(cid),
+                 **({"rtp": rtp_body(figures.get(cid))} if cid in sessions else {})} for cid in listed]
         finished = [finished_entry(record, events_of(record.call_id), root) for record in book.finished_calls(appId)]
         return JSONResponse({"live": live, "liveCount": len(live_ids), "finished": finished})
 

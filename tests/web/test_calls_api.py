@@ -140,6 +140,7 @@ def test_a_call_without_a_recording_has_a_picture_and_no_recordings(server: Live
     post(server, "disConnect", {"callId": call_id})
     entry = finished(server.url, call_id)
     assert (entry["kind"], entry["recordings"]) == ("null", [])
+    assert "rtp" not in entry  # no RTP: no figures at all, not null-filled ones
     assert get(server.url, f"/web/calls/{call_id}/recording.wav").status_code == 404
     assert png_size(get(server.url, entry["picture"]).content) == (1400, 750)
 
@@ -166,6 +167,7 @@ def test_the_live_calls_listed_are_bounded_and_counted(server: LiveServer) -> No
     assert listing["liveCount"] == LIVE_LISTED + 1
     assert len(listing["live"]) == LIVE_LISTED and {c["callId"] for c in listing["live"]} < set(ids)
     assert {c["kind"] for c in listing["live"]} <= {"null", ""}  # "": not ticking yet
+    assert not any("rtp" in c for c in listing["live"])  # no SIP call: no RTP figures
 
 
 def test_a_recording_replaced_by_a_symbolic_link_is_not_served(server: LiveServer, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 // The calls page: the application's live calls with their events, its finished calls (every kind: wav, sip,
 // browser, ...) with their recordings (the call's, each message's: play here or download) and the picture of the
-// call. Refreshed every second.
+// call; a SIP call's RTP figures in one line. Refreshed every second.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const calls = {
@@ -23,7 +23,7 @@ const calls = {
       cell.append(ipcc.el("code", c.callId));
       const events = ipcc.el("td");
       events.append(eventList(c.events));
-      tr.append(cell, ipcc.el("td", c.kind || "-"), events);
+      tr.append(cell, this.kindCell(c.kind || "-", c.rtp), events);
       return tr;
     }));
     const finishedKey = JSON.stringify(this.data.finished);
@@ -44,10 +44,23 @@ const calls = {
       for (const r of c.recordings) recordings.append(this.recording(r));
       if (!c.recordings.length) recordings.textContent = "none";
       const phone = c.called && !c.called.startsWith(c.kind) ? `${c.kind} ${c.called}` : (c.called || c.kind);
-      tr.append(id, ipcc.el("td", phone), ipcc.el("td", `${c.seconds.toFixed(2)} s`),
+      tr.append(id, this.kindCell(phone, c.rtp), ipcc.el("td", `${c.seconds.toFixed(2)} s`),
                 events, recordings);
       return tr;
     }));
+  },
+  // the call's kind (or phone), and under it a SIP call's RTP in one line
+  kindCell(text, rtp) {
+    const td = ipcc.el("td", text);
+    if (rtp) td.append(ipcc.el("br"), ipcc.el("small", this.rtpLine(rtp), "rtp"));
+    return td;
+  },
+  rtpLine(rtp) {
+    if (!rtp.available) return "RTP: figures unavailable";
+    const phone = rtp.remotePacketsLost === null ? ""
+      : `; the phone: lost ${rtp.remotePacketsLost}, jitter ${rtp.remoteJitterMs.toFixed(1)} ms`;
+    return `RTP ${rtp.codec}: sent ${rtp.packetsSent}, received ${rtp.packetsReceived}, lost ${rtp.packetsLost}, ` +
+      `jitter ${rtp.jitterMs.toFixed(1)} ms, late ${rtp.lateFrames}, concealed ${rtp.concealedFrames}${phone}`;
   },
   // one recording: its label, a player and a download link (the file's own name)
   recording(r) {
