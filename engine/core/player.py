@@ -96,7 +96,8 @@ class RequestPlayer:
             return None if count < least else np.broadcast_to(SILENT_FRAME, (count, SAMPLES_PER_FRAME))
         start = position - self._segment_start_sample
         frames = audio[start : start + count * SAMPLES_PER_FRAME].reshape(count, SAMPLES_PER_FRAME)
-        frames.flags.writeable = False
+        if frames.flags.writeable:  # (prompts are read-only already)
+            frames.flags.writeable = False
         return frames
 
     def pass_quiet(self, frames: int) -> None:

@@ -5,7 +5,9 @@ for keys. :meth:`Call.quiet_run <engine.media.call.Call.quiet_run>` hands the lo
 :class:`QuietRows` keeps them by row and, per tick, puts each running row's frame in place with one index
 (none at all for a row whose frames go nowhere) and gives the loop the rows it must tick: the others, in row
 order. Anything else asked of a call in a run ends the run (the call's ``on_end`` comes back here) and the
-loop ticks it from the next tick on.
+loop ticks it from the next tick on. Starting a run costs more than a tick of the call, so at most
+:data:`OFFERS_PER_TICK` start per tick: calls whose segments end together (calls set up in one burst play in
+step) are not all offered one in the same tick; the others tick as usual and are offered in the next ones.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import numpy as np
 
 from engine.media.call import Call, TickCount
 
-__all__ = ["QuietRows"]
+__all__ = ["OFFERS_PER_TICK", "QuietRows"]
+
+#: The most quiet runs started in one tick.
+OFFERS_PER_TICK = 256
 
 
 class QuietRows:
@@ -27,6 +32,7 @@ class QuietRows:
         self._start: list[int] = []
         self._frames: list[np.ndarray | None] = []
         self.running = 0  # rows in a run now
+        self._offers_left = 0  # runs that may still start in this tick
 
     def fit(self, rows: int) -> None:
         """Make room for ``rows`` rows (new ones: no run, frames not wanted)."""
@@ -48,6 +54,7 @@ class QuietRows:
         """Start a tick: each running row's frame into ``frames[row]`` (if wanted); the rows to tick, in order."""
         tick = self.ticks.started
         self.ticks.started = tick + 1
+        self._offers_left = OFFERS_PER_TICK
         if not self.running:
             return range(rows)
         end = self._end[:rows]
@@ -58,7 +65,9 @@ class QuietRows:
         return np.flatnonzero(~running).tolist()
 
     def offer(self, call: Call, row: int) -> None:
-        """Start ``call``'s quiet run in ``row`` if it has one (after its tick)."""
+        """Start ``call``'s quiet run in ``row`` if it has one (after its tick) and this tick may start one more."""
+        if not self._offers_left:
+            return
         frames = call.quiet_run(self.ticks, self._ended, row)
         if frames is not None:
             start = self.ticks.started
@@ -66,6 +75,7 @@ class QuietRows:
             self._start[row] = start
             self._frames[row] = frames
             self.running += 1
+            self._offers_left -= 1
 
     def _ended(self, row: int) -> None:
         """The run in ``row`` ended (its call was asked for something, or ticked): the row ticks again."""
