@@ -82,6 +82,8 @@ def _pair_table(decode_table: np.ndarray) -> np.ndarray:
 #: RTP static payload types (RFC 3551) → (encode table, decode table).
 PCMU = 0
 PCMA = 8
+#: The laws' encoding names (RFC 3551), by static payload type.
+NAMES = {PCMU: "PCMU", PCMA: "PCMA"}
 ENCODERS = {PCMU: ULAW_ENCODE, PCMA: ALAW_ENCODE}
 DECODERS = {PCMU: ULAW_DECODE, PCMA: ALAW_DECODE}
 _PAIR_DECODERS = {PCMU: _pair_table(ULAW_DECODE), PCMA: _pair_table(ALAW_DECODE)}

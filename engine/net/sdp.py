@@ -11,14 +11,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from engine.net.g711 import PCMA, PCMU
+from engine.net.g711 import NAMES, PCMA, PCMU
 
 TELEPHONE_EVENT = "telephone-event"
 #: Our dynamic payload type for telephone-event when we offer.
 DEFAULT_EVENT_PT = 101
 ACCEPTED_PTIME_MS = (20, 30)
 MAX_SDP_BYTES = 8192
-_STATIC = {PCMU: "pcmu", PCMA: "pcma"}
+_STATIC = {pt: name.lower() for pt, name in NAMES.items()}  # rtpmap names are kept lower-case
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 
@@ -188,7 +188,7 @@ def build_sdp(address: str, port: int, session_id: int, version: int, payload_ty
     lines = ["v=0", f"o=ipcc-engine {session_id} {version} IN {family} {address}", "s=ipcc-engine",
              f"c=IN {family} {address}", "t=0 0", f"m=audio {port} RTP/AVP {' '.join(map(str, formats))}"]
     for pt in payload_types:
-        lines.append(f"a=rtpmap:{pt} {'PCMU' if pt == PCMU else 'PCMA'}/8000")
+        lines.append(f"a=rtpmap:{pt} {NAMES[pt]}/8000")
     if event_payload_type is not None:
         lines.append(f"a=rtpmap:{event_payload_type} telephone-event/8000")
         lines.append(f"a=fmtp:{event_payload_type} 0-15")

@@ -33,7 +33,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ, ms_to_samples, samples_to_ms, samples_to_seconds
-from engine.net.g711 import PCMA, PCMU
+from engine.net import g711
 from engine.server.rtp_queries import live_rtp_stats
 from engine.web.call_book import CallBook, CallRecord
 
@@ -45,7 +45,6 @@ LIVE_LISTED = 100
 #: A picture draws at most the first 5 minutes of a call (2.4 M samples a direction).
 PICTURE_MAX_SAMPLES = 5 * 60 * SAMPLE_RATE_HZ
 _NOT_FOUND = "callId: no finished call of this application"
-_CODECS = {PCMU: "PCMU", PCMA: "PCMA"}
 
 
 def rtp_body(stats: dict[str, Any] | None) -> dict[str, Any]:
@@ -61,7 +60,7 @@ def rtp_body(stats: dict[str, Any] | None) -> dict[str, Any]:
     remote_jitter = stats["remote_jitter_samples"]
     buffer = stats["buffer"]
     payload_type = int(stats["payload_type"])
-    return {"available": True, "codec": _CODECS.get(payload_type, str(payload_type)),
+    return {"available": True, "codec": g711.NAMES.get(payload_type, str(payload_type)),
             "packetsSent": stats["sent"], "packetsReceived": stats["received"], "packetsLost": stats["lost"],
             "jitterMs": samples_to_ms(stats["jitter_samples"]), "remotePacketsLost": stats["remote_lost"],
             "remoteJitterMs": samples_to_ms(remote_jitter) if remote_jitter is not None else None,
