@@ -48,6 +48,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             attach_sip(app.state.engine, args.sip, args.media_processes)
         except (OSError, ValueError) as exc:
             return fail(str(exc))
+    elif (count := config.sip.media_processes if args.media_processes is None else args.media_processes):
+        from engine.server.worker_pool import start_workers
+
+        try:  # no SIP: the portable calls' media (null) in the workers
+            start_workers(app.state.engine, count)
+        except OSError as exc:
+            return fail(str(exc))
     try:  # guard: beyond loopback, every application must have a secret or an IP allow-list
         require_auth_off_loopback(args.host, settings.auth, settings.config.applications)
     except ValueError as exc:
@@ -106,7 +113,8 @@ def register(subparsers: Any) -> None:
                             "power cut; default: written to the kernel at once, survives kill -9)")
     serve.add_argument("--sip", metavar="HOST:PORT", help="also answer SIP calls here (UDP), e.g. 127.0.0.1:5080")
     serve.add_argument("--media-processes", type=_media_processes, default=None, metavar="N",
-                       help="SIP calls' media in N worker processes (default: [sip] mediaProcesses, 0: in-process)")
+                       help="calls' media (SIP, null) in N worker processes (default: [sip] mediaProcesses, "
+                            "0: in-process)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=cmd_serve)

@@ -102,6 +102,8 @@ class Engine:
         """
         self.guard.close()
         self.board.close()
+        if self.board.workers is not None:  # after the board: the calls on workers have ended
+            self.board.workers.close()
         self.attempts.close()
         self.delivery.close()
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -21,6 +21,7 @@ class _Live:
     limit: int
     held: int = 0
     info: Any = None  # the endpoint's CallInfo (what the call events say), when it has one
+    on_worker: bool = False  # its media plays on a media worker (whose headroom admitted it)
 
 
 class CallRegistry:
@@ -44,9 +45,9 @@ class CallRegistry:
         if self._per_app.get(app_id, 0) >= app_calls:
             raise BusyError(f"appId: the application already holds {app_calls} live calls")
 
-    def add(self, app_id: str, call_id: str, limit: int, info: Any) -> None:
+    def add(self, app_id: str, call_id: str, limit: int, info: Any, on_worker: bool = False) -> None:
         """(Lock held.) A new live call holding at most ``limit + 1`` requests."""
-        self._live[call_id] = _Live(app_id, limit, info=info)
+        self._live[call_id] = _Live(app_id, limit, info=info, on_worker=on_worker)
         self._per_app[app_id] = self._per_app.get(app_id, 0) + 1
 
     def forget(self, call_id: str) -> bool:
@@ -84,6 +85,11 @@ class CallRegistry:
         """True when the live call ``call_id`` holds a request (posted, waiting or playing)."""
         live = self._live.get(call_id)
         return live is not None and bool(live.held)
+
+    def on_worker(self, call_id: str) -> bool:
+        """True when the live call ``call_id`` plays on a media worker."""
+        live = self._live.get(call_id)
+        return live is not None and live.on_worker
 
     def count(self) -> int:
         """Live calls."""

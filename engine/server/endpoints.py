@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.audio.caller import make_caller
+import numpy as np
+
+from engine.audio.caller import CallerAudio, make_caller
 from engine.audio.library import VoiceLibrary
 from engine.errors import EndpointError
 from engine.media.call import CallerSource
@@ -60,6 +62,23 @@ class OutCallSpec:
     timeout_s: int = 0
 
 
+@dataclass(frozen=True)
+class PortableMedia:
+    """An endpoint's media as a media worker process rebuilds it: the caller's ``keys`` or ``caller_audio``.
+
+    ``caller_audio``: the caller's samples (int16, the call's format; None: ``keys``, or a silent caller).
+    The endpoint's audio goes nowhere (``null``).
+    """
+
+    keys: str = ""
+    caller_audio: np.ndarray | None = None
+
+
+def portable_media(spec: OutCallSpec, caller: CallerSource) -> PortableMedia:
+    """The :class:`PortableMedia` of a caller made by :func:`caller_source` for ``spec``."""
+    return PortableMedia(spec.keys, caller.samples if isinstance(caller, CallerAudio) else None)
+
+
 @dataclass
 class Endpoint:
     """The far end of one call: the caller's audio, where the call's audio goes, and optional hooks.
@@ -79,6 +98,10 @@ class Endpoint:
     attach: Callable[[Any], None] | None = None
     recording: str = ""
     info: CallInfo | None = None
+    #: How a media worker process rebuilds this endpoint's media (None: it lives in this process).
+    portable: PortableMedia | None = None
+    #: Its place on a media worker (:class:`~engine.server.worker_pool.Placement`; set by the switchboard).
+    placed: Any = None
 
     def discard(self) -> None:
         """Close an endpoint whose call was never created."""
@@ -137,7 +160,8 @@ def null_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> End
     """``null``: the call's audio goes nowhere."""
     if rest:
         raise EndpointError("called", f"null takes no name, got {spec.called!r}")
-    return Endpoint(caller_source(spec, context), NullSink(), "null")
+    caller = caller_source(spec, context)
+    return Endpoint(caller, NullSink(), "null", portable=portable_media(spec, caller))
 
 
 def speaker_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:

@@ -1,5 +1,8 @@
 """Calls whose media plays in a worker process: the server's RTP sessions placed on workers, and their calls.
 
+(The calls of portable endpoints, placed by :mod:`engine.server.worker_pool`, are rebuilt on their worker by
+an ``adopt`` command instead of ``add``; the rest is the same.)
+
 :class:`WorkerHub` stands where the :class:`~engine.net.rtp_hub.RtpHub` stands for the phone service
 (:class:`~engine.net.phone.PhoneService` makes every line's :class:`~engine.net.rtp_session.RtpSession` on it):
 a new session is placed on the least loaded worker (:meth:`open_ports`, then :attr:`port` is that worker's
@@ -118,16 +121,23 @@ class RemoteCalls:
 
     def add(self, call: Call, endpoint: Any) -> bool:
         """Put ``call`` on its session's worker; False when its endpoint is local (the loop plays it)."""
-        session = endpoint.caller
-        worker: MediaWorker | None = getattr(session, "worker", None)
-        if worker is None:
+        session, placed = endpoint.caller, getattr(endpoint, "placed", None)
+        if placed is not None:  # a portable endpoint (engine.server.worker_pool): rebuilt on its worker
+            worker, generation = placed.worker, placed.generation
+            media = endpoint.portable
+            message: tuple[Any, ...] = ("adopt", call.call_id, call.app_id, call.queue_limit, media.keys,
+                                        media.caller_audio)
+        elif (worker := getattr(session, "worker", None)) is not None:  # a SIP call's session
+            generation = session.generation
+            message = ("add", call.call_id, call.app_id, call.queue_limit, session.sid, session.recording)
+        else:
             return False
         self._workers[call.call_id] = worker
         with worker.lock:
-            sent = worker.generation == session.generation and worker.send_locked(
-                ("add", call.call_id, call.app_id, call.queue_limit, session.sid, session.recording))
+            sent = worker.generation == generation and worker.send_locked(message)
             if sent:
-                session.call_id = call.call_id
+                if placed is None:
+                    session.call_id = call.call_id
                 worker.calls.add(call.call_id)
         if not sent:  # its worker died since the SDP: the call fails at once
             log.warning("call %s: its media worker %d is gone", call.call_id, worker.index)
@@ -205,5 +215,8 @@ class RemoteCalls:
         del self._workers[call.call_id]
         call.hung_up = True
         endpoint.sink.close()  # the server's session: its worker's load is one less
-        endpoint.caller.final_stats = stats
+        if getattr(endpoint, "placed", None) is not None:
+            endpoint.placed.release()  # a portable call's place
+        else:
+            endpoint.caller.final_stats = stats
         self.thread.finish(call.call_id, reason)

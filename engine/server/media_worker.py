@@ -11,7 +11,8 @@ not cross a fork); ``FD`` is its end of a socket pair carrying pickled tuples
 Commands (applied at the start of the next tick, in arrival order): ``open`` (a session id, the RTP session's state
 from SDP, its inactivity ticks: the hub carries it from the INVITE on, as the server's own hub would), ``retarget``
 (new SDP state), ``key`` (a SIP INFO key), ``close`` (the session ends), ``add`` (call id, app id, queue limit,
-session id, a recording path or ""), ``submit`` (call id, request, prompt tokens:
+session id, a recording path or ""), ``adopt`` (call id, app id, queue limit, a key script, the caller's audio
+or None: a portable call, :mod:`engine.server.worker_pool`), ``submit`` (call id, request, prompt tokens:
 :mod:`engine.server.media_prompts`), ``prompt``/``forget``, ``stop``, ``hangup``, ``rtpstats`` (a token, call ids:
 answered ``rtp``), ``exit``. Reports, sent after each tick by a writer thread, so the media thread never waits on
 the pipe: ``event`` (call id, player event, at sample, call position), ``ended`` (call id, position, RTP stats:
@@ -34,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from engine.audio.caller import make_caller
 from engine.core.reports import PlayerEvent
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
 from engine.media.pacer import MonotonicClock, Pacer
-from engine.media.sinks import WavSink
+from engine.media.sinks import NullSink, WavSink
 from engine.net.rtp_hub import RtpHub
 from engine.net.rtp_sender import LIVE_LEAD_PERIODS, LIVE_SEND_GROUPS, RtpSender
 from engine.net.rtp_session import RtpSession
@@ -46,6 +48,8 @@ from engine.server.media_prompts import PromptStore
 from engine.server.realtime import RealTimeProcess
 from engine.server.rtp_queries import session_stats
 from engine.server.sip_recording import Tee
+from engine.server.watchdog import RECENT_TICKS, recent_lateness
+from engine.server.worker_outbox import Outbox
 
 log = logging.getLogger(__name__)
 STATS_TICKS = 50  # a stats report every second
@@ -56,40 +60,6 @@ SESSION_FIELDS = ("remote", "payload_type", "event_payload_type", "sends", "on_h
 def session_state(session: Any) -> dict[str, Any]:
     """What the worker's session takes from the server's (SDP: address, payload types, direction)."""
     return {name: getattr(session, name) for name in SESSION_FIELDS}
-
-
-class Outbox:
-    """Reports queued by the media thread and written to the pipe by a writer thread."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self._batch: list[tuple[Any, ...]] = []
-        self._queue: deque[list[tuple[Any, ...]]] = deque()
-        self._ready = threading.Condition()
-        threading.Thread(target=self._run, name="worker-writer", daemon=True).start()
-
-    def add(self, report: tuple[Any, ...]) -> None:
-        """Queue one report (media thread)."""
-        self._batch.append(report)
-
-    def flush(self) -> None:
-        """Hand this tick's reports to the writer (media thread)."""
-        if self._batch:
-            batch, self._batch = self._batch, []
-            with self._ready:
-                self._queue.append(batch)
-                self._ready.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue:
-                    self._ready.wait()
-                batch = self._queue.popleft()
-            try:
-                self.conn.send(("batch", batch))
-            except OSError:
-                os._exit(0)  # the server is gone: so is this worker
 
 
 class WorkerHub(RtpHub):
@@ -125,7 +95,7 @@ class Worker:
         self.process = RealTimeProcess()
         self.outbox = Outbox(conn)
         self.prompts = PromptStore()
-        self.calls: dict[str, tuple[Call, RtpSession]] = {}
+        self.calls: dict[str, tuple[Call, RtpSession | None]] = {}  # None: a portable call's
         self.sessions: dict[int, RtpSession] = {}  # by the server's session id, from open to close
         self._quiet: set[str] = set()
         self._commands: deque[tuple[Any, ...]] = deque()
@@ -171,6 +141,8 @@ class Worker:
             self.prompts.forget(*args)
         elif kind == "add":
             self._add(*args)
+        elif kind == "adopt":
+            self._adopt(*args)
         elif kind == "stop":
             self.calls[args[0]][0].stop()
         elif kind == "hangup":
@@ -192,7 +164,7 @@ class Worker:
             if session is not None:
                 session.close()
         elif kind == "rtpstats":  # (token, call ids): answered with this tick's reports
-            carried = {cid: self.calls[cid][1] for cid in args[1] if cid in self.calls}
+            carried = {cid: entry[1] for cid in args[1] if (entry := self.calls.get(cid)) and entry[1] is not None}
             self.outbox.add(("rtp", args[0], session_stats(carried, args[1])))
         elif kind == "exit":
             self.pacer.stop()
@@ -204,6 +176,13 @@ class Worker:
         self.calls[call_id] = (call, session)
         self.media.add(call)
 
+    def _adopt(self, call_id: str, app_id: str, queue_limit: int, keys: str, audio: np.ndarray | None) -> None:
+        """A portable call (:mod:`engine.server.worker_pool`): its caller rebuilt here, its audio going nowhere."""
+        caller = make_caller(keys, "caller" if audio is not None else None, load=lambda _name: audio)
+        call = Call(app_id, call_id, caller, NullSink(), self._on_event, queue_limit)
+        self.calls[call_id] = (call, None)
+        self.media.add(call)
+
     def _hang_up(self, call_id: str) -> None:
         entry = self.calls.pop(call_id, None)
         if entry is None:
@@ -212,14 +191,14 @@ class Worker:
         call.hang_up()
         self.media.remove(call)  # closes the sink: the session (its final stats) and the recording
         self._quiet.discard(call_id)
-        self.outbox.add(("ended", call_id, call.position_samples, session.final_stats))
+        self.outbox.add(("ended", call_id, call.position_samples, session.final_stats if session else {}))
 
     def _on_event(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
         self.outbox.add(("event", call.call_id, event, at_sample, call.position_samples))
 
     def _poll_quiet(self) -> None:
         for call_id, (_call, session) in self.calls.items():
-            if call_id not in self._quiet and session.ended():
+            if session is not None and call_id not in self._quiet and session.ended():
                 self._quiet.add(call_id)
                 self.outbox.add(("quiet", call_id))
 
@@ -236,8 +215,10 @@ class Worker:
         n = len(self.hub.sessions)
         times = os.times()
         bank = self.hub.bank.counters
+        recent = recent_lateness(self.pacer, RECENT_TICKS)
         return {"calls": len(self.calls), "ticks": pacer.ticks, "missed": pacer.missed, "fifo": self.sender.realtime,
                 "p99_lateness_s": pacer.p99_lateness_s, "max_lateness_s": pacer.max_lateness_s,
+                "recent_p99_lateness_s": float(np.percentile(recent, 99)) if len(recent) else 0.0,
                 "send_p99_s": float(np.percentile(lateness, 99)) if len(lateness) else 0.0,
                 "send_max_s": float(lateness.max()) if len(lateness) else 0.0, "send_samples": len(lateness),
                 "rtp_lost": self.hub.stats.lost(n), "rtp_late": int(bank["late"][:n].sum()),

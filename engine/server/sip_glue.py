@@ -33,11 +33,12 @@ from engine.net.rtp_sender import LIVE_SEND_GROUPS, carry
 from engine.net.transport import SipTransport
 from engine.server.endpoints import Endpoint, register_endpoint
 from engine.server.media_remote import WorkerHub
-from engine.server.media_workers import MediaWorker, MediaWorkers
+from engine.server.media_workers import MediaWorkers
 from engine.server.sip_outbound import OutboundCalls
 from engine.server.sip_policy import allow_list, require_auth
 from engine.server.sip_recording import recorded, recording_path
 from engine.server.sip_welcome import Welcomes
+from engine.server.worker_pool import start_workers
 from engine.sip_config import Number, parse_listen
 from engine.wire.call_events import FAILED, NO_ANSWER, REASON_TIMEOUT, REJECTED, CallInfo, incoming_call_report
 
@@ -62,13 +63,8 @@ class SipGlue(OutboundCalls):
         self.workers: MediaWorkers | None = None
         self.hub: Any
         if count:
-            guard = engine.board.guard
-            self.workers = MediaWorkers(count, host, sip.rtp_port, sip.max_calls, sip.rtp_ports is not None,
-                                        self._worker_report, self._worker_died, sip.media_priority,
-                                        guard.max_cpu_share, guard.call_cpu_share)
-            self.workers.start()
+            self.workers = start_workers(engine, count, host)
             self.hub = WorkerHub(self.workers, host, sip.rtp_ports)
-            engine.board.workers = self.workers
         else:
             self.hub = RtpHub(host, sip.rtp_port, sip.max_calls, per_call_ports=sip.rtp_ports,
                               send_groups=LIVE_SEND_GROUPS)
@@ -109,16 +105,6 @@ class SipGlue(OutboundCalls):
             self.rtp_sender.stop()
         if self.workers is not None:
             self.workers.close()
-
-    def _worker_report(self, worker: MediaWorker, report: tuple[Any, ...]) -> None:
-        """A media worker's report (its reader thread): stats kept, the rest to the media thread."""
-        if report[0] == "stats":
-            worker.take_stats(report[1])
-        else:
-            self.engine.board.thread.post_locked("worker", (worker, report))
-
-    def _worker_died(self, worker: MediaWorker, call_ids: list[str]) -> None:
-        self.engine.board.thread.post_locked("worker_died", (worker, call_ids))
 
     # -- lines ----------------------------------------------------------------------------------------------
 

@@ -24,7 +24,9 @@ a transfer's next step); a hook must only publish or post commands, never touch 
 Guard (:class:`~engine.server.limits.GuardSettings`). ``outCall`` is refused (``108102``) beyond ``max_calls``,
 beyond the application's ``calls`` limit, and while :attr:`Switchboard.headroom` names a reason (the watchdog's
 verdict, projected for one more call at a playing call's cost); a ``multOrders`` or ``play`` that would start an
-idle call playing, while :attr:`Switchboard.play_room` names one (the loop has no headroom now). A call ends
+idle call playing, while :attr:`Switchboard.play_room` names one (the loop has no headroom now). With media
+workers (:mod:`engine.server.worker_pool`) a call whose media can move is placed on a worker first, and that
+worker's headroom decides instead of this thread's. A call ends
 by itself (its requests with ``hangup``) after ``call_lifetime_s`` from its start, or
 after ``call_idle_s`` without any request held (from its start, or from its last ``multrpt``): both are counted
 in whole frames (:mod:`engine.server.call_timeouts`). The registry itself: :mod:`engine.server.call_registry`.
@@ -48,6 +50,7 @@ from engine.server.call_registry import CallRegistry
 from engine.server.call_timeouts import CallTimeouts
 from engine.server.limits import GuardSettings
 from engine.server.media_thread import ENDED_POLL_TICKS, MediaThread, Publisher, RequestHook
+from engine.server.worker_pool import place
 from engine.wire.call_events import REASON_APP, REASON_SHUTDOWN
 
 log = logging.getLogger(__name__)
@@ -87,7 +90,7 @@ class Switchboard:
         self.media = self.thread.media
         self.pacer = self.thread.pacer
         self._lock = self.registry.lock
-        #: The media worker processes (``[sip] mediaProcesses``, set by the SIP glue; None: none).
+        #: The media worker processes (``[sip] mediaProcesses``: :mod:`engine.server.worker_pool`; None: none).
         self.workers: Any = None
 
     # -- HTTP side (any thread) -------------------------------------------------------------------------------
@@ -106,20 +109,30 @@ class Switchboard:
         call_id = call_id or uuid.uuid4().hex
         call = Call(app_id, call_id, endpoint.caller, endpoint.sink, self.thread.on_event, application.queue_limit)
         app_calls = self.guard.limits(app_id).calls
-        with self._lock:
-            self.registry.admit(app_id, self.max_calls, app_calls)
-            reason = "" if self._on_worker(endpoint) else self.headroom(self._local_calls() + 1)
-            if reason:
-                raise BusyError(f"called: no room for a new call now ({reason})")
-            if self.ledger is not None:  # delivery hook: journaled before it is live (108104 if it cannot be)
-                self.ledger.call_started(app_id, call_id)
-            self.registry.add(app_id, call_id, application.queue_limit, getattr(endpoint, "info", None))
-            self.thread.post("add", (call, endpoint))
+        placement = place(self.workers, endpoint)  # a portable call: on a worker with headroom (else 108102)
+        try:
+            with self._lock:
+                self.registry.admit(app_id, self.max_calls, app_calls)
+                on_worker = self._on_worker(endpoint)
+                reason = "" if on_worker else self.headroom(self._local_calls() + 1)
+                if reason:
+                    raise BusyError(f"called: no room for a new call now ({reason})")
+                if self.ledger is not None:  # delivery hook: journaled before it is live (108104 if it cannot be)
+                    self.ledger.call_started(app_id, call_id)
+                self.registry.add(app_id, call_id, application.queue_limit, getattr(endpoint, "info", None),
+                                  on_worker)
+                self.thread.post("add", (call, endpoint))
+        except BaseException:
+            if placement is not None:
+                placement.release()
+            raise
         return call_id
 
     @staticmethod
     def _on_worker(endpoint: Any) -> bool:
         """True when the call's media plays on a media worker (its worker admitted it when it was placed)."""
+        if getattr(endpoint, "placed", None) is not None:
+            return True
         return getattr(getattr(endpoint, "caller", None), "placed_on", None) is not None
 
     def _local_calls(self) -> int:
@@ -133,11 +146,13 @@ class Switchboard:
 
         ``hook`` is called after the request's ``multrpt`` (module docstring). ``guarded`` (the application's
         ``multOrders`` and ``play``): a request that would start an idle call playing is refused (``108102``)
-        while :attr:`play_room` names a reason (the loop has no headroom now), so the calls playing keep real time.
+        while :attr:`play_room` names a reason (the loop has no headroom now), so the calls playing keep real time
+        (a call on a media worker: its worker's headroom admitted it, this thread's loop is not asked).
         """
         with self._lock:
             self.registry.hold(app_id, call_id)
-            if guarded and not self.registry.holds_requests(call_id) and (reason := self.play_room()):
+            if guarded and not self.registry.holds_requests(call_id) and not self.registry.on_worker(call_id) \
+                    and (reason := self.play_room()):
                 raise BusyError(f"callId: no room to start playing now ({reason})")
             if self.ledger is not None:  # delivery hook: journaled before 000000 (108104 if it cannot be)
                 self.ledger.request_accepted(app_id, call_id)

@@ -1,0 +1,170 @@
+"""``null`` calls' media in a media worker process (``[sip] mediaProcesses`` without SIP), through the HTTP API.
+
+A real server (uvicorn, the HTTP client, the worker process started as ``serve`` starts it); keys are decoded back
+from the caller's audio by the worker's detector. No sleeps: every wait is on an event or a counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import soundfile as sf
+
+from engine.config import DEMO_APP_ID
+from engine.dtmf.tones import place_tones
+from engine.format import SAMPLE_RATE_HZ, seconds_to_samples
+from engine.server.app import ServerSettings, create_app
+from engine.server.limits import GuardSettings
+from engine.server.worker_pool import start_workers
+from engine.testing.browser import serve_process
+from engine.testing.guard import register_test_endpoints
+from engine.testing.server import FakeSpeaker, LiveServer, call_events, wait_events, wait_for
+
+GETKEY = {"playFlag": 0, "voiceStr": "tone:0.2", "getkey": 1, "maxRevCnt": 2, "totalTime": 10}
+CALL_EVENTS = ("callstatrpt", "calldisconnectrpt", "callbillrpt")
+
+
+def _serve(root: Path, voices: Path, guard: GuardSettings | None = None) -> LiveServer:
+    settings = ServerSettings(voices=voices, recordings=root / "rec", state_dir=root / "state",
+                              guard=guard or GuardSettings())
+    live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
+    start_workers(live.app.state.engine, 1)
+    return live
+
+
+@pytest.fixture
+def voices(tmp_path: Path) -> Path:
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    tones = place_tones(seconds_to_samples(3.0), [("7", seconds_to_samples(0.5)), ("3", seconds_to_samples(1.0))],
+                        tone_ms=100, level_dbm0=-8)
+    sf.write(folder / "keys.wav", tones, SAMPLE_RATE_HZ, subtype="PCM_16")
+    return folder
+
+
+@pytest.fixture
+def served(tmp_path: Path, voices: Path) -> Iterator[tuple[LiveServer, httpx.Client]]:
+    live = _serve(tmp_path, voices)
+    with httpx.Client(base_url=live.url, timeout=10) as client:
+        yield live, client
+    live.close()
+
+
+def _dial(client: httpx.Client, **fields: Any) -> str:
+    answer = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "null", **fields}).json()
+    assert answer["code"] == "000000", answer
+    return answer["callId"]
+
+
+def _play(client: httpx.Client, call_id: str, order: dict[str, Any]) -> None:
+    answer = client.post("/ipcc/call/multOrders", json={"appId": DEMO_APP_ID, "callId": call_id,
+                                                         "orders": [order]}).json()
+    assert answer["code"] == "000000", answer
+
+
+def _worker(live: LiveServer) -> Any:
+    return live.app.state.engine.board.workers.workers[0]
+
+
+def test_scripted_keys_are_decoded_on_the_worker_and_the_call_ends_as_a_local_one(
+        served: tuple[LiveServer, httpx.Client]) -> None:
+    live, client = served
+    call_id = _dial(client, keys="5@0.3,9@0.6")
+    sizes = wait_for(lambda: (s := live.app.state.engine.board.sizes())["worker_calls"] and s, 10, "the call added")
+    assert sizes["worker_calls"] == 1 and sizes["media_calls"] == 0  # not in the server's own loop
+    _play(client, call_id, GETKEY)
+    keys, report = wait_events(client, call_id, 2, 20)
+    assert (keys["event"], keys["dtmfCode"], keys["endReason"]) == ("ivrreportdtmf", "59", "maxRevCnt")
+    assert (report["event"], report["result"]) == ("multrpt", "complete")
+    assert client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id}).json()["code"] \
+        == "000000"
+    events = wait_events(client, call_id, 3, 20, CALL_EVENTS)
+    assert [(e["event"], e.get("reason")) for e in events] == [
+        ("callstatrpt", None), ("calldisconnectrpt", "disconnect"), ("callbillrpt", None)]
+    worker = _worker(live)
+    wait_for(lambda: worker.placed == 0 and not worker.calls, 10, "the worker's place given back")
+    assert wait_for(lambda: worker.stats.get("ticks", 0) > 0 and worker.stats, 10, "its stats")["missed"] == 0
+
+
+def test_the_caller_audio_of_a_voice_file_is_heard_on_the_worker(served: tuple[LiveServer, httpx.Client]) -> None:
+    live, client = served
+    call_id = _dial(client, callerWav="keys.wav")
+    _play(client, call_id, GETKEY)
+    keys = wait_events(client, call_id, 2, 20)[0]
+    assert (keys["dtmfCode"], keys["endReason"]) == ("73", "maxRevCnt")  # in the file's audio, from the call's start
+    assert _worker(live).calls == {call_id}
+
+
+def test_a_worker_killed_under_a_call_ends_its_request_and_the_call_then_serves_again(
+        served: tuple[LiveServer, httpx.Client]) -> None:
+    live, client = served
+    call_id = _dial(client)
+    _play(client, call_id, {"playFlag": 0, "voiceStr": "tone:30"})
+    worker = _worker(live)
+    wait_for(lambda: call_id in worker.calls, 10, "the call on its worker")
+    worker.kill()
+    report = wait_events(client, call_id, 1, 20)[0]
+    assert (report["event"], report["result"]) == ("multrpt", "error")
+    events = wait_events(client, call_id, 3, 20, CALL_EVENTS)
+    assert [(e["event"], e.get("reason")) for e in events][1] == ("calldisconnectrpt", "error")
+    wait_for(lambda: worker.alive and worker.restarts == 1, 60, "the worker restarted")
+    assert worker.placed == 0
+    again = _dial(client, keys="1@0.3")
+    _play(client, again, {**GETKEY, "maxRevCnt": 1})
+    assert wait_events(client, again, 2, 20)[0]["dtmfCode"] == "1"
+    assert call_events(client, call_id, None)[-1]["event"] == "callbillrpt"  # nothing more for the lost call
+
+
+def test_calls_beyond_the_workers_headroom_are_refused_108102_naming_called(tmp_path: Path, voices: Path) -> None:
+    live = _serve(tmp_path, voices, GuardSettings(call_cpu_share=0.4, max_cpu_share=0.9))
+    try:
+        with httpx.Client(base_url=live.url, timeout=10) as client:
+            first, second = _dial(client), _dial(client)
+            third = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "null"}).json()
+            assert third["code"] == "108102" and third["msg"].startswith("called: no media worker has headroom")
+            client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": first})
+            wait_for(lambda: _worker(live).placed == 1, 10, "the first call's place given back")
+            assert _dial(client) != second
+    finally:
+        live.close()
+
+
+def test_a_wav_call_stays_in_the_servers_own_media_thread(served: tuple[LiveServer, httpx.Client]) -> None:
+    live, client = served
+    answer = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "wav:here"}).json()
+    assert answer["code"] == "000000", answer
+    wait_for(lambda: live.app.state.engine.board.sizes()["media_calls"] == 1, 10, "the call in the server's loop")
+    assert _worker(live).placed == 0
+
+
+def test_serve_with_media_processes_and_no_sip_plays_a_null_call_on_its_worker(tmp_path: Path) -> None:
+    # real speech (the serve process's own TTS), the worker started by `serve --media-processes 1`
+    with serve_process(tmp_path / "serve", "--media-processes", "1") as url, \
+            httpx.Client(base_url=url, timeout=10) as client:
+        call_id = _dial(client, keys="8@0.5")
+        _play(client, call_id, {**GETKEY, "voiceStr": "Press eight.", "maxRevCnt": 1})
+        status = wait_for(lambda: (s := client.get("/ipcc/status").json())["calls"]["worker_calls"] and s, 20,
+                          "the call on the worker")
+        assert status["calls"]["media_calls"] == 0 and len(status["workers"]) == 1
+        keys, report = wait_events(client, call_id, 2, 30)
+        assert (keys["dtmfCode"], keys["endReason"], report["result"]) == ("8", "maxRevCnt", "complete")
+
+
+def test_a_worker_call_is_admitted_and_plays_while_the_servers_own_loop_has_no_headroom(
+        served: tuple[LiveServer, httpx.Client]) -> None:
+    # the server's own media thread over its budget (a local call burning 30 ms a frame): its loop refuses to
+    # start local calls playing, but a call on the worker is judged by the worker's headroom
+    live, client = served
+    register_test_endpoints()
+    burner = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "burn:30"}).json()
+    assert burner["code"] == "000000", burner
+    wait_for(lambda: not client.get("/ipcc/status").json()["guard"]["headroom"], 30, "the server's loop without room")
+    call_id = _dial(client, keys="4@0.3")
+    _play(client, call_id, {**GETKEY, "maxRevCnt": 1})
+    keys, report = wait_events(client, call_id, 2, 30)
+    assert (keys["dtmfCode"], report["result"]) == ("4", "complete")
+    client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": burner["callId"]})
