@@ -113,7 +113,7 @@ def register(subparsers: Any) -> None:
                             "power cut; default: written to the kernel at once, survives kill -9)")
     serve.add_argument("--sip", metavar="HOST:PORT", help="also answer SIP calls here (UDP), e.g. 127.0.0.1:5080")
     serve.add_argument("--media-processes", type=_media_processes, default=None, metavar="N",
-                       help="calls' media (SIP, null) in N worker processes (default: [sip] mediaProcesses, "
+                       help="calls' media (SIP, null, wav:) in N worker processes (default: [sip] mediaProcesses, "
                             "0: in-process)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")

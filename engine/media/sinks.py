@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -32,6 +33,31 @@ class NullSink:
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+class LazySink:
+    """A sink made by ``make()`` on its first ``write`` or ``close``: nothing is opened for a call played elsewhere.
+
+    (A ``wav:`` call placed on a media worker hands its file over unwritten: the worker makes the WAV.)
+    """
+
+    def __init__(self, make: Callable[[], Sink]) -> None:
+        self._make = make
+        self._sink: Sink | None = None
+
+    def _made(self) -> Sink:
+        if self._sink is None:
+            self._sink = self._make()
+            self.write = self._sink.write  # type: ignore[method-assign]  # later frames go straight to it
+        return self._sink
+
+    def write(self, played: np.ndarray, heard: np.ndarray) -> None:
+        """Make the sink, then write both frames to it."""
+        self._made().write(played, heard)
+
+    def close(self) -> None:
+        """Make the sink (a call that played no frame still leaves its empty file), then close it."""
+        self._made().close()
 
 
 class MemorySink:

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from engine.audio.caller import CallerAudio, make_caller
 from engine.audio.library import VoiceLibrary
 from engine.errors import EndpointError
 from engine.media.call import CallerSource
-from engine.media.sinks import NullSink, Sink, WavSink
+from engine.media.sinks import LazySink, NullSink, Sink, WavSink
 from engine.server.vault import app_folder_name, open_recording
 from engine.wire.body import fields_of
 from engine.wire.call_events import CallInfo
@@ -67,16 +67,17 @@ class PortableMedia:
     """An endpoint's media as a media worker process rebuilds it: the caller's ``keys`` or ``caller_audio``.
 
     ``caller_audio``: the caller's samples (int16, the call's format; None: ``keys``, or a silent caller).
-    The endpoint's audio goes nowhere (``null``).
     """
 
     keys: str = ""
     caller_audio: np.ndarray | None = None
+    #: The recording's file, opened and not yet written (``wav:``; None: the audio goes nowhere).
+    recording: BinaryIO | None = None
 
 
-def portable_media(spec: OutCallSpec, caller: CallerSource) -> PortableMedia:
+def portable_media(spec: OutCallSpec, caller: CallerSource, recording: BinaryIO | None = None) -> PortableMedia:
     """The :class:`PortableMedia` of a caller made by :func:`caller_source` for ``spec``."""
-    return PortableMedia(spec.keys, caller.samples if isinstance(caller, CallerAudio) else None)
+    return PortableMedia(spec.keys, caller.samples if isinstance(caller, CallerAudio) else None, recording)
 
 
 @dataclass
@@ -143,7 +144,7 @@ def wav_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endp
             raise EndpointError("called", f"the recording {name!r} is in use by a live call")
         context.names_in_use.add(name)
     try:
-        sink = WavSink(open_recording(context.recordings, spec.app_id, file_name))
+        file = open_recording(context.recordings, spec.app_id, file_name)
     except BaseException:
         with context.lock:
             context.names_in_use.discard(name)
@@ -153,7 +154,8 @@ def wav_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endp
         with context.lock:
             context.names_in_use.discard(name)
 
-    return Endpoint(caller, sink, f"wav:{name}", on_close=release, recording=name)
+    return Endpoint(caller, LazySink(lambda: WavSink(file)), f"wav:{name}", on_close=release, recording=name,
+                    portable=portable_media(spec, caller, file))
 
 
 def null_endpoint(rest: str, spec: OutCallSpec, context: EndpointContext) -> Endpoint:

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 from engine.core.reports import RequestReport, Result
 from engine.core.timeline import Program
 from engine.media.call import Call
+from engine.media.sinks import NullSink
 from engine.net.rtp_ports import PortPool
-from engine.server.media_worker import session_state
+from engine.server.media_worker import RECORDING_TAG, session_state
 from engine.server.media_workers import MediaWorker, MediaWorkers
 from engine.wire.call_events import REASON_ERROR
 
@@ -103,6 +104,21 @@ class WorkerHub:
         self._tell(session, "key", key, duration_samples)
 
 
+def _adopt_locked(worker: MediaWorker, call: Call, endpoint: Any) -> bool:
+    """Send a portable call to ``worker`` (its lock held); its recording's file goes with it, unwritten."""
+    media = endpoint.portable
+    recording = media.recording
+    if recording is not None and not worker.send_fds_locked(RECORDING_TAG, [recording.fileno()]):
+        return False
+    if not worker.send_locked(("adopt", call.call_id, call.app_id, call.queue_limit, media.keys, media.caller_audio,
+                               recording is not None)):
+        return False
+    if recording is not None:  # the worker writes the WAV now: this process never does
+        recording.close()
+        endpoint.sink = NullSink()
+    return True
+
+
 class RemoteCalls:
     """The calls of ``thread`` (the media thread) that play on workers (its methods run on the media thread)."""
 
@@ -123,21 +139,19 @@ class RemoteCalls:
         """Put ``call`` on its session's worker; False when its endpoint is local (the loop plays it)."""
         session, placed = endpoint.caller, getattr(endpoint, "placed", None)
         if placed is not None:  # a portable endpoint (engine.server.worker_pool): rebuilt on its worker
-            worker, generation = placed.worker, placed.generation
-            media = endpoint.portable
-            message: tuple[Any, ...] = ("adopt", call.call_id, call.app_id, call.queue_limit, media.keys,
-                                        media.caller_audio)
-        elif (worker := getattr(session, "worker", None)) is not None:  # a SIP call's session
-            generation = session.generation
-            message = ("add", call.call_id, call.app_id, call.queue_limit, session.sid, session.recording)
-        else:
+            worker = placed.worker
+        elif (worker := getattr(session, "worker", None)) is None:
             return False
         self._workers[call.call_id] = worker
         with worker.lock:
-            sent = worker.generation == generation and worker.send_locked(message)
-            if sent:
-                if placed is None:
+            if placed is not None:
+                sent = worker.generation == placed.generation and _adopt_locked(worker, call, endpoint)
+            else:  # a SIP call's session, opened on the worker with the SDP
+                sent = worker.generation == session.generation and worker.send_locked(
+                    ("add", call.call_id, call.app_id, call.queue_limit, session.sid, session.recording))
+                if sent:
                     session.call_id = call.call_id
+            if sent:
                 worker.calls.add(call.call_id)
         if not sent:  # its worker died since the SDP: the call fails at once
             log.warning("call %s: its media worker %d is gone", call.call_id, worker.index)

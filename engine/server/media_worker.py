@@ -12,7 +12,8 @@ Commands (applied at the start of the next tick, in arrival order): ``open`` (a 
 from SDP, its inactivity ticks: the hub carries it from the INVITE on, as the server's own hub would), ``retarget``
 (new SDP state), ``key`` (a SIP INFO key), ``close`` (the session ends), ``add`` (call id, app id, queue limit,
 session id, a recording path or ""), ``adopt`` (call id, app id, queue limit, a key script, the caller's audio
-or None: a portable call, :mod:`engine.server.worker_pool`), ``submit`` (call id, request, prompt tokens:
+or None, whether its recording's file descriptor came just before: a portable call,
+:mod:`engine.server.worker_pool`), ``submit`` (call id, request, prompt tokens:
 :mod:`engine.server.media_prompts`), ``prompt``/``forget``, ``stop``, ``hangup``, ``rtpstats`` (a token, call ids:
 answered ``rtp``), ``exit``. Reports, sent after each tick by a writer thread, so the media thread never waits on
 the pipe: ``event`` (call id, player event, at sample, call position), ``ended`` (call id, position, RTP stats:
@@ -31,7 +32,7 @@ import sys
 import threading
 from collections import deque
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -54,6 +55,7 @@ from engine.server.worker_outbox import Outbox
 log = logging.getLogger(__name__)
 STATS_TICKS = 50  # a stats report every second
 POLL_TICKS = 25  # the sessions' inactivity is checked twice a second
+RECORDING_TAG = -1  # the tag of a portable call's recording file (the fd before its ``adopt``)
 SESSION_FIELDS = ("remote", "payload_type", "event_payload_type", "sends", "on_hold")
 
 
@@ -176,10 +178,12 @@ class Worker:
         self.calls[call_id] = (call, session)
         self.media.add(call)
 
-    def _adopt(self, call_id: str, app_id: str, queue_limit: int, keys: str, audio: np.ndarray | None) -> None:
-        """A portable call (:mod:`engine.server.worker_pool`): its caller rebuilt here, its audio going nowhere."""
+    def _adopt(self, call_id: str, app_id: str, queue_limit: int, keys: str, audio: np.ndarray | None,
+               recording: BinaryIO | None) -> None:
+        """A portable call (:mod:`engine.server.worker_pool`): its caller rebuilt here, its recording written here."""
         caller = make_caller(keys, "caller" if audio is not None else None, load=lambda _name: audio)
-        call = Call(app_id, call_id, caller, NullSink(), self._on_event, queue_limit)
+        sink = WavSink(recording) if recording is not None else NullSink()
+        call = Call(app_id, call_id, caller, sink, self._on_event, queue_limit)
         self.calls[call_id] = (call, None)
         self.media.add(call)
 
@@ -228,12 +232,17 @@ class Worker:
                 "cpu_since_clear_s": times.user + times.system - self._marks["cpu_s"]}
 
 
+def _received(fds: socket.socket, tag: int, count: int) -> list[int]:
+    """The ``count`` file descriptors the server sent tagged ``tag`` (just before the command that uses them)."""
+    data, received, _flags, _address = socket.recv_fds(fds, 8, count)
+    if struct.unpack("q", data)[0] != tag or len(received) != count:
+        raise OSError(f"media worker: {count} descriptors tagged {tag} expected")
+    return received
+
+
 def _sockets(fds: socket.socket, sid: int) -> tuple[socket.socket, socket.socket]:
     """The (RTP, RTCP) sockets the server sent for session ``sid`` (just before its ``open``)."""
-    data, received, _flags, _address = socket.recv_fds(fds, 8, 2)
-    if struct.unpack("q", data)[0] != sid or len(received) != 2:
-        raise OSError(f"media worker: sockets for session {sid} expected")
-    pair = tuple(socket.socket(fileno=fd) for fd in received)
+    pair = tuple(socket.socket(fileno=fd) for fd in _received(fds, sid, 2))
     for sock in pair:
         sock.setblocking(False)
     return pair  # type: ignore[return-value]
@@ -248,6 +257,9 @@ def _read(conn: Connection, fds: socket.socket, worker: Worker) -> None:
                 continue
             if message[0] == "open" and message[4]:
                 message = (*message[:4], _sockets(fds, message[1]))
+            elif message[0] == "adopt":  # its recording's file (0600, opened by the server) came just before
+                file = os.fdopen(_received(fds, RECORDING_TAG, 1)[0], "w+b") if message[6] else None
+                message = (*message[:6], file)
             worker.post(message)
     except (EOFError, OSError):
         os._exit(0)  # the server closed its end (or died): nothing to play for

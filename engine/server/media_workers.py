@@ -117,10 +117,14 @@ class MediaWorker:
 
     def send_sockets_locked(self, sid: int, sockets: tuple[socket.socket, ...]) -> bool:
         """Hand ``sockets`` to the worker for session ``sid`` (:attr:`lock` held; the ``open`` follows)."""
+        return self.send_fds_locked(sid, [sock.fileno() for sock in sockets])
+
+    def send_fds_locked(self, tag: int, fds: list[int]) -> bool:
+        """Hand the file descriptors ``fds`` to the worker, tagged ``tag`` (:attr:`lock` held; a command follows)."""
         if self._fds is None or self._conn is None:
             return False
         try:
-            socket.send_fds(self._fds, [struct.pack("q", sid)], [sock.fileno() for sock in sockets])
+            socket.send_fds(self._fds, [struct.pack("q", tag)], fds)
             return True
         except OSError:
             return False

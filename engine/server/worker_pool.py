@@ -3,10 +3,12 @@
 ``[sip] mediaProcesses = N`` (``serve --media-processes N``) starts N worker processes
 (:mod:`engine.server.media_workers`) whether or not SIP listens. A SIP call's RTP session is placed on one of
 them by the phone service (:mod:`engine.server.media_remote`); a call whose endpoint is *portable*
-(:class:`~engine.server.endpoints.PortableMedia`: ``null``) is placed by the switchboard before ``outCall``
-answers (:func:`place`: the least loaded worker with headroom; none has: ``108102``), and its worker rebuilds
-the caller (the key script, or the caller's audio) and plays the call; its events come back as a SIP call's do.
-Endpoints that live in this process (``wav:``, a speaker, a browser's phone) play in the server's media thread.
+(:class:`~engine.server.endpoints.PortableMedia`: ``null``, ``wav:``) is placed by the switchboard before
+``outCall`` answers (:func:`place`: the least loaded worker with headroom; none has: ``108102``), and its worker
+rebuilds the caller (the key script, or the caller's audio) and plays the call, into the recording's file when
+it has one (opened here, ``O_EXCL | O_NOFOLLOW``, handed over unwritten by ``SCM_RIGHTS``: the worker writes the
+WAV and closes it before the call's end is reported); its events come back as a SIP call's do. Endpoints that
+live in this process (a speaker, a browser's phone) play in the server's media thread.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``null`` calls' media in a media worker process (``[sip] mediaProcesses`` without SIP), through the HTTP API.
+"""``null`` and ``wav:`` calls in a media worker process (``[sip] mediaProcesses`` without SIP), by the HTTP API.
 
 A real server (uvicorn, the HTTP client, the worker process started as ``serve`` starts it); keys are decoded back
 from the caller's audio by the worker's detector. No sleeps: every wait is on an event or a counter.
@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import soundfile as sf
 
 from engine.config import DEMO_APP_ID
 from engine.dtmf.tones import place_tones
-from engine.format import SAMPLE_RATE_HZ, seconds_to_samples
+from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, seconds_to_samples
 from engine.server.app import ServerSettings, create_app
 from engine.server.limits import GuardSettings
 from engine.server.worker_pool import start_workers
@@ -54,8 +55,8 @@ def served(tmp_path: Path, voices: Path) -> Iterator[tuple[LiveServer, httpx.Cli
     live.close()
 
 
-def _dial(client: httpx.Client, **fields: Any) -> str:
-    answer = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "null", **fields}).json()
+def _dial(client: httpx.Client, called: str = "null", **fields: Any) -> str:
+    answer = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": called, **fields}).json()
     assert answer["code"] == "000000", answer
     return answer["callId"]
 
@@ -133,12 +134,26 @@ def test_calls_beyond_the_workers_headroom_are_refused_108102_naming_called(tmp_
         live.close()
 
 
-def test_a_wav_call_stays_in_the_servers_own_media_thread(served: tuple[LiveServer, httpx.Client]) -> None:
+def test_a_wav_call_is_recorded_by_the_worker_into_the_file_the_server_opened(
+        served: tuple[LiveServer, httpx.Client], tmp_path: Path) -> None:
     live, client = served
-    answer = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "wav:here"}).json()
-    assert answer["code"] == "000000", answer
-    wait_for(lambda: live.app.state.engine.board.sizes()["media_calls"] == 1, 10, "the call in the server's loop")
-    assert _worker(live).placed == 0
+    call_id = _dial(client, called="wav:here", keys="5@0.3")
+    wait_for(lambda: _worker(live).calls == {call_id}, 10, "the call on the worker")
+    assert live.app.state.engine.board.sizes()["media_calls"] == 0
+    _play(client, call_id, {**GETKEY, "maxRevCnt": 1})
+    assert wait_events(client, call_id, 2, 20)[0]["dtmfCode"] == "5"
+    client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id})
+    wait_events(client, call_id, 3, 20, CALL_EVENTS)  # calldisconnectrpt: the worker closed the file before
+    path = tmp_path / "rec" / DEMO_APP_ID / "here.wav"
+    assert path.stat().st_mode & 0o777 == 0o600
+    recording, rate = sf.read(str(path), dtype="int16")
+    assert rate == SAMPLE_RATE_HZ and recording.shape[1] == 2
+    prompt = live.app.state.engine.speaker.synthesize("tone:0.2")
+    start = int(np.flatnonzero(recording[:, 0])[0]) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME  # a frame's start
+    assert np.array_equal(recording[start:start + len(prompt), 0], prompt)  # played by the worker, sample for sample
+    assert np.abs(recording[:, 1]).max() > 1000  # and the caller's key, heard
+    again = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "wav:here"}).json()
+    assert again["code"] == "108100" and again["msg"].startswith("called: the recording")  # never over a file
 
 
 def test_serve_with_media_processes_and_no_sip_plays_a_null_call_on_its_worker(tmp_path: Path) -> None:
