@@ -237,9 +237,8 @@ class CallApi:
         def report_message(call: Call, report: RequestReport) -> None:
             engine.delivery.publish(call.app_id, call.call_id, message.report(call, report, engine.wall_clock()))
 
-        engine.board.submit(request.app_id, request.call_id, program, report_message)
-        if message.silence is not None:
-            engine.board.after(0, lambda: engine.board.media.listen(request.call_id, message.hear))
+        engine.board.submit(request.app_id, request.call_id, program, report_message,
+                            watch=message if message.silence is not None else None)
         return response(OK, "ok", request.app_id, request.call_id)
 
 

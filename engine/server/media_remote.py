@@ -126,6 +126,7 @@ class RemoteCalls:
         self.thread = thread
         self._workers: dict[str, MediaWorker] = {}  # call id → its worker
         self._ending: dict[str, str] = {}  # call id → the hang-up's reason, until the worker says ended
+        self._watches: dict[str, list[Any]] = {}  # call id → its messages whose silence its worker watches
         #: Calls ended because their worker died.
         self.lost = 0
 
@@ -158,12 +159,14 @@ class RemoteCalls:
             self.thread.post_locked("worker_died", (worker, [call.call_id]))
         return True
 
-    def submit(self, call_id: str, program: Program) -> bool:
-        """Send a request to the call's worker; False when the call is local."""
+    def submit(self, call_id: str, program: Program, watch: Any = None) -> bool:
+        """Send a request to the call's worker (``watch``: a message, its silence heard there); False: local."""
         worker = self._workers.get(call_id)
         if worker is None:
             return False
-        worker.submit(call_id, program)  # a dead worker: its death ends the request with error
+        if watch is not None:
+            self._watches.setdefault(call_id, []).append(watch)
+        worker.submit(call_id, program, watch.silence if watch is not None else None)  # dead: ends with error
         return True
 
     def stop(self, call_id: str) -> bool:
@@ -196,8 +199,10 @@ class RemoteCalls:
             return
         call = entry[0]
         if kind == "event":
-            _, _, event, at_sample, call.position_samples = report
+            _, _, event, at_sample, call.position_samples, call.request_start_sample = report
             self.thread.on_event(call, event, at_sample)
+        elif kind == "silenced":  # the worker stopped the call's k-th watched message on the caller's silence
+            self._watches[call_id][report[2]].silenced = True
         elif kind == "ended":
             call.position_samples = report[2]
             worker.calls.discard(call_id)
@@ -227,6 +232,7 @@ class RemoteCalls:
 
     def _finish(self, call: Call, endpoint: Any, reason: str, stats: dict[str, Any]) -> None:
         del self._workers[call.call_id]
+        self._watches.pop(call.call_id, None)
         call.hung_up = True
         endpoint.sink.close()  # the server's session: its worker's load is one less
         if getattr(endpoint, "placed", None) is not None:

@@ -171,14 +171,16 @@ class MediaThread:
         if kind == "add":
             self._add(*arg)
         elif kind == "submit":
-            call_id, program, hook = arg
+            call_id, program, hook, watch = arg
             call = self._calls[call_id][0]
             self._hooks[call_id].append(hook)
             if call.hung_up:  # cannot happen: hang-up is posted after, and removes the call
                 self.on_event(call, RequestReport(Result.HANGUP, None, 0), call.position_samples)
             else:
-                if not self.remote.submit(call_id, program):
+                if not self.remote.submit(call_id, program, watch):
                     call.pending.append(program)  # the registry already checked the limit
+                    if watch is not None:  # a message's silence, heard here
+                        self.media.listen(call_id, watch.hear)
                 self.timeouts.busy(call_id)  # no longer idle: its idle deadline is void
         elif kind == "stop":
             if not self.remote.stop(arg):

@@ -13,13 +13,14 @@ from SDP, its inactivity ticks: the hub carries it from the INVITE on, as the se
 (new SDP state), ``key`` (a SIP INFO key), ``close`` (the session ends), ``add`` (call id, app id, queue limit,
 session id, a recording path or ""), ``adopt`` (call id, app id, queue limit, a key script, the caller's audio
 or None, whether its recording's file descriptor came just before: a portable call,
-:mod:`engine.server.worker_pool`), ``submit`` (call id, request, prompt tokens:
-:mod:`engine.server.media_prompts`), ``prompt``/``forget``, ``stop``, ``hangup``, ``rtpstats`` (a token, call ids:
-answered ``rtp``), ``exit``. Reports, sent after each tick by a writer thread, so the media thread never waits on
-the pipe: ``event`` (call id, player event, at sample, call position), ``ended`` (call id, position, RTP stats:
-after ``hangup``), ``failed`` (the loop failed on the call), ``quiet`` (no RTP for the inactivity time), ``stats``
-(every :data:`STATS_TICKS`), ``rtp`` (token, each asked call's RTP stats). The worker exits when the server's end
-closes. Speech is never synthesised here: programs arrive with their audio.
+:mod:`engine.server.worker_pool`), ``submit`` (call id, request, prompt tokens: :mod:`engine.server.media_prompts`,
+a message's silence span and level or None), ``prompt``/``forget``, ``stop``, ``hangup``, ``rtpstats`` (a token,
+call ids: answered ``rtp``), ``exit``. Reports, sent after each tick by a writer thread, so the media thread never
+waits on the pipe: ``event`` (call id, player event, at sample, call position, its request's start), ``silenced``
+(call id, the index of its message watched for silence: stopped on the caller's silence), ``ended`` (call id,
+position, RTP stats: after ``hangup``), ``failed`` (the loop failed on the call), ``quiet`` (no RTP for the
+inactivity time), ``stats`` (every :data:`STATS_TICKS`), ``rtp`` (token, each asked call's RTP stats). The worker
+exits when the server's end closes. Speech is never synthesised here: programs arrive with their audio.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from engine.audio.caller import make_caller
+from engine.audio.silence import SilenceWatch
 from engine.core.reports import PlayerEvent
 from engine.media.call import Call
 from engine.media.loop import MediaLoop
@@ -46,6 +48,7 @@ from engine.net.rtp_hub import RtpHub
 from engine.net.rtp_sender import LIVE_LEAD_PERIODS, LIVE_SEND_GROUPS, RtpSender
 from engine.net.rtp_session import RtpSession
 from engine.server.media_prompts import PromptStore
+from engine.server.message import SilenceStop
 from engine.server.realtime import RealTimeProcess
 from engine.server.rtp_queries import session_stats
 from engine.server.sip_recording import Tee
@@ -100,6 +103,7 @@ class Worker:
         self.calls: dict[str, tuple[Call, RtpSession | None]] = {}  # None: a portable call's
         self.sessions: dict[int, RtpSession] = {}  # by the server's session id, from open to close
         self._quiet: set[str] = set()
+        self._watched: dict[str, int] = {}  # call id → the index of its last message watched for silence
         self._commands: deque[tuple[Any, ...]] = deque()
         self._marks = {"missed": 0, "cpu_s": 0.0}  # at the last clear()
 
@@ -135,8 +139,7 @@ class Worker:
 
     def _apply(self, kind: str, *args: Any) -> None:
         if kind == "submit":
-            call_id, request, tokens = args
-            self.calls[call_id][0].pending.append(self.prompts.program(request, tokens))
+            self._submit(*args)
         elif kind == "prompt":
             self.prompts.keep(*args)
         elif kind == "forget":
@@ -171,6 +174,14 @@ class Worker:
         elif kind == "exit":
             self.pacer.stop()
 
+    def _submit(self, call_id: str, request: Any, tokens: tuple[int, ...], silence: tuple[int, float] | None) -> None:
+        program = self.prompts.program(request, tokens)
+        self.calls[call_id][0].pending.append(program)
+        if silence is not None:  # a message: its caller's silence stops it here, and the server is told which
+            index = self._watched[call_id] = self._watched.get(call_id, -1) + 1
+            watch = SilenceStop(program, SilenceWatch(*silence), lambda: self.outbox.add(("silenced", call_id, index)))
+            self.media.listen(call_id, watch.hear)
+
     def _add(self, call_id: str, app_id: str, queue_limit: int, sid: int, recording: str) -> None:
         session = self.sessions[sid]
         sink: Any = Tee(session, WavSink(recording)) if recording else session
@@ -195,10 +206,11 @@ class Worker:
         call.hang_up()
         self.media.remove(call)  # closes the sink: the session (its final stats) and the recording
         self._quiet.discard(call_id)
+        self._watched.pop(call_id, None)
         self.outbox.add(("ended", call_id, call.position_samples, session.final_stats if session else {}))
 
     def _on_event(self, call: Call, event: PlayerEvent, at_sample: int) -> None:
-        self.outbox.add(("event", call.call_id, event, at_sample, call.position_samples))
+        self.outbox.add(("event", call.call_id, event, at_sample, call.position_samples, call.request_start_sample))
 
     def _poll_quiet(self) -> None:
         for call_id, (_call, session) in self.calls.items():

@@ -153,11 +153,11 @@ class MediaWorker:
         if query is not None:
             query.answered(answer or {})
 
-    def submit(self, call_id: str, program: Any) -> bool:
-        """Send a program, its audio by reference (:mod:`engine.server.media_prompts`)."""
+    def submit(self, call_id: str, program: Any, silence: tuple[int, float] | None = None) -> bool:
+        """Send a program, its audio by reference (:mod:`engine.server.media_prompts`); ``silence``: a message's."""
         with self.lock:
             request, tokens = self.prompts.encode(program, self.send_locked)
-            return self.send_locked(("submit", call_id, request, tokens))
+            return self.send_locked(("submit", call_id, request, tokens, silence))
 
     def _read(self, conn: Connection) -> None:
         try:

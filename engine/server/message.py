@@ -11,6 +11,7 @@ watched (:class:`~engine.audio.silence.SilenceWatch`, on the media thread throug
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -27,16 +28,19 @@ from engine.wire.events import vendor_timestamp
 SILENCE = "silence"
 
 
-class Message:
-    """One ``message`` request: its program, the watch over the caller's silence (None: off), its report."""
+class SilenceStop:
+    """A listener that stops ``program``'s request once the caller was quiet for ``silence`` after its prompt.
 
-    def __init__(self, program: Program, info: CallInfo | None, data: str, silence_samples: int,
-                 silence_dbm0: float) -> None:
+    Used where the call plays: the server's media thread, or the call's media worker (``on_silence`` then tells
+    the server). ``silence``: None watches nothing.
+    """
+
+    def __init__(self, program: Program, silence: SilenceWatch | None,
+                 on_silence: Callable[[], None] = lambda: None) -> None:
         self.program = program
-        self.info = info
-        self.data = data
         self.prompt_samples = len(program.prompts[0])
-        self.silence = SilenceWatch(silence_samples, silence_dbm0) if silence_samples > 0 else None
+        self.silence = silence
+        self.on_silence = on_silence
         self.started = False
         self.silenced = False
 
@@ -51,8 +55,33 @@ class Message:
         if not self.silence.feed(frame):
             return True
         self.silenced = True
+        self.on_silence()
         call.stop()
         return False
+
+
+class Message:
+    """One ``message`` request: its program, the watch over the caller's silence (None: off), its report."""
+
+    def __init__(self, program: Program, info: CallInfo | None, data: str, silence_samples: int,
+                 silence_dbm0: float) -> None:
+        self.program = program
+        self.info = info
+        self.data = data
+        self.prompt_samples = len(program.prompts[0])
+        #: (span samples, threshold dBm0) of the silence that ends the message (None: off), for a media worker.
+        self.silence = (silence_samples, silence_dbm0) if silence_samples > 0 else None
+        self.watch = SilenceStop(program, SilenceWatch(silence_samples, silence_dbm0) if self.silence else None)
+        self.hear = self.watch.hear
+
+    @property
+    def silenced(self) -> bool:
+        """True once the caller's silence ended the message."""
+        return self.watch.silenced
+
+    @silenced.setter
+    def silenced(self, value: bool) -> None:  # the call's media worker heard the silence
+        self.watch.silenced = value
 
     def end_reason(self, report: RequestReport) -> str:
         """Why the message ended."""

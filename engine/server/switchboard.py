@@ -141,10 +141,12 @@ class Switchboard:
         return max(self.registry.count() - placed, 0)
 
     def submit(self, app_id: str, call_id: str, program: Program, hook: RequestHook | None = None,
-               guarded: bool = False) -> None:
+               guarded: bool = False, watch: Any = None) -> None:
         """Queue ``program`` on the call: ``108105`` if it is not live, ``108102`` if its queue is full.
 
-        ``hook`` is called after the request's ``multrpt`` (module docstring). ``guarded`` (the application's
+        ``hook`` is called after the request's ``multrpt`` (module docstring). ``watch``: a
+        :class:`~engine.server.message.Message` whose ``hear`` listens to the caller while the request plays
+        (on the call's media worker, its ``silence`` span and level). ``guarded`` (the application's
         ``multOrders`` and ``play``): a request that would start an idle call playing is refused (``108102``)
         while :attr:`play_room` names a reason (the loop has no headroom now), so the calls playing keep real time
         (a call on a media worker: its worker's headroom admitted it, this thread's loop is not asked).
@@ -157,7 +159,7 @@ class Switchboard:
             if self.ledger is not None:  # delivery hook: journaled before 000000 (108104 if it cannot be)
                 self.ledger.request_accepted(app_id, call_id)
             self.registry.take(call_id)
-            self.thread.post("submit", (call_id, program, hook))
+            self.thread.post("submit", (call_id, program, hook, watch))
 
     def stop_play(self, app_id: str, call_id: str) -> None:
         """``stoPlay``: the request playing at the next frame boundary ends with ``stopped``."""

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.config import DEMO_APP_ID
+from engine.audio.library import VoiceLibrary
+from engine.config import DEMO_APP_ID, Application, Config
 from engine.dtmf.tones import place_tones
-from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, seconds_to_samples
+from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, dbm0_to_peak, seconds_to_samples
 from engine.server.app import ServerSettings, create_app
 from engine.server.limits import GuardSettings
 from engine.server.worker_pool import start_workers
@@ -29,9 +30,9 @@ GETKEY = {"playFlag": 0, "voiceStr": "tone:0.2", "getkey": 1, "maxRevCnt": 2, "t
 CALL_EVENTS = ("callstatrpt", "calldisconnectrpt", "callbillrpt")
 
 
-def _serve(root: Path, voices: Path, guard: GuardSettings | None = None) -> LiveServer:
-    settings = ServerSettings(voices=voices, recordings=root / "rec", state_dir=root / "state",
-                              guard=guard or GuardSettings())
+def _serve(root: Path, voices: Path, guard: GuardSettings | None = None, config: Config | None = None) -> LiveServer:
+    settings = ServerSettings(config=config or Config({DEMO_APP_ID: Application(DEMO_APP_ID)}), voices=voices,
+                              recordings=root / "rec", state_dir=root / "state", guard=guard or GuardSettings())
     live = LiveServer(create_app(settings, speaker=FakeSpeaker()))
     start_workers(live.app.state.engine, 1)
     return live
@@ -154,6 +155,35 @@ def test_a_wav_call_is_recorded_by_the_worker_into_the_file_the_server_opened(
     assert np.abs(recording[:, 1]).max() > 1000  # and the caller's key, heard
     again = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "wav:here"}).json()
     assert again["code"] == "108100" and again["msg"].startswith("called: the recording")  # never over a file
+
+
+def test_a_message_on_the_worker_ends_on_the_callers_silence_and_says_where_it_lies_in_the_recording(
+        tmp_path: Path, voices: Path, repo_root: Path) -> None:
+    # the worker watches the caller's silence (the application's silenceSeconds: 1 s) and tells the server, whose
+    # messagerpt places the message by the request's start the worker reported
+    speech = VoiceLibrary(repo_root / "voices").load("menu.flac")  # real speech, at 8 kHz
+    sf.write(voices / "speaks.wav", np.concatenate([speech, np.zeros(4 * SAMPLE_RATE_HZ, np.int16)]), SAMPLE_RATE_HZ,
+             subtype="PCM_16")
+    live = _serve(tmp_path, voices, config=Config({DEMO_APP_ID: Application(DEMO_APP_ID, silence_s=1.0)}))
+    try:
+        with httpx.Client(base_url=live.url, timeout=10) as client:
+            call_id = _dial(client, called="wav:vm", callerWav="speaks.wav")
+            answer = client.post("/ipcc/call/message", json={"appId": DEMO_APP_ID, "callId": call_id, "playFlag": 0,
+                                                              "voiceStr": "tone:0.5", "maxTime": 60}).json()
+            assert answer["code"] == "000000", answer
+            report = wait_events(client, call_id, 1, 30, ("messagerpt",))[0]
+            client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": call_id})
+            wait_events(client, call_id, 3, 20, CALL_EVENTS)
+    finally:
+        live.close()
+    frames = speech[: len(speech) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME].astype(np.float64).reshape(
+        -1, SAMPLES_PER_FRAME)
+    loud_until = int(np.flatnonzero((frames**2).mean(axis=1) >= dbm0_to_peak(-45.0) ** 2 / 2)[-1] + 1)
+    expected_ms = (loud_until * SAMPLES_PER_FRAME + SAMPLE_RATE_HZ) * 1000 // SAMPLE_RATE_HZ
+    assert (report["endReason"], report["result"], report["endMs"]) == ("silence", "stopped", expected_ms)
+    played = sf.read(tmp_path / "rec" / DEMO_APP_ID / "vm.wav", dtype="int16")[0][:, 0]
+    start = int(np.flatnonzero(played)[0]) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME  # the prompt's first frame
+    assert report["startMs"] == start * 1000 // SAMPLE_RATE_HZ + 500  # the prompt's end, in the call's time
 
 
 def test_serve_with_media_processes_and_no_sip_plays_a_null_call_on_its_worker(tmp_path: Path) -> None:
