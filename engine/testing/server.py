@@ -140,8 +140,9 @@ class Receiver:
         self.httpd.server_close()
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout_s``."""
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition",
+             interval_s: float = 0.01) -> Any:
+    """Poll ``predicate`` every ``interval_s`` until it returns something truthy; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -149,7 +150,7 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = 
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+        time.sleep(interval_s)
 
 
 #: The events of a call's requests (the contract's); the platform's call events are the others.

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from engine.audio.library import VoiceLibrary
-from engine.config import DEMO_APP_ID, Application, Config
+from engine.config import DEMO_APP_ID, Application, Config, Route
 from engine.dtmf.tones import place_tones
 from engine.format import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, dbm0_to_peak, seconds_to_samples
 from engine.server.app import ServerSettings, create_app
@@ -184,6 +184,24 @@ def test_a_message_on_the_worker_ends_on_the_callers_silence_and_says_where_it_l
     played = sf.read(tmp_path / "rec" / DEMO_APP_ID / "vm.wav", dtype="int16")[0][:, 0]
     start = int(np.flatnonzero(played)[0]) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME  # the prompt's first frame
     assert report["startMs"] == start * 1000 // SAMPLE_RATE_HZ + 500  # the prompt's end, in the call's time
+
+
+def test_a_routed_number_plays_on_the_worker_with_its_routes_caller(tmp_path: Path, voices: Path) -> None:
+    # the platform's way: outCall a phone number; the route table says null with a key script, or a recording
+    routes = (Route("10086", "null", keys="6@0.3"), Route("*", "wav:{called}-{callId}"))
+    live = _serve(tmp_path, voices, config=Config({DEMO_APP_ID: Application(DEMO_APP_ID)}, routes))
+    try:
+        with httpx.Client(base_url=live.url, timeout=10) as client:
+            routed, recorded = _dial(client, called="10086"), _dial(client, called="13800138000")
+            wait_for(lambda: _worker(live).calls == {routed, recorded}, 10, "both calls on the worker")
+            _play(client, routed, {**GETKEY, "maxRevCnt": 1})
+            assert wait_events(client, routed, 2, 20)[0]["dtmfCode"] == "6"
+            client.post("/ipcc/call/disConnect", json={"appId": DEMO_APP_ID, "callId": recorded})
+            hang_up = wait_events(client, recorded, 3, 20, CALL_EVENTS)[1]
+            assert hang_up["fileName"] == f"{DEMO_APP_ID}/13800138000-{recorded}.wav"
+            assert sf.info(str(tmp_path / "rec" / hang_up["fileName"])).samplerate == SAMPLE_RATE_HZ
+    finally:
+        live.close()
 
 
 def test_serve_with_media_processes_and_no_sip_plays_a_null_call_on_its_worker(tmp_path: Path) -> None:
