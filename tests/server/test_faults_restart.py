@@ -1,6 +1,7 @@
 """``kill -9`` and a restart: every accepted request and live call gets its outcome; the journal's torn tail.
 
-Real ``ipcc-engine serve`` processes killed with SIGKILL.
+Real ``ipcc-engine serve`` processes killed with SIGKILL, with the calls' media in the server or in a media worker
+(which exits with the server: no orphan keeps playing).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from engine.errors import OK
 from engine.server.journal import Journal
@@ -25,13 +27,14 @@ ENGINE = Path(sys.executable).with_name("ipcc-engine")
 class _Serve:
     """``ipcc-engine serve`` as a real process."""
 
-    def __init__(self, tmp_path: Path, repo_root: Path, config: Path) -> None:
+    def __init__(self, tmp_path: Path, repo_root: Path, config: Path, *options: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "IPCC_CACHE_DIR": str(tmp_path / "cache")}
         self.process = subprocess.Popen(
             [str(ENGINE), "serve", "--port", str(self.port), "--config", str(config), "--state",
-             str(tmp_path / "state"), "--recordings", str(tmp_path / "rec"), "--voices", str(repo_root / "voices")],
+             str(tmp_path / "state"), "--recordings", str(tmp_path / "rec"), "--voices", str(repo_root / "voices"),
+             *options],
             env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / f"serve-{self.port}.log").open("w"))
         wait_for(self._up, timeout_s=60, what="the server answering /ipcc/status")
 
@@ -43,11 +46,23 @@ class _Serve:
             return False
 
 
+def _gone(pid: int) -> bool:
+    """True when process ``pid`` has exited (a zombie no parent reaped yet counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "one-worker"])
 def test_kill_9_then_restart_every_accepted_request_and_live_call_gets_its_outcome(
-        tmp_path: Path, repo_root: Path, receiver: ScriptedReceiver) -> None:
+        tmp_path: Path, repo_root: Path, receiver: ScriptedReceiver, workers: int) -> None:
     config = tmp_path / "apps.toml"
     config.write_text(f'[[applications]]\nappId = "app"\ncallbackUrl = "{receiver.url}"\n')
-    first = _Serve(tmp_path, repo_root, config)
+    options = ("--media-processes", str(workers))
+    first = _Serve(tmp_path, repo_root, config, *options)
+    worker_pids = [w["pid"] for w in httpx.get(first.url + "/ipcc/status", timeout=10).json().get("workers", [])]
+    assert len(worker_pids) == workers
     accepted: dict[str, int] = {}
     try:
         with httpx.Client(base_url=first.url, timeout=30) as client:
@@ -65,7 +80,8 @@ def test_kill_9_then_restart_every_accepted_request_and_live_call_gets_its_outco
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(30)
     before_kill = [json.dumps(b, sort_keys=True) for b in receiver.acked]
-    second = _Serve(tmp_path, repo_root, config)
+    wait_for(lambda: all(_gone(pid) for pid in worker_pids), 30, "the killed server's media workers to exit")
+    second = _Serve(tmp_path, repo_root, config, *options)
     try:
         wait_for(lambda: sum(b["event"] == "calldisconnectrpt" for b in receiver.acked) == 5, timeout_s=30,
                  what="a hang-up event for every live call")
