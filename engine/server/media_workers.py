@@ -269,8 +269,8 @@ class MediaWorkers:
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """``/metrics``: each figure by worker index (the last stats report of each; restarts and load here)."""
-        names = ("calls", "missed", "p99_lateness_s", "send_p99_s", "send_max_s", "rtp_lost", "rtp_late",
-                 "rtp_received", "rtp_sent", "rtp_send_errors")
+        names = ("calls", "missed", "p99_lateness_s", "recent_p99_lateness_s", "send_p99_s", "send_max_s", "rtp_lost",
+                 "rtp_late", "rtp_received", "rtp_sent", "rtp_send_errors")
         figures: dict[str, dict[str, float]] = {name: {} for name in (*names, "placed", "restarts", "alive")}
         for w in self.workers:
             key = str(w.index)

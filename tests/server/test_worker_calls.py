@@ -90,6 +90,8 @@ def test_scripted_keys_are_decoded_on_the_worker_and_the_call_ends_as_a_local_on
     worker = _worker(live)
     wait_for(lambda: worker.placed == 0 and not worker.calls, 10, "the worker's place given back")
     assert wait_for(lambda: worker.stats.get("ticks", 0) > 0 and worker.stats, 10, "its stats")["missed"] == 0
+    metrics = client.get("/metrics").text  # the worker's timing over its last 5 s, for an operator's alerts
+    assert 'ipcc_workers_recent_p99_lateness_s{worker="0"} ' in metrics
 
 
 def test_the_caller_audio_of_a_voice_file_is_heard_on_the_worker(served: tuple[LiveServer, httpx.Client]) -> None:
