@@ -5,7 +5,8 @@ and the voice library hand the same array to every request that plays the same t
 (:class:`PromptSender`) gives each array a token the first time it is sent to a worker (``("prompt", token,
 array)`` goes first), then sends the program as its request and the tokens. When the array is collected in
 the main process the worker is told to forget it (``("forget", token)``, sent with the next message). The
-worker side (:class:`PromptStore`) keeps the arrays by token and rebuilds the program.
+worker side (:class:`PromptStore`) keeps the arrays by token and rebuilds the program. A portable call's
+caller audio (a file of the voice library, shared the same way) crosses by the same tokens.
 """
 
 from __future__ import annotations
@@ -40,21 +41,22 @@ class PromptSender:
 
     def encode(self, program: Program, send: Send) -> tuple[MultOrders, tuple[int, ...]]:
         """``program`` as (request, tokens); the arrays the worker lacks are sent first (lock held)."""
+        return program.request, tuple(self.token(prompt, send) for prompt in program.prompts)
+
+    def token(self, array: np.ndarray, send: Send) -> int:
+        """The token of ``array`` on the worker, the array sent first if the worker lacks it (lock held)."""
         while self._dead:
             send(("forget", self._dead.popleft()))
-        tokens = []
-        for prompt in program.prompts:
-            key = id(prompt)
-            known = self._tokens.get(key)
-            if known is None or known[1]() is not prompt:
-                token = self._next
-                self._next += 1
-                ref = weakref.ref(prompt, lambda _ref, key=key, token=token: self._collected(key, token))
-                self._tokens[key] = (token, ref)
-                send(("prompt", token, prompt))
-                known = self._tokens[key]
-            tokens.append(known[0])
-        return program.request, tuple(tokens)
+        key = id(array)
+        known = self._tokens.get(key)
+        if known is None or known[1]() is not array:
+            token = self._next
+            self._next += 1
+            ref = weakref.ref(array, lambda _ref, key=key, token=token: self._collected(key, token))
+            self._tokens[key] = (token, ref)
+            send(("prompt", token, array))
+            known = self._tokens[key]
+        return known[0]
 
     def held(self) -> int:
         """How many arrays the worker holds (as far as this side knows)."""
@@ -75,6 +77,10 @@ class PromptStore:
     def forget(self, token: int) -> None:
         """The main process no longer has this array."""
         self._arrays.pop(token, None)
+
+    def array(self, token: int) -> np.ndarray:
+        """The array of ``token`` (read-only)."""
+        return self._arrays[token]
 
     def program(self, request: MultOrders, tokens: tuple[int, ...]) -> Program:
         """The program of ``request`` with the arrays of ``tokens``."""

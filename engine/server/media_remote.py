@@ -110,7 +110,9 @@ def _adopt_locked(worker: MediaWorker, call: Call, endpoint: Any) -> bool:
     recording = media.recording
     if recording is not None and not worker.send_fds_locked(RECORDING_TAG, [recording.fileno()]):
         return False
-    if not worker.send_locked(("adopt", call.call_id, call.app_id, call.queue_limit, media.keys, media.caller_audio,
+    audio = media.caller_audio  # by reference, as prompts are: one copy per worker of a file many calls hear
+    token = worker.prompts.token(audio, worker.send_locked) if audio is not None else None
+    if not worker.send_locked(("adopt", call.call_id, call.app_id, call.queue_limit, media.keys, token,
                                recording is not None)):
         return False
     if recording is not None:  # the worker writes the WAV now: this process never does

@@ -11,8 +11,8 @@ not cross a fork); ``FD`` is its end of a socket pair carrying pickled tuples
 Commands (applied at the start of the next tick, in arrival order): ``open`` (a session id, the RTP session's state
 from SDP, its inactivity ticks: the hub carries it from the INVITE on, as the server's own hub would), ``retarget``
 (new SDP state), ``key`` (a SIP INFO key), ``close`` (the session ends), ``add`` (call id, app id, queue limit,
-session id, a recording path or ""), ``adopt`` (call id, app id, queue limit, a key script, the caller's audio
-or None, whether its recording's file descriptor came just before: a portable call,
+session id, a recording path or ""), ``adopt`` (call id, app id, queue limit, a key script, the token of the caller's
+audio or None, whether its recording's file descriptor came just before: a portable call,
 :mod:`engine.server.worker_pool`), ``submit`` (call id, request, prompt tokens: :mod:`engine.server.media_prompts`,
 a message's silence span and level or None), ``prompt``/``forget``, ``stop``, ``hangup``, ``rtpstats`` (a token,
 call ids: answered ``rtp``), ``exit``. Reports, sent after each tick by a writer thread, so the media thread never
@@ -189,9 +189,10 @@ class Worker:
         self.calls[call_id] = (call, session)
         self.media.add(call)
 
-    def _adopt(self, call_id: str, app_id: str, queue_limit: int, keys: str, audio: np.ndarray | None,
+    def _adopt(self, call_id: str, app_id: str, queue_limit: int, keys: str, audio_token: int | None,
                recording: BinaryIO | None) -> None:
         """A portable call (:mod:`engine.server.worker_pool`): its caller rebuilt here, its recording written here."""
+        audio = self.prompts.array(audio_token) if audio_token is not None else None
         caller = make_caller(keys, "caller" if audio is not None else None, load=lambda _name: audio)
         sink = WavSink(recording) if recording is not None else NullSink()
         call = Call(app_id, call_id, caller, sink, self._on_event, queue_limit)

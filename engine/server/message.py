@@ -68,10 +68,10 @@ class Message:
         self.program = program
         self.info = info
         self.data = data
-        self.prompt_samples = len(program.prompts[0])
         #: (span samples, threshold dBm0) of the silence that ends the message (None: off), for a media worker.
         self.silence = (silence_samples, silence_dbm0) if silence_samples > 0 else None
         self.watch = SilenceStop(program, SilenceWatch(silence_samples, silence_dbm0) if self.silence else None)
+        self.prompt_samples = self.watch.prompt_samples
         self.hear = self.watch.hear
 
     @property

@@ -96,11 +96,13 @@ def test_scripted_keys_are_decoded_on_the_worker_and_the_call_ends_as_a_local_on
 
 def test_the_caller_audio_of_a_voice_file_is_heard_on_the_worker(served: tuple[LiveServer, httpx.Client]) -> None:
     live, client = served
-    call_id = _dial(client, callerWav="keys.wav")
+    worker = _worker(live)
+    call_id, again = _dial(client, callerWav="keys.wav"), _dial(client, callerWav="keys.wav")
+    wait_for(lambda: worker.calls == {call_id, again}, 10, "both calls on the worker")
+    assert worker.prompts.held() == 1  # the file's audio crossed the pipe once (by reference), not once per call
     _play(client, call_id, GETKEY)
     keys = wait_events(client, call_id, 2, 20)[0]
     assert (keys["dtmfCode"], keys["endReason"]) == ("73", "maxRevCnt")  # in the file's audio, from the call's start
-    assert _worker(live).calls == {call_id}
 
 
 def test_a_worker_killed_under_a_call_ends_its_request_and_the_call_then_serves_again(
