@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.collector import Collector, EndReason
+from engine.core.quiet import QuietFrames
 from engine.core.reports import KeysReport, PlayerEvent, RequestReport, Result, Status
 from engine.core.timeline import Program, Segment, next_segment
 from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, SILENT_FRAME
@@ -83,22 +84,23 @@ class RequestPlayer:
         assert frame is not None
         return frame
 
-    def quiet_frames(self, least: int) -> np.ndarray | None:
+    def quiet_frames(self, least: int) -> QuietFrames | None:
         """The coming frames in which only time moves (rows as :meth:`next_frame` gives them), or None if < ``least``.
 
-        (frames, 160) read-only; :meth:`pass_quiet` then moves time on by those played.
+        :meth:`pass_quiet` then moves time on by those played.
         """
         position = self.position_samples
         if position > self.fast_last_sample:
             return None
         count, audio = (self.fast_last_sample - position) // SAMPLES_PER_FRAME + 1, self._fast_audio
         if count < least or audio is None:
-            return None if count < least else np.broadcast_to(SILENT_FRAME, (count, SAMPLES_PER_FRAME))
+            silence = np.broadcast_to(SILENT_FRAME, (count, SAMPLES_PER_FRAME))
+            return None if count < least else QuietFrames(silence, SILENT_FRAME, 0, 0)
         start = position - self._segment_start_sample
         frames = audio[start : start + count * SAMPLES_PER_FRAME].reshape(count, SAMPLES_PER_FRAME)
         if frames.flags.writeable:  # (prompts are read-only already)
             frames.flags.writeable = False
-        return frames
+        return QuietFrames(frames, audio, start, SAMPLES_PER_FRAME)
 
     def pass_quiet(self, frames: int) -> None:
         """``frames`` of the frames :meth:`quiet_frames` gave were played: time moves on by them."""

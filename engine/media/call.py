@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.core.player import RequestPlayer
+from engine.core.quiet import QuietFrames
 from engine.core.reports import PlayerEvent, RequestReport, Result
 from engine.core.timeline import Program
 from engine.dtmf.detector import KeyEvent
@@ -154,20 +155,20 @@ class Call:
             self.drain_events(player)
         return frame
 
-    def quiet_run(self, ticks: TickCount, on_end: Callable[[int], None], token: int) -> np.ndarray | None:
+    def quiet_run(self, ticks: TickCount, on_end: Callable[[int], None], token: int) -> QuietFrames | None:
         """Start a quiet run: the frames from ``ticks``' next tick in which only the call's time moves on.
 
-        Returns their samples, (frames, 160) read-only (one row per tick), or None when fewer than
-        :data:`MIN_RUN_FRAMES` are quiet (nothing started). A media loop plays the rows without ticking the call
-        (the call's position counts them as ``ticks`` start); anything else asked of the call ends the run
-        first, with ``on_end(token)`` (the loop ticks the call again), as :meth:`end_run` does.
+        Returns them (one row per tick), or None when fewer than :data:`MIN_RUN_FRAMES` are quiet (nothing
+        started). A media loop plays the rows without ticking the call (the call's position counts them as
+        ``ticks`` start); anything else asked of the call ends the run first, with ``on_end(token)`` (the loop
+        ticks the call again), as :meth:`end_run` does.
         """
         player = self._player
         if player is None or self._run is not None:
             return None
         frames = player.quiet_frames(MIN_RUN_FRAMES)
         if frames is not None:
-            self._run = QuietRun(ticks, len(frames), on_end, token)
+            self._run = QuietRun(ticks, len(frames.samples), on_end, token)
         return frames
 
     def end_run(self) -> None:

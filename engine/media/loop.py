@@ -92,6 +92,7 @@ class MediaLoop:
         self._playing: list[Call | _FreeRow] = []  # what the play pass ticks (methods called on the objects)
         self._keep: list[bool] = []  # the call's sink records: its frames are wanted
         self._frames: list[np.ndarray | None] = []
+        self._into_rows: list[bool] = []  # the call's frames go to a row port: into its row of ``_played``
         self._hearing: dict[int, Any] = {}  # what the hear pass reads (objects with ``read_into``)
         self._sinks: dict[int, Sink] = {}
         self._ports = PortRows()  # the calls served by row ports (no per-call read or write)
@@ -99,6 +100,7 @@ class MediaLoop:
         self._row_of: dict[Call, int] = {}
         self._free: list[int] = []  # free rows, reused last freed first
         self._heard = np.zeros((0, _FRAME), dtype=SAMPLE_DTYPE)
+        self._played = np.zeros((0, _FRAME), dtype=SAMPLE_DTYPE)  # by row: the frames row ports take
         #: The media thread's CPU time in each pass of :meth:`tick` since the start (ns): playing every call,
         #: hearing every caller (and recording), detecting keys (and acting on them).
         self.cpu_ns = {"play": 0, "hear": 0, "detect": 0}
@@ -121,6 +123,11 @@ class MediaLoop:
         return len(self._row_of)
 
     @property
+    def gathered_frames(self) -> int:
+        """Frames of quiet runs played into row ports by one gather per source (:mod:`engine.media.run_sources`)."""
+        return self._runs.gathered
+
+    @property
     def rows(self) -> int:
         """Rows of the detector's input (live calls and free rows)."""
         return len(self._rows)
@@ -137,7 +144,8 @@ class MediaLoop:
         heard_by_port, played_to_port = self._ports.bind(call, call.caller, call.sink, row)
         self._rows[row] = self._playing[row] = call
         self._keep[row] = played_to_port or not isinstance(call.sink, NullSink)
-        self._runs.want(row, self._keep[row])
+        self._into_rows[row] = played_to_port
+        self._runs.want(row, self._keep[row], played_to_port)
         if not heard_by_port:
             self._hearing[row] = _reader_of(call.caller)
         if self._keep[row] and not played_to_port:
@@ -154,7 +162,7 @@ class MediaLoop:
         self._playing[row] = _FREE
         self._hearing.pop(row, None)
         self._sinks.pop(row, None)
-        self._keep[row] = False
+        self._keep[row] = self._into_rows[row] = False
         self._frames[row] = None
         self._free.append(row)
         if row < self.detector.channels:
@@ -167,6 +175,7 @@ class MediaLoop:
         self._rows.append(None)
         self._playing.append(_FREE)
         self._keep.append(False)
+        self._into_rows.append(False)
         self._frames.append(None)
 
     def _grow(self) -> None:
@@ -177,9 +186,8 @@ class MediaLoop:
             self._append_free_row()
         self._free[:0] = range(have + more - 1, need - 1, -1)  # taken lowest first, after the freed ones
         self.detector.add_channels(more)
-        grown = np.zeros((have + more, _FRAME), dtype=SAMPLE_DTYPE)
-        grown[:have] = self._heard
-        self._heard = grown
+        self._heard = np.concatenate([self._heard, np.zeros((more, _FRAME), dtype=SAMPLE_DTYPE)])
+        self._played = np.concatenate([self._played, np.zeros((more, _FRAME), dtype=SAMPLE_DTYPE)])
 
     def tick(self) -> None:
         """Advance every call by one frame: play, hear, record, then detect keys in one batch.
@@ -220,15 +228,19 @@ class MediaLoop:
         A frame is None when not wanted, silence when the call's tick failed.
         """
         keep, frames, playing, rows, runs = self._keep, self._frames, self._playing, self._rows, self._runs
-        listeners = self._listeners
-        for row in runs.play(len(playing), frames):
+        listeners, into_rows, played = self._listeners, self._into_rows, self._played
+        for row in runs.play(len(playing), frames, played):
             call = playing[row]
             try:
-                frames[row] = call.tick(keep[row])
+                frames[row] = frame = call.tick(keep[row])
+                if into_rows[row]:
+                    played[row] = frame
                 if rows[row] is not None and not (listeners and call.call_id in listeners):  # type: ignore[union-attr]
                     runs.offer(call, row)  # type: ignore[arg-type]
             except Exception:
                 frames[row] = SILENT_FRAME
+                if into_rows[row]:
+                    played[row] = 0
                 self._failed_row(row, failed_rows)
 
     def _record(self, heard: np.ndarray, failed_rows: set[int]) -> None:
@@ -240,7 +252,7 @@ class MediaLoop:
                     sink.write(frames[row], heard[row])  # type: ignore[arg-type]
                 except Exception:
                     self._failed_row(row, failed_rows)
-        self._ports.write(frames)
+        self._ports.write(self._played)
 
     def _tell_listeners(self, heard: np.ndarray) -> None:
         """Hand each listened-to call its caller's frame (rare: a voicemail's silence watch)."""

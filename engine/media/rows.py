@@ -19,10 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.format import SAMPLES_PER_FRAME
-
 log = logging.getLogger(__name__)
-_FRAME = SAMPLES_PER_FRAME
 
 
 class RowPort(Protocol):
@@ -111,18 +108,18 @@ class PortRows:
                 held = rows if held is None else np.concatenate([held, rows])
         return held
 
-    def write(self, frames: list[np.ndarray | None]) -> None:
-        """Hand each port the frames played on its rows (``frames[row]``, one per row of the loop)."""
+    def write(self, played: np.ndarray) -> None:
+        """Hand each port the frames played on its rows (``played[row]``: (rows, 160) int16, a row per loop row)."""
         if self._plan is None:
             self._plan = [self._planned(port, sorted(rows)) for port, rows in self._playing.items()]
         for port, rows, index in self._plan:
             try:
-                chosen = frames[rows] if isinstance(rows, slice) else [frames[row] for row in rows]
-                port.write_rows(index, np.concatenate(chosen).reshape(-1, _FRAME))  # type: ignore[arg-type]
+                port.write_rows(index, played[rows])
             except Exception:
                 log.exception("a row port failed to take %d played frames", len(index))
 
     @staticmethod
-    def _planned(port: RowPort, rows: list[int]) -> tuple[RowPort, list[int] | slice, np.ndarray]:
+    def _planned(port: RowPort, rows: list[int]) -> tuple[RowPort, np.ndarray | slice, np.ndarray]:
+        index = np.array(rows, dtype=np.int64)
         consecutive = rows[-1] - rows[0] + 1 == len(rows)
-        return port, slice(rows[0], rows[-1] + 1) if consecutive else rows, np.array(rows, dtype=np.int64)
+        return port, slice(rows[0], rows[-1] + 1) if consecutive else index, index

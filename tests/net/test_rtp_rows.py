@@ -7,7 +7,7 @@ heard and every packet received must be equal, row reuse and sessions leaving in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -80,8 +80,11 @@ def _program(i: int) -> Program:
 class _Line:
     """One hub and loop with ``count`` calls, each with its peer; ``wrap``: how the session is given to the call."""
 
-    def __init__(self, count: int, wrap: str) -> None:
-        self.hub = RtpHub(capacity=16)
+    def __init__(self, count: int, wrap: str, capacity: int = 16,
+                 programs: Callable[[int], Program] | None = None) -> None:
+        self.hub = RtpHub(capacity=capacity)
+        self.programs = programs or _program
+        self.listening = programs is None  # (a call someone listens to plays no quiet runs)
         self.loop = MediaLoop()
         self.peers: list[RtpPeer] = []
         self.sessions: list[RtpSession] = []
@@ -99,11 +102,12 @@ class _Line:
             sink = _Tee(session)
             self.sinks.append(sink)  # type: ignore[arg-type]
         call = Call("a", call_id, caller, sink, lambda *_: None)  # type: ignore[arg-type]
-        call.submit(_program(i))
+        call.submit(self.programs(i))
         loop = self.loop if loop is None else loop
         loop.add(call)
         heard = self.heard.setdefault(call_id, [])
-        loop.listen(call_id, lambda frame, _call: heard.append(frame.copy()) or True)
+        if self.listening:
+            loop.listen(call_id, lambda frame, _call: heard.append(frame.copy()) or True)
         self.peers.append(peer)
         self.sessions.append(session)
         return call
@@ -227,3 +231,42 @@ def test_a_tone_whose_packets_come_late_is_one_key_the_waits_of_the_jitter_buffe
         line.hub.send()
     assert line.sessions[1].stats()["buffer"]["underruns"] >= 16  # dry between every two tone frames
     assert sorted(found) == [(0, "4"), (1, "4")]  # each caller's tone: one key
+
+
+_RAMP = (np.arange(25 * F + 37) * 7 % 2000 - 1000).astype(np.int16)
+_SHORT = _RAMP[: 20 * F]
+
+
+def _shared_prompts(i: int) -> Program:
+    """Calls 0-19 play one prompt (gaps of their own), 20-37 another, then it twice; 38 and 39 each their own."""
+    if i < 20:
+        orders = (Order(PlayKind.FILE, "a", 3, gap_samples=F * (i % 5) + 40 * (i % 3)),)
+        return Program(MultOrders("a", "c", orders, 1), (_RAMP,))
+    if i < 38:
+        orders = (Order(PlayKind.FILE, "b", 1), Order(PlayKind.FILE, "b", 2, gap_samples=7 * F))
+        return Program(MultOrders("a", "c", orders, 1), (_SHORT, _SHORT))
+    own = (_RAMP * (i - 36)).astype(np.int16)
+    return Program(MultOrders("a", "c", (Order(PlayKind.FILE, "own", 2, gap_samples=3 * F),), 1), (own,))
+
+
+def test_quiet_runs_into_the_port_send_what_the_per_call_path_sends(lines: list[_Line]) -> None:
+    """Rows in quiet runs played into the port (gathered by source) against the same calls one frame a call."""
+    port, per_call = (_Line(40, wrap, capacity=48, programs=_shared_prompts) for wrap in ("port", "per call"))
+    lines += [port, per_call]
+    ticks = 110
+    for k in range(ticks):
+        if k == 30:
+            for line in (port, per_call):
+                line.loop.calls[5].stop()
+                line.loop.calls[25].stop()
+        for line in (port, per_call):
+            line.tick({}, k)
+    assert port.loop.gathered_frames > 20 * 50  # most frames of the shared prompts came by gathers
+    assert per_call.loop.gathered_frames == 0
+    for i in range(40):
+        sent = port.peers[i].collect().samples()
+        assert len(sent) == ticks * F
+        assert np.array_equal(sent, per_call.peers[i].collect().samples()), f"call {i}"
+    prompt = _shared_prompts(0).prompts[0]
+    expected = g711.decode(g711.encode(prompt, g711.PCMU), g711.PCMU)
+    assert np.array_equal(port.peers[0].collect().samples()[: len(prompt)], expected)
