@@ -107,7 +107,8 @@ def _note(r: dict[str, Any]) -> str:
             f"peer got {r['peer_received']} (lost {r['peer_lost']}, out of order {r['peer_out_of_order']}); "
             f"engine lost {r['engine_lost']}, late {r['engine_late']}; {r['keys']} keys; CPU "
             f"{r['cpu_share']:.0%} of one core (user {r['cpu_user_share']:.0%}, system {r['cpu_system_share']:.0%});"
-            f" peer late ticks {r['peer_peer_late_ticks']}{'; SCHED_FIFO' if r.get('fifo') else ''}")
+            f" peer late ticks {r['peer_peer_late_ticks']}; the hypervisor took "
+            f"{r.get('steal_share', 0.0):.0%} of the core{'; SCHED_FIFO' if r.get('fifo') else ''}")
 
 
 def _grow(kind: str, label: str, sizes: list[int], seconds: float, rows: list[Row]) -> tuple[int, Any]:

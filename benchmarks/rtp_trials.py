@@ -23,10 +23,27 @@ LEAD_PERIODS = LIVE_LEAD_PERIODS  # the live server's lead: packets built 2 tick
 REALTIME_PRIORITY = 10  # SCHED_FIFO priority: the sender thread's (engine-Grt), every trial's when requested
 
 
-def _pin(core: int) -> None:
-    if hasattr(os, "sched_setaffinity"):
-        cores = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cores[core % len(cores)]})
+def _pin(core: int) -> int:
+    """Run on the ``core``-th core this process may use; returns that core's number (-1: no affinity here)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return -1
+    cores = sorted(os.sched_getaffinity(0))
+    chosen = cores[core % len(cores)]
+    os.sched_setaffinity(0, {chosen})
+    return chosen
+
+
+def steal_s(core: int) -> float:
+    """The time the hypervisor has taken from ``core`` since boot (s; /proc/stat's steal; 0.0 when unknown)."""
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                fields = line.split()
+                if fields[0] == f"cpu{core}":
+                    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0.0
 
 
 def realtime_requested() -> bool:
@@ -104,7 +121,7 @@ def _engine_trial(count: int, seconds: float, peer_port: int, groups: int, realt
     of its last ``sendmmsg``); else an :class:`~engine.net.rtp_sender.RtpSender` in ``groups`` send groups
     (lateness: each group's deadline to the return of its ``sendmmsg``); ``realtime``: its thread ``SCHED_FIFO``.
     """
-    _pin(1)
+    core = _pin(1)
     import numpy as np
 
     from engine.net.g711 import PCMU
@@ -133,7 +150,7 @@ def _engine_trial(count: int, seconds: float, peer_port: int, groups: int, realt
     def mark() -> None:  # after the warm-up: the measured ticks start (one pacer for both: one schedule)
         watch.count, watch.max_ms = 0, 0.0
         parts.update(dict.fromkeys(parts, 0))
-        marks.update(cpu=_cpu(), keys=counters["keys"])
+        marks.update(cpu=_cpu(), keys=counters["keys"], steal=steal_s(core))
         if sender is not None:
             sender.clear_lateness()
 
@@ -148,7 +165,8 @@ def _engine_trial(count: int, seconds: float, peer_port: int, groups: int, realt
         result = _summary(sender.lateness(), cpu, ticks)
         result.update(groups=groups, frame_waits=hub.outbound.waits, resyncs=sender.resyncs, realtime=sender.realtime,
                       tick_p99_ms=float(np.percentile(lateness, 99)) * 1000)
-    result.update(gc_collections=watch.count, gc_max_ms=watch.max_ms, fifo=fifo)
+    result.update(gc_collections=watch.count, gc_max_ms=watch.max_ms, fifo=fifo,
+                  steal_share=(steal_s(core) - marks["steal"]) / (ticks * 0.02))
     return {**result, **_engine_counts(hub, loop, parts, ticks, result["cpu_share"]), "calls": count,
             "keys": counters["keys"] - marks["keys"]}
 
