@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -74,3 +75,22 @@ def frame_reader(caller: object) -> Callable[[np.ndarray, int], bool] | None:
     if isinstance(caller, CallerStream) and type(caller).read is CallerStream.read:
         return caller.read_into
     return None
+
+
+class _Reading:
+    """A caller read with its ``read`` (not a :class:`CallerStream`), written into its row."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, caller: object) -> None:
+        self._read = caller.read  # type: ignore[attr-defined]
+
+    def read_into(self, rows: np.ndarray, row: int) -> bool:
+        """The caller's next frame into ``rows[row]``."""
+        rows[row] = self._read(_FRAME)
+        return True
+
+
+def row_reader(caller: object) -> Any:
+    """What the media loop calls ``read_into(rows, row)`` on for ``caller``: itself, or an adapter of its ``read``."""
+    return caller if frame_reader(caller) is not None else _Reading(caller)

@@ -85,10 +85,7 @@ class RequestPlayer:
         return frame
 
     def quiet_frames(self, least: int) -> QuietFrames | None:
-        """The coming frames in which only time moves (rows as :meth:`next_frame` gives them), or None if < ``least``.
-
-        :meth:`pass_quiet` then moves time on by those played.
-        """
+        """The coming frames in which only time moves, as :meth:`next_frame` gives them (None: fewer than ``least``)."""
         position = self.position_samples
         if position > self.fast_last_sample:
             return None

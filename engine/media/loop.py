@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio.caller import frame_reader
+from engine.audio.stream import row_reader
 from engine.dtmf.detector import BatchDtmfDetector
 from engine.format import SAMPLE_DTYPE, SAMPLES_PER_FRAME, SILENT_FRAME
 from engine.media.call import Call
@@ -53,24 +53,6 @@ class _FreeRow:
 
 _FREE = _FreeRow()
 
-
-class _Reading:
-    """A caller read with its ``read`` (not a :class:`~engine.audio.caller.CallerStream`), written into its row."""
-
-    __slots__ = ("_read",)
-
-    def __init__(self, caller: object) -> None:
-        self._read = caller.read  # type: ignore[attr-defined]
-
-    def read_into(self, rows: np.ndarray, row: int) -> bool:
-        """The caller's next frame into ``rows[row]``."""
-        rows[row] = self._read(_FRAME)
-        return True
-
-
-def _reader_of(caller: object) -> object:
-    """What the hear pass calls ``read_into`` on for ``caller``: itself, or a :class:`_Reading` of it."""
-    return caller if frame_reader(caller) is not None else _Reading(caller)
 
 
 class MediaLoop:
@@ -147,7 +129,7 @@ class MediaLoop:
         self._into_rows[row] = played_to_port
         self._runs.want(row, self._keep[row], played_to_port)
         if not heard_by_port:
-            self._hearing[row] = _reader_of(call.caller)
+            self._hearing[row] = row_reader(call.caller)
         if self._keep[row] and not played_to_port:
             self._sinks[row] = call.sink
         self._row_of[call] = row

@@ -24,6 +24,7 @@ from engine.media.loop import MediaLoop
 from engine.media.pacer import Clock, MonotonicClock, Pacer
 from engine.server.call_registry import CallRegistry
 from engine.server.call_timeouts import IDLE, CallTimeouts
+from engine.server.call_watcher import CallWatcher
 from engine.server.media_remote import RemoteCalls
 from engine.server.realtime import RealTimeProcess
 from engine.wire.call_events import (
@@ -44,19 +45,6 @@ EXIT_WAIT_TICKS = 250  # on exit, how long the calls on media workers may take t
 Publisher = Callable[[str, str, dict[str, Any]], Any]
 #: ``hook(call, report)``: called on the media thread after a request's ``multrpt``.
 RequestHook = Callable[[Call, RequestReport], None]
-
-
-class CallWatcher:
-    """Told on the media thread when each call starts ticking and when it ended (the calls page's book).
-
-    A watcher must not block, nor touch the media loop; what it raises is logged and the thread carries on.
-    """
-
-    def call_started(self, call: Call, endpoint: Any) -> None:
-        """``call`` starts ticking on ``endpoint`` (after the endpoint's own ``attach``)."""
-
-    def call_ended(self, call: Call, endpoint: Any) -> None:
-        """``call`` ended: its sink (the recording) is closed."""
 
 
 class MediaThread:
@@ -171,8 +159,13 @@ class MediaThread:
         if kind == "add":
             self._add(*arg)
         elif kind == "submit":
-            call_id, program, hook, watch = arg
-            call = self._calls[call_id][0]
+            app_id, call_id, program, hook, watch = arg
+            entry = self._calls.get(call_id)
+            if entry is None:  # the call ended (by itself, here) after the request was accepted: it ends with hangup
+                report = RequestReport(Result.HANGUP, None, 0)
+                self.publish(app_id, call_id, event_body(report, app_id, call_id, self.wall_clock()))
+                return
+            call = entry[0]
             self._hooks[call_id].append(hook)
             if call.hung_up:  # cannot happen: hang-up is posted after, and removes the call
                 self.on_event(call, RequestReport(Result.HANGUP, None, 0), call.position_samples)

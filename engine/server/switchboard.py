@@ -159,7 +159,7 @@ class Switchboard:
             if self.ledger is not None:  # delivery hook: journaled before 000000 (108104 if it cannot be)
                 self.ledger.request_accepted(app_id, call_id)
             self.registry.take(call_id)
-            self.thread.post("submit", (call_id, program, hook, watch))
+            self.thread.post("submit", (app_id, call_id, program, hook, watch))
 
     def stop_play(self, app_id: str, call_id: str) -> None:
         """``stoPlay``: the request playing at the next frame boundary ends with ``stopped``."""

@@ -1,6 +1,6 @@
 """The calls page's book: every server call as it happened, live and lately finished, per application.
 
-A :class:`CallBook` watches the media thread (:class:`~engine.server.media_thread.CallWatcher`): when a call starts
+A :class:`CallBook` watches the media thread (:class:`~engine.server.call_watcher.CallWatcher`): when a call starts
 ticking it is entered with its endpoint's kind (``wav``, ``sip``, ``browser``, ``null``, ...); each event of its
 player is noted with its sample (from the call's start), and each request with the sample it started at, on its
 first event; when the call ends its length and its recording (the path inside the recordings folder the endpoint
@@ -31,7 +31,7 @@ from engine.core.timeline import Program
 from engine.format import SAMPLE_DTYPE
 from engine.media.call import Call
 from engine.net.rtp_session import RtpSession
-from engine.server.media_thread import CallWatcher
+from engine.server.call_watcher import CallWatcher
 from engine.wire.events import event_body
 
 #: Finished calls kept per application (their trace, for the list and the picture): 20.

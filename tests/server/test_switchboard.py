@@ -100,3 +100,35 @@ def test_call_stop_before_the_first_frame_stops_the_queued_request() -> None:
     call.submit(_program("c"))
     call.stop()
     assert events == [("stopped", 0)] and call.idle
+
+
+class _FailingLater(CallerAudio):
+    """A caller whose reads fail once ``broken`` is set."""
+
+    broken = False
+
+    def read(self, count: int) -> np.ndarray:
+        if self.broken:
+            raise RuntimeError("the endpoint broke")
+        return super().read(count)
+
+
+def test_a_request_accepted_as_its_call_ends_by_itself_gets_multrpt_hangup(caplog: pytest.LogCaptureFixture) -> None:
+    """A request accepted in the tick in which its call ends on its own gets its outcome.
+
+    The application answers a ``multrpt`` with the next request, and the call's endpoint fails in that tick: the
+    request was accepted, so it ends with ``hangup``, as a request queued at a hang-up does.
+    """
+    board, published = _board()
+    caller = _FailingLater(np.zeros(0, np.int16))
+    call_id = board.create(DEMO_APP_ID, Endpoint(caller, NullSink(), "t"))
+
+    def next_request(_call: Call, _report: object) -> None:  # the media thread, inside the tick
+        board.submit(DEMO_APP_ID, call_id, _program(call_id, 0.2))  # the call is still live: accepted
+        caller.broken = True  # and its caller fails in the same tick: the call ends before the request arrives
+
+    board.submit(DEMO_APP_ID, call_id, _program(call_id, 0.2), next_request)
+    _run(board, 1.0)
+    assert [b["result"] for b in published if b["event"] == "multrpt"] == ["complete", "hangup"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and "media command" in r.getMessage()]
+    assert board.sizes()["live_calls"] == 0
