@@ -16,26 +16,15 @@ import gc
 import os
 import sys
 import time
-from typing import Any
 
 
 def _parts(count: int, ticks: int) -> dict[str, float]:
-    from benchmarks.bench_rtp import _free_port
-    from benchmarks.speech_calls import speech_calls
-    from engine.net.g711 import PCMU
-    from engine.net.rtp_hub import RtpHub
-    from engine.net.rtp_session import RtpSession
-    from engine.net.sdp import Negotiated
-    from engine.testing.rtp_load import RawLoadPeer, stream_address
+    from benchmarks.bench_rtp import SEND_GROUPS, _free_port
+    from benchmarks.rtp_trials import hub_calls
+    from engine.testing.rtp_load import RawLoadPeer
 
     port = _free_port()
-    hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024, send_groups=8)
-
-    def endpoint(i: int) -> tuple[Any, Any]:
-        session = RtpSession(hub, Negotiated(*stream_address(i, port), PCMU, None))
-        return session, session
-
-    loop, _counters = speech_calls(count, endpoint, "Please press five.")
+    hub, loop, _counters = hub_calls(count, port, SEND_GROUPS)
     peer = RawLoadPeer(count, port, [("127.0.0.1", hub.port)] * count)
     gc.freeze()
     clock = time.thread_time_ns

@@ -69,6 +69,27 @@ def _calls(count: int, make_endpoint: Any) -> tuple[Any, dict[str, int]]:
     return speech_calls(count, make_endpoint, "Please press five.")
 
 
+def hub_calls(count: int, peer_port: int, send_groups: int) -> tuple[Any, Any, dict[str, int]]:
+    """An RTP hub and a media loop of ``count`` calls on it, call ``i`` talking to the load peer's stream ``i``.
+
+    Returns (hub, loop, counters): :func:`_calls`' calls, each caller and sink an RTP session of the hub.
+    """
+    from engine.net.g711 import PCMU
+    from engine.net.rtp_hub import RtpHub
+    from engine.net.rtp_session import RtpSession
+    from engine.net.sdp import Negotiated
+    from engine.testing.rtp_load import stream_address
+
+    hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024, send_groups=send_groups)
+
+    def endpoint(i: int) -> tuple[Any, Any]:
+        session = RtpSession(hub, Negotiated(*stream_address(i, peer_port), PCMU, None))
+        return session, session
+
+    loop, counters = _calls(count, endpoint)
+    return hub, loop, counters
+
+
 def _summary(lateness_s: Any, cpu: dict[str, float], ticks: int) -> dict[str, float]:
     """p50/p99/max of ``lateness_s`` (s) and the CPU shares of one core over ``ticks`` ticks."""
     import numpy as np
@@ -124,20 +145,7 @@ def _engine_trial(count: int, seconds: float, peer_port: int, groups: int, realt
     core = _pin(1)
     import numpy as np
 
-    from engine.net.g711 import PCMU
-    from engine.net.rtp_hub import RtpHub
-    from engine.net.rtp_session import RtpSession
-    from engine.net.sdp import Negotiated
-
-    hub = RtpHub("127.0.0.1", 0, capacity=count + 16, drain_budget=4 * count + 1024, send_groups=max(groups, 1))
-
-    from engine.testing.rtp_load import stream_address
-
-    def endpoint(i: int) -> tuple[Any, Any]:
-        session = RtpSession(hub, Negotiated(*stream_address(i, peer_port), PCMU, None))
-        return session, session
-
-    loop, counters = _calls(count, endpoint)
+    hub, loop, counters = hub_calls(count, peer_port, max(groups, 1))
     print(json.dumps({"targets": [["127.0.0.1", hub.port]] * count}), flush=True)
     gc.freeze()
     run_ticks, parts, sender = _hub_ticks(hub, loop, groups, realtime)

@@ -91,8 +91,8 @@ class RequestPlayer:
             return None
         count, audio = (self.fast_last_sample - position) // SAMPLES_PER_FRAME + 1, self._fast_audio
         if count < least or audio is None:
-            silence = np.broadcast_to(SILENT_FRAME, (count, SAMPLES_PER_FRAME))
-            return None if count < least else QuietFrames(silence, SILENT_FRAME, 0, 0)
+            return None if count < least else \
+                QuietFrames(np.broadcast_to(SILENT_FRAME, (count, SAMPLES_PER_FRAME)), SILENT_FRAME, 0, 0)
         start = position - self._segment_start_sample
         frames = audio[start : start + count * SAMPLES_PER_FRAME].reshape(count, SAMPLES_PER_FRAME)
         if frames.flags.writeable:  # (prompts are read-only already)

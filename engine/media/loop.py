@@ -54,7 +54,6 @@ class _FreeRow:
 _FREE = _FreeRow()
 
 
-
 class MediaLoop:
     """Every live call, ticked together; each call owns one row of the batched DTMF detector.
 

@@ -84,7 +84,7 @@ class RunSources:
         if not len(gathered):
             return rows.tolist()
         window = self._origin[rows] + self._step[rows] * tick
-        if len(gathered) == 1 and counts[0] == 0 and int(counts[gathered[0] + 1]) == len(rows):  # the usual: one
+        if int(counts[gathered[0] + 1]) == len(rows):  # the usual: every row on one source
             played[rows] = self._windows_of(int(gathered[0]))[window]
             self.gathered += len(rows)
             return []

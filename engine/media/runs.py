@@ -78,13 +78,11 @@ class QuietRows:
         running = self._end[:rows] > tick
         wanted = running & self._wanted[:rows]
         into = wanted & self._into_rows[:rows]
-        if into.any():
-            left = self._sources.gather(np.flatnonzero(into), tick, played)
-            wanted &= ~into
-            starts, runs = self._start, self._frames
-            for row in left:
-                played[row] = runs[row][tick - starts[row]]  # type: ignore[index]
         starts, runs = self._start, self._frames
+        if into.any():
+            for row in self._sources.gather(np.flatnonzero(into), tick, played):
+                played[row] = runs[row][tick - starts[row]]  # type: ignore[index]
+            wanted &= ~into
         for row in np.flatnonzero(wanted).tolist():
             frames[row] = runs[row][tick - starts[row]]  # type: ignore[index]
         return np.flatnonzero(~running).tolist()
