@@ -33,6 +33,7 @@ import sys
 import threading
 from collections import deque
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -52,6 +53,7 @@ from engine.server.message import SilenceStop
 from engine.server.realtime import RealTimeProcess
 from engine.server.rtp_queries import session_stats
 from engine.server.sip_recording import Tee
+from engine.server.vault import create_private
 from engine.server.watchdog import RECENT_TICKS, recent_lateness
 from engine.server.worker_outbox import Outbox
 
@@ -184,7 +186,7 @@ class Worker:
 
     def _add(self, call_id: str, app_id: str, queue_limit: int, sid: int, recording: str) -> None:
         session = self.sessions[sid]
-        sink: Any = Tee(session, WavSink(recording)) if recording else session
+        sink: Any = Tee(session, WavSink(create_private(Path(recording)))) if recording else session
         call = Call(app_id, call_id, session, sink, self._on_event, queue_limit)
         self.calls[call_id] = (call, session)
         self.media.add(call)

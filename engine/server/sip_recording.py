@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from engine.media.sinks import WavSink
-from engine.server.routes import app_folder
+from engine.server.vault import app_dir, create_private
 
 
 class Tee:
@@ -29,14 +29,16 @@ class Tee:
 
 
 def recording_path(recordings: Path, app_id: str, call_id: str) -> tuple[Path, str]:
-    """Where a SIP call's recording goes (its folder made): the path and the one relative to ``recordings``."""
-    recording = f"{app_folder(app_id)}/sip-{call_id}.wav"
-    path = recordings / recording
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, recording
+    """Where a SIP call's recording goes (its folders made 0700): the path and the one relative to ``recordings``.
+
+    The file is created 0600 by :func:`engine.server.vault.create_private` (here, or in the call's media process).
+    """
+    folder = app_dir(recordings, app_id)
+    path = folder / f"sip-{call_id}.wav"
+    return path, path.relative_to(recordings).as_posix()
 
 
 def recorded(session: Any, recordings: Path, app_id: str, call_id: str) -> tuple[Any, str]:
     """``session`` teed into ``<recordings>/<app>/sip-<call_id>.wav``; returns the sink and that relative path."""
     path, recording = recording_path(recordings, app_id, call_id)
-    return Tee(session, WavSink(path)), recording
+    return Tee(session, WavSink(create_private(path))), recording

@@ -4,7 +4,8 @@
 file object). Folders are created 0700, files 0600; a recording is opened with
 ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a symlink planted at its name, or an existing recording (of this
 application: other applications have their own folder), is refused. :func:`private_dir` makes a state folder 0700.
-Error messages name the recording, never an absolute path.
+:func:`create_private` opens any such new file by its path (a SIP call's recording, in the call's media
+process). Error messages name the recording, never an absolute path.
 """
 
 from __future__ import annotations
@@ -47,12 +48,25 @@ def open_recording(root: Path, app_id: str, name: str) -> BinaryIO:
     """
     if not _FILE.fullmatch(name) or ".." in name:
         raise EndpointError("called", f"the recording name {name[:40]!r} is not a plain file name")
-    folder = private_dir(private_dir(root) / app_folder_name(app_id))
+    return create_private(app_dir(root, app_id) / name)
+
+
+def app_dir(root: Path, app_id: str) -> Path:
+    """The folder of ``app_id``'s recordings under ``root``, both made (or tightened to) 0700."""
+    return private_dir(private_dir(root) / app_folder_name(app_id))
+
+
+def create_private(path: Path) -> BinaryIO:
+    """A new file at ``path`` (0600), opened for reading and writing (``w+b``); never over a file or a symlink.
+
+    :class:`EndpointError` (``108100`` naming ``called``, the message naming the file, not its folder) when it
+    exists already, is a symlink, or cannot be created.
+    """
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(folder / name, flags, FILE_MODE)
+        fd = os.open(path, flags, FILE_MODE)
     except FileExistsError:
-        raise EndpointError("called", f"the recording {name!r} exists already") from None
+        raise EndpointError("called", f"the recording {path.name!r} exists already") from None
     except OSError as exc:  # ELOOP: a symlink at the name
-        raise EndpointError("called", f"the recording {name!r} cannot be created ({exc.strerror})") from None
+        raise EndpointError("called", f"the recording {path.name!r} cannot be created ({exc.strerror})") from None
     return os.fdopen(fd, "w+b")

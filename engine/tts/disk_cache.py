@@ -1,9 +1,10 @@
 """The speech cache's directory: ``<cache_dir>/tts/<key>.wav``, written atomically, bounded in bytes (LRU).
 
-Entries are 8000 Hz mono 16-bit PCM WAV written with a 44-byte header. A file is written to a temporary name
-in the same directory and moved into place with :func:`os.replace`, so a concurrent reader (thread or
-process) sees either no file or a whole one. A file that is unreadable, of another format or shorter than
-its header says is treated as a miss (and overwritten by the next store).
+Entries are 8000 Hz mono 16-bit PCM WAV written with a 44-byte header, 0600 in a 0700 folder (speech can carry
+an IVR's personal text: names, balances; a folder from an earlier version is tightened at the first store). A
+file is written to a temporary name in the same directory and moved into place with :func:`os.replace`, so a
+concurrent reader (thread or process) sees either no file or a whole one. A file that is unreadable, of another
+format or shorter than its header says is treated as a miss (and overwritten by the next store).
 
 The directory is bounded: at most ``max_bytes`` (default :data:`DEFAULT_DISK_BYTES`, 512 MiB) of entries. Every
 store and every hit stamps the file's access (and modification) time; when a store takes the directory
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 DEFAULT_DISK_BYTES = 512 * 1024 * 1024
 #: A sweep removes least recently used entries until the directory holds this fraction of ``max_bytes``.
 LOW_WATER = 0.9
+#: The entries' folder's mode (its files are 0600, as :func:`tempfile.mkstemp` makes them).
+DIR_MODE = 0o700
 #: A temporary file older than this (s) is a crash's leftover; a sweep removes it.
 STALE_TMP_S = 3600
 
@@ -56,6 +60,7 @@ class DiskCache:
         self._held_bytes: int | None = None  # the estimate; None until the first store scans the directory
         self._lock = threading.Lock()
         self.evictions = 0
+        self._made = False  # the entries' folder made 0700 by this process
 
     def path_for(self, key: str) -> Path:
         """The file that holds (or would hold) the entry ``key``."""
@@ -87,9 +92,8 @@ class DiskCache:
         """Store ``samples`` atomically; a failure (read-only or full disk) is logged, never raised."""
         tmp_name = None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.directory)
-            os.fchmod(fd, 0o644)  # mkstemp makes 0600; cache files are ordinary readable files
+            self._make_directory()
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.directory)  # 0600
             with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as wav:
                 wav.setnchannels(1)
                 wav.setsampwidth(2)
@@ -105,6 +109,16 @@ class DiskCache:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
+
+    def _make_directory(self) -> None:
+        """Make the entries' folder 0700 (and the cache's own, when missing), or tighten it to 0700 (once)."""
+        if self._made:
+            return
+        self.directory.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        self.directory.mkdir(mode=DIR_MODE, exist_ok=True)
+        if stat.S_IMODE(self.directory.stat().st_mode) != DIR_MODE:
+            os.chmod(self.directory, DIR_MODE)
+        self._made = True
 
     @property
     def held_bytes(self) -> int:

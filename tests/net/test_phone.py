@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,6 +180,8 @@ def test_a_recorded_sip_call_holds_both_directions(tmp_path: Path) -> None:
         ended = next(e for e in server.wait_received(call_id, "calldisconnectrpt") if e["event"] == "calldisconnectrpt")
         assert ended["fileName"] == f"{DEMO_APP_ID}/sip-{call_id}.wav"  # in the application's folder
         recording = tmp_path / "rec" / "recordings" / ended["fileName"]
+        modes = [stat.S_IMODE(path.stat().st_mode) for path in (recording.parent.parent, recording.parent, recording)]
+        assert modes == [0o700, 0o700, 0o600]  # a caller's voice: the recordings' folders and the file private
         audio, rate = sf.read(str(recording), dtype="int16")
         assert rate == 8000 and audio.shape[1] == 2
         expected = g711.decode(g711.encode(tone, g711.PCMU), g711.PCMU)

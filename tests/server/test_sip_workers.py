@@ -7,6 +7,7 @@ ways). No sleeps: every wait is on an event, a line of the phone, or a counter.
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -102,6 +103,7 @@ def test_a_sipp_caller_on_a_worker_hears_the_welcome_and_its_in_band_keys_reach_
 def _recording(server: SipServer, call_id: str) -> Path:
     found = list(Path(server.engine.settings.recordings).rglob(f"sip-{call_id}.wav"))
     assert len(found) == 1
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (found[0].parent, found[0])] == [0o700, 0o600]  # the worker's
     return found[0]
 
 
