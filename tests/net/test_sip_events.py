@@ -151,7 +151,9 @@ def _quiet_call(server: SipServer, client: SipClient, tables: dict[str, dict[str
     assert client.wait(0, "BYE", timeout_s=30).method == "BYE"
     events = _call_events(server.wait_received(line.data["call_id"], "callbillrpt"), tables)
     ended = events[2]
-    assert (ended["reason"], ended["hangUpBy"]) == ("timeout", "engine") and line.call.end_reason == "local"
+    assert (ended["reason"], ended["hangUpBy"]) == ("timeout", "engine")
+    wait_for(lambda: line.call.end_reason, what="the SIP call's end")  # set just after its BYE is sent
+    assert line.call.end_reason == "local"
 
 
 class _Phone:
