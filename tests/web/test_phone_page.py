@@ -32,7 +32,6 @@ from engine.testing.browser import (
     open_phone,
     open_phones,
     serve_process,
-    wait_headroom,
     wait_page,
 )
 from engine.testing.playout import account
@@ -162,7 +161,6 @@ def test_the_calls_page_shows_a_finished_call_its_recording_and_picture(server: 
 
 
 def test_a_page_becomes_the_phone_of_a_browser_call_made_through_the_api(server: Server) -> None:
-    wait_headroom(server.url)
     answer = httpx.post(f"{server.url}/ipcc/call/outCall", json={"appId": APP, "called": "browser"}).json()
     assert answer["code"] == "000000", answer
     call_id = answer["callId"]
@@ -182,7 +180,6 @@ def test_a_page_becomes_the_phone_of_a_browser_call_made_through_the_api(server:
 def test_the_calls_page_plays_a_finished_wav_call_and_its_message_and_shows_its_picture(server: Server,
                                                                                         tmp_path: Path) -> None:
     client = httpx.Client(base_url=server.url)
-    wait_headroom(server.url)
     answer = client.post("/ipcc/call/outCall", json={"appId": APP, "called": "wav:menu-call",
                                                      "keys": "3@1.0,8@1.5"}).json()
     call_id = answer["callId"]
