@@ -1,36 +1,49 @@
-"""Shared fixtures and the suite's order.
+"""Shared fixtures and the suite's order, and how pytest-xdist shares the run out.
 
 * The engine's speech cache lives in a temporary folder of the run, never in the home; under pytest-xdist the
   workers share one (its entries are written atomically), so a sentence is synthesised once per run.
 * The tests that wait on real processes and real time (SIP peers, Chromium, live servers, PortAudio) are
   collected first, so that pytest-xdist starts them while the small tests fill the other workers, instead of
   finishing the run on one of them.
-* The files whose tests share a module-scoped live server (or browser) stay together on one worker
-  (``--dist loadgroup``): the server starts once per run, not once per worker.
-* The Chromium tests run in :data:`BROWSER_LANES` groups: at most that many browsers (and the servers they talk
+* The files whose tests share a module-scoped live server (or browser) stay together on one worker: the server
+  starts once per run, not once per worker. The unit of work is computed from the test's id
+  (:class:`UnitScheduling`), not by ``xdist_group`` marks: pytest 9 ignores the id those marks rewrite.
+* The Chromium tests run in :data:`BROWSER_LANES` units: at most that many browsers (and the servers they talk
   to) at once, whose media loops would otherwise fall behind on a loaded machine and refuse calls.
+* The tests in :data:`SOLO` measure real time under load of their own (a sipp load, the media loop's guard): under
+  pytest-xdist each runs with the machine to itself (:class:`Lanes`): the other workers (and other runs of the
+  suite) finish the test they are in and wait.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import os
+import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-#: Test files (relative to tests/) that wait longest on real processes or real time: run first, longest first.
+#: Test files (relative to tests/) that wait longest on real processes or real time: run first, longest first
+#: (after :data:`SOLO`).
 SLOW_FIRST = (
-    "web/test_phone_page.py", "net/test_sip_events.py", "net/test_sipp.py", "net/test_baresip.py",
-    "net/test_phone.py", "web/test_playout_buffer.py", "local/test_speaker.py", "server/test_speaker_endpoint.py",
-    "test_benchmarks.py", "server/test_fuzz.py", "server/test_guard_health.py", "server/test_faults_restart.py",
-    "server/test_faults_disk.py", "web/test_socket.py", "server/test_platform_calls.py",
-    "server/test_guard_access.py", "server/test_platform_sweep.py", "server/test_platform_messages.py",
-    "local/test_mic.py", "server/test_guard_fairness.py", "web/test_docs.py", "dtmf/test_rules.py",
-    "server/test_faults_delivery.py", "server/test_delivery.py", "dtmf/test_detector.py",
+    "server/test_sip_workers.py", "web/test_phone_page.py", "net/test_sipp.py", "net/test_baresip.py",
+    "web/test_calls_rtp.py", "server/test_worker_calls.py", "web/test_calls_api.py", "net/test_sip_events.py",
+    "server/test_fuzz.py", "net/test_phone.py", "local/test_speaker.py", "web/test_playout_buffer.py",
+    "server/test_platform_sweep.py", "server/test_faults_restart.py", "web/test_socket.py", "test_benchmarks.py",
+    "server/test_guard_access.py", "net/test_serve_sip.py", "server/test_guard_fairness.py",
+    "server/test_platform_calls.py", "server/test_fast_path.py", "server/test_delivery.py", "dtmf/test_detector.py",
+    "web/test_docs.py", "server/test_guard_realtime.py", "server/test_platform_messages.py", "dtmf/test_rules.py",
+    "server/test_faults_disk.py", "server/test_speaker_endpoint.py", "local/test_mic.py",
+    "server/test_faults_delivery.py",
 )
 
 
-#: Test files whose tests share a module-scoped server or browser: one xdist group each.
+#: Test files whose tests share a module-scoped server or browser: one unit of work each.
 TOGETHER = (
     "test_admission.py", "server/test_app.py", "server/test_platform_wire.py", "server/test_platform_sweep.py",
     "server/test_guard_access.py", "server/test_guard_fairness.py", "server/test_guard_files.py",
@@ -43,36 +56,116 @@ CHROMIUM = ("web/test_phone_page.py", "web/test_playout_buffer.py", "web/test_do
 BROWSER_LANES = 2
 
 
-def _relative(item: pytest.Item, tests_dir: Path) -> str:
-    try:
-        return Path(str(item.path)).resolve().relative_to(tests_dir).as_posix()
-    except ValueError:
-        return ""
+#: Tests (a file, or one test by its id without parameters) that need the machine to themselves (:class:`Lanes`).
+SOLO = (
+    "net/test_sipp.py::test_load_200_concurrent_calls_with_media_and_keys", "server/test_guard_health.py",
+)
+#: The environment variable naming the folder of lane locks (default: one per user in the temporary folder, so
+#: that two runs of the suite on one machine keep out of each other's solo tests too).
+LANES_ENV = "IPCC_TEST_LANES"
 
 
-def _rank(relative: str) -> int:
+def _relative(nodeid: str) -> str:
+    """The test file of ``nodeid``, relative to tests/."""
+    return nodeid.split("::", 1)[0].removeprefix("tests/")
+
+
+def _rank(nodeid: str) -> int:
+    relative = _relative(nodeid)
+    if _is_solo(nodeid):
+        return -1
     return SLOW_FIRST.index(relative) if relative in SLOW_FIRST else len(SLOW_FIRST)
 
 
-def _group(relative: str, nodeid: str, lanes: dict[str, int]) -> str | None:
-    """The xdist group of a test: its file's, its browser lane's (round robin over units), or None."""
-    unit = relative if relative in TOGETHER else nodeid
-    if relative in CHROMIUM:
-        lane = lanes.setdefault(unit, len(lanes) % BROWSER_LANES)
-        return f"chromium-{lane}"
-    return relative if relative in TOGETHER else None
+def _is_solo(nodeid: str) -> bool:
+    relative = _relative(nodeid)
+    name = nodeid.split("::", 1)[-1].split("[", 1)[0]
+    return relative in SOLO or f"{relative}::{name}" in SOLO
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    tests_dir = Path(__file__).resolve().parent
-    relative = {item.nodeid: _relative(item, tests_dir) for item in items}
-    items.sort(key=lambda item: _rank(relative[item.nodeid]))  # stable: the order inside a file is kept
-    lanes: dict[str, int] = {}
-    for item in items:
-        group = _group(relative[item.nodeid], item.nodeid, lanes)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: _rank(item.nodeid))  # stable: the order inside a file is kept
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's scheduler (on the controller): load scheduling over :class:`UnitScheduling`'s units."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        """Load scheduling over units: a file of :data:`TOGETHER`, a browser lane, or one test."""
+
+        def __init__(self, config: pytest.Config, log: Any = None) -> None:
+            super().__init__(config, log)
+            self.lanes: dict[str, int] = {}
+
+        def _split_scope(self, nodeid: str) -> str:
+            relative = _relative(nodeid)
+            unit = relative if relative in TOGETHER else nodeid
+            if relative in CHROMIUM:  # round robin over the browser units, in collection order
+                return f"chromium-{self.lanes.setdefault(unit, len(self.lanes) % BROWSER_LANES)}"
+            return unit
+
+    return UnitScheduling(config, log)
+
+
+def lanes_folder() -> Path:
+    """The folder of the lane locks: :data:`LANES_ENV`, or ``ipcc-test-lanes-<uid>`` in the temporary folder (0700).
+
+    A folder that is a symbolic link, or not the user's own, is refused.
+    """
+    folder = Path(os.environ.get(LANES_ENV) or Path(tempfile.gettempdir()) / f"ipcc-test-lanes-{os.getuid()}")
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise pytest.UsageError(f"{folder} is not a folder of this user's own: set {LANES_ENV} to one")
+    return folder
+
+
+class Lanes:
+    """A test's lane: shared with the other tests running (other workers, other runs), or (solo) the machine whole.
+
+    A readers-writer lock of two ``flock`` files in :func:`lanes_folder`: every test passes the gate to take the
+    lanes shared; a solo test holds the gate (no test starts) while it waits for the lanes whole (the running tests
+    end), and keeps both through the solo tests that follow it in its process. The locks are the machine's, not the
+    run's: a second run of the suite (in one process or in xdist workers) waits for a solo test of the first too.
+    """
+
+    def __init__(self) -> None:
+        self.files: tuple[Any, Any] | None = None
+        self.solo = False
+
+    def enter(self, solo: bool) -> None:
+        """Take the lanes for the next test (``solo``: whole; nothing to do if it holds them whole already)."""
+        if self.files is not None:
+            return
+        folder = lanes_folder()
+        gate, lanes = open(Path(folder) / "gate", "a"), open(Path(folder) / "lanes", "a")  # noqa: SIM115
+        self.files, self.solo = (gate, lanes), solo
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lanes, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
+        if not solo:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+
+    def leave(self, next_solo: bool) -> None:
+        """Give the lanes back after a test, unless it and the next test on this worker are both solo."""
+        if self.files is None or (self.solo and next_solo):
+            return
+        for file in self.files:  # closing a file drops its lock
+            file.close()
+        self.files = None
+
+
+_LANES = Lanes()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    _LANES.enter(_is_solo(item.nodeid))  # set-up, call and tear-down (a module's server too) in the lane
+    try:
+        return (yield)
+    finally:
+        _LANES.leave(nextitem is not None and _is_solo(nextitem.nodeid))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,6 +177,29 @@ def _speech_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
     else:
         folder = tmp_path_factory.mktemp("ipcc-cache")
     os.environ["IPCC_CACHE_DIR"] = str(folder)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context() -> Iterator[None]:
+    """The tests' HTTP clients share one default TLS context.
+
+    httpx builds one per client (``httpx.create_ssl_context``: the CA bundle read and parsed, tens of ms of CPU), and
+    the tests make thousands of clients (``httpx.get`` in a polling loop is one per call), all for plain HTTP to
+    loopback. The same context, made once, is what each would have made.
+    """
+    import httpx._transports.default as transports
+
+    made = transports.create_ssl_context
+    shared = functools.lru_cache(maxsize=None)(made)
+
+    def create(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None:
+            return shared(verify, cert, trust_env)
+        return made(verify=verify, cert=cert, trust_env=trust_env)
+
+    transports.create_ssl_context = create
+    yield
+    transports.create_ssl_context = made
 
 
 @pytest.fixture(scope="session")

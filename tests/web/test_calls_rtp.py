@@ -52,7 +52,8 @@ def _listing(url: str, app_id: str = DEMO_APP_ID) -> dict[str, Any]:
 
 def _live_rtp(url: str, call_id: str) -> dict[str, Any] | None:
     entry = next((c for c in _listing(url)["live"] if c["callId"] == call_id), None)
-    return entry["rtp"] if entry is not None and entry["rtp"]["available"] else None
+    rtp = entry.get("rtp", {}) if entry is not None else {}  # none until the media thread has started the call
+    return rtp if rtp.get("available") else None
 
 
 def _page_line(url: str, call_id: str) -> str:
