@@ -57,7 +57,7 @@ def test_baresip_calls_hears_the_welcome_and_its_two_keys_reach_the_application(
         wait_for(lambda: line.call.end_reason or None, 10, "the engine to see the BYE")
         assert line.call.end_reason == "bye"
         wait_for(lambda: not server.engine.board.live_calls() or None, 10, "the engine call to end")
-        stats = line.session.final_stats
+        stats = wait_for(lambda: line.session.final_stats or None, 10, "its session's final stats")  # closed after
         assert stats["lost"] <= 0 and stats["remote_lost"] in (0, None)  # RFC 3550: duplicates count negative
     finally:
         phone.close()

@@ -69,7 +69,7 @@ def test_a_sipp_caller_hears_the_welcome_and_its_in_band_keys_reach_the_applicat
     line = server.glue.lines[0]
     assert line.call.end_reason == "bye"
     wait_for(lambda: not server.engine.board.live_calls() or None, 10, "the call to end")
-    stats = line.session.final_stats
+    stats = wait_for(lambda: line.session.final_stats or None, 10, "its session's final stats")  # closed after
     assert stats["received"] == 200 and stats["lost"] == 0  # 4 s of 20 ms packets from sipp
     assert int(stats["sent"]) >= 200  # the engine sent the welcome for as long as the call lasted
 
