@@ -10,23 +10,23 @@
   (:class:`UnitScheduling`), not by ``xdist_group`` marks: pytest 9 ignores the id those marks rewrite.
 * The Chromium tests run in :data:`BROWSER_LANES` units: at most that many browsers (and the servers they talk
   to) at once, whose media loops would otherwise fall behind on a loaded machine and refuse calls.
-* The tests in :data:`SOLO` measure real time under load of their own (a sipp load, the media loop's guard): under
-  pytest-xdist each runs with the machine to itself (:class:`Lanes`): the other workers (and other runs of the
-  suite) finish the test they are in and wait.
+* Every test runs in a lane (:mod:`engine.testing.lanes`, the machine's: every run of the suite on it takes part):
+  at most :data:`engine.testing.lanes.SLOTS` tests at once, however many runs share the machine; the tests in
+  :data:`SOLO` measure real time under load of their own (a sipp load, the media loop's guard) and run with the
+  machine to themselves: the other tests running end first, and none starts meanwhile.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import os
-import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from engine.testing.lanes import Lanes, lanes_folder
 
 #: Test files (relative to tests/) that wait longest on real processes or real time: run first, longest first
 #: (after :data:`SOLO`).
@@ -56,15 +56,10 @@ CHROMIUM = ("web/test_phone_page.py", "web/test_playout_buffer.py", "web/test_do
 BROWSER_LANES = 2
 
 
-#: Tests (a file, or one test by its id without parameters) that need the machine to themselves (:class:`Lanes`).
+#: Tests (a file, or one test by its id without parameters) that need the machine to themselves (a solo lane).
 SOLO = (
     "net/test_sipp.py::test_load_200_concurrent_calls_with_media_and_keys", "server/test_guard_health.py",
 )
-#: The environment variable naming the folder of lane locks (default: one per user in the temporary folder, so
-#: that two runs of the suite on one machine keep out of each other's solo tests too).
-LANES_ENV = "IPCC_TEST_LANES"
-
-
 def _relative(nodeid: str) -> str:
     """The test file of ``nodeid``, relative to tests/."""
     return nodeid.split("::", 1)[0].removeprefix("tests/")
@@ -109,63 +104,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return UnitScheduling(config, log)
 
 
-def lanes_folder() -> Path:
-    """The folder of the lane locks: :data:`LANES_ENV`, or ``ipcc-test-lanes-<uid>`` in the temporary folder (0700).
-
-    A folder that is a symbolic link, or not the user's own, is refused.
-    """
-    folder = Path(os.environ.get(LANES_ENV) or Path(tempfile.gettempdir()) / f"ipcc-test-lanes-{os.getuid()}")
-    folder.mkdir(mode=0o700, exist_ok=True)
-    info = folder.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise pytest.UsageError(f"{folder} is not a folder of this user's own: set {LANES_ENV} to one")
-    return folder
-
-
-class Lanes:
-    """A test's lane: shared with the other tests running (other workers, other runs), or (solo) the machine whole.
-
-    A readers-writer lock of two ``flock`` files in :func:`lanes_folder`: every test passes the gate to take the
-    lanes shared; a solo test holds the gate (no test starts) while it waits for the lanes whole (the running tests
-    end), and keeps both through the solo tests that follow it in its process. The locks are the machine's, not the
-    run's: a second run of the suite (in one process or in xdist workers) waits for a solo test of the first too.
-    """
-
-    def __init__(self) -> None:
-        self.files: tuple[Any, Any] | None = None
-        self.solo = False
-
-    def enter(self, solo: bool) -> None:
-        """Take the lanes for the next test (``solo``: whole; nothing to do if it holds them whole already)."""
-        if self.files is not None:
-            return
-        folder = lanes_folder()
-        gate, lanes = open(Path(folder) / "gate", "a"), open(Path(folder) / "lanes", "a")  # noqa: SIM115
-        self.files, self.solo = (gate, lanes), solo
-        fcntl.flock(gate, fcntl.LOCK_EX)
-        fcntl.flock(lanes, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
-        if not solo:
-            fcntl.flock(gate, fcntl.LOCK_UN)
-
-    def leave(self, next_solo: bool) -> None:
-        """Give the lanes back after a test, unless it and the next test on this worker are both solo."""
-        if self.files is None or (self.solo and next_solo):
-            return
-        for file in self.files:  # closing a file drops its lock
-            file.close()
-        self.files = None
-
-
-_LANES = Lanes()
+_LANES: Lanes | None = None  # made at the first test
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-    _LANES.enter(_is_solo(item.nodeid))  # set-up, call and tear-down (a module's server too) in the lane
+    global _LANES
+    lanes = _LANES = _LANES or Lanes(lanes_folder())
+    lanes.enter(_is_solo(item.nodeid))  # set-up, call and tear-down (a module's server too) in the lane
     try:
         return (yield)
     finally:
-        _LANES.leave(nextitem is not None and _is_solo(nextitem.nodeid))
+        lanes.leave(nextitem is not None and _is_solo(nextitem.nodeid))
 
 
 @pytest.fixture(scope="session", autouse=True)
