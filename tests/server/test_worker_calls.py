@@ -228,8 +228,9 @@ def test_a_worker_call_is_admitted_and_plays_while_the_servers_own_loop_has_no_h
     # start local calls playing, but a call on the worker is judged by the worker's headroom
     live, client = served
     register_test_endpoints()
-    burner = client.post("/ipcc/call/outCall", json={"appId": DEMO_APP_ID, "called": "burn:30"}).json()
-    assert burner["code"] == "000000", burner
+    # a busy machine may close the server's door for a moment even at rest: try until the burner is let in
+    burner = wait_for(lambda: (answer := client.post("/ipcc/call/outCall", json={
+        "appId": DEMO_APP_ID, "called": "burn:30"}).json())["code"] == "000000" and answer, 30, "the burner let in")
     wait_for(lambda: not client.get("/ipcc/status").json()["guard"]["headroom"], 30, "the server's loop without room")
     call_id = _dial(client, keys="4@0.3")
     _play(client, call_id, {**GETKEY, "maxRevCnt": 1})
