@@ -249,8 +249,12 @@ def test_the_shared_sockets_get_their_buffers_past_the_system_cap_when_allowed(h
 def test_packets_leave_with_dont_fragment_and_no_ip_identification(hub: RtpHub) -> None:
     import struct
 
-    session, peer = _call(hub)
+    # the peer on a loopback address of its own: the tap, bound to it, sees only the UDP sent there (a raw socket
+    # sees every datagram of the machine otherwise, and other tests' RTP would overflow its buffer)
+    peer = RtpPeer(("127.0.0.1", hub.port), host="127.0.0.57")
+    session = RtpSession(hub, Negotiated(*peer.address, g711.PCMU, 101))
     tap = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    tap.bind(("127.0.0.57", 0))
     tap.settimeout(5)
     try:
         for _ in range(3):
