@@ -1,7 +1,7 @@
 """The speech cache's directory: ``<cache_dir>/tts/<key>.wav``, written atomically, bounded in bytes (LRU).
 
 Entries are 8000 Hz mono 16-bit PCM WAV written with a 44-byte header, 0600 in a 0700 folder (speech can carry
-an IVR's personal text: names, balances; a folder from an earlier version is tightened at the first store). A
+an IVR's personal text: names, balances; a folder an earlier version left open is tightened when the cache opens). A
 file is written to a temporary name in the same directory and moved into place with :func:`os.replace`, so a
 concurrent reader (thread or process) sees either no file or a whole one. A file that is unreadable, of another
 format or shorter than its header says is treated as a miss (and overwritten by the next store).
@@ -61,6 +61,9 @@ class DiskCache:
         self._lock = threading.Lock()
         self.evictions = 0
         self._made = False  # the entries' folder made 0700 by this process
+        if self.directory.is_dir() and not self.directory.is_symlink():  # an earlier version's open folder
+            with contextlib.suppress(OSError):
+                self._make_directory()
 
     def path_for(self, key: str) -> Path:
         """The file that holds (or would hold) the entry ``key``."""
