@@ -12,7 +12,7 @@ ENGINE = Path(__file__).resolve().parents[1] / "engine"
 
 # Lower index = lower layer. A module may import its own layer's modules and any lower layer's.
 LAYERS: list[set[str]] = [
-    {"format", "errors", "single_flight"},
+    {"format", "errors", "single_flight", "private_files"},
     {"core", "dtmf"},
     {"audio", "tts", "wire"},
     {"toml_fields"},

@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-FILE_MODE = 0o600
-DIR_MODE = 0o700
+from engine.private_files import DIR_MODE, FILE_MODE
 
 
 def frame(record: Any) -> bytes:

@@ -17,20 +17,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.errors import EndpointError
+from engine.private_files import FILE_MODE
+from engine.private_files import private_dir as private_folder
 
 _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 _FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
-DIR_MODE = 0o700
-FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) 0700 if missing; tighten it to 0700 if it exists; refuse a symlink."""
-    if path.is_symlink():
-        raise EndpointError("called", f"the folder {path.name!r} is a symbolic link")
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(path, DIR_MODE)
-    return path
+    """:func:`engine.private_files.private_dir`; a symlink is :class:`EndpointError` (``108100`` naming ``called``)."""
+    try:
+        return private_folder(path)
+    except NotADirectoryError as exc:
+        raise EndpointError("called", str(exc)) from None
 
 
 def app_folder_name(app_id: str) -> str:

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DEMO_APP_ID
+from engine.testing.server import CALM_GUARD
 
 CHROMIUM = "/usr/lib/chromium/chromium"
-#: ``[limits]`` of an admission that takes calls whatever the load (as :data:`engine.testing.server.CALM_GUARD`).
-CALM_LIMITS = "[limits]\nadmitCpuShare = 100.0\nadmitRealTime = 0.000001\nadmitLatenessS = 3600\n"
+#: ``[limits]`` of an admission that takes calls whatever the load: :data:`engine.testing.server.CALM_GUARD`'s.
+CALM_LIMITS = (f"[limits]\nadmitCpuShare = {CALM_GUARD.max_cpu_share!r}\nadmitRealTime = {CALM_GUARD.min_real_time!r}\n"
+               f"admitLatenessS = {CALM_GUARD.max_lateness_s!r}\n")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--headless", "--autoplay-policy=no-user-gesture-required",
          "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 import tempfile
 import threading
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.format import SAMPLE_DTYPE, SAMPLE_RATE_HZ
+from engine.private_files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DISK_BYTES = 512 * 1024 * 1024
 #: A sweep removes least recently used entries until the directory holds this fraction of ``max_bytes``.
 LOW_WATER = 0.9
-#: The entries' folder's mode (its files are 0600, as :func:`tempfile.mkstemp` makes them).
-DIR_MODE = 0o700
 #: A temporary file older than this (s) is a crash's leftover; a sweep removes it.
 STALE_TMP_S = 3600
 
@@ -61,7 +59,7 @@ class DiskCache:
         self._lock = threading.Lock()
         self.evictions = 0
         self._made = False  # the entries' folder made 0700 by this process
-        if self.directory.is_dir() and not self.directory.is_symlink():  # an earlier version's open folder
+        if self.directory.is_dir():  # an earlier version's open folder
             with contextlib.suppress(OSError):
                 self._make_directory()
 
@@ -117,10 +115,9 @@ class DiskCache:
         """Make the entries' folder 0700 (and the cache's own, when missing), or tighten it to 0700 (once)."""
         if self._made:
             return
-        self.directory.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        self.directory.mkdir(mode=DIR_MODE, exist_ok=True)
-        if stat.S_IMODE(self.directory.stat().st_mode) != DIR_MODE:
-            os.chmod(self.directory, DIR_MODE)
+        if not self.directory.parent.exists():
+            private_dir(self.directory.parent)
+        private_dir(self.directory)  # (its files are 0600, as tempfile.mkstemp makes them)
         self._made = True
 
     @property
